@@ -1,0 +1,2 @@
+"""swarm: backup, restore and disaster recovery."""
+__version__ = "0.1.0"
