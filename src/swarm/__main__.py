@@ -1,0 +1,4 @@
+"""python -m swarm"""
+from swarm.cli.main import main
+
+main()

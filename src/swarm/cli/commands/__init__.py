@@ -1,0 +1,1 @@
+"""Typer sub-command modules; each exposes ``register(app)``."""

@@ -1,0 +1,88 @@
+"""``swarm dev``: the embedded stack (PostgreSQL + SeaweedFS + state dir) and demo data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from swarm.cli.common import JSON_OPT, settings
+from swarm.config.settings import swarm_home
+from swarm.ui import render
+
+app = typer.Typer(help="The embedded stack for a laptop, the demo and the tests.", no_args_is_help=True)
+
+
+@app.command()
+def up(as_json: bool = JSON_OPT) -> None:
+    """Start PostgreSQL 15 and SeaweedFS on loopback, create the key and repository, write the config."""
+    from swarm.devstack.stack import DevStack
+
+    info = DevStack(swarm_home()).up()
+    if as_json:
+        render.emit_json(info)
+        return
+    render.out.print("[bold green]swarm dev stack is up[/]")
+    render.kv([("database", info["db_url"]), ("objects", f"{info['objects_endpoint']} bucket "
+                                                         f"{info['objects_bucket']}"),
+               ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
+               ("config", info["config"])])
+    render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
+
+
+@app.command()
+def down(purge: bool = typer.Option(False, "--purge", help="Also delete the stack's data, repository and config."),
+         as_json: bool = JSON_OPT) -> None:
+    """Stop the processes `swarm dev up` started (and only those)."""
+    from swarm.devstack.stack import DevStack
+
+    res = DevStack(swarm_home()).down(purge=purge)
+    if as_json:
+        render.emit_json(res)
+    else:
+        render.out.print(f"stopped: {', '.join(res['stopped']) or 'nothing was running'}"
+                         + ("; data purged" if purge else ""))
+
+
+@app.command()
+def status(as_json: bool = JSON_OPT) -> None:
+    """Say what runs."""
+    from swarm.devstack.stack import DevStack
+
+    st = DevStack(swarm_home()).status()
+    if as_json:
+        render.emit_json(st)
+        return
+    if not st["exists"]:
+        render.out.print("no dev stack here; start one with `swarm dev up`")
+        return
+    pg, sw = st["postgres"], st["seaweedfs"]
+    render.table(None, ["service", "state", "where", "pid"], [
+        ["postgresql", "running" if pg["running"] else "stopped", f"127.0.0.1:{pg['port']}", pg["pid"]],
+        ["seaweedfs", "running" if sw["running"] else "stopped", sw["endpoint"], sw["pid"]],
+    ])
+
+
+@app.command()
+def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help="Number of pipeline runs."),
+         size_mb: float = typer.Option(5.0, "--size-mb", min=0.0, help="Target size of the run events (MB)."),
+         model_kb: int = typer.Option(64, "--model-kb", min=1, help="Size of each run's model artefact (KB)."),
+         random_seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same data)."),
+         as_json: bool = JSON_OPT) -> None:
+    """Fill all three stores with a realistic deployment (some of it carrying PII)."""
+    from swarm.platform.seed import seed_database, seed_objects, seed_state_dir
+    from swarm.storage.s3 import make_client
+
+    s = settings(ctx)
+    db_url = s.require("db_url", "the swarm database (SWARM_DB_URL)")
+    result, run_rows = seed_database(db_url, runs=runs, size_mb=size_mb, seed=random_seed)
+    if s.objects_endpoint or s.objects_bucket:
+        client = make_client(s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
+        result.objects, result.object_bytes = seed_objects(client, s.require("objects_bucket", "the artefact bucket"),
+                                                           run_rows, model_kb=model_kb, seed=random_seed)
+    result.state_files = seed_state_dir(Path(str(s.state_dir)), run_rows, seed=random_seed)
+    if as_json:
+        render.emit_json(result.to_dict())
+        return
+    render.out.print(f"seeded {result.pipelines} pipelines, {result.runs} runs, {result.events} events, "
+                     f"{result.approvals} approvals, {result.denials} denials; {result.objects} objects "
+                     f"({render.human_bytes(result.object_bytes)}); {result.state_files} state files")

@@ -1,0 +1,60 @@
+"""The ``swarm`` command: parse, call a service, render, map errors to exit codes.
+
+This is the only place an exception becomes an exit code (see swarm.errors.ExitCode).
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import typer
+
+from swarm.cli.commands import api, backup, backups, dev, keys, restore, verify
+from swarm.errors import ExitCode, SwarmError
+
+app = typer.Typer(help="swarm: backup, restore and disaster recovery.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+admin = typer.Typer(help="Operate a deployment: backup, verify, restore, keys.", no_args_is_help=True)
+app.add_typer(dev.app, name="dev")
+app.add_typer(api.app, name="api")
+app.add_typer(admin, name="admin")
+admin.add_typer(backup.app, name="backup")
+admin.add_typer(backups.app, name="backups")
+admin.add_typer(restore.app, name="restore")
+admin.add_typer(keys.app, name="keys")
+verify.register(admin)
+try:
+    from swarm.cli.commands import scrub
+
+    scrub.register(admin)
+except ImportError:  # the scrubber's command module is optional while it is being built
+    pass
+
+
+@app.callback()
+def root(ctx: typer.Context,
+         config: Path = typer.Option(None, "--config", help="Config file (default: $SWARM_HOME/swarm.toml).")) -> None:
+    ctx.obj = {"config": config}
+
+
+def main() -> None:
+    as_json = "--json" in sys.argv
+    try:
+        app()
+    except SwarmError as exc:
+        from swarm.ui import render
+
+        render.error(exc, as_json=as_json)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception:  # noqa: BLE001 - the last resort: a bug, not an operator error
+        traceback.print_exc()
+        sys.stderr.write("internal error: this is a bug in swarm; please report it with the traceback above\n")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Where swarm's stores and the backup repository are, and how to reach them.
+
+Lookup order for every value, first found wins:
+
+1. explicit overrides (command-line flags), passed to ``load_settings``;
+2. environment variables (names in ``ENV``; the seed's ``SWARM_DB_URL`` among them);
+3. the TOML file: ``--config``, else ``$SWARM_CONFIG``, else ``$SWARM_HOME/swarm.toml``
+   (``swarm dev up`` writes that one, so every later command needs no flags);
+4. defaults (``SWARM_HOME`` = ``~/.swarm``, state dir = ``$SWARM_HOME``).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from swarm.errors import ConfigError
+
+# setting name -> (environment variable, TOML section, TOML key)
+ENV: dict[str, tuple[str, str, str]] = {
+    "db_url": ("SWARM_DB_URL", "database", "url"),
+    "repo": ("SWARM_BACKUP_REPO", "repository", "url"),
+    "key_url": ("SWARM_KEY_URL", "repository", "key"),
+    "repo_s3_endpoint": ("SWARM_REPO_S3_ENDPOINT", "repository", "s3_endpoint"),
+    "repo_s3_access_key": ("SWARM_REPO_S3_ACCESS_KEY", "repository", "s3_access_key"),
+    "repo_s3_secret_key": ("SWARM_REPO_S3_SECRET_KEY", "repository", "s3_secret_key"),
+    "repo_s3_region": ("SWARM_REPO_S3_REGION", "repository", "s3_region"),
+    "state_dir": ("SWARM_STATE_DIR", "state", "dir"),
+    "objects_endpoint": ("SWARM_OBJECTS_ENDPOINT", "objects", "endpoint"),
+    "objects_bucket": ("SWARM_OBJECTS_BUCKET", "objects", "bucket"),
+    "objects_access_key": ("SWARM_OBJECTS_ACCESS_KEY", "objects", "access_key"),
+    "objects_secret_key": ("SWARM_OBJECTS_SECRET_KEY", "objects", "secret_key"),
+    "objects_region": ("SWARM_OBJECTS_REGION", "objects", "region"),
+    "pg_bindir": ("SWARM_PG_BINDIR", "postgres", "bindir"),
+    "work_dir": ("SWARM_WORK_DIR", "backup", "work_dir"),
+}
+
+
+@dataclass
+class Settings:
+    home: Path
+    config_path: Path
+    config_found: bool
+    db_url: str | None = None
+    repo: str | None = None
+    key_url: str | None = None
+    repo_s3_endpoint: str | None = None
+    repo_s3_access_key: str | None = None
+    repo_s3_secret_key: str | None = None
+    repo_s3_region: str | None = None
+    state_dir: str | None = None
+    objects_endpoint: str | None = None
+    objects_bucket: str | None = None
+    objects_access_key: str | None = None
+    objects_secret_key: str | None = None
+    objects_region: str | None = None
+    pg_bindir: str | None = None
+    work_dir: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"
+
+    def require(self, name: str, what: str) -> str:
+        value = getattr(self, name)
+        if not value:
+            env, section, key = ENV[name]
+            raise ConfigError(f"{what} is not configured",
+                              hint=f"Set {env}, or [{section}] {key} in {self.config_path}, or run "
+                                   "`swarm dev up` for the embedded stack.")
+        return str(value)
+
+    @property
+    def key_path_default(self) -> Path:
+        return self.home / "keys" / "repo.key"
+
+    def public(self) -> dict[str, Any]:
+        """Settings without secrets, for `status` output."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("sources",):
+                continue
+            v = getattr(self, f.name)
+            if "secret" in f.name and v:
+                v = "***"
+            out[f.name] = str(v) if isinstance(v, Path) else v
+        return out
+
+
+def swarm_home() -> Path:
+    return Path(os.environ.get("SWARM_HOME") or Path.home() / ".swarm").expanduser()
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    home = swarm_home()
+    explicit = config or os.environ.get("SWARM_CONFIG")
+    path = Path(explicit).expanduser() if explicit else home / "swarm.toml"
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}", hint="Fix or remove the file.") from exc
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist")
+    s = Settings(home=home, config_path=path, config_found=path.exists())
+    for name, (env, section, key) in ENV.items():
+        if overrides.get(name) not in (None, ""):
+            setattr(s, name, str(overrides[name]))
+            s.sources[name] = "flag"
+        elif os.environ.get(env):
+            setattr(s, name, os.environ[env])
+            s.sources[name] = f"env:{env}"
+        elif isinstance(data.get(section), dict) and data[section].get(key) not in (None, ""):
+            setattr(s, name, str(data[section][key]))
+            s.sources[name] = "file"
+    if not s.state_dir:
+        s.state_dir = str(home)
+        s.sources["state_dir"] = "default"
+    if not s.key_url:
+        s.key_url = str(s.key_path_default)
+        s.sources["key_url"] = "default"
+    return s

@@ -1,0 +1,127 @@
+"""Key-encryption-key providers.
+
+A ``KeyProvider`` wraps and unwraps data keys; it never hands out its own key. The local
+provider keeps a 256-bit key in a JSON file of mode 0600:
+
+    {"format": "swarm-kek/1", "key_id": "kek-1a2b3c4d5e6f7a8b", "created_at": "...", "key": "<base64>"}
+
+``key_id`` is derived from the key itself, so a file that was edited or swapped is noticed.
+Losing the key file makes every backup sealed with it unrecoverable: keep a copy offline
+(``docs/keys.md``).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from swarm.crypto.aead import KEY_SIZE, OpenFailed, new_key, open_sealed, seal
+from swarm.errors import ConfigError, KeyError_
+
+KEY_FILE_FORMAT = "swarm-kek/1"
+
+
+class KeyProvider(Protocol):
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def wrap(self, dek: bytes, context: bytes) -> bytes: ...
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        """Raise ``KeyError_`` if the wrapped key was not made by this KEK (or was altered)."""
+        ...
+
+
+def _key_id(key: bytes) -> str:
+    return "kek-" + hashlib.sha256(b"swarm-kek-id\0" + key).hexdigest()[:16]
+
+
+class LocalKeyFile:
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self._key = key
+        self._id = _key_id(key)
+
+    @property
+    def key_id(self) -> str:
+        return self._id
+
+    @property
+    def description(self) -> str:
+        return f"local key file {self.path} ({self._id})"
+
+    def wrap(self, dek: bytes, context: bytes) -> bytes:
+        return seal(self._key, dek, b"swarm-wrap\0" + context)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        try:
+            return open_sealed(self._key, wrapped, b"swarm-wrap\0" + context)
+        except OpenFailed as exc:
+            raise KeyError_(f"{self.description} cannot unwrap this data key",
+                            hint="This repository was sealed with another key. Point SWARM_KEY_URL (or "
+                                 "[repository] key in swarm.toml) at the key file used to create it.") from exc
+
+
+def key_path_from_url(url: str) -> Path:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if not parsed.scheme:
+        return Path(url).expanduser()
+    raise ConfigError(f"unsupported key URL {url!r}",
+                      hint="Use file:///path/to/key (AWS KMS and Vault transit providers are not built yet).")
+
+
+def create_key_file(path: Path) -> LocalKeyFile:
+    """Write a new random key to ``path`` (mode 0600); refuse to overwrite an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    body = {"format": KEY_FILE_FORMAT, "key_id": _key_id(key),
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "key": base64.b64encode(key).decode()}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"key file {path} already exists; refusing to overwrite it",
+                          hint="Backups sealed with that key need it. Use it as it is, or choose another path.") \
+            from exc
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, indent=1)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return LocalKeyFile(path, key)
+
+
+def load_key_file(path: Path) -> LocalKeyFile:
+    """Read and check a key file. Errors say what is wrong and how to fix it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise KeyError_(f"key file {path} does not exist",
+                        hint="Create one with `swarm admin keys init`, or point SWARM_KEY_URL at the key the "
+                             "repository was created with.") from exc
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyError_(f"key file {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+                        hint=f"Run `chmod 600 {path}`.")
+    try:
+        body = json.loads(path.read_text())
+        if body.get("format") != KEY_FILE_FORMAT:
+            raise ValueError("format")
+        key = base64.b64decode(body["key"], validate=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyError_(f"key file {path} is not a swarm key file", hint="Restore it from your key backup.") \
+            from exc
+    if len(key) != KEY_SIZE or _key_id(key) != body.get("key_id"):
+        raise KeyError_(f"key file {path} is damaged (its key does not match its key_id)",
+                        hint="Restore it from your key backup.")
+    return LocalKeyFile(path, key)

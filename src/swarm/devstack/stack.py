@@ -1,0 +1,220 @@
+"""``swarm dev up | down | status``: the embedded stack under ``$SWARM_HOME/dev``.
+
+Layout::
+
+    $SWARM_HOME/swarm.toml        config every later command reads (written by `up`)
+    $SWARM_HOME/keys/repo.key     the repository's key-encryption key (0600)
+    $SWARM_HOME/dev/stack.json    ports, credentials, pids of what `up` started
+    $SWARM_HOME/dev/pg/           PostgreSQL cluster (data/, server.log)
+    $SWARM_HOME/dev/seaweed/      SeaweedFS primary (data/, logs/)
+    $SWARM_HOME/dev/state/        the swarm state directory (cron/jobs.json, batch/)
+    $SWARM_HOME/dev/repo/         the backup repository (file://)
+
+``up`` is idempotent: what runs is left running, what is missing is created, and
+``swarm.toml`` is rewritten to match. ``down`` stops only the processes recorded in
+``stack.json`` whose command line still matches. Data stays until ``down --purge``.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from swarm.crypto.keys import create_key_file, load_key_file
+from swarm.errors import ConfigError
+from swarm.platform.schema import apply_migrations
+from swarm.repo import Repository
+from swarm.sources.netutil import port_open
+from swarm.sources.postgres.cluster import LocalCluster
+from swarm.sources.postgres.conn import create_database, database_exists, with_dbname
+from swarm.storage.factory import open_store
+from swarm.storage.s3 import make_client
+
+CONFIG_MARKER = "# written by `swarm dev up`"
+DB_NAME = "swarm"
+BUCKET = "swarm-artefacts"
+
+
+@dataclass
+class DevPaths:
+    home: Path
+
+    @property
+    def dev(self) -> Path:
+        return self.home / "dev"
+
+    @property
+    def config(self) -> Path:
+        return self.home / "swarm.toml"
+
+    @property
+    def key(self) -> Path:
+        return self.home / "keys" / "repo.key"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.dev / "stack.json"
+
+    @property
+    def pg(self) -> Path:
+        return self.dev / "pg"
+
+    @property
+    def seaweed(self) -> Path:
+        return self.dev / "seaweed"
+
+    @property
+    def state(self) -> Path:
+        return self.dev / "state"
+
+    @property
+    def repo(self) -> Path:
+        return self.dev / "repo"
+
+
+class DevStack:
+    def __init__(self, home: Path) -> None:
+        self.paths = DevPaths(home)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.paths.stack_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.paths.dev.mkdir(parents=True, exist_ok=True)
+        self.paths.stack_file.write_text(json.dumps(state, indent=1))
+
+    def _cluster(self, state: dict[str, Any]) -> LocalCluster:
+        return LocalCluster(self.paths.pg, port=int(state.get("pg_port") or 0))
+
+    def _seaweed(self, state: dict[str, Any]) -> Any:
+        from swarm.devstack.seaweed import SeaweedServer
+
+        server = SeaweedServer.load(self.paths.seaweed)
+        if server is None:
+            server = SeaweedServer(self.paths.seaweed, "swarm" + secrets.token_hex(4), secrets.token_hex(16))
+        return server
+
+    def up(self) -> dict[str, Any]:
+        """Start (or keep) everything; return what a client needs (see ``info``)."""
+        self._check_config_is_ours()
+        state = self._load()
+        self.paths.dev.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL
+        cluster = self._cluster(state)
+        if not cluster.exists():
+            cluster.init()
+        if not cluster.is_running() and port_open(cluster.host, cluster.port):
+            from swarm.sources.netutil import free_port
+
+            cluster.set_port(free_port())
+        cluster.start()
+        state["pg_port"] = cluster.port
+        admin_url = cluster.url("postgres")
+        if not database_exists(admin_url, DB_NAME):
+            create_database(admin_url, DB_NAME)
+        db_url = with_dbname(admin_url, DB_NAME)
+        apply_migrations(db_url)
+        # SeaweedFS
+        server = self._seaweed(state)
+        server.base.mkdir(parents=True, exist_ok=True)
+        if not server.is_running() and server.ports and any(port_open("127.0.0.1", p) for p in server.ports.values()):
+            server.ports = {}
+        server.start()
+        client = make_client(server.endpoint, server.access_key, server.secret_key)
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if BUCKET not in existing:
+            client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        # state directory, key, repository
+        for sub in ("cron", "batch"):
+            (self.paths.state / sub).mkdir(parents=True, exist_ok=True)
+        kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
+        Repository.open(open_store(self.repo_url), kek, create=True)
+        self._save(state)
+        info = self.info(db_url, server)
+        self._write_config(info)
+        return info
+
+    @property
+    def repo_url(self) -> str:
+        return f"file://{self.paths.repo}"
+
+    def info(self, db_url: str, server: Any) -> dict[str, Any]:
+        return {
+            "db_url": db_url,
+            "objects_endpoint": server.endpoint,
+            "objects_bucket": BUCKET,
+            "objects_access_key": server.access_key,
+            "objects_secret_key": server.secret_key,
+            "state_dir": str(self.paths.state),
+            "repo": self.repo_url,
+            "key_url": f"file://{self.paths.key}",
+            "config": str(self.paths.config),
+            "pg_datadir": str(self._cluster(self._load()).datadir),
+            "pg_log": str(self._cluster(self._load()).logfile),
+        }
+
+    def _check_config_is_ours(self) -> None:
+        cfg = self.paths.config
+        if cfg.exists() and CONFIG_MARKER not in cfg.read_text():
+            raise ConfigError(f"{cfg} exists and was not written by `swarm dev up`; refusing to overwrite it",
+                              hint="Use another SWARM_HOME for the dev stack, or move that file away.")
+
+    def _write_config(self, info: dict[str, Any]) -> None:
+        doc = {
+            "database": {"url": info["db_url"]},
+            "repository": {"url": info["repo"], "key": info["key_url"]},
+            "state": {"dir": info["state_dir"]},
+            "objects": {"endpoint": info["objects_endpoint"], "bucket": info["objects_bucket"],
+                        "access_key": info["objects_access_key"], "secret_key": info["objects_secret_key"]},
+        }
+        self.paths.config.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.paths.config.with_suffix(".tmp")
+        tmp.write_text(CONFIG_MARKER + "; edit freely, `up` rewrites it\n" + tomli_w.dumps(doc))
+        tmp.chmod(0o600)
+        tmp.replace(self.paths.config)
+
+    def status(self) -> dict[str, Any]:
+        state = self._load()
+        if not state:
+            return {"exists": False, "postgres": {"running": False}, "seaweedfs": {"running": False}}
+        cluster = self._cluster(state)
+        server = self._seaweed(state)
+        return {
+            "exists": True,
+            "postgres": {"running": cluster.is_running(), "port": cluster.port, "datadir": str(cluster.datadir),
+                         "pid": cluster.pid() if cluster.is_running() else None},
+            "seaweedfs": {"running": server.is_running(), "endpoint": server.endpoint if server.ports else None,
+                          "pid": server.pid if server.is_running() else None},
+            "state_dir": str(self.paths.state),
+            "repo": self.repo_url,
+            "config": str(self.paths.config),
+        }
+
+    def down(self, *, purge: bool = False) -> dict[str, Any]:
+        state = self._load()
+        stopped = []
+        if state:
+            cluster = self._cluster(state)
+            if cluster.is_running():
+                cluster.stop()
+                stopped.append("postgres")
+            server = self._seaweed(state)
+            if server.is_running():
+                server.stop()
+                stopped.append("seaweedfs")
+        if purge:
+            if state:
+                self._cluster(state).destroy()
+            shutil.rmtree(self.paths.dev, ignore_errors=True)
+            if self.paths.config.exists() and CONFIG_MARKER in self.paths.config.read_text():
+                self.paths.config.unlink()
+        return {"stopped": stopped, "purged": purge}

@@ -1,0 +1,267 @@
+"""The Repository facade: init/open, write a backup, list and read backups, locks.
+
+Write protocol of one backup (``begin_backup`` → ``put_object``* → ``commit``):
+
+1. a fresh data key (DEK) is wrapped by the KEK and written to ``keys/<dek_id>.json``;
+2. each object is streamed to ``data/<backup_id>/<name>`` (framed, compressed, sealed);
+3. the manifest, listing every object with its SHA-256, is written to
+   ``backups/<backup_id>.json`` with a conditional put, last.
+
+A crash before step 3 leaves a DEK file and data objects but no manifest: the backup does
+not exist for ``list``, ``verify`` or ``restore``; ``abort`` (called on any error) and
+``prune`` remove the leftovers.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from swarm import __version__
+from swarm.clock import Clock, SystemClock, utc_iso
+from swarm.crypto.aead import new_key
+from swarm.crypto.keys import KeyProvider
+from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, SwarmError
+from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
+from swarm.model.manifest import Manifest, ObjectEntry
+from swarm.repo.format import (
+    BACKUPS_PREFIX,
+    CONFIG_KEY,
+    FORMAT_VERSION,
+    SUPPORTED_FEATURES,
+    data_key,
+    dek_key,
+    manifest_key,
+)
+from swarm.repo.locks import RepoLock
+from swarm.repo.objects import WriteStats, decode_stream, encode_stream
+from swarm.storage.base import ObjectExists, ObjectNotFound, Store
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_id: str
+    format_version: int
+    created_at: str
+    kek_id: str
+    key_check: str
+    features: tuple[str, ...]
+
+    def to_json(self) -> bytes:
+        return json.dumps({"format_version": self.format_version, "repo_id": self.repo_id,
+                           "created_at": self.created_at, "kek_id": self.kek_id, "key_check": self.key_check,
+                           "features": list(self.features)}, indent=1).encode()
+
+
+class Repository:
+    def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None) -> None:
+        self.store = store
+        self.kek = kek
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._deks: dict[str, bytes] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def init(cls, store: Store, kek: KeyProvider, clock: Clock | None = None) -> Repository:
+        """Create a repository in an empty location. Refuses if one exists there."""
+        clock = clock or SystemClock()
+        repo_id = str(uuid.uuid4())
+        check = kek.wrap(secrets.token_bytes(32), _check_ctx(repo_id))
+        cfg = RepoConfig(repo_id, FORMAT_VERSION, utc_iso(clock.now()), kek.key_id,
+                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES)))
+        try:
+            store.put(CONFIG_KEY, cfg.to_json(), if_absent=True)
+        except ObjectExists as exc:
+            raise ConfigError(f"a repository already exists at {store.url}",
+                              hint="Open it as it is; init only creates new repositories.") from exc
+        return cls(store, kek, cfg, clock)
+
+    @classmethod
+    def open(cls, store: Store, kek: KeyProvider, clock: Clock | None = None, *,
+             create: bool = False) -> Repository:
+        """Open and check a repository: format version, features, and that ``kek`` is its key."""
+        try:
+            raw = store.get(CONFIG_KEY)
+        except ObjectNotFound:
+            if create:
+                return cls.init(store, kek, clock)
+            raise ConfigError(f"no swarm repository at {store.url}",
+                              hint="Check SWARM_BACKUP_REPO. A new repository is created by the first "
+                                   "backup.") from None
+        try:
+            d: dict[str, Any] = json.loads(raw)
+            cfg = RepoConfig(d["repo_id"], int(d["format_version"]), d["created_at"], d["kek_id"],
+                             d["key_check"], tuple(d.get("features", ())))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{CONFIG_KEY} at {store.url} is damaged") from exc
+        if cfg.format_version > FORMAT_VERSION or set(cfg.features) - SUPPORTED_FEATURES:
+            raise IntegrityError(
+                f"repository at {store.url} uses format {cfg.format_version} with features "
+                f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
+                hint="Upgrade swarm before using this repository.")
+        try:
+            kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
+        except KeyError_ as exc:
+            raise KeyError_(
+                f"wrong key for the repository at {store.url}: it was created with {cfg.kek_id}, "
+                f"the configured key is {kek.key_id}",
+                hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
+                     "was created with. Nothing was written.") from exc
+        return cls(store, kek, cfg, clock)
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    # ---- keys ------------------------------------------------------------------------------
+    def _new_dek(self) -> tuple[str, bytes]:
+        dek_id = "dek-" + secrets.token_hex(8)
+        dek = new_key()
+        wrapped = self.kek.wrap(dek, _dek_ctx(self.config.repo_id, dek_id))
+        body = {"dek_id": dek_id, "kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                "wrapped": base64.b64encode(wrapped).decode()}
+        self.store.put(dek_key(dek_id), json.dumps(body).encode(), if_absent=True)
+        self._deks[dek_id] = dek
+        return dek_id, dek
+
+    def dek(self, dek_id: str) -> bytes:
+        if dek_id not in self._deks:
+            try:
+                body = json.loads(self.store.get(dek_key(dek_id)))
+                wrapped = base64.b64decode(body["wrapped"])
+            except ObjectNotFound as exc:
+                raise IntegrityError(f"data key {dek_id} is missing from the repository",
+                                     hint="Every backup sealed with it is unreadable.") from exc
+            except (ValueError, KeyError) as exc:
+                raise IntegrityError(f"data key file for {dek_id} is damaged") from exc
+            self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
+        return self._deks[dek_id]
+
+    def _object_ctx(self, backup_id: str, name: str) -> bytes:
+        return f"swarm-obj/1\0{self.config.repo_id}\0{backup_id}/{name}\0".encode()
+
+    # ---- writing ---------------------------------------------------------------------------
+    def begin_backup(self, kind: str, *, lock: RepoLock | None = None) -> BackupWriter:
+        started = self.clock.now()
+        backup_id = new_backup_id(kind, started)
+        dek_id, dek = self._new_dek()
+        return BackupWriter(self, backup_id, kind, utc_iso(started), dek_id, dek, lock)
+
+    def lock(self, name: str, **kw: Any) -> RepoLock:
+        return RepoLock(self.store, name, clock=self.clock, **kw)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def list_backups(self) -> list[Manifest]:
+        """Every committed backup, oldest first. A damaged manifest raises IntegrityError."""
+        out = []
+        for info in self.store.list(BACKUPS_PREFIX):
+            name = info.key[len(BACKUPS_PREFIX):]
+            if name.endswith(".json") and is_backup_id(name[:-5]):
+                out.append(self.load_manifest(name[:-5]))
+        return sorted(out, key=lambda m: (m.started_at, m.id))
+
+    def load_manifest(self, backup_id: str) -> Manifest:
+        check_backup_id(backup_id)
+        try:
+            raw = self.store.get(manifest_key(backup_id))
+        except ObjectNotFound:
+            raise NotFoundError(f"backup {backup_id} does not exist in {self.url}",
+                                hint="List backups with `swarm admin backups list`.") from None
+        m = Manifest.from_json(raw, where=manifest_key(backup_id))
+        if m.id != backup_id:
+            raise IntegrityError(f"manifest {manifest_key(backup_id)} describes backup {m.id}")
+        return m
+
+    def read_object(self, manifest: Manifest, name: str) -> Iterator[bytes]:
+        """Plaintext of one object, verified frame by frame and against the manifest's SHA-256."""
+        entry = manifest.object(name)
+        dek = self.dek(manifest.dek_id)
+        key = data_key(manifest.id, name)
+        try:
+            stored = self.store.iter_get(key)
+        except ObjectNotFound:
+            raise IntegrityError(f"object {name} of backup {manifest.id} is missing from the repository") from None
+        return decode_stream(stored, dek, self._object_ctx(manifest.id, name), name=name,
+                             expected_sha256=entry.sha256)
+
+    def check_object(self, manifest: Manifest, entry: ObjectEntry) -> None:
+        """Read one object end to end; raise IntegrityError naming it if anything is wrong."""
+        size = 0
+        for chunk in self.read_object(manifest, entry.name):
+            size += len(chunk)
+        if size != entry.size:
+            raise IntegrityError(f"object {entry.name}: {size} bytes of plaintext, manifest says {entry.size}")
+
+
+class BackupWriter:
+    """Collects the objects of one backup; ``commit`` makes it visible, ``abort`` removes it.
+
+    ``put_object`` is thread safe, so several objects can stream at once.
+    """
+
+    def __init__(self, repo: Repository, backup_id: str, kind: str, started_at: str, dek_id: str, dek: bytes,
+                 lock: RepoLock | None) -> None:
+        self.repo = repo
+        self.id = backup_id
+        self.kind = kind
+        self.started_at = started_at
+        self.dek_id = dek_id
+        self._dek = dek
+        self._lock = lock
+        self._entries: dict[str, ObjectEntry] = {}
+        self._mutex = threading.Lock()
+        self.committed = False
+
+    def put_object(self, name: str, plain: Iterable[bytes]) -> ObjectEntry:
+        if self._lock:
+            self._lock.ensure_held()
+        stats = WriteStats()
+        ctx = self.repo._object_ctx(self.id, name)
+        self.repo.store.put(data_key(self.id, name), encode_stream(plain, self._dek, ctx, stats))
+        entry = ObjectEntry(name, stats.size, stats.stored_size, stats.sha256, stats.plain_sha256)
+        with self._mutex:
+            if name in self._entries:
+                raise ValueError(f"object {name} written twice")
+            self._entries[name] = entry
+        return entry
+
+    @property
+    def entries(self) -> list[ObjectEntry]:
+        with self._mutex:
+            return sorted(self._entries.values(), key=lambda e: e.name)
+
+    def commit(self, source: dict[str, Any]) -> Manifest:
+        """Write the manifest last; after this returns, the backup exists."""
+        if self._lock:
+            self._lock.ensure_held()
+        manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
+                            finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
+                            objects=tuple(self.entries), source=source, tool_version=__version__)
+        self.repo.store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
+        self.committed = True
+        return manifest
+
+    def abort(self) -> None:
+        """Best effort removal of what this backup wrote; never raises (prune sweeps the rest)."""
+        if self.committed:
+            return
+        try:
+            for info in list(self.repo.store.list(data_key(self.id, ""))):
+                self.repo.store.delete(info.key)
+            self.repo.store.delete(dek_key(self.dek_id))
+        except SwarmError:
+            pass
+
+
+def _check_ctx(repo_id: str) -> bytes:
+    return f"swarm-key-check\0{repo_id}".encode()
+
+
+def _dek_ctx(repo_id: str, dek_id: str) -> bytes:
+    return f"swarm-dek\0{repo_id}\0{dek_id}".encode()

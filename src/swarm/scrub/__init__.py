@@ -1,0 +1,27 @@
+"""PII scrubbing for ``swarm admin export --scrub``.
+
+Owns pure, deterministic PII detection and redaction; imports only the
+standard library and :mod:`swarm.errors`.  No I/O besides the text streams
+handed to :func:`swarm.scrub.stream.scrub_stream`.
+
+Entities: payment card numbers (PAN), Aadhaar, US SSN, email addresses and
+phone numbers, validated by checksum / numbering plan and, for bare numbers,
+by context (see ``docs/scrub.md``).  Values are replaced by typed tokens
+``[TYPE:hhhhhh]`` keyed by an HMAC of the export key.
+
+Public API::
+
+    from swarm.scrub import Scrubber, ScrubReport
+    s = Scrubber(key=b"32 random bytes")
+    s.scrub_text(text); s.scrub_json(text); s.scrub_jsonl(text); s.scrub(text, "auto")
+    s.scrub_value(obj); s.report.to_dict()
+"""
+
+from __future__ import annotations
+
+from swarm.scrub.detectors import TYPES, Span, detect
+from swarm.scrub.report import ScrubReport
+from swarm.scrub.scrubber import FORMATS, Scrubber
+from swarm.scrub.tokens import TOKEN_RE
+
+__all__ = ["FORMATS", "TOKEN_RE", "TYPES", "ScrubReport", "Scrubber", "Span", "detect"]

@@ -1,0 +1,141 @@
+"""Context words that turn a bare number into PII, or rule it out.
+
+A bare digit run (9 digits that could be an SSN, 10 that could be an Indian
+mobile, 12 that could be an Aadhaar) is ambiguous: run exports are full of
+seeds, byte counts and epoch timestamps of the same length.  Only context
+separates them, in both directions:
+
+* *positive* words (``phone``, ``call``, ``SSN``, ``social security``, ``aadhaar``,
+  Devanagari ``नंबर``...) near the number, or a JSON key such as ``"phone"``;
+* *negative* words right next to it (``bytes``, ``seed``, ``tokens``, ``step``,
+  ``order``...) or a JSON key such as ``"size_bytes"``.
+
+Windows are counted in words, never characters, and replacement tokens are
+ignored, so scrubbing a neighbour does not change the verdict on a number
+(idempotence).  Everything here is pure and cheap; callers only ask for context
+after the checksum and shape checks have passed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["KeyContext", "Window", "key_words", "window"]
+
+_WORD_RE = re.compile(r"[a-z\u0900-\u0965\u0970-\u097f]+")
+_TOKEN_RE = re.compile(r"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[0-9a-f]{6}\]")
+_CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+BEFORE_CHARS = 90
+AFTER_CHARS = 60
+BEFORE_WORDS = 6
+AFTER_WORDS = 4
+NEAR_WORDS = 2
+
+PHONE_WORDS = frozenset({
+    "phone", "phones", "phoneno", "phonenumber", "mobile", "mobiles", "mob", "mobileno", "cell",
+    "cellphone", "telephone", "tel", "contact", "call", "calls", "calling", "called", "callback",
+    "whatsapp", "sms", "number", "numbers", "otp", "dial", "ring", "reach", "msisdn", "landline",
+    "नंबर", "नम्बर", "मोबाइल", "फोन", "फ़ोन", "कॉल", "संपर्क", "नंबरः",
+})
+# Only meaningful as a JSON key: {"to": "9876543210"} in an SMS tool call.
+PHONE_KEY_WORDS = frozenset({"to", "from", "recipient", "sender", "receiver", "msisdn"})
+SSN_WORDS = frozenset({"ssn", "ssns", "socialsecurity", "socialsecuritynumber"})
+AADHAAR_WORDS = frozenset({"aadhaar", "aadhar", "adhaar", "aadhaarno", "uid", "uidai", "आधार"})
+NEGATIVE_WORDS = frozenset({
+    "bytes", "byte", "size", "memory", "mem", "tokens", "token", "tok", "seed", "seeds", "step",
+    "steps", "batch", "count", "counts", "requests", "request", "rows", "ts", "timestamp",
+    "timestamps", "epoch", "epochs", "created", "updated", "expires", "expiry", "id", "ids",
+    "uuid", "order", "orders", "ticket", "ref", "txn", "transaction", "invoice", "trace", "span",
+    "latency", "duration", "ms", "port", "pid", "warmup", "iter", "iteration", "iterations",
+    "samples", "params", "parameters", "lr", "loss", "version", "build", "commit", "sha", "hash",
+    "checksum", "amount", "price", "balance", "offset", "length", "len", "nonce", "sku", "gpu",
+    "vram", "disk", "kb", "mb", "gb", "tb", "throughput", "seen", "lines", "chars", "records",
+    "events", "files", "items", "compact", "job", "pr", "issue", "elapsed", "ns", "rerouted",
+    "batchsize", "inr", "usd", "rs", "qty", "quantity", "limit", "total",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """Verdicts derived from a JSON key (and its parent key)."""
+
+    words: frozenset[str]
+
+    @property
+    def phone(self) -> bool:
+        return bool(self.words & PHONE_WORDS) or bool(self.words & PHONE_KEY_WORDS)
+
+    @property
+    def ssn(self) -> bool:
+        w = self.words
+        return bool(w & SSN_WORDS) or ("social" in w and "security" in w)
+
+    @property
+    def aadhaar(self) -> bool:
+        return bool(self.words & AADHAAR_WORDS)
+
+    @property
+    def negative(self) -> bool:
+        return bool(self.words & NEGATIVE_WORDS)
+
+
+NO_KEY = KeyContext(frozenset())
+
+
+@lru_cache(maxsize=4096)
+def key_words(*keys: str) -> KeyContext:
+    """Split JSON keys (``customer_phone``, ``sizeBytes``) into lowercase words."""
+    words: set[str] = set()
+    for key in keys:
+        words.update(_WORD_RE.findall(_CAMEL_RE.sub(" ", key).lower()))
+        words.add(re.sub(r"[^a-z]", "", key.lower()))
+    words.discard("")
+    return KeyContext(frozenset(words))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Words around a candidate: ``before`` nearest-last, ``after`` nearest-first."""
+
+    before: list[str]
+    after: list[str]
+
+    def near_negative(self) -> bool:
+        near = self.before[-NEAR_WORDS:] + self.after[:NEAR_WORDS]
+        return any(w in NEGATIVE_WORDS for w in near)
+
+    def _all(self) -> list[str]:
+        return self.before + self.after
+
+    def phone(self) -> bool:
+        return any(w in PHONE_WORDS for w in self._all())
+
+    def ssn(self) -> bool:
+        words = self._all()
+        if any(w in SSN_WORDS for w in words):
+            return True
+        return "social" in words and "security" in words
+
+    def aadhaar(self) -> bool:
+        return any(w in AADHAAR_WORDS for w in self._all())
+
+
+def window(text: str, start: int, end: int) -> Window:
+    """The words (letters only; tokens removed) just before ``start`` and after ``end``."""
+    before = text[max(0, start - BEFORE_CHARS):start]
+    after = text[end:end + AFTER_CHARS]
+    if "[" in before:
+        before = _TOKEN_RE.sub(" ", before)
+    if "[" in after:
+        after = _TOKEN_RE.sub(" ", after)
+    # "\n" and friends when the text is raw JSON: drop the escape letter
+    if "\\" in before:
+        before = before.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")
+    if "\\" in after:
+        after = after.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")
+    b = _WORD_RE.findall(before.lower())[-BEFORE_WORDS:]
+    a = _WORD_RE.findall(after.lower())[:AFTER_WORDS]
+    return Window(b, a)

@@ -1,0 +1,396 @@
+"""Find PII spans in one piece of decoded text (a chat message, a log, a JSON string value).
+
+:func:`detect` is the only entry point.  It returns non-overlapping
+:class:`Span` objects sorted by position; it never changes the text.
+
+How it works (one pass per family, both in C via :mod:`re`):
+
+* **Digit clusters.**  ``_CLUSTER`` finds maximal runs of digit groups (ASCII or
+  Devanagari) joined by one separator (space, ``-``, ``.``, ``%20``, a bracket),
+  optionally led by ``+``/``%2B``/``(``; a look-ahead skips anything shorter than 7
+  characters, so small numbers never reach Python.  Each cluster is then
+  classified by shape (group lengths and separators) and validated: PAN by issuer
+  prefix + Luhn, AADHAAR by Verhoeff, SSN by SSA rules, PHONE by numbering plan.
+  Bare runs that are ambiguous (9, 10 or 12 digits) also need context
+  (:mod:`swarm.scrub.context`).  A cluster that does not classify as a whole is
+  retried on sub-runs split at spaces (``call 98765 43210 2 times``).
+* **Emails.**  Anchored on ``@`` or ``%40``; the local part is read backwards and
+  the domain forwards; the top-level domain must be alphabetic, which rules out
+  npm specs (``react@18.2.0``) and image digests (``img@sha256:...``).
+
+Already-masked values (``**** 4242``, ``***-**-6789``) and replacement tokens
+never contain 7 consecutive digit characters, so they are not candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from swarm.scrub import checksums as cs
+from swarm.scrub.context import NO_KEY, KeyContext, window
+
+__all__ = ["TYPES", "Span", "detect"]
+
+TYPES = ("PAN", "AADHAAR", "SSN", "EMAIL", "PHONE")
+
+_D = "0-9\u0966-\u096f"
+_SEP = r"(?:\)?(?:[ .\-]|%20)\(?|\))"
+_CLUSTER = re.compile(
+    rf"(?=[+%(0-9\u0966-\u096f][{_D} .\-()%Bb+]{{6}})"
+    rf"(?:\+|%2[Bb])?\(?[{_D}]+(?:{_SEP}[{_D}]+)*"
+)
+_GROUP = re.compile(rf"[{_D}]+")
+_AT = re.compile(r"@|%40")
+_LOCAL_TAIL = re.compile(r"(?:[A-Za-z0-9_+\-]|%2[Bb]|\.(?!\.))+$")
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+
+# Country calling codes whose national number length we know.
+_CC_LEN: dict[str, tuple[int, int]] = {
+    "1": (10, 10), "44": (9, 10), "49": (6, 13), "61": (9, 9), "65": (8, 8),
+    "91": (10, 10), "971": (8, 9), "7": (10, 10), "33": (9, 9), "81": (9, 10), "86": (10, 11),
+    "34": (9, 9), "39": (8, 11), "92": (9, 10), "880": (9, 10), "977": (8, 10), "94": (9, 9),
+    "966": (8, 9), "974": (8, 8), "60": (8, 10), "62": (8, 12), "63": (9, 10), "64": (8, 10),
+    "27": (9, 9), "353": (8, 9), "31": (9, 9), "41": (9, 9), "46": (7, 10), "55": (10, 11),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A PII occurrence: ``text[start:end]`` is replaced; ``norm`` feeds the token hash."""
+
+    start: int
+    end: int
+    type: str
+    norm: str
+
+
+def _glued_before(text: str, i: int) -> bool:
+    if i == 0:
+        return False
+    c = text[i - 1]
+    if c.isascii() and (c.isalnum() or c == "_"):
+        return True
+    if c in "-." and i >= 2:
+        p = text[i - 2]
+        return p.isascii() and (p.isdigit() or (c == "-" and p.isalpha()))
+    return False
+
+
+def _glued_after(text: str, j: int) -> bool:
+    if j >= len(text):
+        return False
+    c = text[j]
+    return c.isascii() and (c.isalnum() or c == "_")
+
+
+def _sep_kind(sep: str) -> str:
+    if "(" in sep or ")" in sep:
+        return "P"
+    if sep == "%20":
+        return " "
+    return sep
+
+
+class _Ctx:
+    """Lazily computed context for one candidate (window words are costly)."""
+
+    __slots__ = ("end", "key", "start", "text", "whole", "win")
+
+    def __init__(self, text: str, start: int, end: int, key: KeyContext) -> None:
+        self.text = text
+        self.start = start
+        self.end = end
+        self.key = key
+        self.whole = not text[:start].strip() and not text[end:].strip()
+        self.win = None if self.whole else window(text, start, end)
+
+    def negative(self) -> bool:
+        if self.whole:
+            return self.key.negative
+        assert self.win is not None
+        return self.win.near_negative() or (self.key.negative and not self.key.phone)
+
+    def phone(self) -> bool:
+        if self.key.phone:
+            return True
+        return self.win is not None and self.win.phone()
+
+    def ssn(self) -> bool:
+        if self.key.ssn:
+            return True
+        return self.win is not None and self.win.ssn()
+
+    def aadhaar(self) -> bool:
+        if self.key.aadhaar:
+            return True
+        return self.win is not None and self.win.aadhaar()
+
+
+def _phone_cc(prefix_digits: str, national: str) -> bool:
+    """Does ``national`` fit the numbering plan of country code ``prefix_digits``?"""
+    if not national or national[0] == "0":
+        return False
+    lens = _CC_LEN.get(prefix_digits)
+    if lens is None:
+        return 1 <= len(prefix_digits) <= 3 and 7 <= len(national) and len(prefix_digits) + len(national) <= 15
+    if not lens[0] <= len(national) <= lens[1]:
+        return False
+    if prefix_digits == "1":
+        return cs.nanp_ok(national)
+    if prefix_digits == "65":
+        return national[0] in "3689"
+    return True
+
+
+def _split_compact_cc(digits: str) -> tuple[str, str] | None:
+    """Split ``919876543210`` into (``91``, ``9876543210``) using the known plans."""
+    for n in (3, 2, 1):
+        cc = digits[:n]
+        if cc in _CC_LEN and _phone_cc(cc, digits[n:]):
+            return cc, digits[n:]
+    return None
+
+
+# A classification result: (type, index of first group replaced, norm)
+_Result = tuple[str, int, str]
+
+
+def _classify(
+    groups: list[str], seps: list[str], prefix: str, ctx: _Ctx
+) -> _Result | None:
+    """Classify one run of digit groups; ``prefix`` is "+", "(" or ""."""
+    digits = "".join(groups)
+    n = len(digits)
+    ng = len(groups)
+    kinds = {_sep_kind(s) for s in seps}
+    uniform = len(kinds) <= 1
+    kind = next(iter(kinds)) if kinds else ""
+
+    if prefix == "+":
+        if ng > 1 and len(groups[0]) <= 3:
+            cc, nat = groups[0], "".join(groups[1:])
+            if _phone_cc(cc, nat):
+                return ("PHONE", 1, nat)
+            return None
+        split = _split_compact_cc(digits)
+        if split is not None:
+            return ("PHONE", 0, split[1])
+        if ng == 1 and 9 <= n <= 15:
+            return ("PHONE", 0, digits)
+        return None
+
+    if prefix == "(":
+        # (415) 555-2671
+        if ng == 3 and [len(g) for g in groups] == [3, 3, 4] and seps[0].startswith(")"):
+            if cs.nanp_ok(digits):
+                return ("PHONE", 0, digits)
+        return None
+
+    if ng == 1:
+        return _classify_bare(digits, ctx)
+
+    lens = [len(g) for g in groups]
+
+    # international prefix written as 00: 0091 98765 43210
+    if groups[0].startswith("00") and 3 <= len(groups[0]) <= 5 and "." not in kinds:
+        cc, nat = groups[0][2:], "".join(groups[1:])
+        if cc in _CC_LEN and _phone_cc(cc, nat):
+            return ("PHONE", 1, nat)
+        return None
+
+    if uniform and kind in (" ", "-") and 13 <= n <= 19:
+        four = all(x == 4 for x in lens[:-1]) and 1 <= lens[-1] <= 4
+        amex = lens == [4, 6, 5] or lens == [4, 6, 4]
+        if (four or amex) and cs.pan_ok(digits):
+            return ("PAN", 0, digits)
+        return None
+
+    if lens == [4, 4, 4] and uniform and kind in (" ", "-"):
+        if cs.aadhaar_ok(digits) and (ctx.aadhaar() or not ctx.negative()):
+            return ("AADHAAR", 0, digits)
+        return None
+
+    if lens == [3, 2, 4] and uniform and kind in (" ", "-"):
+        if cs.ssn_ok(digits) and (kind == "-" or ctx.ssn() or not ctx.negative()):
+            return ("SSN", 0, digits)
+        return None
+
+    # North American: 415-555-2671, 415.555.2671, 415 555 2671, 1-415-555-2671
+    if lens == [3, 3, 4] and (uniform or kinds == {"P", "-"}) and kind != "P":
+        if cs.nanp_ok(digits):
+            return ("PHONE", 0, digits)
+        return None
+    if lens == [1, 3, 3, 4] and groups[0] == "1" and uniform and kind in (" ", "-", "."):
+        if cs.nanp_ok(digits[1:]):
+            return ("PHONE", 1, digits[1:])
+        return None
+    if lens == [1, 3, 3, 4] and groups[0] == "1" and seps[1].startswith(")"):
+        if cs.nanp_ok(digits[1:]):
+            return ("PHONE", 1, digits[1:])
+        return None
+
+    # Indian mobile written 98765 43210 / 98765-43210
+    if lens == [5, 5] and kind in (" ", "-") and digits[0] in "6789":
+        if not ctx.negative():
+            return ("PHONE", 0, digits)
+        return None
+
+    # trunk-prefixed national numbers: 09876543210, 011-23456789, 07911 123456, 020 7946 0958
+    if n == 11 and digits[0] == "0" and digits[1] != "0" and ng <= 3 and kinds <= {" ", "-"}:
+        if lens[0] <= 5 and not ctx.negative():
+            return ("PHONE", 0, digits[1:])
+        return None
+    return None
+
+
+def _classify_bare(digits: str, ctx: _Ctx) -> _Result | None:
+    """One unseparated run of digits."""
+    n = len(digits)
+    if n >= 13:
+        if n <= 19 and cs.pan_ok(digits):
+            return ("PAN", 0, digits)
+        if n == 13 and digits.startswith("00") and ctx.phone():
+            split = _split_compact_cc(digits[2:])
+            if split is not None:
+                return ("PHONE", 0, split[1])
+        return None
+    if n == 12:
+        if cs.aadhaar_ok(digits):
+            if ctx.aadhaar() or not ctx.negative():
+                return ("AADHAAR", 0, digits)
+            return None
+        if digits.startswith("91") and digits[2] in "6789" and ctx.phone() and not ctx.negative():
+            return ("PHONE", 0, digits[2:])
+        return None
+    if n == 11:
+        if digits[0] == "0" and digits[1] != "0" and not ctx.negative():
+            # trunk 0 + 10-digit national number (09876543210)
+            if digits[1] in "6789" or ctx.phone():
+                return ("PHONE", 0, digits[1:])
+        if digits[0] == "1" and cs.nanp_ok(digits[1:]) and ctx.phone() and not ctx.negative():
+            return ("PHONE", 0, digits[1:])
+        return None
+    if n == 10:
+        if digits[0] in "6789":
+            if ctx.phone() and not ctx.negative():
+                return ("PHONE", 0, digits)
+        elif ctx.whole and ctx.key.phone and cs.nanp_ok(digits):
+            return ("PHONE", 0, digits)
+        return None
+    if n == 9:
+        if cs.ssn_ok(digits) and ctx.ssn() and not ctx.negative():
+            return ("SSN", 0, digits)
+        return None
+    return None
+
+
+def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]) -> None:
+    start, end = m.span()
+    # digits right after a %XX escape belong to the escape (%2096985 is " 96985")
+    if start and text[start - 1] == "%":
+        m2 = _CLUSTER.match(text, start + 2)
+        if m2 is None:
+            return
+        start, end = m2.span()
+        m = m2
+    elif start >= 2 and text[start - 2] == "%":
+        m2 = _CLUSTER.match(text, start + 1)
+        if m2 is None:
+            return
+        start, end = m2.span()
+        m = m2
+    raw = m.group()
+    prefix = ""
+    body_off = 0
+    if raw[0] == "+":
+        prefix, body_off = "+", 1
+    elif raw[0] == "%":
+        prefix, body_off = "+", 3
+    if raw[body_off] == "(":
+        prefix = prefix or "("
+        body_off += 1
+    if _glued_before(text, start) or _glued_after(text, end):
+        return
+    gm = list(_GROUP.finditer(raw, body_off))
+    if sum(g.end() - g.start() for g in gm) < 7:
+        return
+    groups = [cs.ascii_digits(g.group()) for g in gm]
+    seps = [raw[gm[i].end():gm[i + 1].start()] for i in range(len(gm) - 1)]
+    # whole cluster first, then sub-runs split at plain spaces
+    cuts = [0] + [i + 1 for i, s in enumerate(seps) if s in (" ", "%20")] + [len(gm)]
+    i_idx = 0
+    while i_idx < len(cuts) - 1:
+        found = False
+        a = cuts[i_idx]
+        for j_idx in range(len(cuts) - 1, i_idx, -1):
+            b = cuts[j_idx]
+            if sum(len(g) for g in groups[a:b]) < 7:
+                break
+            pre = prefix if a == 0 else ""
+            if a != 0 and raw[gm[a].start() - 1] == "(":
+                continue  # "(415)" cannot lose its bracket
+            s0 = start + (gm[a].start() if a else 0)
+            e0 = start + gm[b - 1].end()
+            ctx = _Ctx(text, s0, e0, key)
+            res = _classify(groups[a:b], seps[a:b - 1], pre, ctx)
+            if res is None:
+                continue
+            typ, first, norm = res
+            s_rep = start + gm[a + first].start() if first else s0
+            out.append(Span(s_rep, e0, typ, norm))
+            found = True
+            i_idx = j_idx
+            break
+        if not found:
+            i_idx += 1
+
+
+def _email_spans(text: str, out: list[Span]) -> None:
+    for m in _AT.finditer(text):
+        a, b = m.span()
+        lm = _LOCAL_TAIL.search(text, max(0, a - 64), a)
+        if lm is None:
+            continue
+        ls = lm.start()
+        local = lm.group()
+        while local.startswith(".") or local.startswith("-"):
+            local = local[1:]
+            ls += 1
+        if not local or local.endswith("."):
+            continue
+        dm = _DOMAIN.match(text, b)
+        if dm is None:
+            continue
+        if ls > 0:
+            prev = text[ls - 1]
+            if prev == "@" or prev == "/" and text[max(0, ls - 3):ls] == "://":
+                continue  # user@host inside a URL authority, or a second @
+        if local.lower() == "git" and text[dm.end():dm.end() + 1] == ":":
+            continue  # git@github.com:org/repo
+        norm = (local.replace("%2B", "+").replace("%2b", "+") + "@" + dm.group()).lower()
+        out.append(Span(ls, dm.end(), "EMAIL", norm))
+
+
+def detect(text: str, key: KeyContext = NO_KEY) -> list[Span]:
+    """All PII spans in ``text``, sorted and non-overlapping.
+
+    ``key`` is the context of the JSON member holding ``text`` (its key words), or
+    :data:`~swarm.scrub.context.NO_KEY` for free text.
+    """
+    out: list[Span] = []
+    if "@" in text or "%40" in text:
+        _email_spans(text, out)
+    for m in _CLUSTER.finditer(text):
+        _cluster_spans(text, m, key, out)
+    if len(out) > 1:
+        out.sort(key=lambda s: (s.start, -s.end))
+        merged: list[Span] = []
+        for s in out:
+            if merged and s.start < merged[-1].end:
+                continue  # overlaps an earlier (longer or earlier) span
+            merged.append(s)
+        out = merged
+    return out

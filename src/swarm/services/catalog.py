@@ -1,0 +1,29 @@
+"""List and describe backups."""
+from __future__ import annotations
+
+from typing import Any
+
+from swarm.model.manifest import Manifest
+from swarm.repo import Repository
+
+
+def summary(m: Manifest) -> dict[str, Any]:
+    src = m.source
+    return {"id": m.id, "kind": m.kind, "started_at": m.started_at, "finished_at": m.finished_at,
+            "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
+            "database": src.get("database"), "server_version": src.get("server_version"),
+            "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values())}
+
+
+def list_backups(repo: Repository) -> list[dict[str, Any]]:
+    return [summary(m) for m in repo.list_backups()]
+
+
+def show_backup(repo: Repository, backup_id: str) -> dict[str, Any]:
+    m = repo.load_manifest(backup_id)
+    out = summary(m)
+    out["source"] = m.source
+    out["dek_id"] = m.dek_id
+    out["tool_version"] = m.tool_version
+    out["objects_list"] = [o.to_dict() for o in m.objects]
+    return out

@@ -1,0 +1,220 @@
+"""Local PostgreSQL clusters from the system binaries: initdb, start, stop, destroy.
+
+Used by the embedded stack, by ``verify --restore-test`` (a throwaway cluster) and by the
+tests. Layout of a cluster directory ``base``::
+
+    base/data/        PGDATA
+    base/server.log   the server log
+
+PostgreSQL refuses to run as root. When we run as root the server runs as the ``postgres``
+OS user (Debian's package creates it): ``base`` is then owned by that user. If ``postgres``
+cannot reach ``base`` (``/root`` is mode 0700), the cluster lives in
+``/var/tmp/swarm-pg/<hash>`` and ``base`` is a symlink to it; ``destroy`` removes both.
+
+The server listens on 127.0.0.1 only (no unix socket), trusts local connections (a dev and
+scratch setup; production clusters are reached by URL, not started by us).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarm.errors import ConfigError, SourceError, UnavailableError
+from swarm.sources.netutil import free_port, port_open
+from swarm.sources.postgres.binaries import find_bindir
+
+SERVER_USER = "postgres"
+RELOCATE_ROOT = Path("/var/tmp/swarm-pg")
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    if not running_as_root():
+        return None
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError as exc:
+        raise ConfigError("running as root, and there is no 'postgres' user to run PostgreSQL as",
+                          hint="Install Debian's postgresql-15 (it creates the user), or run swarm as a "
+                               "normal user.") from exc
+
+
+def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
+    r = subprocess.run(["test", "-x", str(path)], user=user.pw_uid, group=user.pw_gid, check=False,
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@dataclass
+class LocalCluster:
+    base: Path
+    port: int = 0
+    bindir: Path | None = None
+    superuser: str = "swarm"
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        self.base = Path(self.base)
+        if self.bindir is None:
+            self.bindir = find_bindir(need="initdb")
+        if not self.port:
+            self.port = free_port()
+
+    # ---- paths and processes ---------------------------------------------------------------
+    @property
+    def datadir(self) -> Path:
+        """PGDATA, with symlinks resolved (the server user may not be able to follow ``base``)."""
+        return self.base.resolve() / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.base.resolve() / "server.log"
+
+    def _bin(self, name: str) -> str:
+        assert self.bindir is not None
+        return str(self.bindir / name)
+
+    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        user = _server_user()
+        kw: dict[str, object] = {}
+        if user is not None:
+            kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        r = subprocess.run(args, capture_output=True, text=True, check=False, timeout=timeout, env=env,
+                           cwd="/", start_new_session=True, **kw)  # type: ignore[call-overload]
+        if check and r.returncode != 0:
+            raise SourceError(f"{Path(args[0]).name} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}",
+                              hint=f"See {self.logfile} for the server log.")
+        return r  # type: ignore[no-any-return]
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.superuser}@{self.host}:{self.port}/{dbname}"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    def _prepare_base(self) -> None:
+        user = _server_user()
+        self.base.parent.mkdir(parents=True, exist_ok=True)
+        if user is None:
+            self.base.mkdir(parents=True, exist_ok=True)
+            return
+        if not self.base.exists() and not _reachable_by(user, self.base.parent):
+            RELOCATE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
+            os.chmod(RELOCATE_ROOT, 0o711)
+            real = RELOCATE_ROOT / hashlib.sha256(str(self.base.absolute()).encode()).hexdigest()[:16]
+            if real.exists():
+                shutil.rmtree(real)
+            real.mkdir(mode=0o700)
+            os.chown(real, user.pw_uid, user.pw_gid)
+            self.base.symlink_to(real)
+            return
+        self.base.mkdir(parents=True, exist_ok=True)
+        os.chown(self.base, user.pw_uid, user.pw_gid)
+        os.chmod(self.base, 0o700)
+
+    def init(self, *, conf: dict[str, str] | None = None, fast: bool = False) -> None:
+        """initdb a new cluster; ``fast`` turns fsync off (throwaway clusters only)."""
+        if self.exists():
+            raise ConfigError(f"a cluster already exists in {self.datadir}")
+        self._prepare_base()
+        self._run([self._bin("initdb"), "-D", str(self.datadir), "-U", self.superuser, "--auth=trust",
+                   "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"], timeout=300)
+        settings = {
+            "listen_addresses": "'127.0.0.1'", "port": str(self.port), "unix_socket_directories": "''",
+            "wal_level": "replica", "max_wal_senders": "10", "max_replication_slots": "10",
+            "shared_buffers": "128MB", "max_connections": "100",
+        }
+        if fast:
+            settings.update({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+        settings.update(conf or {})
+        self.write_conf(settings)
+
+    def write_conf(self, settings: dict[str, str]) -> None:
+        """Append settings to postgresql.conf (the last occurrence wins)."""
+        conf = self.datadir / "postgresql.conf"
+        with open(conf, "a") as fh:
+            fh.write("\n# written by swarm\n")
+            for k, v in settings.items():
+                fh.write(f"{k} = {v}\n")
+
+    def set_port(self, port: int) -> None:
+        self.port = port
+        self.write_conf({"port": str(port)})
+
+    def is_running(self) -> bool:
+        if not self.exists():
+            return False
+        return self._run([self._bin("pg_ctl"), "-D", str(self.datadir), "status"], check=False).returncode == 0
+
+    def start(self, timeout: float = 60) -> None:
+        if self.is_running():
+            return
+        if port_open(self.host, self.port):
+            raise UnavailableError(f"port {self.port} is already in use; cannot start PostgreSQL there",
+                                   hint="Stop what listens there, or remove the cluster's port setting.",
+                                   transient=False)
+        r = self._run([self._bin("pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w",
+                       "-t", str(int(timeout)), "-o", f"-p {self.port}", "start"], check=False, timeout=timeout + 10)
+        if r.returncode != 0:
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = self.logfile.read_text()[-1500:]
+            raise UnavailableError(f"PostgreSQL in {self.datadir} did not start: {r.stderr.strip()}\n{tail}",
+                                   hint=f"Read {self.logfile}.", transient=False)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = subprocess.run([self._bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-q"],
+                               check=False, capture_output=True)
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise UnavailableError(f"PostgreSQL on port {self.port} did not accept connections in {timeout:.0f} s",
+                               hint=f"Read {self.logfile}.")
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        if not self.is_running():
+            return
+        self._run([self._bin("pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "-t", str(int(timeout)),
+                   "stop"], check=False, timeout=timeout + 10)
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def destroy(self) -> None:
+        """Stop (immediately) and delete the cluster and, if relocated, its real directory."""
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        real = self.base.resolve() if self.base.is_symlink() else None
+        if self.base.is_symlink():
+            self.base.unlink()
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
+        if real is not None:
+            shutil.rmtree(real, ignore_errors=True)
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        """Run SQL with psql (used for set-up; services use psycopg)."""
+        r = subprocess.run([self._bin("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(dbname),
+                            "-c", sql], capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise SourceError(f"psql failed: {r.stderr.strip()}")
+        return r.stdout.strip()

@@ -1,0 +1,172 @@
+"""Connections and facts: server identity, tables, exact row counts in one snapshot.
+
+Every psycopg error is translated here: an unreachable server becomes UnavailableError,
+anything else SourceError, with the URL's password never printed.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+from psycopg import sql
+
+from swarm.errors import NotFoundError, SourceError, UnavailableError
+
+USER_TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+ORDER BY 1, 2
+"""
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    p = urlparse(url)
+    if p.password:
+        netloc = p.netloc.replace(f":{p.password}@", ":***@")
+        return urlunparse(p._replace(netloc=netloc))
+    return url
+
+
+def dbname_of(url: str) -> str:
+    return urlparse(url).path.lstrip("/") or "postgres"
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    p = urlparse(url)
+    return urlunparse(p._replace(path="/" + dbname))
+
+
+@contextlib.contextmanager
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
+                               application_name="swarm-backup")
+    except psycopg.OperationalError as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "does not exist" in msg and "database" in msg:
+            raise NotFoundError(f"database {dbname_of(url)} does not exist at {redact(url)}",
+                                hint="Pass --create to create it, or check the URL.") from exc
+        raise UnavailableError(f"cannot connect to PostgreSQL at {redact(url)}: {msg}",
+                               hint="Is the server running and the URL (SWARM_DB_URL) right?") from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    server_version: str
+    server_version_num: int
+    system_identifier: str
+    database: str
+    database_size: int
+    in_recovery: bool
+    wal_lsn: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
+    row = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+        "(SELECT system_identifier::text FROM pg_control_system()), current_database(), "
+        "pg_database_size(current_database()), pg_is_in_recovery()").fetchone()
+    assert row is not None
+    lsn = None
+    if not row[5]:
+        lsn_row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        lsn = lsn_row[0] if lsn_row else None
+    return ServerFacts(row[0], row[1], row[2], row[3], int(row[4]), bool(row[5]), lsn)
+
+
+def user_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in conn.execute(USER_TABLES_SQL).fetchall()]
+
+
+def count_rows(conn: psycopg.Connection[Any], tables: list[tuple[str, str]] | None = None) -> dict[str, int]:
+    """Exact ``count(*)`` of every user table (or of ``tables``), keyed ``schema.table``."""
+    out: dict[str, int] = {}
+    for schema, name in tables if tables is not None else user_tables(conn):
+        q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+        row = conn.execute(q).fetchone()
+        out[f"{schema}.{name}"] = int(row[0]) if row else 0
+    return out
+
+
+def split_table(name: str) -> tuple[str, str]:
+    schema, _, table = name.partition(".")
+    return schema, table
+
+
+class SnapshotSession:
+    """A REPEATABLE READ transaction whose snapshot is exported for pg_dump ``--snapshot``.
+
+    The snapshot stays valid while this session's transaction is open; close it only after
+    pg_dump has started all its workers (pg_dump imports it at start). Counting rows here
+    sees exactly what pg_dump dumps.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._cm = connect(url, autocommit=False)
+        self.conn: psycopg.Connection[Any] | None = None
+        self.snapshot = ""
+
+    def __enter__(self) -> SnapshotSession:
+        self.conn = self._cm.__enter__()
+        try:
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            self.snapshot = str(row[0])
+        except psycopg.Error as exc:
+            self._cm.__exit__(type(exc), exc, None)
+            raise SourceError(f"cannot export a snapshot from {redact(self.url)}: {exc}") from exc
+        return self
+
+    def facts(self) -> ServerFacts:
+        assert self.conn is not None
+        return server_facts(self.conn)
+
+    def count_rows(self) -> dict[str, int]:
+        assert self.conn is not None
+        try:
+            return count_rows(self.conn)
+        except psycopg.Error as exc:
+            raise SourceError(f"counting rows failed: {exc}".strip(),
+                              hint="The server may have stopped during the backup; no backup was recorded.") \
+                from exc
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.rollback()
+        with contextlib.suppress(psycopg.Error):
+            self._cm.__exit__(None, None, None)
+
+
+def database_exists(admin_url: str, dbname: str) -> bool:
+    with connect(admin_url) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+
+
+def create_database(admin_url: str, dbname: str) -> None:
+    with connect(admin_url) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        except psycopg.Error as exc:
+            raise SourceError(f"cannot create database {dbname}: {exc}".strip()) from exc
+
+
+def table_counts_at(url: str) -> dict[str, int]:
+    with connect(url) as conn:
+        return count_rows(conn)

@@ -1,0 +1,128 @@
+"""pg_dump and pg_restore as subprocesses, with errors an operator can act on.
+
+Both run with the libpq environment cleared except what the URL gives, so a stray PGHOST
+or PGDATABASE cannot redirect them.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from swarm.errors import Interrupted, SourceError
+from swarm.sources.postgres.binaries import tool
+from swarm.sources.postgres.conn import redact
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGAPPNAME"] = "swarm-backup"
+    return env
+
+
+def _run(args: list[str], what: str, url: str, *, on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+         timeout: float | None = None) -> str:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())  # noqa: S603
+    if on_start:
+        on_start(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        raise Interrupted(f"{what} interrupted") from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        reason = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+        text = err.decode(errors="replace").strip()
+        raise SourceError(f"{what} failed ({reason}) against {redact(url)}: {text[-1500:]}",
+                          hint="Check that the server is up and reachable; no backup was recorded." if
+                          "pg_dump" in what else "Read the messages above; the target may be partly restored.")
+    return out.decode(errors="replace") + err.decode(errors="replace")
+
+
+def pg_dump_directory(url: str, outdir: Path, *, jobs: int, snapshot: str | None, bindir: str | None = None,
+                      on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> None:
+    """``pg_dump -Fd -j jobs -Z0``: compression is the repository's job (zstd, in parallel)."""
+    args = [tool("pg_dump", bindir), "--format=directory", f"--jobs={jobs}", "--compress=0",
+            f"--file={outdir}", f"--dbname={url}", "--no-sync"]
+    if snapshot:
+        args.append(f"--snapshot={snapshot}")
+    _run(args, "pg_dump", url, on_start=on_start)
+
+
+def pg_restore_list(dumpdir: Path, bindir: str | None = None) -> str:
+    """The dump's table of contents (``pg_restore -l``); SourceError if unreadable."""
+    r = subprocess.run([tool("pg_restore", bindir), "-l", str(dumpdir)], capture_output=True, text=True,
+                       check=False, env=_env())
+    if r.returncode != 0:
+        raise SourceError(f"pg_restore -l cannot read the dump: {r.stderr.strip()[-800:]}")
+    return r.stdout
+
+
+def pg_restore(url: str, dumpdir: Path, *, jobs: int, clean: bool = False, no_owner: bool = False,
+               bindir: str | None = None) -> str:
+    args = [tool("pg_restore", bindir), f"--dbname={url}", f"--jobs={jobs}", "--exit-on-error"]
+    if clean:
+        args += ["--clean", "--if-exists"]
+    if no_owner:
+        args += ["--no-owner", "--no-privileges"]
+    args.append(str(dumpdir))
+    return _run(args, "pg_restore", url)
+
+
+def _children(pid: int) -> set[int]:
+    """``pid`` and all its descendants (pg_dump's parallel workers are forked children)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def open_files(pid: int) -> set[str]:
+    """Paths that ``pid`` or its descendants hold open right now."""
+    found: set[str] = set()
+    for p in _children(pid):
+        try:
+            fds = os.listdir(f"/proc/{p}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                found.add(os.readlink(f"/proc/{p}/fd/{fd}"))
+            except OSError:
+                continue
+    return found
+
+
+def finished_data_files(dumpdir: Path, pid: int, already: set[str]) -> list[Path]:
+    """Table data files of a running ``pg_dump -Fd`` that are complete.
+
+    pg_dump creates each ``<dumpid>.dat`` by opening it, writes it, closes it and never
+    opens it again; so a file that exists (listed first) and is held open by none of the
+    pg_dump processes (checked second) is complete. ``toc.dat`` is written last and is
+    only taken after pg_dump exits.
+    """
+    names = [e for e in os.listdir(dumpdir) if e.endswith(".dat") and e != "toc.dat" and e not in already]
+    if not names:
+        return []
+    busy = open_files(pid)
+    return [dumpdir / n for n in sorted(names) if str(dumpdir / n) not in busy]

@@ -1,0 +1,87 @@
+"""The Store protocol and its contract.
+
+Contract every implementation keeps (checked by tests/storage/test_contract.py):
+
+* Keys are relative ``/``-separated paths of printable characters; no empty segment,
+  no ``.`` or ``..`` segment, no leading or trailing ``/`` (``validate_key``).
+* ``put`` is atomic: a reader sees the old object, no object, or the whole new object,
+  never a part. With ``if_absent=True`` it raises ``ObjectExists`` instead of replacing.
+  A crash during ``put`` leaves no object under the key (local: a ``.tmp-*`` file that
+  ``list`` never returns).
+* ``get`` of a missing key raises ``ObjectNotFound``; ``stat`` returns ``None``.
+* ``list(prefix)`` yields every object whose key starts with ``prefix``, sorted by key.
+* ``delete`` of a missing key is not an error.
+* Failures that may pass on retry raise ``StoreUnavailable(transient=True)``; wrong
+  credentials raise ``StoreAccessDenied``; nothing else escapes as an SDK exception.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from swarm.errors import ConfigError, NotFoundError, SwarmError, UnavailableError
+
+
+class ObjectNotFound(NotFoundError):
+    code = "object_not_found"
+
+
+class ObjectExists(SwarmError):
+    code = "object_exists"
+
+
+class StoreUnavailable(UnavailableError):
+    code = "store_unavailable"
+
+
+class StoreAccessDenied(ConfigError):
+    code = "store_access_denied"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A dumb blob store. See the module docstring for the contract."""
+
+    @property
+    def url(self) -> str: ...
+
+    def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
+        """Store ``data`` under ``key`` atomically; return the number of bytes written."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def iter_get(self, key: str) -> Iterator[bytes]:
+        """Yield the object's bytes in pieces; raises ObjectNotFound before the first piece."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise ValueError (a programming error)."""
+    if not key or key.startswith("/") or key.endswith("/") or "\\" in key:
+        raise ValueError(f"invalid store key {key!r}")
+    for part in key.split("/"):
+        if part in ("", ".", "..") or any(ord(c) < 32 for c in part):
+            raise ValueError(f"invalid store key {key!r}")
+    return key
+
+
+def as_chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return (bytes(data),)
+    return data

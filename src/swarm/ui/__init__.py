@@ -1,0 +1,1 @@
+"""Presentation: human tables, JSON, progress bars. Reads result types; calls no services."""
