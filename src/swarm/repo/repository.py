@@ -140,7 +140,12 @@ class Repository:
                                      hint="Every backup sealed with it is unreadable.") from exc
             except (ValueError, KeyError) as exc:
                 raise IntegrityError(f"data key file for {dek_id} is damaged") from exc
-            self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
+            try:
+                self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
+            except KeyError_ as exc:
+                # The KEK was proven right when the repository was opened, so this file is damaged.
+                raise IntegrityError(f"data key file {dek_key(dek_id)} is damaged: it does not unwrap with the "
+                                     "repository's key", hint="Backups sealed with it cannot be read.") from exc
         return self._deks[dek_id]
 
     def _object_ctx(self, backup_id: str, name: str) -> bytes:

@@ -42,7 +42,7 @@ _TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout
 
 
 def make_client(endpoint: str | None, access_key: str | None, secret_key: str | None,
-                region: str | None = None, *, attempts: int = 5, pool: int = 32) -> Any:
+                region: str | None = None, *, attempts: int = 3, pool: int = 32) -> Any:
     """A boto3 S3 client with path-style addressing, bounded timeouts and standard retries."""
     cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": attempts, "mode": "standard"},
                  connect_timeout=5, read_timeout=120, max_pool_connections=pool,

