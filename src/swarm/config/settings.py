@@ -33,6 +33,11 @@ ENV: dict[str, tuple[str, str, str]] = {
     "objects_access_key": ("SWARM_OBJECTS_ACCESS_KEY", "objects", "access_key"),
     "objects_secret_key": ("SWARM_OBJECTS_SECRET_KEY", "objects", "secret_key"),
     "objects_region": ("SWARM_OBJECTS_REGION", "objects", "region"),
+    "dr_objects_endpoint": ("SWARM_DR_OBJECTS_ENDPOINT", "dr", "endpoint"),
+    "dr_objects_bucket": ("SWARM_DR_OBJECTS_BUCKET", "dr", "bucket"),
+    "dr_objects_access_key": ("SWARM_DR_OBJECTS_ACCESS_KEY", "dr", "access_key"),
+    "dr_objects_secret_key": ("SWARM_DR_OBJECTS_SECRET_KEY", "dr", "secret_key"),
+    "dr_objects_region": ("SWARM_DR_OBJECTS_REGION", "dr", "region"),
     "pg_bindir": ("SWARM_PG_BINDIR", "postgres", "bindir"),
     "work_dir": ("SWARM_WORK_DIR", "backup", "work_dir"),
 }
@@ -56,6 +61,11 @@ class Settings:
     objects_access_key: str | None = None
     objects_secret_key: str | None = None
     objects_region: str | None = None
+    dr_objects_endpoint: str | None = None
+    dr_objects_bucket: str | None = None
+    dr_objects_access_key: str | None = None
+    dr_objects_secret_key: str | None = None
+    dr_objects_region: str | None = None
     pg_bindir: str | None = None
     work_dir: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"

@@ -7,6 +7,7 @@ Layout::
     $SWARM_HOME/dev/stack.json    ports, credentials, pids of what `up` started
     $SWARM_HOME/dev/pg/           PostgreSQL cluster (data/, server.log)
     $SWARM_HOME/dev/seaweed/      SeaweedFS primary (data/, logs/)
+    $SWARM_HOME/dev/seaweed-dr/   SeaweedFS DR instance (the replication target)
     $SWARM_HOME/dev/state/        the swarm state directory (cron/jobs.json, batch/)
     $SWARM_HOME/dev/repo/         the backup repository (file://)
 
@@ -38,6 +39,7 @@ from swarm.storage.s3 import make_client
 CONFIG_MARKER = "# written by `swarm dev up`"
 DB_NAME = "swarm"
 BUCKET = "swarm-artefacts"
+DR_BUCKET = "swarm-artefacts-dr"
 
 
 @dataclass
@@ -69,6 +71,10 @@ class DevPaths:
         return self.dev / "seaweed"
 
     @property
+    def seaweed_dr(self) -> Path:
+        return self.dev / "seaweed-dr"
+
+    @property
     def state(self) -> Path:
         return self.dev / "state"
 
@@ -94,13 +100,27 @@ class DevStack:
     def _cluster(self, state: dict[str, Any]) -> LocalCluster:
         return LocalCluster(self.paths.pg, port=int(state.get("pg_port") or 0))
 
-    def _seaweed(self, state: dict[str, Any]) -> Any:
+    def _seaweed(self, state: dict[str, Any], *, dr: bool = False) -> Any:
         from swarm.devstack.seaweed import SeaweedServer
 
-        server = SeaweedServer.load(self.paths.seaweed)
+        base = self.paths.seaweed_dr if dr else self.paths.seaweed
+        server = SeaweedServer.load(base)
         if server is None:
-            server = SeaweedServer(self.paths.seaweed, "swarm" + secrets.token_hex(4), secrets.token_hex(16))
+            server = SeaweedServer(base, ("swarmdr" if dr else "swarm") + secrets.token_hex(4), secrets.token_hex(16))
         return server
+
+    @staticmethod
+    def _start_seaweed(server: Any, bucket: str) -> None:
+        """Start (or keep) a SeaweedFS instance and make sure its versioned bucket exists."""
+        server.base.mkdir(parents=True, exist_ok=True)
+        if not server.is_running() and server.ports and any(port_open("127.0.0.1", p) for p in server.ports.values()):
+            server.ports = {}
+        server.start()
+        client = make_client(server.endpoint, server.access_key, server.secret_key)
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
     def up(self) -> dict[str, Any]:
         """Start (or keep) everything; return what a client needs (see ``info``)."""
@@ -122,24 +142,18 @@ class DevStack:
             create_database(admin_url, DB_NAME)
         db_url = with_dbname(admin_url, DB_NAME)
         apply_migrations(db_url)
-        # SeaweedFS
+        # SeaweedFS: the primary and a DR instance (the replication target)
         server = self._seaweed(state)
-        server.base.mkdir(parents=True, exist_ok=True)
-        if not server.is_running() and server.ports and any(port_open("127.0.0.1", p) for p in server.ports.values()):
-            server.ports = {}
-        server.start()
-        client = make_client(server.endpoint, server.access_key, server.secret_key)
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        if BUCKET not in existing:
-            client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        self._start_seaweed(server, BUCKET)
+        dr = self._seaweed(state, dr=True)
+        self._start_seaweed(dr, DR_BUCKET)
         # state directory, key, repository
         for sub in ("cron", "batch"):
             (self.paths.state / sub).mkdir(parents=True, exist_ok=True)
         kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
         Repository.open(open_store(self.repo_url), kek, create=True)
         self._save(state)
-        info = self.info(db_url, server)
+        info = self.info(db_url, server, dr)
         self._write_config(info)
         return info
 
@@ -147,13 +161,17 @@ class DevStack:
     def repo_url(self) -> str:
         return f"file://{self.paths.repo}"
 
-    def info(self, db_url: str, server: Any) -> dict[str, Any]:
+    def info(self, db_url: str, server: Any, dr: Any) -> dict[str, Any]:
         return {
             "db_url": db_url,
             "objects_endpoint": server.endpoint,
             "objects_bucket": BUCKET,
             "objects_access_key": server.access_key,
             "objects_secret_key": server.secret_key,
+            "dr_objects_endpoint": dr.endpoint,
+            "dr_objects_bucket": DR_BUCKET,
+            "dr_objects_access_key": dr.access_key,
+            "dr_objects_secret_key": dr.secret_key,
             "state_dir": str(self.paths.state),
             "repo": self.repo_url,
             "key_url": f"file://{self.paths.key}",
@@ -175,6 +193,8 @@ class DevStack:
             "state": {"dir": info["state_dir"]},
             "objects": {"endpoint": info["objects_endpoint"], "bucket": info["objects_bucket"],
                         "access_key": info["objects_access_key"], "secret_key": info["objects_secret_key"]},
+            "dr": {"endpoint": info["dr_objects_endpoint"], "bucket": info["dr_objects_bucket"],
+                   "access_key": info["dr_objects_access_key"], "secret_key": info["dr_objects_secret_key"]},
         }
         self.paths.config.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.paths.config.with_suffix(".tmp")
@@ -188,12 +208,15 @@ class DevStack:
             return {"exists": False, "postgres": {"running": False}, "seaweedfs": {"running": False}}
         cluster = self._cluster(state)
         server = self._seaweed(state)
+        dr = self._seaweed(state, dr=True)
         return {
             "exists": True,
             "postgres": {"running": cluster.is_running(), "port": cluster.port, "datadir": str(cluster.datadir),
                          "pid": cluster.pid() if cluster.is_running() else None},
             "seaweedfs": {"running": server.is_running(), "endpoint": server.endpoint if server.ports else None,
                           "pid": server.pid if server.is_running() else None},
+            "seaweedfs_dr": {"running": dr.is_running(), "endpoint": dr.endpoint if dr.ports else None,
+                             "pid": dr.pid if dr.is_running() else None},
             "state_dir": str(self.paths.state),
             "repo": self.repo_url,
             "config": str(self.paths.config),
@@ -207,10 +230,10 @@ class DevStack:
             if cluster.is_running():
                 cluster.stop()
                 stopped.append("postgres")
-            server = self._seaweed(state)
-            if server.is_running():
-                server.stop()
-                stopped.append("seaweedfs")
+            for name, srv in (("seaweedfs", self._seaweed(state)), ("seaweedfs-dr", self._seaweed(state, dr=True))):
+                if srv.is_running():
+                    srv.stop()
+                    stopped.append(name)
         if purge:
             if state:
                 self._cluster(state).destroy()

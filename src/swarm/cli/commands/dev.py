@@ -24,6 +24,7 @@ def up(as_json: bool = JSON_OPT) -> None:
     render.out.print("[bold green]swarm dev stack is up[/]")
     render.kv([("database", info["db_url"]), ("objects", f"{info['objects_endpoint']} bucket "
                                                          f"{info['objects_bucket']}"),
+               ("DR objects", f"{info['dr_objects_endpoint']} bucket {info['dr_objects_bucket']}"),
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
                ("config", info["config"])])
     render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
@@ -59,6 +60,8 @@ def status(as_json: bool = JSON_OPT) -> None:
     render.table(None, ["service", "state", "where", "pid"], [
         ["postgresql", "running" if pg["running"] else "stopped", f"127.0.0.1:{pg['port']}", pg["pid"]],
         ["seaweedfs", "running" if sw["running"] else "stopped", sw["endpoint"], sw["pid"]],
+        ["seaweedfs (DR)", "running" if st["seaweedfs_dr"]["running"] else "stopped", st["seaweedfs_dr"]["endpoint"],
+         st["seaweedfs_dr"]["pid"]],
     ])
 
 
