@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADER = "# Benchmark results\n\nEvery figure below was measured by the script named in its section, in one run, on the machine described there. Ratios compare swarm with the baseline measured in the same run.\n"
+HEADER = ("# Benchmark results\n\nEvery figure below was measured by the script named in its section, in one run, "
+          "on the machine described there. Ratios compare swarm with the baseline measured in the same run.\n")
 
 
 def machine_line() -> str:

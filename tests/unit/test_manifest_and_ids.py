@@ -35,7 +35,7 @@ def test_manifest_from_future_refused() -> None:
     body = make_manifest().body()
     body["version"] = 99
     body["checksum"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    with pytest.raises(IntegrityError, match="Upgrade|newer"):
+    with pytest.raises(IntegrityError, match=r"Upgrade|newer"):
         Manifest.from_json(json.dumps(body).encode(), where="m")
 
 

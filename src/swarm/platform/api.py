@@ -84,7 +84,7 @@ def make_server(db_url: str, host: str = "127.0.0.1", port: int = 8080) -> Threa
     api = SwarmAPI(db_url)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:
             try:
                 status, body = api.handle(self.path)
             except SwarmError as exc:
@@ -96,7 +96,7 @@ def make_server(db_url: str, host: str = "127.0.0.1", port: int = 8080) -> Threa
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return ThreadingHTTPServer((host, port), Handler)

@@ -7,7 +7,8 @@ an audit PDF, conversations); the state directory gets ``cron/jobs.json`` and
 ``batch/<run_dir>/``. About one event in twelve and most conversations carry PII (emails,
 phone numbers, card numbers, Aadhaar and SSN values), as production data does.
 
-The data is generated from ``seed`` (deterministic for a given seed and size). Rows are
+The data is generated from ``seed`` (deterministic for a given seed, size and starting
+state; seeding an already seeded database adds new pipelines and runs). Rows are
 loaded with COPY; ``size_mb`` is the target size of the run_events table data.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _event_payload(rng: random.Random, kind: str, step: int, persona: Persona, p
         user_msg = rng.choice([
             "Can you check why my last invoice was charged twice?",
             "Please summarise the attached contract and list the renewal dates.",
-            "What's the status of order #{}?".format(rng.randrange(100000, 999999)),
+            f"What's the status of order #{rng.randrange(100000, 999999)}?",
         ])
         if pii:
             user_msg += rng.choice([f" You can reach me at {persona.email}.", f" Call me on {persona.phone}.",
@@ -120,7 +121,7 @@ def _event_payload(rng: random.Random, kind: str, step: int, persona: Persona, p
                 "value": round(rng.random(), 6), "seed": rng.randrange(10**9)}
     if kind == "checkpoint":
         return {"step": step, "path": f"s3://swarm-artefacts/checkpoints/step-{step:06d}.pt",
-                "sha256": "%064x" % rng.getrandbits(256), "size_bytes": rng.randrange(10**6, 10**10)}
+                "sha256": f"{rng.getrandbits(256):064x}", "size_bytes": rng.randrange(10**6, 10**10)}
     return {"step": step, "message": f"{kind} at step {step}"}
 
 
@@ -136,15 +137,16 @@ def _copy_rows(conn: Any, table: str, cols: str, rows: Iterator[tuple[Any, ...]]
 def seed_database(db_url: str, *, runs: int, size_mb: float, seed: int = 7,
                   now: datetime | None = None) -> tuple[SeedResult, list[dict[str, Any]]]:
     """Fill the swarm schema; returns counts and the run rows (for the artefact seeding)."""
-    rng = random.Random(seed)
     now = now or datetime.now(UTC)
     events_total = max(runs * 8, int(size_mb * 1_000_000 / EVENT_BYTES))
     per_run = max(4, events_total // max(1, runs))
     run_rows: list[dict[str, Any]] = []
     with connect(db_url, autocommit=False) as conn:
         with conn.transaction():
-            base_id = conn.execute("SELECT count(*) FROM pipelines").fetchone()
+            base_id = conn.execute("SELECT count(*), (SELECT count(*) FROM runs) FROM pipelines").fetchone()
             offset = int(base_id[0]) if base_id else 0
+            # Same seed and same starting state give the same data; seeding again adds new rows.
+            rng = random.Random(f"{seed}:{base_id[1] if base_id else 0}")
             pipes = [(f"pl_{offset + i:04d}", f"{name}-{offset + i}" if offset else name, f"The {name} pipeline",
                       f"team-{rng.choice(['ml', 'ops', 'risk', 'support'])}",
                       json.dumps({"schedule": "0 * * * *", "max_steps": rng.randrange(10, 200)}), now)

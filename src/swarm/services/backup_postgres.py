@@ -45,7 +45,8 @@ class LogicalBackupResult:
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
         src = m.source
-        return {"id": m.id, "kind": m.kind, "database": src.get("database"), "server_version": src.get("server_version"),
+        return {"id": m.id, "kind": m.kind, "database": src.get("database"),
+                "server_version": src.get("server_version"),
                 "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
                 "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values()),
                 "started_at": m.started_at, "finished_at": m.finished_at, "timings": self.timings}
@@ -80,7 +81,7 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                     try:
                         pg_dump_directory(db_url, dumpdir, jobs=jobs, snapshot=snap.snapshot, bindir=bindir,
                                           on_start=procs.append)
-                    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    except BaseException as exc:
                         errors.append(exc)
 
                 dumper = threading.Thread(target=run_dump, name="pg_dump", daemon=True)

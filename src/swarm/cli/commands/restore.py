@@ -12,7 +12,8 @@ app = typer.Typer(help="Restore from the repository.", no_args_is_help=True)
 
 @app.command("postgres")
 def postgres(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
-             target_db: str = typer.Option(..., "--target-db", help="postgresql:// URL of the database to restore into."),
+             target_db: str = typer.Option(..., "--target-db",
+                                           help="postgresql:// URL of the database to restore into."),
              create: bool = typer.Option(False, "--create", help="Create the target database if it does not exist."),
              force: bool = typer.Option(False, "--force", help="Restore over a non-empty database (drops and replaces "
                                                               "the objects the backup contains)."),
