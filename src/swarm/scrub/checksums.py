@@ -60,7 +60,7 @@ _SAMPLE_SSNS = frozenset({"078051120", "219099999", "123456789"})
 
 def ascii_digits(text: str) -> str:
     """Map Devanagari digits to ASCII; other characters are kept as they are."""
-    return text.translate(DEVANAGARI_TO_ASCII)
+    return text if text.isascii() else text.translate(DEVANAGARI_TO_ASCII)
 
 
 def luhn_ok(digits: str) -> bool:

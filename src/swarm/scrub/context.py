@@ -123,10 +123,15 @@ class Window:
         return any(w in AADHAAR_WORDS for w in self._all())
 
 
-def window(text: str, start: int, end: int) -> Window:
-    """The words (letters only; tokens removed) just before ``start`` and after ``end``."""
-    before = text[max(0, start - BEFORE_CHARS):start]
-    after = text[end:end + AFTER_CHARS]
+def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) -> Window:
+    """The words (letters only; tokens removed) just before ``start`` and after ``end``.
+
+    The window never leaves ``text[lo:hi]`` (the JSON string holding the candidate).
+    """
+    if hi is None:
+        hi = len(text)
+    before = text[max(lo, start - BEFORE_CHARS):start]
+    after = text[end:min(hi, end + AFTER_CHARS)]
     if "[" in before:
         before = _TOKEN_RE.sub(" ", before)
     if "[" in after:

@@ -1,19 +1,24 @@
 """Find PII spans in one piece of decoded text (a chat message, a log, a JSON string value).
 
 :func:`detect` is the only entry point.  It returns non-overlapping
-:class:`Span` objects sorted by position; it never changes the text.
+:class:`Span` objects sorted by position; it never changes the text.  It can
+work on a slice ``text[lo:hi]`` without copying it (used on raw JSON strings
+that contain no escapes).
 
-How it works (one pass per family, both in C via :mod:`re`):
+How it works:
 
-* **Digit clusters.**  ``_CLUSTER`` finds maximal runs of digit groups (ASCII or
-  Devanagari) joined by one separator (space, ``-``, ``.``, ``%20``, a bracket),
-  optionally led by ``+``/``%2B``/``(``; a look-ahead skips anything shorter than 7
-  characters, so small numbers never reach Python.  Each cluster is then
-  classified by shape (group lengths and separators) and validated: PAN by issuer
-  prefix + Luhn, AADHAAR by Verhoeff, SSN by SSA rules, PHONE by numbering plan.
-  Bare runs that are ambiguous (9, 10 or 12 digits) also need context
-  (:mod:`swarm.scrub.context`).  A cluster that does not classify as a whole is
-  retried on sub-runs split at spaces (``call 98765 43210 2 times``).
+* **Digit clusters.**  ``REGION`` (a charset-first regex without look-arounds,
+  so the C engine skips ahead fast) finds runs of 7+ characters made of digits
+  (ASCII or Devanagari) and separators.  A run may not continue a word or a
+  dotted/dashed number, and shapes that can never be PII (epoch seconds and
+  milliseconds, floats, ISO dates) are dropped by one anchored match.  Inside a
+  run, ``_CLUSTER`` takes digit groups joined by one separator (space, ``-``,
+  ``.``, ``%20``, a bracket), optionally led by ``+``/``%2B``/``(``.  Each cluster is
+  classified by shape (group lengths and separators) and validated: PAN by
+  issuer prefix + Luhn, AADHAAR by Verhoeff, SSN by SSA rules, PHONE by
+  numbering plan.  Bare runs that are ambiguous (9, 10 or 12 digits) also need
+  context (:mod:`swarm.scrub.context`).  A cluster that does not classify as a
+  whole is retried on sub-runs split at spaces (``call 98765 43210 2 times``).
 * **Emails.**  Anchored on ``@`` or ``%40``; the local part is read backwards and
   the domain forwards; the top-level domain must be alphabetic, which rules out
   npm specs (``react@18.2.0``) and image digests (``img@sha256:...``).
@@ -28,19 +33,27 @@ import re
 from dataclasses import dataclass
 
 from swarm.scrub import checksums as cs
-from swarm.scrub.context import NO_KEY, KeyContext, window
+from swarm.scrub.context import NO_KEY, KeyContext, Window, window
 
-__all__ = ["TYPES", "Span", "detect"]
+__all__ = ["REGION", "TYPES", "Span", "detect", "hopeless", "region_ok", "skip_lead"]
 
 TYPES = ("PAN", "AADHAAR", "SSN", "EMAIL", "PHONE")
 
 _D = "0-9\u0966-\u096f"
 _SEP = r"(?:\)?(?:[ .\-]|%20)\(?|\))"
-_CLUSTER = re.compile(
-    rf"(?=[+%(0-9\u0966-\u096f][{_D} .\-()%Bb+]{{6}})"
-    rf"(?:\+|%2[Bb])?\(?[{_D}]+(?:{_SEP}[{_D}]+)*"
+_BODY = rf"[{_D} .\-()%]"
+# A cluster: optional +/%2B/( lead, digit groups joined by one separator.
+_CLUSTER = re.compile(rf"(?:\+|%2[Bb])?\(?[{_D}]+(?:{_SEP}[{_D}]+)*")
+REGION = re.compile(rf"[+%({_D}](?:(?<=%)2[Bb])?{_BODY}{{6,}}")
+# Starts that can never begin PII: epoch seconds/milliseconds (10/13 digits
+# from 1), floats (0.98, 12.5, 1234.5), ISO dates (2026-04-15T.., "2026-04-15").
+_EXCLUDED = re.compile(
+    r"1[0-9]{9}(?:[0-9]{3})?(?![0-9]|[ .\-][0-9])"
+    r"|[0-9]{1,2}\.[0-9]|[0-9]{4,}\.[0-9]"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T\" ]|$)"
 )
 _GROUP = re.compile(rf"[{_D}]+")
+_LEAD = re.compile(rf"[+%(]*[{_D}]*")
 _AT = re.compile(r"@|%40")
 _LOCAL_TAIL = re.compile(r"(?:[A-Za-z0-9_+\-]|%2[Bb]|\.(?!\.))+$")
 _DOMAIN = re.compile(
@@ -67,66 +80,110 @@ class Span:
     norm: str
 
 
-def _glued_before(text: str, i: int) -> bool:
-    if i == 0:
-        return False
-    c = text[i - 1]
-    if c.isascii() and (c.isalnum() or c == "_"):
-        return True
-    if c in "-." and i >= 2:
-        p = text[i - 2]
-        return p.isascii() and (p.isdigit() or (c == "-" and p.isalpha()))
-    return False
+def skip_lead(text: str, i: int) -> int:
+    """Position after the leading digit group at ``i`` (where a glued run may resume)."""
+    m = _LEAD.match(text, i)
+    return max(m.end() if m else i, i + 1)
 
 
-def _glued_after(text: str, j: int) -> bool:
-    if j >= len(text):
+def region_ok(text: str, i: int, lo: int = 0, raw_json: bool = False) -> bool:
+    """May a digit cluster start at ``i``?  Not inside a word or number, not an excluded shape.
+
+    With ``raw_json`` a preceding ``\\n``/``\\t``/``\\r`` escape counts as a separator.
+    """
+    if i > lo:
+        c = text[i - 1]
+        if c.isascii() and (c.isalnum() or c == "_"):
+            if not (raw_json and c in "nrt" and i - 2 >= lo and text[i - 2] == "\\"):
+                return False
+        elif c in ".-" and i - 2 >= lo and text[i - 2].isdigit():
+            return False
+    return _EXCLUDED.match(text, i) is None
+
+
+def hopeless(text: str, i: int, j: int) -> bool:
+    """True if the region ``text[i:j]`` is one bare digit run that no rule can accept.
+
+    Context-free, so callers may skip such a region before looking up its context.
+    """
+    m = _CLUSTER.match(text, i, j)
+    if m is None:
         return False
-    c = text[j]
-    return c.isascii() and (c.isalnum() or c == "_")
+    g = m.group()
+    if not (g.isascii() and g.isdigit()):
+        return False
+    e = m.end()
+    if e < j and any(ch.isdigit() for ch in text[e:j]):
+        return False
+    n = len(g)
+    if n >= 13:
+        return n > 19 or (not cs.pan_ok(g) and not g.startswith("00"))
+    if n == 12:
+        return not cs.aadhaar_ok(g) and not g.startswith("91")
+    if n == 11:
+        return g[0] not in "01"
+    if n == 10:
+        return g[0] in "01"
+    if n == 9:
+        return not cs.ssn_ok(g)
+    return True
 
 
 def _sep_kind(sep: str) -> str:
     if "(" in sep or ")" in sep:
         return "P"
-    if sep == "%20":
+    if not sep.strip():
         return " "
     return sep
 
 
 class _Ctx:
-    """Lazily computed context for one candidate (window words are costly)."""
+    """Lazily computed context for one candidate (window words cost a regex)."""
 
-    __slots__ = ("end", "key", "start", "text", "whole", "win")
+    __slots__ = ("_win", "end", "hi", "key", "lo", "start", "text", "whole")
 
-    def __init__(self, text: str, start: int, end: int, key: KeyContext) -> None:
+    def __init__(self, text: str, start: int, end: int, key: KeyContext, lo: int, hi: int) -> None:
         self.text = text
         self.start = start
         self.end = end
         self.key = key
-        self.whole = not text[:start].strip() and not text[end:].strip()
-        self.win = None if self.whole else window(text, start, end)
+        self.lo = lo
+        self.hi = hi
+        self.whole = (start == lo or (start - lo < 64 and text[lo:start].isspace())) and (
+            end == hi or (hi - end < 64 and text[end:hi].isspace()))
+        self._win: Window | None = None
+
+    @property
+    def win(self) -> Window | None:
+        if self.whole:
+            return None
+        if self._win is None:
+            self._win = window(self.text, self.start, self.end, self.lo, self.hi)
+        return self._win
 
     def negative(self) -> bool:
-        if self.whole:
+        win = self.win
+        if win is None:
             return self.key.negative
-        assert self.win is not None
-        return self.win.near_negative() or (self.key.negative and not self.key.phone)
+        return win.near_negative() or (self.key.negative and not self.key.phone)
 
     def phone(self) -> bool:
         if self.key.phone:
             return True
-        return self.win is not None and self.win.phone()
+        win = self.win
+        return win is not None and win.phone()
 
     def ssn(self) -> bool:
         if self.key.ssn:
             return True
-        return self.win is not None and self.win.ssn()
+        win = self.win
+        return win is not None and win.ssn()
 
     def aadhaar(self) -> bool:
         if self.key.aadhaar:
             return True
-        return self.win is not None and self.win.aadhaar()
+        win = self.win
+        return win is not None and win.aadhaar()
 
 
 def _phone_cc(prefix_digits: str, national: str) -> bool:
@@ -203,7 +260,7 @@ def _classify(
 
     if uniform and kind in (" ", "-") and 13 <= n <= 19:
         four = all(x == 4 for x in lens[:-1]) and 1 <= lens[-1] <= 4
-        amex = lens == [4, 6, 5] or lens == [4, 6, 4]
+        amex = lens in ([4, 6, 5], [4, 6, 4])
         if (four or amex) and cs.pan_ok(digits):
             return ("PAN", 0, digits)
         return None
@@ -287,21 +344,27 @@ def _classify_bare(digits: str, ctx: _Ctx) -> _Result | None:
     return None
 
 
-def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]) -> None:
+def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span], lo: int, hi: int) -> None:
     start, end = m.span()
     # digits right after a %XX escape belong to the escape (%2096985 is " 96985")
-    if start and text[start - 1] == "%":
-        m2 = _CLUSTER.match(text, start + 2)
+    skip = 2 if start - 1 >= lo and text[start - 1] == "%" else (
+        1 if start - 2 >= lo and text[start - 2] == "%" else 0)
+    if skip:
+        m2 = _CLUSTER.match(text, start + skip, hi)
         if m2 is None:
             return
-        start, end = m2.span()
         m = m2
-    elif start >= 2 and text[start - 2] == "%":
-        m2 = _CLUSTER.match(text, start + 1)
-        if m2 is None:
+        start, end = m.span()
+    if end - start < 7:
+        return
+    if start > lo:
+        c = text[start - 1]
+        if c.isascii() and (c.isalnum() or c == "_"):
             return
-        start, end = m2.span()
-        m = m2
+    if end < hi:
+        c = text[end]
+        if c.isascii() and (c.isalnum() or c == "_"):
+            return
     raw = m.group()
     prefix = ""
     body_off = 0
@@ -312,15 +375,24 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
     if raw[body_off] == "(":
         prefix = prefix or "("
         body_off += 1
-    if _glued_before(text, start) or _glued_after(text, end):
-        return
+    if "%" in raw:  # %20 separators, %2B plus: same length, so offsets hold
+        raw = raw.replace("%20", "   ").replace("%2B", "  +").replace("%2b", "  +")
     gm = list(_GROUP.finditer(raw, body_off))
-    if sum(g.end() - g.start() for g in gm) < 7:
+    ndig = 0
+    for g in gm:
+        ndig += g.end() - g.start()
+    if ndig < 7:
         return
     groups = [cs.ascii_digits(g.group()) for g in gm]
+    if len(gm) == 1:
+        ctx = _Ctx(text, start, end, key, lo, hi)
+        res = _classify(groups, [], prefix, ctx)
+        if res is not None:
+            out.append(Span(start, end, res[0], res[2]))
+        return
     seps = [raw[gm[i].end():gm[i + 1].start()] for i in range(len(gm) - 1)]
     # whole cluster first, then sub-runs split at plain spaces
-    cuts = [0] + [i + 1 for i, s in enumerate(seps) if s in (" ", "%20")] + [len(gm)]
+    cuts = [0] + [i + 1 for i, s in enumerate(seps) if not s.strip()] + [len(gm)]
     i_idx = 0
     while i_idx < len(cuts) - 1:
         found = False
@@ -334,12 +406,14 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
                 continue  # "(415)" cannot lose its bracket
             s0 = start + (gm[a].start() if a else 0)
             e0 = start + gm[b - 1].end()
-            ctx = _Ctx(text, s0, e0, key)
+            ctx = _Ctx(text, s0, e0, key, lo, hi)
             res = _classify(groups[a:b], seps[a:b - 1], pre, ctx)
             if res is None:
                 continue
             typ, first, norm = res
             s_rep = start + gm[a + first].start() if first else s0
+            if first and raw[gm[a + first].start() - 1] == "(":
+                s_rep -= 1
             out.append(Span(s_rep, e0, typ, norm))
             found = True
             i_idx = j_idx
@@ -348,10 +422,10 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
             i_idx += 1
 
 
-def _email_spans(text: str, out: list[Span]) -> None:
-    for m in _AT.finditer(text):
+def _email_spans(text: str, lo: int, hi: int, out: list[Span]) -> None:
+    for m in _AT.finditer(text, lo, hi):
         a, b = m.span()
-        lm = _LOCAL_TAIL.search(text, max(0, a - 64), a)
+        lm = _LOCAL_TAIL.search(text, max(lo, a - 64), a)
         if lm is None:
             continue
         ls = lm.start()
@@ -361,12 +435,12 @@ def _email_spans(text: str, out: list[Span]) -> None:
             ls += 1
         if not local or local.endswith("."):
             continue
-        dm = _DOMAIN.match(text, b)
+        dm = _DOMAIN.match(text, b, hi)
         if dm is None:
             continue
-        if ls > 0:
+        if ls > lo:
             prev = text[ls - 1]
-            if prev == "@" or prev == "/" and text[max(0, ls - 3):ls] == "://":
+            if prev == "@" or (prev == "/" and text[max(lo, ls - 3):ls] == "://"):
                 continue  # user@host inside a URL authority, or a second @
         if local.lower() == "git" and text[dm.end():dm.end() + 1] == ":":
             continue  # git@github.com:org/repo
@@ -374,17 +448,42 @@ def _email_spans(text: str, out: list[Span]) -> None:
         out.append(Span(ls, dm.end(), "EMAIL", norm))
 
 
-def detect(text: str, key: KeyContext = NO_KEY) -> list[Span]:
-    """All PII spans in ``text``, sorted and non-overlapping.
+def detect(text: str, key: KeyContext = NO_KEY, lo: int = 0, hi: int | None = None,
+           raw_json: bool = False) -> list[Span]:
+    """All PII spans in ``text[lo:hi]`` (offsets into ``text``), sorted and non-overlapping.
 
-    ``key`` is the context of the JSON member holding ``text`` (its key words), or
-    :data:`~swarm.scrub.context.NO_KEY` for free text.
+    ``key`` is the context of the JSON member holding the text (its key words),
+    or :data:`~swarm.scrub.context.NO_KEY` for free text.  ``raw_json`` says the
+    slice is the raw content of a JSON string (``\\n`` escapes are separators).
     """
+    if hi is None:
+        hi = len(text)
     out: list[Span] = []
-    if "@" in text or "%40" in text:
-        _email_spans(text, out)
-    for m in _CLUSTER.finditer(text):
-        _cluster_spans(text, m, key, out)
+    if text.find("@", lo, hi) >= 0 or text.find("%40", lo, hi) >= 0:
+        _email_spans(text, lo, hi, out)
+    search = REGION.search
+    pos = lo
+    while True:
+        r = search(text, pos, hi)
+        if r is None:
+            break
+        rs, re_ = r.span()
+        if not region_ok(text, rs, lo, raw_json):
+            # a later group of the run may still start a cluster ("x12 98765 43210")
+            lead = _LEAD.match(text, rs, re_)
+            pos = max(lead.end() if lead else rs, rs + 1)
+            continue
+        if hopeless(text, rs, re_):
+            pos = re_
+            continue
+        p = rs
+        while p < re_:
+            m = _CLUSTER.search(text, p, re_)
+            if m is None:
+                break
+            _cluster_spans(text, m, key, out, lo, hi)
+            p = m.end() + 1
+        pos = re_
     if len(out) > 1:
         out.sort(key=lambda s: (s.start, -s.end))
         merged: list[Span] = []

@@ -51,8 +51,14 @@ _PART = r'"[0-9\u0966-\u096f]{2,8}"'
 SPLIT_NUM_RE = re.compile(rf"{_KEYP}{_PART}(?:\s*,\s*{_KEYP}{_PART}){{1,5}}")
 MEMBER_RE = re.compile(r'(?:"((?:[^"\\]|\\.)*)"\s*:\s*)?"([0-9\u0966-\u096f]{2,8})"')
 
-_CC_KEY = r"(?:country_?code|countrycode|cc|dial_?code|dialling_?code|calling_?code|isd(?:_?code)?|country_?calling_?code|phone_?cc|code|prefix)"
-_NUM_KEY = r"(?:number|national_?number|phone|phone_?number|mobile|subscriber(?:_?number)?|local_?number|num|msisdn|line)"
+_CC_KEY = (
+    r"(?:country_?code|countrycode|cc|dial_?code|dialling_?code|calling_?code|isd(?:_?code)?"
+    r"|country_?calling_?code|phone_?cc|code|prefix)"
+)
+_NUM_KEY = (
+    r"(?:number|national_?number|phone|phone_?number|mobile|subscriber(?:_?number)?"
+    r"|local_?number|num|msisdn|line)"
+)
 _CC_VAL = r'"((?:\+|00)?[0-9]{1,4})"'
 _NUM_VAL = r'"([0-9(][0-9 ().\-]{4,18}[0-9])"'
 SPLIT_PHONE_RE = re.compile(
@@ -150,6 +156,20 @@ class Walker:
     def container_path(self) -> str:
         """Normalized path of the innermost open container."""
         return self.base + "".join(self.keys)
+
+    def parent_key(self) -> str | None:
+        """Key of the member holding the innermost open container, if any."""
+        if self.keys and self.keys[-1].startswith("."):
+            return self.keys[-1][1:]
+        return None
+
+    def value_path(self, start: int, key: str | None) -> str:
+        """Path of the value starting at ``start`` whose member key is ``key``."""
+        if self.stack and self.stack[-1] == "{":
+            return self.container_path() + (_component(key) if key is not None else ".*")
+        if self.stack:
+            return self.container_path() + "[*]"
+        return self.base
 
     def value_info(self, start: int) -> tuple[str, str | None, str | None]:
         """(path, own key, parent key) of the scalar value starting at ``start``."""

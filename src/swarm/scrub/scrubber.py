@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from swarm.scrub import checksums as cs
 from swarm.scrub.context import NEGATIVE_WORDS, NO_KEY, KeyContext, key_words
-from swarm.scrub.detectors import _CLUSTER, Span, _phone_cc, detect
+from swarm.scrub.detectors import REGION, Span, _phone_cc, detect, hopeless, region_ok, skip_lead
 from swarm.scrub.jsontext import (
     MEMBER_RE,
     NUMBER_RE,
@@ -26,6 +28,7 @@ from swarm.scrub.jsontext import (
     Edit,
     Walker,
     apply_edits,
+    key_before,
     reencode,
 )
 from swarm.scrub.report import ScrubReport
@@ -33,10 +36,18 @@ from swarm.scrub.tokens import Tokenizer
 
 __all__ = ["FORMATS", "Scrubber"]
 
+# A JSON path, or a thunk computing it (paths are only needed when something is found).
+PathRef = str | Callable[[], str]
+
+
+def _path(p: PathRef) -> str:
+    return p if isinstance(p, str) else p()
+
 FORMATS = ("auto", "text", "json", "jsonl")
 
 # Positions in raw JSON that may need a look: digit clusters, @ / %40, JSON held in a string.
-_PREFILTER = re.compile(r"@|%40|[{\[]\\\"|" + _CLUSTER.pattern)
+_MARK = re.compile(r'[@%{\[](?:(?<=@)|(?<=%)40|(?<=[{\[])\\")')
+_CC_HINTS = ('ode"', 'cc"', 'CC"', 'isd', 'ISD', 'ial', 'refix"')
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
 
@@ -123,17 +134,18 @@ class Scrubber:
 
     # ------------------------------------------------------------------ internals
 
-    def _text_edits(self, text: str, key: KeyContext, path: str) -> list[Edit]:
+    def _text_edits(self, text: str, key: KeyContext, path: PathRef) -> list[Edit]:
         spans = detect(text, key)
         if not spans:
             return []
-        return [self._edit(s, path) for s in spans]
+        p = _path(path)
+        return [self._edit(s, p) for s in spans]
 
     def _edit(self, s: Span, path: str) -> Edit:
         self.report.add(s.type, path)
         return (s.start, s.end, self._tokens.token(s.type, s.norm))
 
-    def _str_edits(self, s: str, key: KeyContext, path: str) -> list[Edit]:
+    def _str_edits(self, s: str, key: KeyContext, path: PathRef) -> list[Edit]:
         """Edits for a decoded string value: nested JSON / JSONL, else free text."""
         head = s.lstrip()[:1]
         if head in ("{", "[") and len(s) > 1:
@@ -141,11 +153,11 @@ class Scrubber:
                 json.loads(s)
             except ValueError:
                 if "\n" in s:
-                    edits = self._jsonl_edits(s, path)
+                    edits = self._jsonl_edits(s, _path(path))
                     if edits is not None:
                         return edits
             else:
-                return self._doc_edits(s, path)
+                return self._doc_edits(s, _path(path))
         return self._text_edits(s, key, path)
 
     def _jsonl_edits(self, s: str, path: str) -> list[Edit] | None:
@@ -165,33 +177,61 @@ class Scrubber:
         """Edits for one valid JSON document (raw text)."""
         edits: list[Edit] = []
         w = Walker(text, base)
-        for m in _PREFILTER.finditer(text):
-            c = m.start()
-            if c < w.pos:
-                continue
+        rsearch = REGION.search
+        msearch = _MARK.search
+        nr = rsearch(text)
+        nm = msearch(text)
+        while nr is not None or nm is not None:
+            if nr is not None and (nm is None or nr.start() <= nm.start()):
+                c = nr.start()
+                if not region_ok(text, c, 0, True):
+                    nr = rsearch(text, skip_lead(text, c))
+                    continue
+                if hopeless(text, c, nr.end()):
+                    nr = rsearch(text, nr.end())
+                    continue
+            else:
+                c = nm.start()  # type: ignore[union-attr]
             loc = w.advance(c)
             if loc is None:
                 self._number_edit(text, c, w, edits)
-                continue
-            qs, qe = loc
-            w.pos = qe
-            raw = text[qs + 1:qe - 1]
-            if w.is_key(qe):
-                path, kctx = w.container_path(), NO_KEY
             else:
-                path, k, parent = w.value_info(qs)
-                kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
-            if "\\" in raw:
-                decoded = json.loads(text[qs:qe])
-                sub = self._str_edits(decoded, kctx, path)
-                if sub:
-                    edits.append((qs + 1, qe - 1, reencode(raw, decoded, sub)))
-            else:
-                sub = self._str_edits(raw, kctx, path)
-                edits.extend((a + qs + 1, b + qs + 1, r) for a, b, r in sub)
-        if _SPLIT_HINT.search(text) or ("ode" in text and SPLIT_PHONE_RE.search(text)):
+                self._string_edit(text, loc, w, edits)
+            nxt = max(w.pos, c + 1)
+            if nr is not None and nr.start() < nxt:
+                nr = rsearch(text, nxt)
+            if nm is not None and nm.start() < nxt:
+                nm = msearch(text, nxt)
+        if _SPLIT_HINT.search(text) or (any(h in text for h in _CC_HINTS) and SPLIT_PHONE_RE.search(text)):
             self._split_edits(text, base, edits)
         return edits
+
+    def _string_edit(self, text: str, loc: tuple[int, int], w: Walker, edits: list[Edit]) -> None:
+        """Scrub the string token ``loc`` (quotes included) of a JSON document."""
+        qs, qe = loc
+        w.pos = qe
+        raw = text[qs + 1:qe - 1]
+        path: PathRef
+        if w.is_key(qe):
+            path, kctx = w.container_path(), NO_KEY
+        else:
+            k = key_before(text, qs) if w.stack and w.stack[-1] == "{" else None
+            parent = w.parent_key()
+            kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
+            path = partial(w.value_path, qs, k)
+        if "\\" in raw:
+            decoded = json.loads(text[qs:qe])
+            sub = self._str_edits(decoded, kctx, path)
+            if sub:
+                edits.append((qs + 1, qe - 1, reencode(raw, decoded, sub)))
+        elif raw[:1] in ("{", "["):
+            sub = self._str_edits(raw, kctx, path)
+            edits.extend((a + qs + 1, b + qs + 1, r) for a, b, r in sub)
+        else:
+            spans = detect(text, kctx, qs + 1, qe - 1)
+            if spans:
+                p = _path(path)
+                edits.extend(self._edit(sp, p) for sp in spans)
 
     def _number_edit(self, text: str, c: int, w: Walker, edits: list[Edit]) -> None:
         """A candidate outside strings: a JSON number (or nothing)."""
@@ -201,11 +241,13 @@ class Scrubber:
             return
         w.pos = max(w.pos, nm.end())
         num = nm.group()
-        path, k, parent = w.value_info(start)
+        k = key_before(text, start) if w.stack and w.stack[-1] == "{" else None
+        parent = w.parent_key()
         kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
         spans = detect(num, kctx)
         if not spans:
             return
+        path = w.value_path(start, k)
         new = apply_edits(num, [self._edit(s, path) for s in spans])
         edits.append((start, nm.end(), json.dumps(new)))
 

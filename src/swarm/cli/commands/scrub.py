@@ -1,0 +1,93 @@
+"""``swarm admin scrub``: redact PII from stdin to stdout.
+
+Thin wrapper around :mod:`swarm.scrub`.  The key for the deterministic tokens
+comes from ``--key-file`` (raw bytes), else the ``SWARM_SCRUB_KEY`` environment
+variable (hex), else a random key for this invocation.
+
+Typer is imported only inside :func:`register`, so that
+``python -m swarm.cli.commands.scrub`` (argparse) starts fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = ["load_key", "main", "register", "run"]
+
+FORMATS = ("auto", "text", "json", "jsonl")
+
+
+def load_key(key_file: Path | None) -> bytes:
+    """Key bytes from a file, else $SWARM_SCRUB_KEY (hex), else random."""
+    if key_file is not None:
+        data = key_file.read_bytes().strip()
+        if not data:
+            raise ValueError(f"key file {key_file} is empty")
+        return data
+    env = os.environ.get("SWARM_SCRUB_KEY")
+    if env:
+        return bytes.fromhex(env.strip())
+    return secrets.token_bytes(32)
+
+
+def run(fmt: str, report: Path | None, key_file: Path | None,
+        inp: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Scrub ``inp`` (default stdin) into ``out`` (default stdout); returns an exit code."""
+    from swarm.scrub import Scrubber
+    from swarm.scrub.stream import scrub_stream
+
+    if fmt not in FORMATS:
+        print(f"scrub: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", file=sys.stderr)
+        return 2
+    if inp is None:
+        inp = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="")
+    if out is None:
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="",
+                               write_through=False)
+    scrubber = Scrubber(key=load_key(key_file))
+    scrub_stream(inp, out, scrubber, fmt)
+    out.flush()
+    if report is not None:
+        report.write_text(json.dumps(scrubber.report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``scrub`` command to ``app`` (the ``admin`` sub-app)."""
+    import typer
+
+    @app.command("scrub")
+    def scrub(
+        fmt: str = typer.Option("auto", "--format", help="auto | text | json | jsonl"),
+        report: Path | None = typer.Option(None, "--report", help="write redaction counts (JSON) here"),
+        key_file: Path | None = typer.Option(None, "--key-file", help="file with the export key bytes"),
+    ) -> None:
+        """Redact PII (cards, Aadhaar, SSN, email, phone) from stdin to stdout."""
+        code = run(fmt, report, key_file)
+        if code:
+            raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry without Typer: ``python -m swarm.cli.commands.scrub``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="swarm admin scrub", description=register.__doc__)
+    ap.add_argument("--format", dest="fmt", default="auto", choices=FORMATS)
+    ap.add_argument("--report", type=Path)
+    ap.add_argument("--key-file", type=Path)
+    a = ap.parse_args(argv)
+    return run(a.fmt, a.report, a.key_file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
