@@ -132,6 +132,17 @@ def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) 
         hi = len(text)
     before = text[max(lo, start - BEFORE_CHARS):start]
     after = text[end:min(hi, end + AFTER_CHARS)]
+    # a context window never crosses a line (one chat turn / log line)
+    nl = before.rfind("\n")
+    if nl >= 0:
+        before = before[nl + 1:]
+    nl = after.find("\n")
+    if nl >= 0:
+        after = after[:nl]
+    if "\\n" in before:
+        before = before[before.rfind("\\n") + 2:]
+    if "\\n" in after:
+        after = after[:after.find("\\n")]
     if "[" in before:
         before = _TOKEN_RE.sub(" ", before)
     if "[" in after:

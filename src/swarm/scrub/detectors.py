@@ -256,7 +256,6 @@ def _classify(
         cc, nat = groups[0][2:], "".join(groups[1:])
         if cc in _CC_LEN and _phone_cc(cc, nat):
             return ("PHONE", 1, nat)
-        return None
 
     if uniform and kind in (" ", "-") and 13 <= n <= 19:
         four = all(x == 4 for x in lens[:-1]) and 1 <= lens[-1] <= 4

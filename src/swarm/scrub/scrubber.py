@@ -46,7 +46,7 @@ def _path(p: PathRef) -> str:
 FORMATS = ("auto", "text", "json", "jsonl")
 
 # Positions in raw JSON that may need a look: digit clusters, @ / %40, JSON held in a string.
-_MARK = re.compile(r'[@%{\[](?:(?<=@)|(?<=%)40|(?<=[{\[])\\")')
+_MARK = re.compile(r'[@%{\[](?:(?<=@)|(?<=%)40|(?<=[{\[])(?:\s|\\[nrt])*\\")')
 _CC_HINTS = ('ode"', 'cc"', 'CC"', 'isd', 'ISD', 'ial', 'refix"')
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
