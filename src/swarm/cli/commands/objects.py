@@ -1,0 +1,294 @@
+"""``swarm admin objects ...``, ``swarm admin backup objects``, ``swarm admin restore objects``.
+
+Exit status (all commands): 0 done / in sync; 1 drift, replicas differ, or some keys failed
+(the result lists them); 3 configuration (missing bucket settings, bad policy file,
+wrong credentials); 7 S3 unreachable; 8 refused (versioning off where it is needed);
+9 no such backup / key.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from swarm.cli.common import JSON_OPT, progress, settings
+from swarm.errors import ExitCode
+from swarm.ui import render
+
+WORKERS_OPT = typer.Option(8, "--workers", "-w", min=1, max=128, help="Parallel S3 operations.")
+POLICY_OPT = typer.Option(None, "--policy", help="Policy TOML file (default: the built-in policy, see "
+                                                 "docs/objects.md).", exists=True, dir_okay=False)
+BUCKET_OPT = typer.Option(None, "--bucket", help="Bucket (default: SWARM_OBJECTS_BUCKET).")
+
+
+def _policy(path: Path | None) -> Any:
+    from swarm.model.bucket_policy import default_policy, parse_policy
+
+    if path is None:
+        return default_policy()
+    return parse_policy(path.read_text(), where=str(path))
+
+
+def _parse_at(text: str) -> datetime:
+    from swarm.clock import parse_iso
+
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-24T09:30:00Z)",
+                                 param_hint="--at") from None
+
+
+def _fail_if(cond: bool) -> None:
+    if cond:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _print_failed(d: dict[str, Any]) -> None:
+    if d.get("failed"):
+        render.err.print(f"[bold red]{d['failed_count']} key(s) failed[/] (re-run to retry them):", markup=True)
+        for f in d["failed"]:
+            render.err.print(f"  {f['key']}" + (f" (version {f['version_id']})" if f.get("version_id") else "")
+                             + f": {f['message']}")
+
+
+def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> None:
+    objects = typer.Typer(help="Object storage: policy, DR replication, point-in-time restore.",
+                          no_args_is_help=True)
+    policy = typer.Typer(help="Bucket protection policy as code.", no_args_is_help=True)
+    replication = typer.Typer(help="Compare the bucket with its DR copy.", no_args_is_help=True)
+    admin.add_typer(objects, name="objects")
+    objects.add_typer(policy, name="policy")
+    objects.add_typer(replication, name="replication")
+
+    def _render_policy(d: dict[str, Any]) -> None:
+        render.out.print(f"bucket {d['bucket']['bucket']} on {d['bucket']['endpoint']} ({d['mode']})")
+        render.table(None, ["rule", "status", "difference / what to do"],
+                     [[r["rule"], r["status"], r.get("difference", "") + (f" → {r['instead']}" if r.get("instead")
+                                                                          else "")] for r in d["rules"]])
+
+    @policy.command("check")
+    def policy_check(ctx: typer.Context, policy_file: Path = POLICY_OPT, bucket: str = BUCKET_OPT,
+                     as_json: bool = JSON_OPT) -> None:
+        """Compare the bucket with the policy, rule by rule. Exit 1 on drift."""
+        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects_policy import check_policy
+
+        s = settings(ctx)
+        pol = _policy(policy_file)
+        res = check_policy(open_bucket(primary_config(s, bucket)), pol, dr_bucket=s.dr_objects_bucket)
+        d = res.to_dict()
+        render.emit_json(d) if as_json else _render_policy(d)
+        _fail_if(res.drifted)
+
+    @policy.command("apply")
+    def policy_apply(ctx: typer.Context, policy_file: Path = POLICY_OPT, bucket: str = BUCKET_OPT,
+                     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
+                     as_json: bool = JSON_OPT) -> None:
+        """Make the bucket match the policy; report each rule (applied, in sync, unsupported)."""
+        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects_policy import apply_policy
+
+        s = settings(ctx)
+        res = apply_policy(open_bucket(primary_config(s, bucket)), _policy(policy_file),
+                           dr_bucket=s.dr_objects_bucket, dry_run=dry_run)
+        d = res.to_dict()
+        render.emit_json(d) if as_json else _render_policy(d)
+        _fail_if(not dry_run and res.drifted)
+
+    @objects.command("replicate")
+    def replicate_cmd(ctx: typer.Context, prefix: str = typer.Option("", "--prefix", help="Only keys under this."),
+                      workers: int = WORKERS_OPT, policy_file: Path = POLICY_OPT,
+                      as_json: bool = JSON_OPT) -> None:
+        """Copy every version and delete marker the DR bucket lacks (incremental, resumable)."""
+        from swarm.services.objects_common import dr_config, open_bucket, primary_config
+        from swarm.services.objects_replicate import replicate
+
+        s = settings(ctx)
+        pol = _policy(policy_file)
+        src = open_bucket(primary_config(s), workers=workers)
+        dr = open_bucket(dr_config(s), workers=workers)
+        with progress(as_json) as reporter:
+            res = replicate(src, dr, prefix=prefix, workers=workers, storage_class=pol.replication.storage_class
+                            or None, reporter=reporter)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+        else:
+            render.out.print(f"replicated {d['source']['bucket']} → {d['dr']['bucket']}"
+                             f" ({'server-side copy' if d['server_side'] else 'streamed'}): "
+                             f"{d['versions_copied']} version(s), {d['delete_markers_copied']} delete marker(s), "
+                             f"{render.human_bytes(d['bytes_copied'])} in {d['elapsed_s']:.1f} s; "
+                             f"{d['keys_examined']} keys examined")
+            _print_failed(d)
+        _fail_if(not res.ok)
+
+    @replication.command("check")
+    def replication_check(ctx: typer.Context, prefix: str = typer.Option("", "--prefix"),
+                          as_json: bool = JSON_OPT) -> None:
+        """Compare source and DR: keys, versions, sizes, ETags, latest pointer, delete markers. Exit 1 if
+        they differ."""
+        from swarm.services.objects_common import dr_config, open_bucket, primary_config
+        from swarm.services.objects_replicate import check_replication
+
+        s = settings(ctx)
+        res = check_replication(open_bucket(primary_config(s)), open_bucket(dr_config(s)), prefix=prefix)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+        else:
+            state = "[bold green]in sync[/]" if res.in_sync else f"[bold red]{d['difference_count']} difference(s)[/]"
+            render.out.print(f"{d['source']['bucket']} vs DR {d['dr']['bucket']}: {state}; lag {d['lag_s']:.0f} s")
+            render.kv(sorted(d["counts"].items()))
+            if d["differences"]:
+                render.table(None, ["key", "difference", "detail"],
+                             [[x["key"], x["kind"], x["detail"]] for x in d["differences"][:50]])
+        _fail_if(not res.in_sync)
+
+    @objects.command("restore")
+    def restore_at_cmd(ctx: typer.Context, at: str = typer.Option(..., "--at", help="ISO 8601 time, e.g. "
+                                                                                    "2026-11-24T09:30:00Z."),
+                       prefix: str = typer.Option("", "--prefix"),
+                       source: str = typer.Option("primary", "--from", help="primary | dr: whose history to use."),
+                       to_bucket: str = typer.Option(None, "--to-bucket", help="Restore into this bucket (on the "
+                                                                               "primary endpoint) instead of in "
+                                                                               "place."),
+                       dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+                       workers: int = WORKERS_OPT, as_json: bool = JSON_OPT) -> None:
+        """Make every key under the prefix read as it did at --at (deleted keys stay deleted, newer keys are
+        removed, unchanged keys are not copied)."""
+        from dataclasses import replace
+
+        from swarm.services.objects_common import dr_config, open_bucket, primary_config
+        from swarm.services.objects_restore import restore_at
+
+        if source not in ("primary", "dr"):
+            raise typer.BadParameter("must be primary or dr", param_hint="--from")
+        when = _parse_at(at)
+        s = settings(ctx)
+        primary = primary_config(s)
+        src_cfg = primary if source == "primary" else dr_config(s)
+        tgt_cfg = replace(primary, bucket=to_bucket) if to_bucket else primary
+        src = open_bucket(src_cfg, workers=workers)
+        tgt = src if tgt_cfg == src_cfg else open_bucket(tgt_cfg, workers=workers)
+        with progress(as_json) as reporter:
+            res = restore_at(src, tgt, when, prefix=prefix, dry_run=dry_run, workers=workers, reporter=reporter)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+        else:
+            p = d["plan"]
+            verb = "would" if dry_run else "did"
+            render.out.print(f"{d['target']['bucket']}/{prefix} as of {d['at']} (history from {source}): "
+                             f"{p['keys_examined']} keys, {p['unchanged']} unchanged; {verb} copy {p['copy']} "
+                             f"({render.human_bytes(p['bytes_to_copy'])}), {verb} delete {p['delete']}")
+            if d["actions"]:
+                render.table(None, ["action", "key", "version"],
+                             [[a["action"], a["key"], a.get("version_id", "")] for a in d["actions"][:50]])
+            for a in d["archived"]:
+                render.err.print(f"archived: {a['key']} version {a['version_id']} is in {a['storage_class']}; "
+                                 "restore (thaw) it first, then re-run")
+            _print_failed(d)
+        _fail_if(not res.ok)
+
+    @objects.command("undelete")
+    def undelete_cmd(ctx: typer.Context, key: str = typer.Argument(None, metavar="[KEY]"),
+                     prefix: str = typer.Option(None, "--prefix", help="Undelete every deleted key under this."),
+                     dry_run: bool = typer.Option(False, "--dry-run"), workers: int = WORKERS_OPT,
+                     as_json: bool = JSON_OPT) -> None:
+        """Remove the delete markers on top of a deleted key (or every deleted key under --prefix)."""
+        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects_restore import undelete
+
+        if (key is None) == (prefix is None):
+            raise typer.BadParameter("give a KEY or --prefix (one of them)")
+        s = settings(ctx)
+        res = undelete(open_bucket(primary_config(s), workers=workers), key=key, prefix=prefix, dry_run=dry_run,
+                       workers=workers)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+        else:
+            render.out.print(f"{'would undelete' if dry_run else 'undeleted'} {d['undeleted']} key(s) in "
+                             f"{d['bucket']['bucket']}")
+            for k in d["keys"][:50]:
+                render.out.print(f"  {k['key']} → version {k['restored_version_id']}")
+            _print_failed(d)
+        _fail_if(not res.ok)
+
+    @objects.command("versions")
+    def versions_cmd(ctx: typer.Context, key: str = typer.Argument(..., metavar="KEY"),
+                     as_json: bool = JSON_OPT) -> None:
+        """Every version and delete marker of one key, newest first."""
+        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects_restore import versions
+
+        d = versions(open_bucket(primary_config(settings(ctx))), key)
+        if as_json:
+            render.emit_json(d)
+            return
+        render.table(f"{d['bucket']}/{key}", ["version", "last modified", "latest", "kind", "size", "class"],
+                     [[v["version_id"], v["last_modified"], "*" if v["is_latest"] else "",
+                       "delete marker" if v["delete_marker"] else "object", v.get("size"),
+                       v.get("storage_class")] for v in d["versions"]])
+
+    @backup.command("objects")
+    def backup_objects_cmd(ctx: typer.Context, prefix: str = typer.Option("", "--prefix"),
+                           copy_data: bool = typer.Option(False, "--copy-data", help="Also store the bytes "
+                                                          "(deduplicated per object version)."),
+                           workers: int = WORKERS_OPT, as_json: bool = JSON_OPT) -> None:
+        """Record an inventory (key, version id, ETag, size, last-modified, storage class) of the bucket as of
+        now in the repository."""
+        from swarm.services.context import open_repository
+        from swarm.services.objects_backup import backup_objects
+        from swarm.services.objects_common import open_bucket, primary_config
+
+        s = settings(ctx)
+        bucket = open_bucket(primary_config(s), workers=workers)
+        repo = open_repository(s, create=True)
+        with progress(as_json) as reporter:
+            res = backup_objects(repo, bucket, prefix=prefix, copy_data=copy_data, workers=workers,
+                                 reporter=reporter)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+            return
+        render.out.print(f"[bold green]backup {d['id']}[/]: {d['keys']} keys of {d['bucket']} as of {d['at']}")
+        if copy_data:
+            render.out.print(f"stored {d['versions_stored']} version(s) ({render.human_bytes(d['bytes_stored'])}), "
+                             f"referenced {d['versions_referenced']} already stored")
+
+    @restore.command("objects")
+    def restore_objects_cmd(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
+                            to_bucket: str = typer.Option(None, "--to-bucket", help="Restore into this bucket "
+                                                                                    "(primary endpoint)."),
+                            dry_run: bool = typer.Option(False, "--dry-run"), workers: int = WORKERS_OPT,
+                            as_json: bool = JSON_OPT) -> None:
+        """Bring back exactly the versions an objects backup recorded, as the latest versions."""
+        from dataclasses import replace
+
+        from swarm.services.context import open_repository
+        from swarm.services.objects_backup import restore_objects
+        from swarm.services.objects_common import open_bucket, primary_config
+
+        s = settings(ctx)
+        repo = open_repository(s)
+        m = repo.load_manifest(backup_id)
+        cfg = primary_config(s, str(m.source.get("bucket") or "") or None)
+        src = open_bucket(cfg, workers=workers)
+        tgt = open_bucket(replace(cfg, bucket=to_bucket), workers=workers) if to_bucket else src
+        with progress(as_json) as reporter:
+            res = restore_objects(repo, backup_id, src, tgt, dry_run=dry_run, workers=workers, reporter=reporter)
+        d = res.to_dict()
+        if as_json:
+            render.emit_json(d)
+        else:
+            c = d["counts"]
+            render.out.print(f"{'dry run: ' if dry_run else ''}{backup_id} → {d['target']['bucket']}: "
+                             f"{c.get('keys', 0)} keys, {c.get('unchanged', 0)} unchanged, "
+                             f"{c.get('would_restore', 0) + c.get('copied', 0) + c.get('uploaded_from_backup', 0)}"
+                             " restored" + (" (planned)" if dry_run else ""))
+            _print_failed(d)
+        _fail_if(not res.ok)
