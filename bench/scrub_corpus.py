@@ -476,7 +476,7 @@ class Corpus:
             enc = e.replace("@", "%40").replace("+", "%2B")
             obj["receipt_link"] = self._url_piece("https://mail.example.net/r?to=", enc, "EMAIL", "url_encoded")
         if r.random() < 0.4:
-            s, cs, ce = g.phone("in_intl_spaced")
+            s, _cs, _ce = g.phone("in_intl_spaced")
             enc = s.replace("+", "%2B").replace(" ", "%20")
             core_s = enc.index("%20") + 3
             obj["sms_hook"] = self._url_piece("https://sms.example.net/v1/send?msisdn=", enc, "PHONE", "url_encoded",
@@ -567,7 +567,7 @@ def main() -> None:
     a = ap.parse_args()
     recs = generate(a.seed, a.n)
     check(recs)
-    f = sys.stdout if a.out == "-" else open(a.out, "w", encoding="utf-8")  # noqa: SIM115
+    f = sys.stdout if a.out == "-" else open(a.out, "w", encoding="utf-8")
     for rec in recs:
         f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     if f is not sys.stdout:

@@ -240,11 +240,11 @@ def _classify(
         return None
 
     if prefix == "(":
-        # (415) 555-2671
+        # (415) 555-2671; anything else in brackets is classified without the bracket
         if ng == 3 and [len(g) for g in groups] == [3, 3, 4] and seps[0].startswith(")"):
-            if cs.nanp_ok(digits):
-                return ("PHONE", 0, digits)
-        return None
+            return ("PHONE", 0, digits) if cs.nanp_ok(digits) else None
+        if seps and seps[0].startswith(")"):
+            return None
 
     if ng == 1:
         return _classify_bare(digits, ctx)
@@ -384,10 +384,11 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
         return
     groups = [cs.ascii_digits(g.group()) for g in gm]
     if len(gm) == 1:
-        ctx = _Ctx(text, start, end, key, lo, hi)
+        s1 = start + gm[0].start() if prefix == "(" else start
+        ctx = _Ctx(text, s1, end, key, lo, hi)
         res = _classify(groups, [], prefix, ctx)
         if res is not None:
-            out.append(Span(start, end, res[0], res[2]))
+            out.append(Span(s1, end, res[0], res[2]))
         return
     seps = [raw[gm[i].end():gm[i + 1].start()] for i in range(len(gm) - 1)]
     # whole cluster first, then sub-runs split at plain spaces
@@ -411,6 +412,8 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
                 continue
             typ, first, norm = res
             s_rep = start + gm[a + first].start() if first else s0
+            if pre == "(" and not (typ == "PHONE" and [len(g) for g in groups[a:b]] == [3, 3, 4]):
+                s_rep = start + gm[a].start()
             if first and raw[gm[a + first].start() - 1] == "(":
                 s_rep -= 1
             out.append(Span(s_rep, e0, typ, norm))

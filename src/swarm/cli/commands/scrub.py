@@ -48,14 +48,23 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
     if fmt not in FORMATS:
         print(f"scrub: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", file=sys.stderr)
         return 2
+    own_in = own_out = None
     if inp is None:
-        inp = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="")
+        inp = own_in = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="")
     if out is None:
-        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="",
-                               write_through=False)
-    scrubber = Scrubber(key=load_key(key_file))
-    scrub_stream(inp, out, scrubber, fmt)
-    out.flush()
+        out = own_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape",
+                                         newline="")
+    try:
+        scrubber = Scrubber(key=load_key(key_file))
+        scrub_stream(inp, out, scrubber, fmt)
+        out.flush()
+    finally:
+        # never close the process's own stdin/stdout when our wrappers go away
+        if own_out is not None:
+            own_out.flush()
+            own_out.detach()
+        if own_in is not None:
+            own_in.detach()
     if report is not None:
         report.write_text(json.dumps(scrubber.report.to_dict(), indent=2) + "\n", encoding="utf-8")
     return 0

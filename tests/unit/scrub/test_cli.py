@@ -1,0 +1,79 @@
+"""The ``scrub`` CLI command: Typer registration, stand-alone entry, key handling, report."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from swarm.cli.commands import scrub as cmd
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    cmd.register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command so that Typer keeps sub-command names
+        pass
+
+    return app
+
+
+def test_typer_command_jsonl_with_key_file_and_report(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(b"k" * 32)
+    rep = tmp_path / "rep.json"
+    inp = "".join(json.dumps({"id": i, "text": f"mail u{i}@ex.com"}) + "\n" for i in range(3))
+    args = ["scrub", "--format", "jsonl", "--key-file", str(key), "--report", str(rep)]
+    r1 = CliRunner().invoke(_app(), args, input=inp)
+    assert r1.exit_code == 0, r1.output
+    lines = r1.output.splitlines()
+    assert len(lines) == 3 and all(json.loads(x)["text"].startswith("mail [EMAIL:") for x in lines)
+    r2 = CliRunner().invoke(_app(), args, input=inp)
+    assert r2.output == r1.output                       # same key, same tokens
+    assert json.loads(rep.read_text())["by_type"] == {"EMAIL": 3}
+
+
+def test_env_key_and_random_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_SCRUB_KEY", "00" * 32)
+    assert cmd.load_key(None) == bytes(32)
+    monkeypatch.delenv("SWARM_SCRUB_KEY")
+    assert cmd.load_key(None) != cmd.load_key(None)
+
+
+def test_run_text_and_bad_format() -> None:
+    out = io.StringIO()
+    assert cmd.run("text", None, None, io.StringIO("call +91 98765 43210"), out) == 0
+    assert out.getvalue().startswith("call +91 [PHONE:")
+    assert cmd.run("xml", None, None, io.StringIO(""), io.StringIO()) == 2
+
+
+def test_standalone_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run(fmt: str, report: object, key_file: object) -> int:
+        seen.update(fmt=fmt, report=report, key_file=key_file)
+        return 0
+
+    monkeypatch.setattr(cmd, "run", fake_run)
+    assert cmd.main(["--format", "json"]) == 0
+    assert seen == {"fmt": "json", "report": None, "key_file": None}
+
+
+def test_stream_auto_detects_jsonl_and_text() -> None:
+    from swarm.scrub import Scrubber
+    from swarm.scrub.stream import scrub_stream
+
+    out = io.StringIO()
+    scrub_stream(io.StringIO('\n{"e": "a@b.co"}\n{"e": 1}\n'), out, Scrubber(b"k"), "auto")
+    assert out.getvalue().startswith('\n{"e": "[EMAIL:') and out.getvalue().endswith('{"e": 1}\n')
+    out = io.StringIO()
+    scrub_stream(io.StringIO("hello a@b.co\nbye"), out, Scrubber(b"k"), "auto")
+    assert out.getvalue().startswith("hello [EMAIL:") and out.getvalue().endswith("\nbye")
+    out = io.StringIO()
+    scrub_stream(io.StringIO('{\n "e": "a@b.co"\n}'), out, Scrubber(b"k"), "auto")
+    assert json.loads(out.getvalue())["e"].startswith("[EMAIL:")
