@@ -9,7 +9,7 @@ phone numbers, card numbers, Aadhaar and SSN values), as production data does.
 
 The data is generated from ``seed`` (deterministic for a given seed, size and starting
 state; seeding an already seeded database adds new pipelines and runs). Rows are
-loaded with COPY; ``size_mb`` is the target size of the run_events table data.
+loaded with COPY; ``size_mb`` is the target size of the database (calibrated on run_events).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from swarm.sources.postgres.conn import connect
 
-EVENT_BYTES = 640  # average payload + row overhead, used to size the event count
+EVENT_BYTES = 560  # bytes of database per event (measured: 48.5 MB for a 50 MB target)
 PIPELINES = ["invoice-extraction", "support-triage", "kyc-review", "fraud-screening", "churn-model",
              "doc-summariser", "code-review-agent", "sales-assistant", "claims-intake", "eval-harness",
              "rag-indexer", "payments-reconciler"]
@@ -32,6 +32,10 @@ LAST = ["Sharma", "Lewis", "Garcia", "Chen", "Khan", "Iyer", "Smith", "Nakamura"
 DOMAINS = ["gmail.com", "outlook.com", "acme-corp.com", "cse.iitb.ac.in", "icloud.com", "research.medicura.health"]
 MODELS = ["gpt-4.1", "claude-sonnet-4", "llama-3.1-70b", "mistral-large"]
 TOOLS = ["search_orders", "lookup_customer", "send_email", "create_ticket", "charge_card", "fetch_document"]
+WORDS = ("the invoice order refund account customer contract renewal policy shipment delayed approved pending "
+         "review summary clause payment balance ticket escalate priority agent model token latency retry error "
+         "timeout dataset feature label training eval metric threshold report audit compliance record status "
+         "update request response tool call result document page section table value total amount due date").split()
 
 
 def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
@@ -106,16 +110,19 @@ def _event_payload(rng: random.Random, kind: str, step: int, persona: Persona, p
                                     f" The card was {persona.card[:4]} {persona.card[4:8]} {persona.card[8:12]} "
                                     f"{persona.card[12:]}.", f" My Aadhaar is {persona.aadhaar[:4]} "
                                     f"{persona.aadhaar[4:8]} {persona.aadhaar[8:]}."])
+        answer = " ".join(rng.choices(WORDS, k=rng.randrange(40, 160))).capitalize() + "."
         return {"model": rng.choice(MODELS), "step": step, "latency_ms": round(rng.uniform(200, 4000), 1),
                 "usage": {"prompt_tokens": rng.randrange(200, 8000), "completion_tokens": rng.randrange(20, 900)},
                 "messages": [{"role": "system", "content": "You are a careful support agent."},
-                             {"role": "user", "content": user_msg}],
+                             {"role": "user", "content": user_msg},
+                             {"role": "assistant", "content": answer}],
                 "tool_calls": [{"name": rng.choice(TOOLS),
                                 "arguments": json.dumps({"customer_email": persona.email} if pii else
                                                         {"order_id": f"ORD-{rng.randrange(10**6)}"})}]}
     if kind == "tool.result":
         return {"tool": rng.choice(TOOLS), "step": step, "ok": rng.random() > 0.05,
-                "duration_ms": rng.randrange(5, 3000), "bytes": rng.randrange(100, 10**6)}
+                "duration_ms": rng.randrange(5, 3000), "bytes": rng.randrange(100, 10**6),
+                "preview": " ".join(rng.choices(WORDS, k=rng.randrange(10, 60)))}
     if kind == "metric":
         return {"step": step, "name": rng.choice(["loss", "accuracy", "f1", "reward"]),
                 "value": round(rng.random(), 6), "seed": rng.randrange(10**9)}

@@ -67,22 +67,28 @@ def status(as_json: bool = JSON_OPT) -> None:
 
 @app.command()
 def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help="Number of pipeline runs."),
-         size_mb: float = typer.Option(5.0, "--size-mb", min=0.0, help="Target size of the run events (MB)."),
+         size_mb: float = typer.Option(5.0, "--size-mb", min=0.0, help="Target database size in MB (mostly run events)."),
          model_kb: int = typer.Option(64, "--model-kb", min=1, help="Size of each run's model artefact (KB)."),
          random_seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same data)."),
+         stores: str = typer.Option("db,objects,state", "--stores",
+                                    help="Which stores to fill: any of db, objects, state."),
          as_json: bool = JSON_OPT) -> None:
     """Fill all three stores with a realistic deployment (some of it carrying PII)."""
     from swarm.platform.seed import seed_database, seed_objects, seed_state_dir
     from swarm.storage.s3 import make_client
 
     s = settings(ctx)
+    wanted = {x.strip() for x in stores.split(",") if x.strip()}
+    if not wanted <= {"db", "objects", "state"} or "db" not in wanted:
+        raise typer.BadParameter("--stores takes db, objects, state (db is always needed)")
     db_url = s.require("db_url", "the swarm database (SWARM_DB_URL)")
     result, run_rows = seed_database(db_url, runs=runs, size_mb=size_mb, seed=random_seed)
-    if s.objects_endpoint or s.objects_bucket:
+    if "objects" in wanted and (s.objects_endpoint or s.objects_bucket):
         client = make_client(s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
         result.objects, result.object_bytes = seed_objects(client, s.require("objects_bucket", "the artefact bucket"),
                                                            run_rows, model_kb=model_kb, seed=random_seed)
-    result.state_files = seed_state_dir(Path(str(s.state_dir)), run_rows, seed=random_seed)
+    if "state" in wanted:
+        result.state_files = seed_state_dir(Path(str(s.state_dir)), run_rows, seed=random_seed)
     if as_json:
         render.emit_json(result.to_dict())
         return

@@ -11,9 +11,19 @@ app = typer.Typer(help="Restore from the repository.", no_args_is_help=True)
 
 
 @app.command("postgres")
-def postgres(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
-             target_db: str = typer.Option(..., "--target-db",
-                                           help="postgresql:// URL of the database to restore into."),
+def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="[ID]"),
+             target_db: str = typer.Option(None, "--target-db",
+                                           help="Logical: postgresql:// URL of the database to restore into."),
+             physical: bool = typer.Option(False, "--physical", help="Restore a physical backup (+ WAL) into --datadir."),
+             latest: bool = typer.Option(False, "--latest", help="Physical: pick the newest suitable backup."),
+             target_time: str = typer.Option(None, "--target-time", help="Physical: recover to this time."),
+             target_lsn: str = typer.Option(None, "--target-lsn", help="Physical: recover to this LSN."),
+             target_xid: str = typer.Option(None, "--target-xid", help="Physical: recover to this transaction id."),
+             target_name: str = typer.Option(None, "--target-name", help="Physical: recover to this restore point."),
+             target_latest: bool = typer.Option(False, "--target-latest", help="Physical: replay all archived WAL."),
+             datadir: str = typer.Option(None, "--datadir", help="Physical: empty directory to restore into."),
+             port: int = typer.Option(None, "--port", help="Physical: port for the restored cluster."),
+             start: bool = typer.Option(False, "--start", help="Physical: start it, recover to the target, promote."),
              create: bool = typer.Option(False, "--create", help="Create the target database if it does not exist."),
              force: bool = typer.Option(False, "--force", help="Restore over a non-empty database (drops and replaces "
                                                               "the objects the backup contains)."),
@@ -21,11 +31,23 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="I
              no_owner: bool = typer.Option(False, "--no-owner", help="Do not restore ownership and privileges."),
              dry_run: bool = typer.Option(False, "--dry-run", help="Check and show the plan; change nothing."),
              as_json: bool = JSON_OPT) -> None:
-    """Restore a logical backup with pg_restore -j, then compare every table's row count with the manifest.
+    """Restore a logical backup with pg_restore -j, then compare every table's row count with the manifest;
+    or, with --physical, a base backup plus WAL to a point in time.
 
     Exit status: 0 restored and validated; 1 restored but row counts differ; 8 refused
-    (non-empty target without --force); 9 no such backup or target database.
+    (non-empty target without --force, target outside the recoverable range); 9 no such
+    backup or target database.
     """
+    if physical:
+        from swarm.cli.commands import physical as physical_cmd
+
+        physical_cmd.restore_physical(ctx, backup_id=backup_id, latest=latest, target_time=target_time,
+                                      target_lsn=target_lsn, target_xid=target_xid, target_name=target_name,
+                                      target_latest=target_latest, datadir=datadir, port=port, start=start,
+                                      dry_run=dry_run, as_json=as_json)
+        return
+    if not backup_id or not target_db:
+        raise typer.BadParameter("a logical restore needs ID and --target-db URL (or pass --physical)")
     from swarm.services.context import open_repository
     from swarm.services.restore_postgres import execute_restore, plan_restore
 

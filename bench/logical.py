@@ -1,0 +1,138 @@
+"""Logical PostgreSQL backup and restore: swarm vs the seed's manual procedure, in one run.
+
+Seed procedure: `pg_dump -F c -Z 6` to a file, then `pg_restore` into an empty database.
+swarm: `swarm admin backup postgres --jobs 2` (pg_dump -Fd -j2 -Z0, zstd + AES-GCM into a
+file:// repository) and `swarm admin restore postgres --jobs 2` (verified download,
+pg_restore -j2, row counts checked). Peak memory is the whole process tree's RSS.
+
+    .venv/bin/python bench/logical.py [--size-mb 1100] [--small-mb 250]
+
+Writes the `logical` section of bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import machine_line, update_section  # noqa: E402
+from procmem import Measured, run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+WORK = ROOT / "bench" / ".work" / "logical"
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
+    e["SWARM_HOME"] = str(WORK / "home")
+    return e
+
+
+def swarm(*args: str, extra_env: dict[str, str] | None = None) -> Measured:
+    m = run([str(BIN / "swarm"), *args], env={**env(), **(extra_env or {})})
+    if m.returncode != 0:
+        raise SystemExit(f"swarm {' '.join(args)} failed: {m.stderr[-2000:]}")
+    return m
+
+
+def psql(url: str, sql: str) -> str:
+    return subprocess.run([str(PGBIN / "psql"), "-X", "-Atc", sql, url], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def measure(db_url: str, label: str) -> dict[str, float]:
+    base = db_url.rsplit("/", 1)[0]
+    dump = WORK / f"{label}.dump"
+    dump.unlink(missing_ok=True)
+    seed_dump = run([str(PGBIN / "pg_dump"), "-F", "c", "-Z", "6", "-f", str(dump), "-d", db_url])
+    assert seed_dump.returncode == 0, seed_dump.stderr
+    psql(base + "/postgres", f"DROP DATABASE IF EXISTS {label}_seed_restored")
+    psql(base + "/postgres", f"CREATE DATABASE {label}_seed_restored")
+    seed_restore = run([str(PGBIN / "pg_restore"), "-d", f"{base}/{label}_seed_restored", str(dump)])
+    assert seed_restore.returncode == 0, seed_restore.stderr
+    ours = swarm("admin", "backup", "postgres", "--jobs", "2", "--db-url", db_url, "--json")
+    b = json.loads(ours.stdout)
+    psql(base + "/postgres", f"DROP DATABASE IF EXISTS {label}_swarm_restored")
+    ours_restore = swarm("admin", "restore", "postgres", b["id"], "--target-db", f"{base}/{label}_swarm_restored",
+                         "--create", "--jobs", "2", "--json")
+    r = json.loads(ours_restore.stdout)
+    assert r["validated"], r
+    return {"db_size": float(psql(db_url, "SELECT pg_database_size(current_database())")),
+            "seed_backup_s": seed_dump.seconds, "seed_bytes": dump.stat().st_size, "seed_backup_rss": seed_dump.peak_rss,
+            "seed_restore_s": seed_restore.seconds, "seed_restore_rss": seed_restore.peak_rss,
+            "ours_backup_s": ours.seconds, "ours_bytes": b["stored_size"], "ours_backup_rss": ours.peak_rss,
+            "ours_restore_s": ours_restore.seconds, "ours_restore_rss": ours_restore.peak_rss}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=float, default=1100)
+    ap.add_argument("--small-mb", type=float, default=250)
+    args = ap.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    (WORK / "home").mkdir()
+    os.chmod(WORK, 0o755)
+    info = json.loads(swarm("dev", "up", "--json").stdout)
+    try:
+        base = info["db_url"].rsplit("/", 1)[0]
+        results = {}
+        for label, size in (("small", args.small_mb), ("large", args.size_mb)):
+            psql(base + "/postgres", f"CREATE DATABASE bench_{label}")
+            url = f"{base}/bench_{label}"
+            from swarm.platform.schema import apply_migrations
+
+            apply_migrations(url)
+            seeded = swarm("dev", "seed", "--runs", str(int(size * 2)), "--size-mb", str(size), "--stores", "db",
+                           "--json", extra_env={"SWARM_DB_URL": url})
+            print(f"seeded {label}: {json.loads(seeded.stdout)['events']} events in {seeded.seconds:.0f} s", flush=True)
+            results[label] = measure(url, label)
+            print(label, json.dumps(results[label]), flush=True)
+    finally:
+        swarm("dev", "down", "--purge")
+    L, S = results["large"], results["small"]
+    md = [
+        "## Logical PostgreSQL backup and restore (`bench/logical.py`)",
+        "",
+        machine_line(),
+        "",
+        f"Database built with `swarm dev seed`: {mb(L['db_size'])} (`pg_database_size`). Seed procedure: "
+        "`pg_dump -F c -Z 6` to a file + `pg_restore` into an empty database. swarm: `swarm admin backup postgres "
+        "--jobs 2` into a `file://` repository (zstd, AES-256-GCM) + `swarm admin restore postgres --jobs 2` "
+        "(verified download, `pg_restore -j 2`, every row count checked). Peak memory = RSS of the whole process "
+        "tree (pg_dump / pg_restore included).",
+        "",
+        "| | seed procedure | swarm | swarm / seed | aim |",
+        "|---|---|---|---|---|",
+        f"| backup wall time | {L['seed_backup_s']:.1f} s | {L['ours_backup_s']:.1f} s | "
+        f"**{L['ours_backup_s'] / L['seed_backup_s']:.2f}×** | ≤ 0.35× |",
+        f"| bytes stored | {mb(L['seed_bytes'])} | {mb(L['ours_bytes'])} | **{L['ours_bytes'] / L['seed_bytes']:.2f}×** "
+        "| ≤ 0.85× |",
+        f"| restore wall time | {L['seed_restore_s']:.1f} s | {L['ours_restore_s']:.1f} s | "
+        f"**{L['ours_restore_s'] / L['seed_restore_s']:.2f}×** | ≤ 0.85× |",
+        f"| peak memory, backup | {mb(L['seed_backup_rss'])} | {mb(L['ours_backup_rss'])} | | flat |",
+        f"| peak memory, restore | {mb(L['seed_restore_rss'])} | {mb(L['ours_restore_rss'])} | | flat |",
+        "",
+        f"Memory as the database grows ({mb(S['db_size'])} → {mb(L['db_size'])}): swarm backup peak "
+        f"{mb(S['ours_backup_rss'])} → {mb(L['ours_backup_rss'])}, restore peak {mb(S['ours_restore_rss'])} → "
+        f"{mb(L['ours_restore_rss'])}. On the small database: backup {S['ours_backup_s'] / S['seed_backup_s']:.2f}×, "
+        f"size {S['ours_bytes'] / S['seed_bytes']:.2f}×, restore {S['ours_restore_s'] / S['seed_restore_s']:.2f}× "
+        "the seed procedure.",
+    ]
+    update_section("logical", "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
