@@ -52,7 +52,7 @@ class ConfigError(SwarmError):
     exit_code = ExitCode.CONFIG
 
 
-class KeyError_(SwarmError):  # noqa: N801 - avoid shadowing the builtin KeyError
+class KeyError_(SwarmError):
     """The key-encryption key is missing, unreadable, or not the repository's."""
 
     code = "key"

@@ -180,7 +180,7 @@ def _blocked_backup(tmp_path: Path, kek: LocalKeyFile, cluster: LocalCluster, db
     def run() -> None:
         try:
             backup_postgres_logical(repo, db, jobs=2)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     t = threading.Thread(target=run)

@@ -11,9 +11,9 @@ from swarm.clock import FrozenClock
 from swarm.crypto.keys import create_key_file, load_key_file
 from swarm.errors import ConfigError, KeyError_, LockedError
 from swarm.repo.locks import RepoLock
+from swarm.storage.base import StoreUnavailable
 from swarm.storage.memory import MemoryStore
 from swarm.storage.wrappers import FaultyStore, RetryingStore
-from swarm.storage.base import StoreUnavailable
 
 
 def test_key_file_mode_and_roundtrip(tmp_path: Path) -> None:

@@ -114,8 +114,8 @@ class SeaweedServer:
                 f"-filer.localSocket={self.base / 'filer.sock'}", f"-s3.localSocket={self.base / 's3.sock'}"]
         env = dict(os.environ, WEED_MASTER_VOLUME_GROWTH_COPY_1="1", AWS_ACCESS_KEY_ID=self.access_key,
                    AWS_SECRET_ACCESS_KEY=self.secret_key)
-        log = open(self.base / "logs" / "weed.out", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
+        log = open(self.base / "logs" / "weed.out", "ab")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, cwd=self.base, start_new_session=True)
         log.close()
         self.pid = proc.pid
@@ -136,7 +136,7 @@ class SeaweedServer:
                 try:
                     client.list_buckets()
                     return
-                except Exception as exc:  # noqa: BLE001 - not ready yet
+                except Exception as exc:
                     last = str(exc)
             time.sleep(0.2)
         self.stop()
@@ -161,7 +161,7 @@ class SeaweedServer:
                         break
                     time.sleep(0.1)
         for port in self.ports.values():
-            for sock in glob.glob(f"/tmp/seaweedfs-*-grpc-{port}.sock"):  # noqa: S108 - weed's fixed path
+            for sock in glob.glob(f"/tmp/seaweedfs-*-grpc-{port}.sock"):
                 with contextlib.suppress(OSError):
                     os.unlink(sock)
         self.pid = None

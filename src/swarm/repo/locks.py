@@ -124,7 +124,7 @@ class RepoLock:
                     self._lost = "the lock object was removed or taken over by another process"
                     return
                 self.store.put(self.key, self._body())
-            except Exception as exc:  # noqa: BLE001 - a failed refresh must not kill the work yet
+            except Exception as exc:
                 if (self.clock.now() - parse_iso(self._started)) > timedelta(seconds=self.stale_after):
                     self._lost = f"the lock could not be refreshed ({exc})"
 

@@ -94,7 +94,7 @@ class LocalStore:
 
     def iter_get(self, key: str) -> Iterator[bytes]:
         try:
-            fh = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+            fh = open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{key} not found in {self.url}") from exc
         return _iter_file(fh)

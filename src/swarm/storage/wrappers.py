@@ -42,7 +42,7 @@ class RetryingStore:
                         exc.args = (exc.message,)
                     raise
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                self.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not crypto
+                self.sleep(delay * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")
 
     def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:

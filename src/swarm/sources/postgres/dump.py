@@ -24,7 +24,7 @@ def _env() -> dict[str, str]:
 
 def _run(args: list[str], what: str, url: str, *, on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
          timeout: float | None = None) -> str:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())  # noqa: S603
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     if on_start:
         on_start(proc)
     try:
