@@ -31,6 +31,12 @@ try:
 except ImportError:  # while the module is being built; removed once it lands
     pass
 try:
+    from swarm.cli.commands import physical
+
+    physical.register(admin)  # `admin wal ...` and `admin restore-point`
+except ImportError:  # while the module is being built; removed once it lands
+    pass
+try:
     from swarm.cli.commands import objects
 
     objects.register(admin, backup.app, restore.app)

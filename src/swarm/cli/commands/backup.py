@@ -14,8 +14,16 @@ def postgres(ctx: typer.Context,
              jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel pg_dump jobs and uploads."),
              db_url: str = typer.Option(None, "--db-url", help="Database to back up (default: SWARM_DB_URL)."),
              work_dir: str = typer.Option(None, "--work-dir", help="Local staging directory (default: system temp)."),
+             physical: bool = typer.Option(False, "--physical",
+                                           help="Physical base backup (for point-in-time recovery with WAL)."),
              as_json: bool = JSON_OPT) -> None:
-    """Logical backup: pg_dump (directory format, parallel) of one snapshot, with exact row counts."""
+    """Logical backup: pg_dump (directory format, parallel) of one snapshot, with exact row counts;
+    or, with --physical, a deduplicated base backup."""
+    if physical:
+        from swarm.cli.commands import physical as physical_cmd
+
+        physical_cmd.backup_physical(ctx, db_url=db_url, jobs=jobs, as_json=as_json)
+        return
     from swarm.services.backup_postgres import backup_postgres_logical
     from swarm.services.context import open_repository
 

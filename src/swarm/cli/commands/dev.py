@@ -22,8 +22,8 @@ def up(as_json: bool = JSON_OPT) -> None:
         render.emit_json(info)
         return
     render.out.print("[bold green]swarm dev stack is up[/]")
-    render.kv([("database", info["db_url"]), ("objects", f"{info['objects_endpoint']} bucket "
-                                                         f"{info['objects_bucket']}"),
+    objects = f"{info['objects_endpoint']} bucket {info['objects_bucket']}"
+    render.kv([("database", info["db_url"]), ("objects", objects),
                ("DR objects", f"{info['dr_objects_endpoint']} bucket {info['dr_objects_bucket']}"),
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
                ("config", info["config"])])
