@@ -67,7 +67,7 @@ def status(as_json: bool = JSON_OPT) -> None:
 
 @app.command()
 def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help="Number of pipeline runs."),
-         size_mb: float = typer.Option(5.0, "--size-mb", min=0.0, help="Target database size in MB (mostly run events)."),
+         size_mb: float = typer.Option(5.0, "--size-mb", min=0.0, help="Target database size (MB)."),
          model_kb: int = typer.Option(64, "--model-kb", min=1, help="Size of each run's model artefact (KB)."),
          random_seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same data)."),
          stores: str = typer.Option("db,objects,state", "--stores",
