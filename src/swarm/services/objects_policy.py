@@ -5,7 +5,7 @@ Capabilities are detected by trying, never assumed from the server's name:
 * lifecycle: ``apply`` puts the full rule set; if the backend answers 501 / NotImplemented it
   retries without storage-class transitions and reports those parts unsupported.
   ``check`` is read only except for one probe, made only when a rule on the bucket lacks its
-  transitions: it re-puts the bucket's *current* rules plus a disabled probe rule with a
+  transitions: it re-puts the bucket's *current* rules plus a probe rule with a far-off
   transition on the prefix ``.swarm-probe/``. A 501 proves the backend refuses transitions
   (nothing changed); an acceptance proves it supports them, and the current rules are put
   back at once (so the bucket is as it was), and the missing transitions are drift.
@@ -34,8 +34,10 @@ from swarm.model.bucket_policy import (
 )
 from swarm.sources.objects import Bucket
 
-PROBE_RULE = {"ID": "swarm-capability-probe", "Status": "Disabled", "Filter": {"Prefix": ".swarm-probe/"},
-              "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}]}
+# Enabled (SeaweedFS accepts a *disabled* transition rule and only refuses enabled ones), on a
+# prefix swarm never writes, with a far-off day: harmless for the moment it exists on AWS.
+PROBE_RULE = {"ID": "swarm-capability-probe", "Status": "Enabled", "Filter": {"Prefix": ".swarm-probe/"},
+              "Transitions": [{"Days": 3650, "StorageClass": "STANDARD_IA"}]}
 
 
 @dataclass
@@ -67,10 +69,11 @@ def _transitions_supported(bucket: Bucket, current_rules: list[dict[str, Any]]) 
 
 
 def _replication_supported(bucket: Bucket, policy: BucketPolicy, dest: str) -> bool:
-    ok = bucket.try_put_replication(policy.replication.to_s3(dest))
-    if ok:
+    """Any answer but "not implemented" proves the API exists (InvalidRequest: versioning is off)."""
+    outcome = bucket.try_put_replication(policy.replication.to_s3(dest))
+    if outcome == "ok":
         bucket.delete_replication()
-    return ok
+    return outcome != "unsupported"
 
 
 def check_policy(bucket: Bucket, policy: BucketPolicy, *, dr_bucket: str | None) -> PolicyResult:
@@ -162,12 +165,19 @@ def apply_policy(bucket: Bucket, policy: BucketPolicy, *, dr_bucket: str | None,
         res.rules.append(lock)
     repl = by_name["replication"]
     if repl.status is Status.DRIFTED and dr_bucket:
-        if bucket.try_put_replication(policy.replication.to_s3(dr_bucket)):
+        outcome = bucket.try_put_replication(policy.replication.to_s3(dr_bucket))
+        if outcome == "ok":
             res.capabilities["replication_api"] = True
             res.rules.append(_applied(repl))
-        else:
+        elif outcome == "unsupported":
             res.capabilities["replication_api"] = False
             res.rules.append(_ours(dr_bucket))
+        else:
+            res.rules.append(RuleReport("replication", Status.DRIFTED, repl.desired, repl.actual,
+                                        f"the bucket refused the replication configuration ({outcome})",
+                                        instead="native replication needs versioning on both buckets and an "
+                                                "IAM role (set [replication] role); or run `swarm admin "
+                                                "objects replicate`"))
     else:
         res.rules.append(repl)
     return res

@@ -338,13 +338,16 @@ class Bucket:
         except BotoCoreError as exc:
             raise self._err(exc, "read replication") from exc
 
-    def try_put_replication(self, cfg: dict[str, Any]) -> bool:
+    def try_put_replication(self, cfg: dict[str, Any]) -> str:
+        """"ok", "unsupported", or the refusal's code (InvalidRequest: versioning is off...)."""
         try:
             self.client.put_bucket_replication(Bucket=self.name, ReplicationConfiguration=cfg)
-            return True
+            return "ok"
         except (ClientError, BotoCoreError) as exc:
             if unsupported(exc):
-                return False
+                return "unsupported"
+            if _code(exc) in ("InvalidRequest", "InvalidArgument", "AccessDenied"):
+                return _code(exc)
             raise self._err(exc, "write replication") from exc
 
     def delete_replication(self) -> None:
