@@ -123,3 +123,26 @@ def test_prefix_limits_the_run(src: Bucket, dr_same: Bucket) -> None:
     assert get(dr_same, "b/1") is None
     assert check_replication(src, dr_same, prefix="a/").in_sync
     assert not check_replication(src, dr_same).in_sync
+
+
+def test_keys_that_keep_failing_are_listed_and_the_rest_continues(src: Bucket, dr_same: Bucket) -> None:
+    from swarm.errors import UnavailableError
+
+    for i in range(5):
+        put(src, f"f/{i}", b"x")
+    put(src, "f/2", b"y")
+
+    class Throttled(Bucket):
+        def copy_version_to(self, dst, key, version_id, **kw):  # type: ignore[no-untyped-def]
+            if key == "f/2":
+                raise UnavailableError("copy f/2: 503 SlowDown", transient=True)
+            return super().copy_version_to(dst, key, version_id, **kw)
+
+    flaky = Throttled(src.cfg)
+    res = replicate(flaky, dr_same, workers=2)
+    d = res.to_dict()
+    assert not res.ok and d["failed_count"] == 1
+    assert d["failed"][0]["key"] == "f/2" and d["failed"][0]["version_id"]  # the oldest missing version
+    assert d["versions_copied"] == 4
+    assert dr_same.key_history("f/2") == []  # nothing of f/2 overtook the failed version
+    assert replicate(src, dr_same).ok and check_replication(src, dr_same).in_sync

@@ -72,18 +72,20 @@ class ObjectsBackupResult:
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
-def _previous_refs(repo: Repository, bucket: Bucket) -> dict[tuple[str, str], dict[str, str]]:
-    """(key, version id) → data reference, from the newest earlier copy-data backup of this bucket."""
+def _previous_refs(repo: Repository, bucket: Bucket) -> dict[tuple[str, str], dict[str, Any]]:
+    """(key, version id) → data reference (with the content type, metadata and tags recorded
+    with it), from the newest earlier copy-data backup of this bucket."""
     prev = [m for m in repo.list_backups() if m.kind == KIND and m.source.get("copy_data")
             and m.source.get("bucket") == bucket.name and m.source.get("endpoint") == bucket.cfg.endpoint]
     if not prev:
         return {}
     m = prev[-1]
-    refs: dict[tuple[str, str], dict[str, str]] = {}
+    refs: dict[tuple[str, str], dict[str, Any]] = {}
     for line in _lines(repo, m):
         d = json.loads(line)
         if d.get("data"):
-            refs[(d["key"], d["version_id"])] = d["data"]
+            refs[(d["key"], d["version_id"])] = {k: d[k] for k in ("data", "content_type", "metadata", "tags")
+                                                 if k in d}
     return refs
 
 
@@ -163,8 +165,8 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
                     if copy_data:
                         ref = refs.get((v.key, v.version_id))
                         if ref is not None:
-                            line["data"] = ref
-                            referenced.add(ref["backup"])
+                            line.update(ref)
+                            referenced.add(ref["data"]["backup"])
                             counts["versions_referenced"] += 1
                         elif v.archived:
                             line["data"] = None
