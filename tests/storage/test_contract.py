@@ -77,6 +77,20 @@ def test_list_prefix_sorted(store: Store) -> None:
     assert {i.key: i.size for i in store.list("")} == {"x/1": 3, "x/2": 3, "x/sub/3": 7, "y/1": 3}
 
 
+def test_get_range(store: Store) -> None:
+    data = bytes(range(256)) * 40
+    store.put("r", data)
+    assert store.get_range("r", 0, 10) == data[:10]
+    assert store.get_range("r", 1000, 333) == data[1000:1333]
+    assert store.get_range("r", len(data) - 5, 100) == data[-5:]  # clipped at the end
+    assert store.get_range("r", len(data), 10) == b""
+    assert store.get_range("r", 7, 0) == b""
+    with pytest.raises(ObjectNotFound):
+        store.get_range("missing", 0, 10)
+    with pytest.raises(ValueError):
+        store.get_range("r", -1, 10)
+
+
 def test_delete(store: Store) -> None:
     store.put("d", b"1")
     store.delete("d")
@@ -112,3 +126,21 @@ def test_local_crash_leaves_no_object(tmp_path: Path) -> None:
         store.put("k", broken())
     assert store.stat("k") is None
     assert list(store.list("")) == []
+
+
+def test_local_chowns_to_repository_owner_when_root(tmp_path: Path) -> None:
+    """As root, what LocalStore creates belongs to the owner of the repository root (the dev stack's
+    postgres user pushes WAL into the same repository)."""
+    import os
+    import pwd
+
+    root = tmp_path / "owned"
+    root.mkdir()
+    owner = os.geteuid()
+    if owner == 0:
+        owner = pwd.getpwnam("postgres").pw_uid
+        os.chown(root, owner, -1)
+    store = LocalStore(root)
+    store.put("a/b/c", b"x")
+    for p in (root / "a", root / "a" / "b", root / "a" / "b" / "c"):
+        assert p.stat().st_uid == owner, p

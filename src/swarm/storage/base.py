@@ -9,6 +9,9 @@ Contract every implementation keeps (checked by tests/storage/test_contract.py):
   A crash during ``put`` leaves no object under the key (local: a ``.tmp-*`` file that
   ``list`` never returns).
 * ``get`` of a missing key raises ``ObjectNotFound``; ``stat`` returns ``None``.
+* ``get_range(key, offset, length)`` returns exactly ``length`` bytes from ``offset``, or
+  fewer when the object ends first (``b""`` at or past the end); a missing key raises
+  ``ObjectNotFound``. Restores read single frames of pack objects with it.
 * ``list(prefix)`` yields every object whose key starts with ``prefix``, sorted by key.
 * ``delete`` of a missing key is not an error.
 * Failures that may pass on retry raise ``StoreUnavailable(transient=True)``; wrong
@@ -64,6 +67,10 @@ class Store(Protocol):
         """Yield the object's bytes in pieces; raises ObjectNotFound before the first piece."""
         ...
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes ``offset .. offset + length`` of the object (fewer if it ends first)."""
+        ...
+
     def stat(self, key: str) -> ObjectInfo | None: ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
@@ -79,6 +86,11 @@ def validate_key(key: str) -> str:
         if part in ("", ".", "..") or any(ord(c) < 32 for c in part):
             raise ValueError(f"invalid store key {key!r}")
     return key
+
+
+def check_range(offset: int, length: int) -> None:
+    if offset < 0 or length < 0:
+        raise ValueError(f"invalid byte range offset={offset} length={length}")
 
 
 def as_chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes]:

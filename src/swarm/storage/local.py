@@ -3,6 +3,11 @@
 ``put`` writes ``.tmp-<random>`` beside the target, fsyncs it, then renames (or, with
 ``if_absent``, hard-links, which fails if the key exists) and fsyncs the directory. A crash
 leaves at most a ``.tmp-*`` file, which ``list`` skips and ``sweep_temp`` removes.
+
+Ownership: when we run as root and the repository root belongs to another user (the dev
+stack hands it to ``postgres``, whose ``archive_command`` pushes WAL into it), every
+directory and file we create is chowned to that owner, so both can keep writing. Files are
+created 0600 and directories 0700 (umask permitting) either way.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from swarm.storage.base import (
     StoreAccessDenied,
     StoreUnavailable,
     as_chunks,
+    check_range,
     validate_key,
 )
 
@@ -40,6 +46,11 @@ class LocalStore:
         if not self.root.is_dir():
             raise StoreUnavailable(f"repository directory {self.root} does not exist", transient=False,
                                    hint="Check SWARM_BACKUP_REPO / the repo URL; is the volume mounted?")
+        self._owner: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            st = self.root.stat()
+            if st.st_uid != 0:
+                self._owner = (st.st_uid, st.st_gid)
 
     @property
     def url(self) -> str:
@@ -48,14 +59,30 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
+    def _mkdirs(self, path: Path) -> None:
+        if path.is_dir():
+            return
+        missing = []
+        p = path
+        while not p.exists() and p != self.root:
+            missing.append(p)
+            p = p.parent
+        path.mkdir(parents=True, exist_ok=True)
+        if self._owner:
+            for d in missing:
+                with contextlib.suppress(OSError):
+                    os.chown(d, *self._owner)
+
     def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._mkdirs(path.parent)
             tmp = path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
             written = 0
             try:
                 with open(tmp, "wb") as fh:
+                    if self._owner:
+                        os.fchown(fh.fileno(), *self._owner)
                     for chunk in as_chunks(data):
                         fh.write(chunk)
                         written += len(chunk)
@@ -98,6 +125,17 @@ class LocalStore:
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"{key} not found in {self.url}") from exc
         return _iter_file(fh)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        try:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"{key} not found in {self.url}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {key}: {exc.strerror}", transient=False) from exc
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, as_chunks, validate_key
+from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, as_chunks, check_range, validate_key
 
 
 class MemoryStore:
@@ -36,6 +36,10 @@ class MemoryStore:
     def iter_get(self, key: str) -> Iterator[bytes]:
         data = self.get(key)
         return iter([data[i:i + 65536] for i in range(0, len(data), 65536)] or [b""])
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        return self.get(key)[offset:offset + length]
 
     def stat(self, key: str) -> ObjectInfo | None:
         validate_key(key)

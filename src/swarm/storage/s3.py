@@ -30,6 +30,7 @@ from swarm.storage.base import (
     StoreAccessDenied,
     StoreUnavailable,
     as_chunks,
+    check_range,
     validate_key,
 )
 
@@ -169,6 +170,24 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"get {key}", self.endpoint) from exc
         return self._iter_body(resp["Body"], key)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        if length == 0:
+            return b""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key),
+                                          Range=f"bytes={offset}-{offset + length - 1}")
+            return bytes(resp["Body"].read())
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == "InvalidRange" or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) == "416":
+                if self.stat(key) is None:
+                    raise ObjectNotFound(f"get {key}: not found") from exc
+                return b""  # the range starts at or past the end
+            raise translate(exc, f"get {key}", self.endpoint) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"get {key}", self.endpoint) from exc
 
     def _iter_body(self, body: Any, key: str) -> Iterator[bytes]:
         try:

@@ -57,6 +57,9 @@ class RetryingStore:
     def iter_get(self, key: str) -> Iterator[bytes]:
         return self._retry(lambda: self.inner.iter_get(key))
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        return self._retry(lambda: self.inner.get_range(key, offset, length))
+
     def stat(self, key: str) -> ObjectInfo | None:
         return self._retry(lambda: self.inner.stat(key))
 
@@ -111,6 +114,11 @@ class FaultyStore:
 
     def iter_get(self, key: str) -> Iterator[bytes]:
         return iter([self.get(key)])
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        self._maybe_fail()
+        blob = self._damage(key, self.inner.get(key))
+        return blob[offset:offset + length]
 
     def stat(self, key: str) -> ObjectInfo | None:
         self._maybe_fail()
