@@ -197,6 +197,8 @@ def seed_database(db_url: str, *, runs: int, size_mb: float, seed: int = 7,
             conn.execute("INSERT INTO feature_flags (key, enabled, rollout_percent, description) VALUES "
                          "('new-planner', true, 50, 'planner v2'), ('streaming-ui', false, 0, ''), "
                          "('strict-approvals', true, 100, 'require approval for charge_card') ON CONFLICT DO NOTHING")
+    with connect(db_url) as conn:  # fresh statistics, as an operator would after a bulk load
+        conn.execute("ANALYZE")
     result = SeedResult(len(pipes), runs, n_events, len(approvals), len(denials), 0, 0, 0,
                         [r["id"] for r in run_rows])
     return result, run_rows

@@ -1,13 +1,22 @@
-"""Logical PostgreSQL backup: ``pg_dump -Fd -j N`` of one snapshot into the repository.
+"""Logical PostgreSQL backup: ``pg_dump -Fd -j N`` of one snapshot into the repository,
+with the rows of large tables copied in parallel page ranges of the same snapshot.
 
 Order of steps, and what a crash between them leaves:
 
 1. take the ``backup-postgres`` repository lock (a crash leaves a lock that goes stale);
 2. open a REPEATABLE READ transaction and export its snapshot;
-3. write the data key, start ``pg_dump --snapshot`` into a local staging directory and,
-   while it runs, count every table's rows in the same snapshot and upload each table
-   file as soon as pg_dump closes it (then delete it from staging);
-4. after pg_dump exits, upload the rest (``toc.dat``) and write the manifest, last.
+3. write the data key; then, all at once:
+   * ``pg_dump --snapshot --exclude-table-data=<large tables>`` into a local staging
+     directory, each table file uploaded as soon as pg_dump closes it;
+   * every large table (``large_table_bytes`` and up) streamed straight from
+     ``COPY ... TO STDOUT`` by ctid page ranges into repository objects, ``jobs`` at a time
+     (no staging), rows counted as they pass;
+   * every other table's rows counted in the exporting transaction;
+4. after all of it, upload the rest (``toc.dat``) and write the manifest, last.
+
+The dump directory alone restores with ``pg_restore`` minus the large tables' rows; the
+manifest's ``parallel_tables`` says which parts (COPY text) hold those, and
+``restore_postgres`` loads them in parallel between pg_restore's data and post-data steps.
 
 Any failure before 4 completes aborts: uploaded objects are deleted (best effort) and no
 backup is listed. Staging needs at most the uncompressed size of the dump in free space
@@ -29,12 +38,16 @@ from typing import Any
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.sources.postgres.conn import SnapshotSession, redact
-from swarm.sources.postgres.dump import finished_data_files, pg_dump_directory
+from swarm.sources.postgres.conn import SnapshotSession, count_rows, redact, user_tables
+from swarm.sources.postgres.copy import RowCounter, TablePart, copy_columns, copy_out, large_tables, split_pages
+from swarm.sources.postgres.dump import finished_data_files, pg_dump_directory, table_pattern
 
 KIND = "pg-logical"
 DUMP_PREFIX = "pgdump/"
+TABLES_PREFIX = "tables/"
 READ_CHUNK = 4 << 20
+LARGE_TABLE_BYTES = 64 << 20  # tables this big are copied in parallel parts
+PART_BYTES = 256 << 20  # about this much heap per part (at least ``jobs`` parts per large table)
 
 
 @dataclass
@@ -61,7 +74,8 @@ def file_chunks(path: Path, reporter: Reporter | None = None) -> Iterator[bytes]
 
 
 def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, work_dir: str | None = None,
-                            reporter: Reporter | None = None, bindir: str | None = None) -> LogicalBackupResult:
+                            reporter: Reporter | None = None, bindir: str | None = None,
+                            large_table_bytes: int = LARGE_TABLE_BYTES) -> LogicalBackupResult:
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
@@ -70,7 +84,14 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
         writer = None
         try:
             with SnapshotSession(db_url) as snap:
+                assert snap.conn is not None
                 facts = snap.facts()
+                large = large_tables(snap.conn, large_table_bytes)
+                plans: list[tuple[TablePart, list[str]]] = []
+                for schema, table, size in large:
+                    cols = copy_columns(snap.conn, schema, table)
+                    n_parts = max(jobs, -(-size // PART_BYTES))
+                    plans += [(part, cols) for part in split_pages(schema, table, size, n_parts)]
                 writer = repo.begin_backup(KIND, lock=lock)
                 reporter.stage(f"dumping {facts.database} ({facts.database_size / 1e6:.0f} MB) with {jobs} jobs")
                 reporter.total(facts.database_size)
@@ -80,21 +101,38 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                 def run_dump() -> None:
                     try:
                         pg_dump_directory(db_url, dumpdir, jobs=jobs, snapshot=snap.snapshot, bindir=bindir,
+                                          exclude_table_data=[table_pattern(s, t) for s, t, _ in large],
                                           on_start=procs.append)
                     except BaseException as exc:
                         errors.append(exc)
 
                 dumper = threading.Thread(target=run_dump, name="pg_dump", daemon=True)
                 dumper.start()
+                copier = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="copy-out")
                 try:
-                    row_counts = snap.count_rows()
+                    part_futures = [copier.submit(_copy_part, writer, db_url, snap.snapshot, i, part, cols, reporter)
+                                    for i, (part, cols) in enumerate(plans)]
+                    large_names = {f"{s}.{t}" for s, t, _ in large}
+                    row_counts = count_rows(snap.conn, [st for st in user_tables(snap.conn)
+                                                        if f"{st[0]}.{st[1]}" not in large_names])
                     timings["count_s"] = round(time.monotonic() - t0, 3)
                     uploaded = _upload_while_dumping(writer, dumper, procs, dumpdir, jobs, reporter)
+                    parts_done = [f.result() for f in part_futures]
                 except BaseException:
                     _stop_dump(procs, dumper)
+                    copier.shutdown(wait=True, cancel_futures=True)
                     raise
+                copier.shutdown(wait=True)
                 if errors:
                     raise errors[0]
+                parallel_tables: dict[str, dict[str, Any]] = {}
+                for (part, cols), (name, rows) in zip(plans, parts_done, strict=True):
+                    entry = parallel_tables.setdefault(part.qualified, {"schema": part.schema, "table": part.table,
+                                                                        "columns": cols, "parts": []})
+                    entry["parts"].append({"name": name, "rows": rows, "first_page": part.first_page,
+                                           "end_page": part.end_page})
+                    row_counts[part.qualified] = row_counts.get(part.qualified, 0) + rows
+                row_counts = dict(sorted(row_counts.items()))
                 timings["dump_s"] = round(time.monotonic() - t0, 3)
             # pg_dump is done: the snapshot can go; upload what is left (toc.dat, late files)
             rest = sorted(p for p in dumpdir.iterdir() if p.name not in uploaded)
@@ -104,6 +142,7 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
             source = {
                 "engine": "postgresql", "method": "pg_dump", "format": "directory", "jobs": jobs,
                 "db_url": redact(db_url), **facts.to_dict(), "snapshot": snap.snapshot, "row_counts": row_counts,
+                "parallel_tables": parallel_tables,
             }
             timings["total_s"] = round(time.monotonic() - t0, 3)
             source["timings"] = timings
@@ -114,6 +153,21 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                 writer.abort()
             raise
     return LogicalBackupResult(manifest, timings)
+
+
+def _copy_part(writer: Any, db_url: str, snapshot: str, index: int, part: TablePart, cols: list[str],
+               reporter: Reporter) -> tuple[str, int]:
+    """Stream one page range of a large table into one object; return (object name, rows)."""
+    name = f"{TABLES_PREFIX}{index:04d}-p{part.index:03d}.copy"
+    counter = RowCounter()
+
+    def progress(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            reporter.advance(len(chunk))
+            yield chunk
+
+    writer.put_object(name, progress(counter.wrap(copy_out(db_url, snapshot, part, cols))))
+    return name, counter.rows
 
 
 def _stop_dump(procs: list[Any], dumper: threading.Thread) -> None:

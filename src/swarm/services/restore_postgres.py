@@ -3,9 +3,12 @@
 ``plan_restore`` has no side effects: it checks the backup exists and the target is
 acceptable (exists or ``create``; empty or ``force``). ``execute_restore`` then:
 
-1. downloads and verifies every dump object into a staging directory;
+1. downloads and verifies the pg_dump directory into a staging directory;
 2. creates the database if asked;
-3. runs ``pg_restore -j`` (with ``--clean --if-exists`` when forced onto a non-empty target);
+3. restores it (``restore_into``): pg_restore's pre-data section (with ``--clean
+   --if-exists`` when forced onto a non-empty target); then, at the same time, pg_restore's
+   data section with ``-j`` and the large tables' parts streamed from the repository
+   (verified frame by frame) into parallel ``COPY FROM STDIN``; then post-data with ``-j``;
 4. counts every table the manifest lists and compares.
 
 A crash in 3 leaves a partly restored target: run again with ``--force``. The source of
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,8 @@ from swarm.sources.postgres.conn import (
     user_tables,
     with_dbname,
 )
-from swarm.sources.postgres.dump import pg_restore
+from swarm.sources.postgres.copy import copy_in
+from swarm.sources.postgres.dump import clean_statements, pg_restore
 
 
 @dataclass(frozen=True)
@@ -108,14 +113,52 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
         timings["download_s"] = round(time.monotonic() - t0, 3)
         if plan.create:
             create_database(with_dbname(plan.target_url, "postgres"), dbname_of(plan.target_url))
-        reporter.stage(f"pg_restore with {plan.jobs} jobs")
-        pg_restore(plan.target_url, dumpdir, jobs=plan.jobs, clean=plan.clean, no_owner=no_owner, bindir=bindir)
+        restore_into(repo, plan.manifest, plan.target_url, dumpdir, jobs=plan.jobs, clean=plan.clean,
+                     no_owner=no_owner, bindir=bindir, reporter=reporter)
         timings["restore_s"] = round(time.monotonic() - t0 - timings["download_s"], 3)
     reporter.stage("validating row counts")
     expected: dict[str, int] = plan.manifest.source.get("row_counts", {})
     comparison = compare_row_counts(expected, restored_counts(plan.target_url, list(expected)))
     timings["total_s"] = round(time.monotonic() - t0, 3)
     return RestoreResult(plan, comparison, timings)
+
+
+def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, *, jobs: int, clean: bool = False,
+                 no_owner: bool = False, bindir: str | None = None, reporter: Reporter | None = None) -> None:
+    """Restore a materialised dump directory plus the manifest's parallel table parts into ``url``."""
+    reporter = reporter or NullReporter()
+    if clean:
+        reporter.stage("dropping the objects the backup contains")
+        with connect(url) as conn, conn.transaction():
+            for stmt in clean_statements(dumpdir, bindir):
+                conn.execute(stmt.encode())
+    reporter.stage("pg_restore pre-data (schema)")
+    pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="pre-data")
+    parts = [(t, p) for t in manifest.source.get("parallel_tables", {}).values() for p in t["parts"]]
+    reporter.stage(f"loading data with {jobs} jobs ({len(parts)} parallel parts)")
+    reporter.total(sum(manifest.object(p["name"]).size for _, p in parts))
+
+    def load(item: tuple[dict[str, Any], dict[str, Any]]) -> int:
+        table, part = item
+
+        def chunks() -> Any:
+            for chunk in repo.read_object(manifest, part["name"]):
+                reporter.advance(len(chunk))
+                yield chunk
+
+        return copy_in(url, table["schema"], table["table"], table["columns"], chunks())
+
+    with ThreadPoolExecutor(max(1, jobs) + 1) as pool:
+        data = pool.submit(pg_restore, url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="data")
+        loaded = list(pool.map(load, parts))
+        data.result()
+    for (_table, part), rows in zip(parts, loaded, strict=True):
+        if rows != part["rows"]:
+            from swarm.errors import IntegrityError
+
+            raise IntegrityError(f"part {part['name']} loaded {rows} rows, the manifest says {part['rows']}")
+    reporter.stage(f"pg_restore post-data (indexes, constraints) with {jobs} jobs")
+    pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="post-data")
 
 
 def restored_counts(url: str, tables: list[str]) -> dict[str, int]:

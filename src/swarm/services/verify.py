@@ -27,9 +27,9 @@ from swarm.repo.format import data_key
 from swarm.services.backup_postgres import DUMP_PREFIX
 from swarm.services.materialize import materialize
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.restore_postgres import restored_counts
+from swarm.services.restore_postgres import restore_into, restored_counts
 from swarm.sources.postgres.cluster import LocalCluster
-from swarm.sources.postgres.dump import pg_restore, pg_restore_list
+from swarm.sources.postgres.dump import pg_restore_list
 
 
 @dataclass
@@ -89,7 +89,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
                 _check_toc(dumpdir, result, bindir)
             if restore_test and not result.problems:
                 reporter.stage("restore test in a throwaway cluster")
-                result.restore_test = _restore_test(manifest, dumpdir, Path(tmp) / "cluster", jobs, bindir)
+                result.restore_test = _restore_test(repo, manifest, dumpdir, Path(tmp) / "cluster", jobs, bindir)
         else:
             for entry in manifest.objects:
                 try:
@@ -124,7 +124,8 @@ def _check_toc(dumpdir: Path, result: VerifyResult, bindir: str | None) -> None:
         result.problem("pgdump/toc.dat", exc.message)
 
 
-def _restore_test(manifest: Manifest, dumpdir: Path, base: Path, jobs: int, bindir: str | None) -> RowCountComparison:
+def _restore_test(repo: Repository, manifest: Manifest, dumpdir: Path, base: Path, jobs: int,
+                  bindir: str | None) -> RowCountComparison:
     cluster = LocalCluster(base)
     try:
         cluster.init(fast=True)
@@ -132,7 +133,7 @@ def _restore_test(manifest: Manifest, dumpdir: Path, base: Path, jobs: int, bind
         dbname = str(manifest.source.get("database") or "restored")
         cluster.psql(f'CREATE DATABASE "{dbname}"')
         url = cluster.url(dbname)
-        pg_restore(url, dumpdir, jobs=jobs, no_owner=True, bindir=bindir)
+        restore_into(repo, manifest, url, dumpdir, jobs=jobs, no_owner=True, bindir=bindir)
         expected: dict[str, int] = manifest.source.get("row_counts", {})
         return compare_row_counts(expected, restored_counts(url, list(expected)))
     finally:

@@ -95,10 +95,14 @@ def user_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
 def count_rows(conn: psycopg.Connection[Any], tables: list[tuple[str, str]] | None = None) -> dict[str, int]:
     """Exact ``count(*)`` of every user table (or of ``tables``), keyed ``schema.table``."""
     out: dict[str, int] = {}
-    for schema, name in tables if tables is not None else user_tables(conn):
-        q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-        row = conn.execute(q).fetchone()
-        out[f"{schema}.{name}"] = int(row[0]) if row else 0
+    try:
+        for schema, name in tables if tables is not None else user_tables(conn):
+            q = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            row = conn.execute(q).fetchone()
+            out[f"{schema}.{name}"] = int(row[0]) if row else 0
+    except psycopg.Error as exc:
+        raise SourceError(f"counting rows failed: {str(exc).strip()}",
+                          hint="The server may have stopped; nothing was recorded. Check it and run again.") from exc
     return out
 
 

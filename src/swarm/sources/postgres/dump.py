@@ -15,16 +15,22 @@ from swarm.errors import Interrupted, SourceError
 from swarm.sources.postgres.binaries import tool
 from swarm.sources.postgres.conn import redact
 
+# Session settings for restores: bigger sorts for index builds, no waiting on WAL flush
+# per commit (pg_restore commits per object; durability comes from the final checkpoint).
+RESTORE_PGOPTIONS = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
 
-def _env() -> dict[str, str]:
+
+def _env(pgoptions: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGAPPNAME"] = "swarm-backup"
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions
     return env
 
 
 def _run(args: list[str], what: str, url: str, *, on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
-         timeout: float | None = None) -> str:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+         timeout: float | None = None, pgoptions: str | None = None) -> str:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(pgoptions))
     if on_start:
         on_start(proc)
     try:
@@ -46,13 +52,24 @@ def _run(args: list[str], what: str, url: str, *, on_start: Callable[[subprocess
     return out.decode(errors="replace") + err.decode(errors="replace")
 
 
+def table_pattern(schema: str, table: str) -> str:
+    """A pg_dump table pattern matching exactly ``schema.table`` (quoted: no wildcards, case kept)."""
+    return '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
+
+
 def pg_dump_directory(url: str, outdir: Path, *, jobs: int, snapshot: str | None, bindir: str | None = None,
+                      exclude_table_data: list[str] | None = None,
                       on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> None:
-    """``pg_dump -Fd -j jobs -Z0``: compression is the repository's job (zstd, in parallel)."""
+    """``pg_dump -Fd -j jobs -Z0``: compression is the repository's job (zstd, in parallel).
+
+    ``exclude_table_data`` (patterns from ``table_pattern``) leaves those tables' rows out;
+    the caller copies them itself (swarm.sources.postgres.copy)."""
     args = [tool("pg_dump", bindir), "--format=directory", f"--jobs={jobs}", "--compress=0",
             f"--file={outdir}", f"--dbname={url}", "--no-sync"]
     if snapshot:
         args.append(f"--snapshot={snapshot}")
+    for pattern in exclude_table_data or []:
+        args.append(f"--exclude-table-data={pattern}")
     _run(args, "pg_dump", url, on_start=on_start)
 
 
@@ -65,15 +82,40 @@ def pg_restore_list(dumpdir: Path, bindir: str | None = None) -> str:
     return r.stdout
 
 
+def clean_statements(dumpdir: Path, bindir: str | None = None) -> list[str]:
+    """The DROP statements ``pg_restore --clean --if-exists`` would run for this dump.
+
+    pg_restore emits them first, one per line, before any CREATE; running them ourselves
+    lets the restore proceed section by section (a sectioned ``--clean`` cannot drop a
+    table that post-data foreign keys still reference).
+    """
+    r = subprocess.run([tool("pg_restore", bindir), "--clean", "--if-exists", "--schema-only", "-f", "-",
+                        str(dumpdir)], capture_output=True, text=True, check=False, env=_env())
+    if r.returncode != 0:
+        raise SourceError(f"pg_restore cannot read the dump: {r.stderr.strip()[-800:]}")
+    out = []
+    for line in r.stdout.splitlines():
+        if line.startswith(("CREATE ", "COPY ")):
+            break
+        if line.startswith(("DROP ", "ALTER ")) and line.endswith(";"):
+            out.append(line)
+    return out
+
+
 def pg_restore(url: str, dumpdir: Path, *, jobs: int, clean: bool = False, no_owner: bool = False,
-               bindir: str | None = None) -> str:
-    args = [tool("pg_restore", bindir), f"--dbname={url}", f"--jobs={jobs}", "--exit-on-error"]
-    if clean:
+               bindir: str | None = None, section: str | None = None) -> str:
+    """``pg_restore -j`` of the whole dump or of one ``section`` (pre-data, data, post-data)."""
+    args = [tool("pg_restore", bindir), f"--dbname={url}", "--exit-on-error"]
+    if section != "pre-data":  # pre-data is restored serially by pg_restore anyway
+        args.append(f"--jobs={jobs}")
+    if section:
+        args.append(f"--section={section}")
+    if clean and section in (None, "pre-data"):
         args += ["--clean", "--if-exists"]
     if no_owner:
         args += ["--no-owner", "--no-privileges"]
     args.append(str(dumpdir))
-    return _run(args, "pg_restore", url)
+    return _run(args, f"pg_restore{' --section=' + section if section else ''}", url, pgoptions=RESTORE_PGOPTIONS)
 
 
 def _children(pid: int) -> set[int]:
