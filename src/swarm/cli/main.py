@@ -37,6 +37,12 @@ try:
 except ImportError:  # while the module is being built; removed once it lands
     pass
 try:
+    from swarm.cli.commands import transfer
+
+    transfer.register(admin)  # `admin export` and `admin import`
+except ImportError:  # while the module is being built; removed once it lands
+    pass
+try:
     from swarm.cli.commands import objects
 
     objects.register(admin, backup.app, restore.app)
