@@ -152,6 +152,24 @@ def test_every_flipped_byte_is_named_by_verify(tmp_path: Path, kek: LocalKeyFile
     assert verify_backup(repo, m.id).ok
 
 
+def test_flipped_byte_in_a_parallel_part_is_named(tmp_path: Path, kek: LocalKeyFile, pg_cluster: LocalCluster) -> None:
+    db = new_database(pg_cluster, runs=20, size_mb=2)
+    root = tmp_path / "r"
+    repo = Repository.init(LocalStore(root), kek)
+    m = backup_postgres_logical(repo, db, large_table_bytes=64 << 10).manifest
+    parts = [o for o in m.objects if o.name.startswith("tables/")]
+    assert len(parts) >= 2
+    path = root / data_key(m.id, parts[1].name)
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 3] ^= 0x10
+    path.write_bytes(bytes(damaged))
+    res = verify_backup(repo, m.id)
+    assert [p["where"] for p in res.problems] == [parts[1].name]
+    with pytest.raises(IntegrityError, match=parts[1].name.replace(".", r"\.")):
+        execute_restore(repo, plan_restore(repo, m.id, with_dbname(pg_cluster.url(), "dmg_" + m.id[-6:]),
+                                           create=True))
+
+
 def test_truncated_deleted_and_foreign_objects(tmp_path: Path, kek: LocalKeyFile, swarm_db: str) -> None:
     root = tmp_path / "r"
     repo = Repository.init(LocalStore(root), kek)
