@@ -269,8 +269,7 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
         want, d, _in_bucket = item
         try:
             Bucket.retrying(lambda: source.copy_version_to(target, want.key, want.version_id,
-                                                           extra_meta={"swarm-restored-from-version":
-                                                                       want.version_id}, size_hint=want.size))
+                                                           size_hint=want.size))
             res.work.add("copied")
             reporter.advance(want.size)
             return

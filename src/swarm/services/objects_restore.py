@@ -42,7 +42,6 @@ from swarm.services.objects_common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 
-RESTORED_FROM_META = "swarm-restored-from-version"
 LIST_LIMIT = 1000
 
 
@@ -111,9 +110,7 @@ def restore_at(src: Bucket, target: Bucket, at: datetime, *, prefix: str = "", d
         if a.kind is ActionKind.COPY:
             assert a.source is not None
             v = a.source
-            Bucket.retrying(lambda: src.copy_version_to(target, v.key, v.version_id,
-                                                        extra_meta={RESTORED_FROM_META: v.version_id},
-                                                        size_hint=v.size))
+            Bucket.retrying(lambda: src.copy_version_to(target, v.key, v.version_id, size_hint=v.size))
             res.work.add("copied")
             res.work.add("bytes", v.size)
             reporter.advance(v.size)
