@@ -7,6 +7,10 @@ KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"
 BACKUPS_PREFIX = "backups/"
 LOCKS_PREFIX = "locks/"
+WAL_PREFIX = "wal/"
+CLUSTER_KEY = "cluster.json"
+DEDUP_KEY = "keys/dedup.json"
+RESTORE_POINTS_PREFIX = "restore-points/"
 # Features a reader must understand to read this repository; an old client refuses the rest.
 SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm"})
 
@@ -25,3 +29,21 @@ def manifest_key(backup_id: str) -> str:
 
 def lock_key(name: str) -> str:
     return f"{LOCKS_PREFIX}{name}.json"
+
+
+def wal_key(name: str) -> str:
+    """Archive key of a WAL file: ``wal/<timeline>/<name>``; history files under ``wal/history/``.
+
+    ``name`` must be a WAL archive name (checked by the caller with swarm.model.wal.classify).
+    """
+    if name.endswith(".history"):
+        return f"{WAL_PREFIX}history/{name}"
+    return f"{WAL_PREFIX}{name[:8]}/{name}"
+
+
+def wal_conflict_key(name: str, stamp: str) -> str:
+    return f"{WAL_PREFIX}conflicts/{name}.{stamp}"
+
+
+def restore_point_key(name: str) -> str:
+    return f"{RESTORE_POINTS_PREFIX}{name}.json"

@@ -26,20 +26,25 @@ from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
 from swarm.crypto.aead import new_key
 from swarm.crypto.keys import KeyProvider
-from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, SwarmError
+from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, RefusedError, SwarmError
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.repo.format import (
     BACKUPS_PREFIX,
+    CLUSTER_KEY,
     CONFIG_KEY,
+    DEDUP_KEY,
     FORMAT_VERSION,
     SUPPORTED_FEATURES,
     data_key,
     dek_key,
     manifest_key,
+    wal_conflict_key,
+    wal_key,
 )
 from swarm.repo.locks import RepoLock
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
+from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
 from swarm.storage.base import ObjectExists, ObjectNotFound, Store
 
 
@@ -65,6 +70,8 @@ class Repository:
         self.config = config
         self.clock = clock or SystemClock()
         self._deks: dict[str, bytes] = {}
+        self._dedup_key: bytes | None = None
+        self._cluster: dict[str, Any] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -151,6 +158,134 @@ class Repository:
     def _object_ctx(self, backup_id: str, name: str) -> bytes:
         return f"swarm-obj/1\0{self.config.repo_id}\0{backup_id}/{name}\0".encode()
 
+    # ---- repository secrets and cluster identity --------------------------------------------
+    def dedup_key(self) -> bytes:
+        """The keyed-hash secret that names blocks (created on first use, wrapped by the KEK)."""
+        if self._dedup_key is None:
+            ctx = f"swarm-dedup\0{self.config.repo_id}".encode()
+            try:
+                raw = self.store.get(DEDUP_KEY)
+            except ObjectNotFound:
+                body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                        "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
+                try:
+                    self.store.put(DEDUP_KEY, json.dumps(body).encode(), if_absent=True)
+                except ObjectExists:
+                    pass  # another writer created it first: use theirs
+                raw = self.store.get(DEDUP_KEY)
+            try:
+                self._dedup_key = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
+            except (ValueError, KeyError, KeyError_) as exc:
+                raise IntegrityError(f"{DEDUP_KEY} is damaged", hint="Physical backups cannot be read.") from exc
+        return self._dedup_key
+
+    def cluster_identity(self) -> dict[str, Any] | None:
+        """``cluster.json``: the PostgreSQL cluster whose WAL and physical backups this repository holds."""
+        if self._cluster is None:
+            try:
+                self._cluster = dict(json.loads(self.store.get(CLUSTER_KEY)))
+            except ObjectNotFound:
+                return None
+            except ValueError as exc:
+                raise IntegrityError(f"{CLUSTER_KEY} in {self.url} is damaged") from exc
+        return self._cluster
+
+    def bind_cluster(self, system_identifier: str, **facts: Any) -> dict[str, Any]:
+        """Record the cluster on first use; refuse (RefusedError) a different one afterwards.
+
+        The record names the data key WAL files are sealed with (one per repository, so a
+        ``wal push`` costs one key read, not a key write).
+        """
+        ident = self.cluster_identity()
+        if ident is None:
+            dek_id, _ = self._new_dek()
+            body = {"system_identifier": str(system_identifier), "wal_dek_id": dek_id,
+                    "created_at": utc_iso(self.clock.now()), **facts}
+            try:
+                self.store.put(CLUSTER_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
+            except ObjectExists:
+                self.store.delete(dek_key(dek_id))
+            self._cluster = None
+            ident = self.cluster_identity()
+            assert ident is not None
+        if str(ident["system_identifier"]) != str(system_identifier):
+            raise RefusedError(
+                f"the repository at {self.url} belongs to PostgreSQL cluster {ident['system_identifier']}, "
+                f"not to cluster {system_identifier}",
+                hint="Each cluster needs its own repository (or prefix): point SWARM_BACKUP_REPO elsewhere. "
+                     "Nothing was written.", details={"repository_cluster": str(ident["system_identifier"]),
+                                                       "this_cluster": str(system_identifier)})
+        return ident
+
+    # ---- WAL archive ------------------------------------------------------------------------
+    def _wal_ctx(self, name: str) -> bytes:
+        return f"swarm-wal/1\0{self.config.repo_id}\0{name}\0".encode()
+
+    def _wal_dek(self) -> tuple[str, bytes]:
+        ident = self.cluster_identity()
+        if ident is None:
+            raise NotFoundError(f"no WAL has been archived to {self.url} yet (no {CLUSTER_KEY})",
+                                hint="Configure archive_command = 'swarm admin wal push %p' or take a physical "
+                                     "backup first.")
+        return str(ident["wal_dek_id"]), self.dek(str(ident["wal_dek_id"]))
+
+    def put_wal(self, name: str, data: bytes, *, overwrite: bool = False) -> str:
+        """Store a WAL file. Returns ``stored``, ``duplicate`` (same content already there).
+
+        A different file under the same name is kept beside it (``wal/conflicts/``) and
+        refused with RefusedError: the archive never silently replaces WAL.
+        """
+        _dek_id, dek = self._wal_dek()
+        stats = WriteStats()
+        blob = b"".join(encode_stream([data], dek, self._wal_ctx(name), stats))
+        key = wal_key(name)
+        try:
+            self.store.put(key, blob, if_absent=not overwrite)
+            return "stored"
+        except ObjectExists:
+            pass
+        existing = self.get_wal(name)
+        if existing == data:
+            return "duplicate"
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
+        self.store.put(wal_conflict_key(name, stamp), blob)
+        raise RefusedError(f"WAL file {name} is already archived with different content",
+                           hint=f"Both are kept for inspection ({key} and {wal_conflict_key(name, stamp)}). "
+                                "Two clusters may be archiving into one repository, or a restored cluster was "
+                                "not promoted to a new timeline.", details={"name": name})
+
+    def get_wal(self, name: str) -> bytes:
+        """The plaintext of an archived WAL file; ObjectNotFound if it is not archived."""
+        _dek_id, dek = self._wal_dek()
+        stored = self.store.iter_get(wal_key(name))
+        return b"".join(decode_stream(stored, dek, self._wal_ctx(name), name=wal_key(name)))
+
+    # ---- packs ------------------------------------------------------------------------------
+    def read_block(self, loc: Location, bid: str) -> bytes:
+        """One block's plaintext, read by byte range and proven to be ``bid``."""
+        key = data_key(loc.backup_id, loc.pack_name())
+        try:
+            frame = self.store.get_range(key, loc.offset, loc.length)
+        except ObjectNotFound:
+            raise IntegrityError(f"pack {key} is missing from the repository") from None
+        return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
+                          dedup_key=self.dedup_key(), where=key)
+
+    def read_span(self, loc: Location, length: int) -> bytes:
+        """``length`` stored bytes of ``loc``'s pack from ``loc.offset`` (several adjacent frames at once)."""
+        key = data_key(loc.backup_id, loc.pack_name())
+        try:
+            data = self.store.get_range(key, loc.offset, length)
+        except ObjectNotFound:
+            raise IntegrityError(f"pack {key} is missing from the repository") from None
+        if len(data) != length:
+            raise IntegrityError(f"pack {key} is shorter than its index says (truncated)")
+        return data
+
+    def open_block(self, frame: bytes, loc: Location, bid: str) -> bytes:
+        return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
+                          dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
+
     # ---- writing ---------------------------------------------------------------------------
     def begin_backup(self, kind: str, *, lock: RepoLock | None = None) -> BackupWriter:
         started = self.clock.now()
@@ -230,6 +365,25 @@ class BackupWriter:
         ctx = self.repo._object_ctx(self.id, name)
         self.repo.store.put(data_key(self.id, name), encode_stream(plain, self._dek, ctx, stats))
         entry = ObjectEntry(name, stats.size, stats.stored_size, stats.sha256, stats.plain_sha256)
+        with self._mutex:
+            if name in self._entries:
+                raise ValueError(f"object {name} written twice")
+            self._entries[name] = entry
+        return entry
+
+    @property
+    def dek(self) -> bytes:
+        return self._dek
+
+    def put_pack(self, pack: PackUpload) -> ObjectEntry:
+        """Store a finished pack (already sealed block by block) as ``packs/<n>.pack`` of this backup."""
+        if self._lock:
+            self._lock.ensure_held()
+        import hashlib
+
+        name = pack_name(pack.number)
+        self.repo.store.put(data_key(self.id, name), pack.data, if_absent=True)
+        entry = ObjectEntry(name, pack.plain_size, len(pack.data), hashlib.sha256(pack.data).hexdigest(), "")
         with self._mutex:
             if name in self._entries:
                 raise ValueError(f"object {name} written twice")

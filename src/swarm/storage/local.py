@@ -6,8 +6,8 @@ leaves at most a ``.tmp-*`` file, which ``list`` skips and ``sweep_temp`` remove
 
 Ownership: when we run as root and the repository root belongs to another user (the dev
 stack hands it to ``postgres``, whose ``archive_command`` pushes WAL into it), every
-directory and file we create is chowned to that owner, so both can keep writing. Files are
-created 0600 and directories 0700 (umask permitting) either way.
+directory and file we create is chowned to that owner, so both can keep writing. Modes
+follow the process umask.
 """
 from __future__ import annotations
 

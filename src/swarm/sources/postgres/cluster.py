@@ -11,6 +11,13 @@ OS user (Debian's package creates it): ``base`` is then owned by that user. If `
 cannot reach ``base`` (``/root`` is mode 0700), the cluster lives in
 ``/var/tmp/swarm-pg/<hash>`` and ``base`` is a symlink to it; ``destroy`` removes both.
 
+A cluster may also be opened on an existing data directory anywhere (``pgdata=``, e.g. one
+a physical restore wrote); its log is then ``<pgdata>.log`` beside it.
+
+Files the server user must read (the key and config its ``archive_command`` /
+``restore_command`` use) go into ``server_user_dir(tag)``: a 0700 directory owned by that
+user under ``/var/tmp/swarm-pg`` when we are root, or under ``$SWARM_HOME`` otherwise.
+
 The server listens on 127.0.0.1 only (no unix socket), trusts local connections (a dev and
 scratch setup; production clusters are reached by URL, not started by us).
 """
@@ -62,6 +69,7 @@ class LocalCluster:
     bindir: Path | None = None
     superuser: str = "swarm"
     host: str = "127.0.0.1"
+    pgdata: Path | None = None
 
     def __post_init__(self) -> None:
         self.base = Path(self.base)
@@ -74,10 +82,15 @@ class LocalCluster:
     @property
     def datadir(self) -> Path:
         """PGDATA, with symlinks resolved (the server user may not be able to follow ``base``)."""
+        if self.pgdata is not None:
+            return Path(self.pgdata).resolve()
         return self.base.resolve() / "data"
 
     @property
     def logfile(self) -> Path:
+        if self.pgdata is not None:
+            d = Path(self.pgdata).resolve()
+            return d.parent / f"{d.name}.log"
         return self.base.resolve() / "server.log"
 
     def _bin(self, name: str) -> str:
@@ -166,6 +179,9 @@ class LocalCluster:
             raise UnavailableError(f"port {self.port} is already in use; cannot start PostgreSQL there",
                                    hint="Stop what listens there, or remove the cluster's port setting.",
                                    transient=False)
+        if self.pgdata is not None:
+            self.logfile.touch()
+            hand_to_server_user(self.logfile)
         r = self._run([self._bin("pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w",
                        "-t", str(int(timeout)), "-o", f"-p {self.port}", "start"], check=False, timeout=timeout + 10)
         if r.returncode != 0:
@@ -218,3 +234,73 @@ class LocalCluster:
         if r.returncode != 0:
             raise SourceError(f"psql failed: {r.stderr.strip()}")
         return r.stdout.strip()
+
+
+def server_user_name() -> str:
+    """The OS user the PostgreSQL servers we start run as."""
+    user = _server_user()
+    return user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def hand_to_server_user(path: Path, *, recursive: bool = False) -> None:
+    """chown ``path`` (and, if ``recursive``, all below it) to the server user when we are root."""
+    user = _server_user()
+    if user is None:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    if recursive and path.is_dir() and not path.is_symlink():
+        for dirpath, dirs, files in os.walk(path):
+            for n in dirs + files:
+                os.chown(os.path.join(dirpath, n), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def server_user_can_reach(path: Path) -> bool:
+    """Can the server user traverse ``path`` (a directory)? Always true when we are not root."""
+    user = _server_user()
+    return True if user is None else _reachable_by(user, path)
+
+
+def server_user_dir(tag: str, home: Path) -> Path:
+    """A 0700 directory owned by the server user that it can reach, for its own config and key copy.
+
+    As root: ``/var/tmp/swarm-pg/access-<tag>`` (``/root`` is closed to other users). Otherwise
+    ``<home>/server-access/<tag>`` (the server runs as us and reads our files).
+    """
+    user = _server_user()
+    if user is None:
+        d = home / "server-access" / tag
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return d
+    RELOCATE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
+    os.chmod(RELOCATE_ROOT, 0o711)
+    d = RELOCATE_ROOT / f"access-{tag}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(d, 0o700)
+    os.chown(d, user.pw_uid, user.pw_gid)
+    return d
+
+
+def write_for_server_user(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` atomically with ``mode``, owned by the server user."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    hand_to_server_user(tmp)
+    os.replace(tmp, path)
+
+
+def run_as_server_user_check(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a short command as the server user (used to prove archive/restore commands work for it)."""
+    user = _server_user()
+    kw: dict[str, object] = {}
+    if user is not None:
+        kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=False, timeout=60,  # type: ignore[call-overload, no-any-return]
+                              cwd="/", **kw)
+    except OSError as exc:  # not executable for that user
+        return subprocess.CompletedProcess(args, 126, "", str(exc))

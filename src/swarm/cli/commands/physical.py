@@ -1,0 +1,231 @@
+"""Physical backups, WAL archiving and point-in-time recovery.
+
+``backup postgres --physical`` and ``restore postgres --physical`` delegate here;
+``register(admin)`` adds ``admin wal {push,fetch,stream,status}`` and ``admin restore-point``.
+``wal push`` / ``wal fetch`` run once per WAL file from the server: imports stay lazy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from swarm.cli.common import JSON_OPT, progress, settings
+from swarm.errors import ExitCode, RefusedError
+from swarm.ui import render
+
+wal_app = typer.Typer(help="Continuous WAL archiving: push, fetch, stream, status.", no_args_is_help=True)
+
+
+def register(admin: typer.Typer) -> None:
+    admin.add_typer(wal_app, name="wal")
+    admin.command("restore-point")(restore_point)
+
+
+def _config_args(ctx: typer.Context) -> list[str]:
+    root = ctx.find_root()
+    cfg = (root.obj or {}).get("config") if isinstance(root.obj, dict) else None
+    return ["--config", str(cfg)] if cfg else []
+
+
+# ---- backup / restore (delegated from backup.py and restore.py) ---------------------------------
+def backup_physical(ctx: typer.Context, *, db_url: str | None, jobs: int, as_json: bool) -> None:
+    from swarm.services.context import open_repository
+    from swarm.services.physical_backup import backup_postgres_physical
+
+    s = settings(ctx, db_url=db_url)
+    url = s.require("db_url", "the database to back up (SWARM_DB_URL)")
+    repo = open_repository(s, create=True)
+    with progress(as_json) as reporter:
+        res = backup_postgres_physical(repo, url, jobs=jobs, reporter=reporter, bindir=s.pg_bindir)
+    d = res.to_dict()
+    if as_json:
+        render.emit_json(d)
+        return
+    render.out.print(f"[bold green]physical backup {d['id']}[/] (PostgreSQL {d['server_version']}, "
+                     f"timeline {d['timeline']})")
+    render.kv([("WAL", f"{d['start_lsn']} .. {d['stop_lsn']} ({d['start_wal']} .. {d['stop_wal']})"),
+               ("files", f"{d['files']} ({render.human_bytes(d['size'])})"),
+               ("new", f"{d['new_blocks']} blocks, {render.human_bytes(d['new_bytes'])} -> "
+                       f"{render.human_bytes(d['stored_new_bytes'])} stored"),
+               ("reused", f"{d['reused_blocks']} blocks, {render.human_bytes(d['reused_bytes'])}"
+                          + (f" (from {d['dedup_base']})" if d["dedup_base"] else "")),
+               ("time", f"{d['seconds']:.1f} s"), ("repository", repo.url)])
+
+
+def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest: bool = False,
+                     target_time: str | None = None, target_lsn: str | None = None, target_xid: str | None = None,
+                     target_name: str | None = None, target_latest: bool = False, datadir: str | None = None,
+                     port: int | None = None, start: bool = False, dry_run: bool = False,
+                     as_json: bool = False, **_: Any) -> None:
+    from swarm.model.targets import from_options
+    from swarm.services.context import open_repository
+    from swarm.services.pitr import execute_pitr, plan_pitr
+
+    if not datadir:
+        raise typer.BadParameter("a physical restore needs --datadir DIR (an empty directory)")
+    if backup_id and latest:
+        raise typer.BadParameter("give a backup ID or --latest, not both")
+    try:
+        target = from_options(time=target_time, lsn=target_lsn, xid=target_xid, name=target_name,
+                              latest=target_latest)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    s = settings(ctx)
+    repo = open_repository(s)
+    plan = plan_pitr(repo, target, Path(datadir), backup_id=None if latest else backup_id, port=port, start=start,
+                     bindir=s.pg_bindir)
+    if dry_run:
+        if as_json:
+            render.emit_json({"dry_run": True, "plan": plan.to_dict()})
+        else:
+            render.out.print("dry run; would restore:")
+            render.kv(list(plan.to_dict().items()))
+        return
+    with progress(as_json) as reporter:
+        res = execute_pitr(repo, plan, s, reporter=reporter)
+    d = res.to_dict()
+    if as_json:
+        render.emit_json(d)
+        return
+    render.out.print(f"[bold green]restored[/] backup {plan.backup.id} into {plan.datadir} "
+                     f"({res.files} files, {render.human_bytes(res.bytes)})")
+    if res.started:
+        render.kv([("target", plan.target.describe()), ("reached LSN", res.restored_lsn),
+                   ("timeline", res.timeline), ("last transaction", res.last_transaction_time),
+                   ("time", f"{res.timings.get('total_s', 0):.1f} s"), ("connect", d["db_url"])])
+    else:
+        render.out.print(f"start it with: pg_ctl -D {plan.datadir} start  (recovers to {plan.target.describe()}, "
+                         "then promotes)")
+
+
+# ---- wal ------------------------------------------------------------------------------------------
+@wal_app.command("push")
+def push(ctx: typer.Context, path: Path = typer.Argument(..., metavar="PATH", help="%p: the WAL file to archive."),
+         ahead: int = typer.Option(8, "--ahead", min=0, help="Also push up to N further .ready segments."),
+         as_json: bool = JSON_OPT) -> None:
+    """archive_command: exit 0 only once the file is durable in the repository."""
+    from swarm.services.context import open_repository
+    from swarm.services.wal_archive import push_wal
+
+    if not path.is_file():
+        raise RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL file.")
+    try:
+        res = push_wal(open_repository(settings(ctx), create=True), path, push_ahead=ahead)
+    except ValueError as exc:
+        raise RefusedError(str(exc), hint="Only WAL segments, .partial, .history and .backup files are archived.") \
+            from exc
+    if as_json:
+        render.emit_json(res.to_dict())
+
+
+@wal_app.command("fetch")
+def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", help="%f: the WAL file wanted."),
+          dest: Path = typer.Argument(..., metavar="PATH", help="%p: where to write it."),
+          prefetch: int = typer.Option(8, "--prefetch", min=0, help="Download up to N following segments ahead.")
+          ) -> None:
+    """restore_command: exit 0 with the file at PATH, or 1 (quietly) when it is not archived."""
+    from swarm.services.context import open_repository
+    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached
+
+    try:
+        ok = fetch_wal(open_repository(settings(ctx)), name, dest, prefetch=prefetch,
+                       spawn=spawn_detached([*self_argv(), *_config_args(ctx), "admin", "wal"]))
+    except ValueError:
+        raise typer.Exit(1) from None
+    if not ok:
+        raise typer.Exit(1)
+
+
+@wal_app.command("prefetch", hidden=True)
+def prefetch_cmd(ctx: typer.Context, name: str = typer.Argument(...),
+                 spool: Path = typer.Option(..., "--spool"), count: int = typer.Option(8, "--count")) -> None:
+    """Download the segments after NAME into the fetch spool (started by `wal fetch`)."""
+    from swarm.services.context import open_repository
+    from swarm.services.wal_archive import prefetch_after
+
+    prefetch_after(open_repository(settings(ctx)), name, spool, count)
+
+
+@wal_app.command("status")
+def status(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url", help="Server to measure lag against."),
+           as_json: bool = JSON_OPT) -> None:
+    """Newest archived WAL per timeline, gaps, conflicts, and the live lag (RPO) when a server is configured.
+
+    Exit status: 0 no gap; 1 a gap or a conflict was found.
+    """
+    from swarm.services.context import open_repository
+    from swarm.services.physical_backup import physical_backups
+    from swarm.services.wal_archive import wal_status
+
+    s = settings(ctx, db_url=db_url)
+    repo = open_repository(s)
+    since: dict[int, str] = {}
+    for m in physical_backups(repo):
+        tli = int(m.source["timeline"])
+        since.setdefault(tli, str(m.source["start_wal"]))
+    st = wal_status(repo, db_url=s.db_url, since=since)
+    if as_json:
+        render.emit_json(st.to_dict())
+    else:
+        render.out.print(f"WAL archive of cluster {st.system_identifier} in {st.repo}")
+        render.table(None, ["timeline", "segments", "oldest", "newest", "archived to", "partial", "at"],
+                     [[t["timeline"], t["segments"], t["oldest"], t["newest"], t["newest_end_lsn"], t["partial"],
+                       t["newest_archived_at"]] for t in st.timelines])
+        if st.server:
+            sv = st.server
+            render.out.print(f"server at {sv['lsn']} (timeline {sv['timeline']}): {render.human_bytes(sv['lag_bytes'])}"
+                             f" not archived yet; last archive {sv['seconds_since_last_archive']} s ago")
+        for g in st.gaps:
+            render.out.print(f"[red]gap[/]: {g['missing']} is missing")
+        for c in st.conflicts:
+            render.out.print(f"[red]conflict[/]: {c} (a different file under an archived name)")
+    if not st.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+@wal_app.command("stream")
+def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
+           slot: str = typer.Option("swarm", "--slot", help="Replication slot (created if missing)."),
+           spool: Path = typer.Option(None, "--spool", help="Local spool (default: $SWARM_HOME/wal-stream)."),
+           duration: float = typer.Option(0, "--duration", help="Stop after this many seconds (0: run until killed)."),
+           interval: float = typer.Option(1.0, "--interval", help="Seconds between uploads of the current .partial."),
+           as_json: bool = JSON_OPT) -> None:
+    """pg_receivewal into a spool, uploading completed segments and the current .partial every second."""
+    from swarm.services.context import open_repository
+    from swarm.services.wal_stream import stream_wal
+
+    s = settings(ctx, db_url=db_url)
+    url = s.require("db_url", "the server to stream from (SWARM_DB_URL)")
+    repo = open_repository(s, create=True)
+    res = stream_wal(repo, url, spool or s.home / "wal-stream", slot=slot, duration=duration or None,
+                     interval=interval, bindir=s.pg_bindir)
+    if as_json:
+        render.emit_json(res.to_dict())
+    else:
+        render.kv(list(res.to_dict().items()))
+
+
+def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
+                  db_url: str = typer.Option(None, "--db-url"), as_json: bool = JSON_OPT) -> None:
+    """Create a named restore point (pg_create_restore_point + pg_switch_wal) and record it in the repository."""
+    from swarm.model.targets import RecoveryTarget
+    from swarm.services.context import open_repository
+    from swarm.services.pitr import record_restore_point
+    from swarm.sources.postgres.wal import create_restore_point
+
+    try:
+        RecoveryTarget("name", name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    s = settings(ctx, db_url=db_url)
+    url = s.require("db_url", "the database server (SWARM_DB_URL)")
+    repo = open_repository(s, create=True)
+    point = create_restore_point(url, name)
+    record_restore_point(repo, point)
+    if as_json:
+        render.emit_json(point)
+    else:
+        render.out.print(f"restore point [bold]{name}[/] at LSN {point['lsn']} ({point['time']}), timeline "
+                         f"{point['tli']}; WAL switched so it is archived")

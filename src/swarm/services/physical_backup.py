@@ -1,0 +1,211 @@
+"""Physical PostgreSQL backup: ``pg_basebackup`` streamed into deduplicated, encrypted packs.
+
+Nothing of the cluster is staged on local disk. The tar stream pg_basebackup writes to
+stdout is parsed as it arrives (``tarfile`` mode ``r|``); every regular file is cut into
+``BLOCK_SIZE`` blocks at fixed offsets; each block is named by a keyed hash; blocks the
+previous physical backup (or this one) already stored are only referenced, new ones are
+sealed into packs uploaded in the background. The backup's ``index.json`` (an encrypted
+object) lists every file with its block ids and every block's location, so a restore
+needs this manifest alone. See docs/design/physical-backups.md for the reasons.
+
+Order of steps, and what a crash between them leaves:
+
+1. bind the repository to the cluster (``cluster.json``; refuses another cluster's repository);
+2. take the ``backup-postgres-physical`` lock; write the data key;
+3. stream: packs are uploaded as they fill (``data/<id>/packs/*.pack``);
+4. pg_basebackup exits 0 only after the server archived the backup's last WAL segment;
+   we then check that every segment from start to stop LSN is in the repository;
+5. write ``index.json``, then the manifest, last.
+
+A crash before 5 leaves packs and a data key without a manifest: no backup is listed, and
+no later backup references those packs (dedup only trusts committed manifests).
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarm.errors import IntegrityError, SourceError
+from swarm.model.manifest import Manifest
+from swarm.model.wal import Lsn, segments_between
+from swarm.repo import Repository
+from swarm.repo.format import wal_key
+from swarm.repo.packs import BLOCK_SIZE, Location, PackWriter, block_id
+from swarm.services.reporting import NullReporter, Reporter
+from swarm.sources.postgres.basebackup import BaseBackupStream, read_exact
+from swarm.sources.postgres.conn import connect, redact, server_facts
+from swarm.sources.postgres.wal import backup_bounds, tablespace_count, wal_position
+
+KIND = "pg-physical"
+INDEX = "index.json"
+LOCK = "backup-postgres-physical"
+WAL_WAIT_S = 60.0
+
+
+@dataclass
+class PhysicalBackupResult:
+    manifest: Manifest
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        s = m.source
+        return {"id": m.id, "kind": m.kind, "server_version": s.get("server_version"),
+                "system_identifier": s.get("system_identifier"), "timeline": s.get("timeline"),
+                "start_lsn": s.get("start_lsn"), "stop_lsn": s.get("stop_lsn"),
+                "start_wal": s.get("start_wal"), "stop_wal": s.get("stop_wal"),
+                "stop_time": s.get("stop_time"), "started_at": m.started_at, "finished_at": m.finished_at,
+                **self.stats}
+
+
+def load_index(repo: Repository, manifest: Manifest) -> dict[str, Any]:
+    try:
+        raw = b"".join(repo.read_object(manifest, INDEX))
+        return dict(json.loads(raw))
+    except KeyError:
+        raise IntegrityError(f"backup {manifest.id} has no {INDEX}") from None
+    except ValueError as exc:
+        raise IntegrityError(f"{INDEX} of backup {manifest.id} is not valid JSON") from exc
+
+
+def physical_backups(repo: Repository, system_identifier: str | None = None) -> list[Manifest]:
+    """Committed physical backups, oldest first (of one cluster if ``system_identifier``)."""
+    return [m for m in repo.list_backups() if m.kind == KIND
+            and (system_identifier is None or str(m.source.get("system_identifier")) == str(system_identifier))]
+
+
+def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, reporter: Reporter | None = None,
+                             bindir: str | None = None, block_size: int = BLOCK_SIZE,
+                             wal_wait_s: float = WAL_WAIT_S) -> PhysicalBackupResult:
+    reporter = reporter or NullReporter()
+    t0 = time.monotonic()
+    with connect(db_url) as conn:
+        facts = server_facts(conn)
+    if tablespace_count(db_url):
+        raise SourceError("the cluster has extra tablespaces; the streamed physical engine backs up only "
+                          "the main data directory", hint="Use a logical backup for this cluster for now.")
+    pos = wal_position(db_url)
+    repo.bind_cluster(facts.system_identifier, server_version=facts.server_version,
+                      segment_size=pos.segment_size)
+    dedup = repo.dedup_key()
+    previous = physical_backups(repo, facts.system_identifier)
+    known: dict[str, Location] = {}
+    if previous:
+        reporter.stage(f"loading the block index of {previous[-1].id}")
+        prev_index = load_index(repo, previous[-1])
+        known = {bid: Location.from_list(v) for bid, v in prev_index["blocks"].items()}
+    with repo.lock(LOCK) as lock:
+        writer = repo.begin_backup(KIND, lock=lock)
+        packs = PackWriter(repo_id=repo.config.repo_id, backup_id=writer.id, dek_id=writer.dek_id, dek=writer.dek,
+                           upload=writer.put_pack, workers=max(1, jobs))
+        try:
+            before = backup_bounds(db_url)
+            reporter.stage(f"streaming pg_basebackup of {facts.database_size / 1e6:.0f}+ MB into packs")
+            files: list[dict[str, Any]] = []
+            used: dict[str, Location] = {}
+            reused = reused_bytes = total_bytes = 0
+            special: dict[str, bytes] = {}
+            with BaseBackupStream(db_url, bindir=bindir) as stream:
+                with tarfile.open(fileobj=stream.stdout, mode="r|") as tar:
+                    for member in tar:
+                        path = member.name.removeprefix("./").rstrip("/")
+                        entry: dict[str, Any] = {"path": path, "mode": member.mode & 0o7777, "mtime": int(member.mtime)}
+                        if member.isdir():
+                            entry["type"] = "d"
+                        elif member.issym():
+                            entry.update(type="l", link=member.linkname)
+                        elif member.isfile():
+                            entry.update(type="f", size=member.size)
+                            fh = tar.extractfile(member)
+                            assert fh is not None
+                            ids: list[str] = []
+                            keep = path in ("backup_label", "backup_manifest", "tablespace_map")
+                            kept = bytearray()
+                            for plain in read_exact(fh, member.size, block_size):  # type: ignore[arg-type]
+                                bid = block_id(dedup, plain)
+                                ids.append(bid)
+                                total_bytes += len(plain)
+                                if keep:
+                                    kept += plain
+                                if bid in used:
+                                    reused += 1
+                                    reused_bytes += len(plain)
+                                    continue
+                                if bid in known:
+                                    used[bid] = known[bid]
+                                    reused += 1
+                                    reused_bytes += len(plain)
+                                    continue
+                                used[bid] = packs.add(bid, plain)
+                                reporter.advance(len(plain))
+                            entry["blocks"] = ids
+                            if keep:
+                                special[path] = bytes(kept)
+                        else:
+                            raise SourceError(f"unexpected tar member type in the base backup: {member.name}")
+                        files.append(entry)
+                stream.finish()
+            packs.close()
+            after = backup_bounds(db_url)
+            if "backup_manifest" not in special or "backup_label" not in special:
+                raise SourceError("pg_basebackup's stream had no backup_manifest or backup_label",
+                                  hint="PostgreSQL 13 or newer is needed for physical backups.")
+            bm = json.loads(special["backup_manifest"])
+            ranges = bm.get("WAL-Ranges") or []
+            if not ranges:
+                raise SourceError("backup_manifest lists no WAL range")
+            tli = int(ranges[-1]["Timeline"])
+            start_lsn = Lsn.parse(ranges[0]["Start-LSN"])
+            stop_lsn = Lsn.parse(ranges[-1]["End-LSN"])
+            needed = [s.name for s in segments_between(start_lsn, stop_lsn, tli, pos.segment_size)]
+            reporter.stage("checking the backup's WAL is archived")
+            missing = _wait_for_wal(repo, needed, wal_wait_s)
+            if missing:
+                raise SourceError(
+                    f"the WAL this backup needs is not in the repository: {', '.join(missing)}",
+                    hint="Is archive_command = 'swarm admin wal push %p' (with archive_mode = on) configured "
+                         "and working? See the server log. The backup was discarded.")
+            index = {"version": 1, "block_size": block_size, "files": files,
+                     "blocks": {bid: loc.to_list() for bid, loc in used.items()}}
+            writer.put_object(INDEX, [json.dumps(index, separators=(",", ":")).encode()])
+            source = {
+                "engine": "postgresql", "method": "pg_basebackup", "format": "blocks",
+                "db_url": redact(db_url), "server_version": facts.server_version,
+                "server_version_num": facts.server_version_num, "system_identifier": facts.system_identifier,
+                "timeline": tli, "start_lsn": str(start_lsn), "stop_lsn": str(stop_lsn),
+                "start_wal": needed[0], "stop_wal": needed[-1], "wal_segments": needed,
+                "segment_size": pos.segment_size, "block_size": block_size,
+                "start_time": before["time"], "stop_time": after["time"],
+                "xid_before": before["xmax"], "xid_after": after["xmax"],
+                "backup_label": special["backup_label"].decode(errors="replace"),
+                "backup_manifest_checksum": bm.get("Manifest-Checksum"),
+                "files": sum(1 for f in files if f["type"] == "f"), "size": total_bytes,
+                "new_blocks": packs.stats.new_blocks, "reused_blocks": reused,
+                "new_bytes": packs.stats.new_plain_bytes, "reused_bytes": reused_bytes,
+                "stored_new_bytes": packs.stats.stored_bytes, "packs": packs.stats.packs,
+                "dedup_base": previous[-1].id if previous else None,
+            }
+            source["seconds"] = round(time.monotonic() - t0, 3)
+            reporter.stage("writing manifest")
+            manifest = writer.commit(source)
+        except BaseException:
+            packs.abort()
+            writer.abort()
+            raise
+    stats = {k: source[k] for k in ("files", "size", "new_blocks", "reused_blocks", "new_bytes", "reused_bytes",
+                                    "stored_new_bytes", "packs", "seconds", "dedup_base")}
+    stats["stored_size"] = manifest.stored_size
+    return PhysicalBackupResult(manifest, stats)
+
+
+def _wait_for_wal(repo: Repository, names: list[str], wait_s: float) -> list[str]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        missing = [n for n in names if repo.store.stat(wal_key(n)) is None]
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.5)
+

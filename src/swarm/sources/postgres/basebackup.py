@@ -1,0 +1,122 @@
+"""``pg_basebackup`` as a stream: one tar (base directory + ``backup_manifest``) on stdout.
+
+PostgreSQL 15 writes the whole backup as a single tar to stdout with ``-D - -Ft`` when
+there are no extra tablespaces, and puts ``backup_manifest`` inside that tar (we checked:
+it is the last member). ``-X none``: WAL comes from the repository's archive, and
+pg_basebackup then waits until the backup's last WAL segment is archived (the server's
+``pg_backup_stop`` waits for archive_command), so a finished base backup implies its WAL
+reached the repository.
+
+The process is bracketed: ``BaseBackupStream`` kills pg_basebackup if the reader fails
+half-way (the server ends the backup when the replication connection drops).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import IO, Any
+from urllib.parse import urlparse
+
+from swarm.errors import SourceError, UnavailableError
+from swarm.sources.postgres.binaries import tool
+
+
+def libpq_env(db_url: str) -> dict[str, str]:
+    """Environment for libpq tools (PG* variables of ours only)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    p = urlparse(db_url)
+    if p.password:
+        env["PGPASSWORD"] = p.password
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def conninfo_args(db_url: str) -> list[str]:
+    p = urlparse(db_url)
+    args = ["-h", p.hostname or "127.0.0.1", "-p", str(p.port or 5432)]
+    if p.username:
+        args += ["-U", p.username]
+    return args
+
+
+class BaseBackupStream:
+    """``with BaseBackupStream(url) as s: for member in tarfile.open(fileobj=s.stdout, mode="r|")...``"""
+
+    def __init__(self, db_url: str, *, bindir: str | None = None, fast_checkpoint: bool = True,
+                 label: str = "swarm") -> None:
+        self.db_url = db_url
+        self.args = [tool("pg_basebackup", bindir), *conninfo_args(db_url), "-D", "-", "-Ft", "-X", "none",
+                     "-l", label, "--no-password", "-v"]
+        if fast_checkpoint:
+            self.args += ["-c", "fast"]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stderr: list[bytes] = []
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.proc is not None and self.proc.stdout is not None
+        return self.proc.stdout
+
+    def __enter__(self) -> BaseBackupStream:
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=libpq_env(self.db_url), bufsize=1 << 20)
+        except OSError as exc:
+            raise SourceError(f"cannot run pg_basebackup: {exc}") from exc
+        assert self.proc.stderr is not None
+        err = self.proc.stderr
+
+        def drain() -> None:
+            for line in err:
+                self._stderr.append(line)
+
+        self._thread = threading.Thread(target=drain, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def stderr_text(self) -> str:
+        return b"".join(self._stderr).decode(errors="replace")
+
+    def finish(self, timeout: float = 600) -> None:
+        """Wait for pg_basebackup to exit; raise with its message if it failed."""
+        assert self.proc is not None
+        rc = self.proc.wait(timeout)
+        if self._thread:
+            self._thread.join(10)
+        if rc != 0:
+            msg = self.stderr_text.strip()[-1200:]
+            if "could not connect" in msg or "Connection refused" in msg:
+                raise UnavailableError(f"pg_basebackup cannot connect: {msg}",
+                                       hint="Is the server running, and does pg_hba.conf allow replication "
+                                            "connections for this user?")
+            raise SourceError(f"pg_basebackup failed ({rc}): {msg}",
+                              hint="Tablespaces other than the default are not supported by the streamed "
+                                   "engine; check max_wal_senders and the replication privilege.")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+            self.proc.wait(30)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def read_exact(fh: IO[bytes], size: int, block: int) -> Iterator[bytes]:
+    """Yield ``size`` bytes from ``fh`` in pieces of ``block`` (the last may be shorter)."""
+    left = size
+    while left > 0:
+        want = min(block, left)
+        buf = bytearray()
+        while len(buf) < want:
+            piece = fh.read(want - len(buf))
+            if not piece:
+                raise SourceError("pg_basebackup's tar stream ended in the middle of a file")
+            buf += piece
+        left -= want
+        yield bytes(buf)
