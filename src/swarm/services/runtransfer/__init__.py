@@ -1,0 +1,11 @@
+"""Moving one pipeline run between deployments: ``swarm admin export`` / ``swarm admin import``.
+
+``export.export_run`` reads a run's rows (one snapshot) and its artefacts, scrubs them on
+request, and writes one ``.tar.gz`` atomically; ``imports.plan_import`` checks an archive
+completely (names, types, limits, every checksum, schema version, run id conflicts)
+without writing, and ``imports.import_run`` executes the plan. The archive format is
+``swarm.model.archive``; docs in ``docs/export-import.md``.
+
+May import: swarm.platform (run rows, schema), swarm.sources (buckets, connections),
+swarm.scrub, swarm.model, swarm.errors, swarm.clock.
+"""

@@ -1,0 +1,296 @@
+"""``swarm admin export``: one run's rows and artefacts in one ``.tar.gz``, scrubbed on request.
+
+Steps, and what a crash between them leaves:
+
+1. open a REPEATABLE READ snapshot of the database; the run, its pipeline and every row
+   referencing it are read from that one instant, streamed into a staging directory
+   next to the output (``.swarm-export-*``, removed on exit, scrubbed on the way in with
+   ``--scrub``);
+2. the latest version of every object under ``pipeline_runs/<run_id>/`` is streamed from
+   the bucket into the staging directory (scrubbed, kept or left out by its format);
+3. the archive is written under a temporary name (manifest first, then rows, then
+   objects), fsynced and renamed over the output.
+
+A crash leaves no file under the output's name (at most a temporary archive or staging
+directory, both dot-named, next to it); re-running converges. Nothing is written to the
+source database or bucket.
+
+Scrubbing uses a random key generated for this export and never stored, so tokens are
+consistent within one export and cannot be linked across exports.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import swarm
+from swarm.clock import Clock, SystemClock, utc_iso
+from swarm.errors import ConfigError, NotFoundError, RefusedError
+from swarm.model.archive import (
+    MANIFEST_NAME,
+    Member,
+    RunManifest,
+    check_run_id,
+    classify,
+    object_member,
+    row_member,
+    run_prefix,
+)
+from swarm.platform.runrows import PIPELINES, RUNS, RunReader
+from swarm.scrub import Scrubber
+from swarm.sources.objects import Bucket
+from swarm.sources.postgres.conn import redact
+
+from .tario import CHUNK, ArchiveWriter
+
+SCRUB_VERSION = getattr(swarm.scrub, "VERSION", swarm.__version__)
+JSON_IN_MEMORY = 64 << 20  # a JSON document up to this size is scrubbed whole; larger ones line by line
+_TEXT_BLOCK = 1 << 20
+# Columns that are identifiers, enums or times: never scrubbed (they carry no PII, and
+# changing them would break references).
+_STRUCTURAL = {"id", "run_id", "pipeline_id", "seq", "ts", "type", "status", "decision", "artefact_prefix",
+               "enabled", "version", "rollout_percent", "name"}
+
+
+@dataclass
+class ExportResult:
+    run_id: str
+    pipeline_id: str
+    output: str
+    bytes: int
+    sha256: str
+    schema_version: int
+    scrubbed: bool
+    contains_pii: bool
+    rows: dict[str, int]
+    objects: int
+    object_bytes: int
+    left_out: list[str] = field(default_factory=list)
+    included_unscrubbed: list[str] = field(default_factory=list)
+    kept_models: list[str] = field(default_factory=list)
+    scrub_report: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _ChunkReader(io.RawIOBase):
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._it = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            nxt = next(self._it, None)
+            if nxt is None:
+                return 0
+            self._buf = nxt
+        k = min(len(b), len(self._buf))
+        b[:k] = self._buf[:k]
+        self._buf = self._buf[k:]
+        return k
+
+
+class _HashingFile:
+    """A staging file that hashes what is written."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._f: IO[bytes] = open(path, "wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._h.update(data)
+        self.size += len(data)
+        self._f.write(data)
+
+    def close(self) -> str:
+        self._f.close()
+        return self._h.hexdigest()
+
+
+class _TextSink(io.RawIOBase):
+    """Text written through a TextIOWrapper, bytes into a _HashingFile."""
+
+    def __init__(self, target: _HashingFile) -> None:
+        self._t = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._t.write(bytes(b))
+        return len(b)
+
+
+def list_latest(bucket: Bucket, prefix: str) -> Iterator[tuple[str, int]]:
+    """(key, size) of every live object under ``prefix`` (versioned or not)."""
+    kw: dict[str, Any] = {"Bucket": bucket.name, "Prefix": prefix, "MaxKeys": 1000}
+    while True:
+        resp = bucket.call(f"list {prefix}", bucket.client.list_objects_v2, **kw)
+        for item in resp.get("Contents", []):
+            yield str(item["Key"]), int(item.get("Size") or 0)
+        if not resp.get("IsTruncated") or not resp.get("NextContinuationToken"):
+            return
+        kw["ContinuationToken"] = resp["NextContinuationToken"]
+
+
+def _scrub_row(s: Scrubber, table: str, row: dict[str, Any], ref_col: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col, v in row.items():
+        if col in _STRUCTURAL or col == ref_col or col.endswith("_at") or not isinstance(v, str | dict | list):
+            out[col] = v
+        else:
+            out[col] = s.scrub_value(v, f"rows/{table}.{col}:$")
+    return out
+
+
+def _scrub_object(s: Scrubber, chunks: Iterable[bytes], fmt: str, size: int, sink: _HashingFile, base: str) -> None:
+    text_in = io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), CHUNK), encoding="utf-8",
+                               errors="surrogateescape", newline="")
+    text_out = io.TextIOWrapper(io.BufferedWriter(_TextSink(sink), CHUNK), encoding="utf-8",
+                                errors="surrogateescape", newline="")
+    if fmt == "json" and size <= JSON_IN_MEMORY:
+        text_out.write(s.scrub_json(text_in.read(), base))
+    elif fmt == "jsonl":
+        for line in text_in:
+            text_out.write(s.scrub_line(line, base))
+    else:  # text, or a JSON document too big to hold: line blocks (detection never crosses a line)
+        block: list[str] = []
+        n = 0
+        for line in text_in:
+            block.append(line)
+            n += len(line)
+            if n >= _TEXT_BLOCK:
+                text_out.write(s.scrub_text("".join(block), base))
+                block, n = [], 0
+        if block:
+            text_out.write(s.scrub_text("".join(block), base))
+    text_out.flush()
+
+
+def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub: bool,
+               include_unscrubbed: bool = False, force: bool = False, key: bytes | None = None,
+               clock: Clock | None = None) -> ExportResult:
+    """Export one run; see the module docstring for the steps and crash behaviour."""
+    check_run_id(run_id)
+    clock = clock or SystemClock()
+    output = output.expanduser().absolute()
+    if output.exists() and not force:
+        raise RefusedError(f"{output} already exists", hint="Choose another --output, or pass --force to replace it.")
+    if not output.parent.is_dir():
+        raise ConfigError(f"directory {output.parent} does not exist", hint="Create it, or choose another --output.")
+    if include_unscrubbed and not scrub:
+        include_unscrubbed = False  # without --scrub everything is included as it is
+    scrubber = Scrubber(key or secrets.token_bytes(32)) if scrub else None
+    members: list[Member] = []
+    rows: dict[str, int] = {}
+    left_out: list[str] = []
+    unscrubbed: list[str] = []
+    kept: list[str] = []
+    object_bytes = 0
+    prefix = run_prefix(run_id)
+    with tempfile.TemporaryDirectory(prefix=".swarm-export-", dir=output.parent) as tmp:
+        stage = Path(tmp)
+        with RunReader(db_url) as reader:
+            schema_version = reader.schema_version()
+            if schema_version is None:
+                raise RefusedError(f"{redact(db_url)} has no swarm schema", hint="Is this a swarm database?")
+            run = reader.run(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist in {redact(db_url)}",
+                                    hint="Check the id (GET /api/v1/runs/{id}, or the runs table).")
+            pipeline_id = str(run["pipeline_id"])
+            tables: dict[str, str] = {PIPELINES: "id", RUNS: "id"}
+            tables.update(sorted(reader.referencing_tables().items()))
+            for table, col in tables.items():
+                value = pipeline_id if table == PIPELINES else run_id
+                name = row_member(table)
+                sink = _HashingFile(stage / name)
+                n = 0
+                for raw in reader.rows(table, col, value):
+                    row = _scrub_row(scrubber, table, raw, col) if scrubber is not None else raw
+                    sink.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                    n += 1
+                members.append(Member(name, sink.size, sink.close(), "rows", rows=n))
+                rows[table] = n
+        for key_, size in list_latest(bucket, prefix):
+            rel = key_[len(prefix):]
+            head = bucket.head(key_)
+            ctype = str(head.get("ContentType") or "")
+            tags = bucket.tags(key_)
+            treatment, fmt = classify(rel, tags, ctype) if scrubber is not None else ("raw", "")
+            if treatment == "binary":
+                if not include_unscrubbed:
+                    left_out.append(rel)
+                    continue
+                treatment = "unscrubbed"
+                unscrubbed.append(rel)
+            elif treatment == "model":
+                treatment = "kept"
+                kept.append(rel)
+            name = object_member(rel)
+            sink = _HashingFile(stage / name)
+            chunks = bucket.iter_get(key_)
+            if treatment == "text":
+                assert scrubber is not None
+                _scrub_object(scrubber, chunks, fmt, size, sink, f"objects/{rel}:$")
+                treatment = "scrubbed"
+            else:
+                for chunk in chunks:
+                    sink.write(chunk)
+            members.append(Member(name, sink.size, sink.close(), "object", key=rel, content_type=ctype, tags=tags,
+                                  treatment=treatment))
+            object_bytes += sink.size
+        scrub_info: dict[str, Any] = {"scrubbed": scrubber is not None}
+        if scrubber is not None:
+            scrub_info.update(scrubber_version=SCRUB_VERSION, key="random per export, not stored",
+                              report=scrubber.report.to_dict(), fields="jsonb columns field by field, text columns "
+                              "as text; identifiers, enums and times are not scrubbed",
+                              objects={"scrubbed": sum(1 for m in members if m.treatment == "scrubbed"),
+                                       "kept_models": kept, "left_out_unscrubbable": left_out,
+                                       "included_unscrubbed": unscrubbed})
+        contains_pii = scrubber is None or bool(unscrubbed)
+        manifest = RunManifest(
+            run_id=run_id, pipeline_id=pipeline_id, schema_version=schema_version, created_at=utc_iso(clock.now()),
+            source={"database": redact(db_url), "bucket": bucket.name, "endpoint": bucket.cfg.endpoint or "AWS S3",
+                    "prefix": prefix},
+            scrubbed=scrubber is not None, contains_pii=contains_pii, scrub=scrub_info, tables=tables,
+            members=members, counts={**{f"rows.{t}": n for t, n in rows.items()},
+                                     "objects": sum(1 for m in members if m.kind == "object"),
+                                     "objects_left_out": len(left_out)},
+            tool=f"swarm {swarm.__version__}")
+        with ArchiveWriter(output) as w:
+            w.add_bytes(MANIFEST_NAME, manifest.to_bytes())
+            for m in members:
+                w.add_file(m.name, stage / m.name)
+    digest = hashlib.sha256()
+    with open(output, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    warnings = []
+    if scrubber is None:
+        warnings.append("this export is NOT scrubbed: it contains PII (emails, phone numbers, card numbers, ids) "
+                        "from production; handle it as production data, or export again with --scrub")
+    elif unscrubbed:
+        warnings.append(f"{len(unscrubbed)} binary artefact(s) were included unscrubbed (--include-unscrubbed) and "
+                        "may contain PII: " + ", ".join(unscrubbed[:5]))
+    return ExportResult(run_id=run_id, pipeline_id=pipeline_id, output=str(output), bytes=output.stat().st_size,
+                        sha256=digest.hexdigest(), schema_version=schema_version, scrubbed=scrubber is not None,
+                        contains_pii=contains_pii, rows=rows, objects=sum(1 for m in members if m.kind == "object"),
+                        object_bytes=object_bytes, left_out=left_out, included_unscrubbed=unscrubbed,
+                        kept_models=kept, scrub_report=scrubber.report.to_dict() if scrubber else {},
+                        warnings=warnings)

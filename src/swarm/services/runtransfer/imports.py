@@ -1,0 +1,253 @@
+"""``swarm admin import``: one exported run into a (dev) deployment.
+
+Plan (:func:`plan_import`, no side effects):
+
+1. the archive is read once, streamed: every header is checked (names, types, sizes,
+   member count), the gzip stream is watched for bombs (total and ratio), every member
+   is hashed and compared with the manifest, and the manifest's own checksum is checked;
+2. the target database must have the same schema version as the export, and every table
+   the export carries must reference ``runs(id)`` there too;
+3. the run id must not exist in the target unless ``--replace`` (delete it and import
+   again) or ``--new-id`` (import under a fresh id, rewriting ``run_id`` references,
+   ``artefact_prefix`` and object keys);
+4. the bucket must be reachable.
+
+Execute (:func:`import_run`):
+
+1. one transaction on the target: take an advisory lock on the run id, delete the old run
+   (``--replace``), insert the pipeline if the target lacks it, the run, and every child
+   row (sequence / identity columns are left to the target's sequences);
+2. with that transaction still open, upload every object (each checked against its
+   checksum while it streams); on any failure, delete the versions this import wrote and
+   roll the transaction back, so the database is unchanged and the bucket is as before
+   (except on an unversioned bucket with ``--replace``, where an overwritten object's
+   old content is gone);
+3. commit; then, with ``--replace``, delete the objects under the run's prefix that the
+   archive does not have.
+
+A crash (kill -9) in step 2 leaves no rows (the server rolls the transaction back) and the
+objects uploaded so far under ``pipeline_runs/<run_id>/``; running the same import again
+overwrites them and converges. With ``--new-id`` the crashed import's prefix is a fresh id
+nothing references; the result lists ``objects_written`` to clean up if needed.
+A crash in step 3 leaves stale objects that a re-run with ``--replace`` deletes.
+"""
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarm.errors import RefusedError, SwarmError
+from swarm.model.archive import ROWS_DIR, Limits, RunManifest, new_run_id, rekey, run_prefix
+from swarm.platform.runrows import PIPELINES, RUNS, RunWriter
+from swarm.sources.objects import Bucket
+from swarm.sources.postgres.conn import redact
+
+from .export import list_latest
+from .tario import ScanResult, members, scan
+
+
+@dataclass
+class ImportPlan:
+    archive: str
+    source_run_id: str
+    run_id: str  # the id the run gets in the target
+    mode: str  # "new" | "replace" | "new-id"
+    exists: bool
+    schema_version: int
+    pipeline_id: str
+    pipeline_exists: bool
+    rows: dict[str, int]
+    objects: int
+    object_bytes: int
+    scrubbed: bool
+    contains_pii: bool
+    target: dict[str, str]
+    stale_objects: list[str] = field(default_factory=list)  # --replace: under the prefix, not in the archive
+    archive_bytes: int = 0
+    members: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ImportResult:
+    plan: ImportPlan
+    dry_run: bool
+    rows_written: dict[str, int] = field(default_factory=dict)
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    objects_written: int = 0
+    stale_deleted: int = 0
+    pipeline: str = ""  # "inserted" | "existing" | "renamed:<name>"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.plan.to_dict()
+        d.update(dry_run=self.dry_run, rows_written=self.rows_written, rows_deleted=self.rows_deleted,
+                 objects_written=self.objects_written, stale_deleted=self.stale_deleted, pipeline=self.pipeline,
+                 api_path=f"/api/v1/runs/{self.plan.run_id}")
+        return d
+
+
+def plan_import(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = False, new_id: bool = False,
+                limits: Limits | None = None, fresh_id: str | None = None) -> tuple[ImportPlan, RunManifest]:
+    """Check everything an import needs; write nothing. See the module docstring."""
+    if replace and new_id:
+        raise RefusedError("--replace and --new-id cannot be used together",
+                           hint="--replace overwrites the existing run; --new-id imports beside it.")
+    limits = limits or Limits()
+    scanned: ScanResult = scan(archive, limits)
+    m = scanned.manifest
+    with RunWriter(db_url) as w:
+        version = w.schema_version()
+        if version is None:
+            raise RefusedError(f"{redact(db_url)} has no swarm schema",
+                               hint="Create it first (`swarm dev up` applies the migrations).")
+        if version != m.schema_version:
+            newer = "newer" if m.schema_version > version else "older"
+            raise RefusedError(
+                f"the archive has schema version {m.schema_version}, this database has schema version {version}",
+                hint=(f"The export comes from a {newer} swarm schema. Import it into a database at version "
+                      f"{m.schema_version}" + (" (upgrade this one first)." if newer == "newer" else
+                                               ", or export it again from an upgraded source.")),
+                details={"archive_schema_version": m.schema_version, "database_schema_version": version})
+        referencing = w.referencing_tables()
+        for table, col in m.tables.items():
+            if table in (PIPELINES, RUNS):
+                continue
+            if referencing.get(table) != col:
+                raise RefusedError(f"table {table}.{col} in the archive does not reference runs(id) in "
+                                   f"{redact(db_url)}", hint="The schemas differ; nothing was written.")
+        exists = w.run_exists(m.run_id)
+        if exists and not (replace or new_id):
+            raise RefusedError(f"run {m.run_id} already exists in {redact(db_url)}",
+                               hint="Pass --replace to delete it and import again, or --new-id to import beside "
+                                    "it under a fresh run id. Nothing was written.",
+                               details={"run_id": m.run_id})
+        target = m.run_id
+        if new_id:
+            target = fresh_id or new_run_id()
+            while w.run_exists(target):
+                target = new_run_id()
+        pipeline_exists = w.pipeline(m.pipeline_id) is not None
+    bucket.check_access()
+    stale: list[str] = []
+    if replace and exists:
+        keep = {run_prefix(target) + x.key for x in m.members if x.kind == "object"}
+        stale = [k for k, _ in list_latest(bucket, run_prefix(target)) if k not in keep]
+    mode = "new-id" if new_id else ("replace" if replace and exists else "new")
+    objs = [x for x in m.members if x.kind == "object"]
+    plan = ImportPlan(archive=str(archive), source_run_id=m.run_id, run_id=target, mode=mode, exists=exists,
+                      schema_version=m.schema_version, pipeline_id=m.pipeline_id, pipeline_exists=pipeline_exists,
+                      rows={t: (x.rows if (x := m.member(f"{ROWS_DIR}{t}.jsonl")) else 0) for t in m.tables},
+                      objects=len(objs), object_bytes=sum(x.size for x in objs), scrubbed=m.scrubbed,
+                      contains_pii=m.contains_pii,
+                      target={"database": redact(db_url), "bucket": bucket.name,
+                              "endpoint": bucket.cfg.endpoint or "AWS S3"},
+                      stale_objects=stale, archive_bytes=scanned.compressed_bytes, members=scanned.members + 1)
+    return plan, m
+
+
+def _lines(stream: Any) -> Iterator[dict[str, Any]]:
+    for line in io.BufferedReader(stream, 1 << 20):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise RefusedError("a row in the archive is not a JSON object")
+            yield row
+
+
+def import_run(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = False, new_id: bool = False,
+               dry_run: bool = False, limits: Limits | None = None, fresh_id: str | None = None) -> ImportResult:
+    """Plan, then (unless ``dry_run``) execute; see the module docstring for the order of steps."""
+    limits = limits or Limits()
+    plan, m = plan_import(archive, db_url, bucket, replace=replace, new_id=new_id, limits=limits, fresh_id=fresh_id)
+    res = ImportResult(plan, dry_run)
+    if dry_run:
+        return res
+    old, new = m.run_id, plan.run_id
+    prefix = run_prefix(new)
+    written: list[tuple[str, str | None]] = []
+    with RunWriter(db_url) as w:
+        try:
+            w.lock_run(new)
+            exists = w.run_exists(new)
+            if exists and plan.mode != "replace":
+                raise RefusedError(f"run {new} was created in {redact(db_url)} while this import was being "
+                                   "checked", hint="Run the import again.")
+            if exists:
+                res.rows_deleted = w.delete_run(new, w.referencing_tables())
+            for member, stream in members(archive, limits, m):
+                if member.kind == "rows":
+                    table = member.name[len(ROWS_DIR):-len(".jsonl")]
+                    col = m.tables[table]
+                    if table == PIPELINES:
+                        res.pipeline = _pipeline(w, _lines(stream))
+                        continue
+                    rows = _lines(stream)
+                    if new != old:
+                        rows = (_rewrite(r, table, col, old, new) for r in rows)
+                    res.rows_written[table] = w.insert_rows(table, rows)
+                    continue
+                key = prefix + member.key
+                bucket.put_stream(key, stream.chunks(), content_type=member.content_type or None,
+                                  tags=member.tags or None, metadata={"swarm-imported-from": old})
+                stream.check()
+                vid = bucket.head(key).get("VersionId")
+                written.append((key, str(vid) if vid and vid != "null" else None))
+                res.objects_written += 1
+            w.commit()
+        except BaseException as exc:
+            left = _undo_objects(bucket, written)
+            if isinstance(exc, SwarmError):
+                exc.details.setdefault("rolled_back", True)
+                if left:
+                    exc.details["objects_left"] = left
+            raise
+    for key in plan.stale_objects:
+        bucket.add_delete_marker(key)
+        res.stale_deleted += 1
+    return res
+
+
+def _rewrite(row: dict[str, Any], table: str, col: str, old: str, new: str) -> dict[str, Any]:
+    row = dict(row)
+    if table == RUNS:
+        row["id"] = new
+        if isinstance(row.get("artefact_prefix"), str):
+            row["artefact_prefix"] = rekey(row["artefact_prefix"], old, new)
+    elif row.get(col) == old:
+        row[col] = new
+    return row
+
+
+def _pipeline(w: RunWriter, rows: Iterator[dict[str, Any]]) -> str:
+    """Insert the run's pipeline unless the target has that id; rename it if its name is taken."""
+    outcome = "existing"
+    for original in rows:
+        row = dict(original)
+        if w.pipeline(str(row["id"])) is not None:
+            continue
+        outcome = "inserted"
+        if w.name_taken(str(row["name"])):
+            row = {**row, "name": f"{row['name']}-imported-{row['id']}"}
+            outcome = f"renamed:{row['name']}"
+        w.insert_rows(PIPELINES, [row])
+    return outcome
+
+
+def _undo_objects(bucket: Bucket, written: list[tuple[str, str | None]]) -> list[str]:
+    """Delete what this import uploaded; returns the keys that could not be deleted."""
+    left = []
+    for key, vid in reversed(written):
+        try:
+            if vid:
+                bucket.delete_version(key, vid)
+            else:
+                bucket.add_delete_marker(key)
+        except SwarmError:
+            left.append(key)
+    return left

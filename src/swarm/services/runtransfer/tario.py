@@ -1,0 +1,329 @@
+"""Reading and writing run export archives (tar + gzip) safely.
+
+Writing: members are added from bytes or staged files; the archive is written under a
+temporary name next to the target, flushed, fsynced and renamed over the target at the
+end. A crash leaves at most a ``.<name>.tmp-*`` file, never a partial archive under the
+target's name.
+
+Reading is streamed (the archive is never extracted to disk) and every limit is checked
+as bytes arrive, before the caller sees a member: the gzip layer counts compressed and
+decompressed bytes (:func:`swarm.model.archive.check_ratio`), every tar header is checked
+by :func:`swarm.model.archive.check_member` (name, type, size, count), and every member is
+hashed while it is read. ``scan`` reads the whole archive once and checks every checksum
+against the manifest; ``members`` reads it again for the import, re-checking each hash as
+the member ends (so an archive changed between the two passes fails the import, which
+then rolls back).
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import secrets
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from swarm.errors import IntegrityError, NotFoundError, RefusedError
+from swarm.model.archive import MANIFEST_NAME, Limits, Member, RunManifest, check_member, check_ratio
+
+CHUNK = 1 << 20
+_IN_CHUNK = 64 << 10
+
+
+# ---------------------------------------------------------------------------------- writing
+class ArchiveWriter:
+    """``with ArchiveWriter(path) as w: w.add_bytes(...); w.add_file(...)`` - atomic on success."""
+
+    def __init__(self, path: Path, *, level: int = 6) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+        self.level = level
+        self._raw: IO[bytes] | None = None
+        self._gz: gzip.GzipFile | None = None
+        self._tar: tarfile.TarFile | None = None
+
+    def __enter__(self) -> ArchiveWriter:
+        self._raw = open(self.tmp, "xb")
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=self.level, mtime=0)
+        self._tar = tarfile.open(fileobj=self._gz, mode="w|", format=tarfile.PAX_FORMAT)
+        return self
+
+    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.size = size
+        ti.mode = 0o644
+        ti.type = tarfile.REGTYPE
+        return ti
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        assert self._tar is not None
+        self._tar.addfile(self._info(name, len(data)), io.BytesIO(data))
+
+    def add_file(self, name: str, src: Path) -> None:
+        assert self._tar is not None
+        with open(src, "rb") as f:
+            self._tar.addfile(self._info(name, os.fstat(f.fileno()).st_size), f)
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        ok = exc_type is None
+        try:
+            if self._tar is not None:
+                self._tar.close()
+            if self._gz is not None:
+                self._gz.close()
+            if self._raw is not None:
+                self._raw.flush()
+                if ok:
+                    os.fsync(self._raw.fileno())
+                self._raw.close()
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if ok:
+                os.replace(self.tmp, self.path)
+                with contextlib.suppress(OSError):
+                    fd = os.open(self.path.parent, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            else:
+                with contextlib.suppress(OSError):
+                    self.tmp.unlink()
+
+
+# ---------------------------------------------------------------------------------- reading
+class _Inflater(io.RawIOBase):
+    """gzip decompression that enforces the total and ratio limits while it streams."""
+
+    def __init__(self, raw: IO[bytes], limits: Limits) -> None:
+        self._raw = raw
+        self._limits = limits
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = b""  # compressed input not yet consumed
+        self._buf = bytearray()
+        self.compressed = 0
+        self.decompressed = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self, want: int) -> None:
+        while len(self._buf) < want and not self._eof:
+            if not self._pending:
+                if self._z.eof:
+                    self._eof = True
+                    if self._z.unused_data or self._raw.read(1):
+                        raise IntegrityError("archive has data after the end of its gzip stream")
+                    break
+                self._pending = self._raw.read(_IN_CHUNK)
+                self.compressed += len(self._pending)
+                if not self._pending:
+                    raise IntegrityError("archive is truncated (the gzip stream ends early)",
+                                         hint="The file was cut short in transfer; copy it again.")
+            try:
+                out = self._z.decompress(self._pending, CHUNK)
+            except zlib.error as exc:
+                raise IntegrityError(f"archive is not valid gzip data: {exc}") from exc
+            self._pending = self._z.unconsumed_tail
+            if self._z.eof and self._z.unused_data:
+                raise IntegrityError("archive has data after the end of its gzip stream")
+            self.decompressed += len(out)
+            check_ratio(self.decompressed, self.compressed, self._limits)
+            self._buf += out
+
+    def readinto(self, b: Any) -> int:
+        n = len(b)
+        self._fill(n)
+        k = min(n, len(self._buf))
+        b[:k] = self._buf[:k]
+        del self._buf[:k]
+        return k
+
+
+def _kind(ti: tarfile.TarInfo) -> str:
+    if ti.issym():
+        return "symlink"
+    if ti.islnk():
+        return "hardlink"
+    if ti.ischr() or ti.isblk():
+        return "device"
+    if ti.isfifo():
+        return "fifo"
+    if ti.isdir():
+        return "dir"
+    if ti.issparse():
+        return "sparse"
+    return "file" if ti.isreg() else "other"
+
+
+class _Hashing(io.RawIOBase):
+    """Reads one member, hashing it; at its end the hash and size must match the manifest."""
+
+    def __init__(self, src: IO[bytes], expected: Member) -> None:
+        self._src = src
+        self.expected = expected
+        self._h = hashlib.sha256()
+        self.size = 0
+        self.checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._src.read(len(b))
+        if not data:
+            self.check()
+            return 0
+        self._h.update(data)
+        self.size += len(data)
+        b[:len(data)] = data
+        return len(data)
+
+    def check(self) -> None:
+        if self.checked:
+            return
+        if self.size != self.expected.size or self._h.hexdigest() != self.expected.sha256:
+            raise IntegrityError(f"archive member {self.expected.name} does not match its checksum in the manifest",
+                                 hint="The archive is damaged or was edited; nothing was imported. Export again.",
+                                 details={"member": self.expected.name})
+        self.checked = True
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            data = self.read(CHUNK)
+            if not data:
+                return
+            yield data
+
+    def drain(self) -> None:
+        for _ in self.chunks():
+            pass
+
+
+@contextlib.contextmanager
+def _open(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, _Inflater]]:
+    try:
+        raw = open(path, "rb")
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"archive {path} does not exist") from exc
+    except OSError as exc:
+        raise RefusedError(f"cannot read archive {path}: {exc.strerror}") from exc
+    try:
+        inflater = _Inflater(raw, limits)
+        stream = io.BufferedReader(inflater, buffer_size=CHUNK)
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|", ignore_zeros=False)
+        except tarfile.TarError as exc:
+            raise IntegrityError(f"archive {path} is not a tar.gz file: {exc}") from exc
+        with tf:
+            yield tf, inflater
+    finally:
+        raw.close()
+
+
+def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, int]]:
+    """Every checked header, in order; translating tar/gzip failures."""
+    with _open(path, limits) as (tf, _):
+        index = 0
+        while True:
+            try:
+                ti = tf.next()
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise IntegrityError(f"archive {path} is damaged or truncated: {exc}",
+                                     hint="Copy the archive again; nothing was imported.") from exc
+            if ti is None:
+                return
+            check_member(ti.name, _kind(ti), ti.size, index, limits)
+            yield tf, ti, index
+            index += 1
+
+
+def _read_member(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> IO[bytes]:
+    f = tf.extractfile(ti)
+    if f is None:  # only for non-regular members, already refused
+        raise RefusedError(f"archive member {ti.name!r} has no content")
+    return f
+
+
+def _manifest_from(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> RunManifest:
+    data = _read_member(tf, ti).read()
+    if len(data) != ti.size:
+        raise IntegrityError("archive is truncated inside the manifest")
+    return RunManifest.from_bytes(data)
+
+
+@dataclass
+class ScanResult:
+    manifest: RunManifest
+    members: int
+    bytes: int
+    compressed_bytes: int
+
+
+def scan(path: Path, limits: Limits) -> ScanResult:
+    """Read the whole archive once: every header checked, every member hashed against the
+    manifest, every manifest entry present, in the manifest's order. Writes nothing."""
+    manifest: RunManifest | None = None
+    seen = 0
+    total = 0
+    try:
+        for tf, ti, index in _entries(path, limits):
+            if index == 0:
+                manifest = _manifest_from(tf, ti)
+                continue
+            assert manifest is not None
+            expected = _expected(manifest, ti.name, index)
+            if ti.size != expected.size:
+                raise IntegrityError(f"archive member {ti.name} is {ti.size} bytes, the manifest says {expected.size}")
+            h = _Hashing(_read_member(tf, ti), expected)
+            h.drain()
+            seen += 1
+            total += ti.size
+    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as exc:
+        raise IntegrityError(f"archive {path} is damaged or truncated: {exc}",
+                             hint="Copy the archive again; nothing was imported.") from exc
+    if manifest is None:
+        raise IntegrityError(f"archive {path} is empty (no {MANIFEST_NAME})")
+    if seen != len(manifest.members):
+        missing = [m.name for m in manifest.members[seen:]]
+        raise IntegrityError(f"archive {path} lacks {len(missing)} member(s) its manifest lists, e.g. {missing[0]}",
+                             hint="The archive is truncated; copy it again.")
+    return ScanResult(manifest, seen, total, path.stat().st_size)
+
+
+def _expected(manifest: RunManifest, name: str, index: int) -> Member:
+    if index - 1 >= len(manifest.members):
+        raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+    expected = manifest.members[index - 1]
+    if expected.name != name:
+        if manifest.member(name) is None:
+            raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+        raise IntegrityError(f"archive member {name!r} is out of the manifest's order (expected {expected.name!r})")
+    return expected
+
+
+def members(path: Path, limits: Limits, manifest: RunManifest) -> Iterator[tuple[Member, _Hashing]]:
+    """The members after the manifest, each as a stream the caller must read to the end (its
+    checksum is checked when it ends; if the caller stops early, the rest is drained and checked)."""
+    try:
+        for tf, ti, index in _entries(path, limits):
+            if index == 0:
+                again = _manifest_from(tf, ti)
+                if again.to_bytes() != manifest.to_bytes():
+                    raise IntegrityError("the archive's manifest changed since it was checked")
+                continue
+            expected = _expected(manifest, ti.name, index)
+            h = _Hashing(_read_member(tf, ti), expected)
+            yield expected, h
+            h.drain()
+    except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as exc:
+        raise IntegrityError(f"archive {path} is damaged or truncated: {exc}") from exc
