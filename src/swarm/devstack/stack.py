@@ -12,11 +12,22 @@ Layout::
     $SWARM_HOME/dev/repo/         the backup repository (file://)
 
 ``up`` is idempotent: what runs is left running, what is missing is created, and
-``swarm.toml`` is rewritten to match. ``down`` stops only the processes recorded in
+``swarm.toml`` is rewritten to match.
+
+WAL archiving: the cluster runs with ``wal_level = replica``, ``archive_mode = on``,
+``archive_timeout = 60`` and ``archive_command`` = ``swarm admin wal push %p``. The server
+runs that command as its own OS user; when we are root that is ``postgres``, who can read
+nothing under ``/root``. So (see swarm.sources.postgres.server_access) the command runs a
+launcher with the server user's own config and key copy (0600, owned by it, in
+``/var/tmp/swarm-pg/access-<tag>``), and the repository lives where that user can write:
+``dev/repo`` becomes a symlink to ``/var/tmp/swarm-pg/repo-<tag>`` owned by ``postgres``
+(an existing repository is moved there once). A cluster created before these settings
+existed gets them appended and is restarted. ``down`` stops only the processes recorded in
 ``stack.json`` whose command line still matches. Data stays until ``down --purge``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import shutil
@@ -31,7 +42,13 @@ from swarm.errors import ConfigError
 from swarm.platform.schema import apply_migrations
 from swarm.repo import Repository
 from swarm.sources.netutil import port_open
-from swarm.sources.postgres.cluster import LocalCluster
+from swarm.sources.postgres.cluster import (
+    RELOCATE_ROOT,
+    LocalCluster,
+    hand_to_server_user,
+    running_as_root,
+    server_user_can_reach,
+)
 from swarm.sources.postgres.conn import create_database, database_exists, with_dbname
 from swarm.storage.factory import open_store
 from swarm.storage.s3 import make_client
@@ -40,6 +57,7 @@ CONFIG_MARKER = "# written by `swarm dev up`"
 DB_NAME = "swarm"
 BUCKET = "swarm-artefacts"
 DR_BUCKET = "swarm-artefacts-dr"
+ARCHIVE_TIMEOUT_S = 60
 
 
 @dataclass
@@ -127,10 +145,21 @@ class DevStack:
         self._check_config_is_ours()
         state = self._load()
         self.paths.dev.mkdir(parents=True, exist_ok=True)
+        # key and repository first: archive_command pushes into it as soon as the server runs
+        kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
+        self._prepare_repo()
+        Repository.open(open_store(self.repo_url), kek, create=True)
+        from swarm.sources.postgres.server_access import server_access_for
+
+        access = server_access_for(self.repo_url, self.paths.key, self.paths.home)
+        archive = {"wal_level": "replica", "archive_mode": "on", "archive_timeout": str(ARCHIVE_TIMEOUT_S),
+                   "archive_command": "'" + access.archive_command.replace("'", "''") + "'"}
         # PostgreSQL
         cluster = self._cluster(state)
         if not cluster.exists():
-            cluster.init()
+            cluster.init(conf=archive)
+        elif cluster.ensure_conf(archive) and cluster.is_running():
+            cluster.restart()  # archive_mode needs a restart
         if not cluster.is_running() and port_open(cluster.host, cluster.port):
             from swarm.sources.netutil import free_port
 
@@ -150,12 +179,32 @@ class DevStack:
         # state directory, key, repository
         for sub in ("cron", "batch"):
             (self.paths.state / sub).mkdir(parents=True, exist_ok=True)
-        kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
-        Repository.open(open_store(self.repo_url), kek, create=True)
         self._save(state)
         info = self.info(db_url, server, dr)
         self._write_config(info)
         return info
+
+    def _prepare_repo(self) -> None:
+        """Make ``dev/repo`` writable by the server user (its archive_command writes WAL there)."""
+        repo = self.paths.repo
+        if not running_as_root():
+            repo.mkdir(parents=True, exist_ok=True)
+            return
+        if repo.is_symlink():
+            hand_to_server_user(repo.resolve(), recursive=True)
+            return
+        if not server_user_can_reach(self.paths.dev):
+            real = RELOCATE_ROOT / ("repo-" + hashlib.sha256(str(repo.absolute()).encode()).hexdigest()[:12])
+            RELOCATE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
+            real.mkdir(mode=0o700, exist_ok=True)
+            if repo.is_dir():
+                for child in repo.iterdir():
+                    shutil.move(str(child), str(real / child.name))
+                repo.rmdir()
+            repo.symlink_to(real)
+        else:
+            repo.mkdir(parents=True, exist_ok=True)
+        hand_to_server_user(repo.resolve(), recursive=True)
 
     @property
     def repo_url(self) -> str:
@@ -237,6 +286,8 @@ class DevStack:
         if purge:
             if state:
                 self._cluster(state).destroy()
+            if self.paths.repo.is_symlink():
+                shutil.rmtree(self.paths.repo.resolve(), ignore_errors=True)
             shutil.rmtree(self.paths.dev, ignore_errors=True)
             if self.paths.config.exists() and CONFIG_MARKER in self.paths.config.read_text():
                 self.paths.config.unlink()

@@ -344,9 +344,9 @@ def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jo
 
 def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
                  reporter: Reporter | None = None, archive: bool = True, timeout: float = 600) -> PitrResult:
-    from swarm.services.server_access import server_access
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user, server_user_can_reach
+    from swarm.sources.postgres.server_access import server_access
 
     reporter = reporter or NullReporter()
     t0 = time.monotonic()

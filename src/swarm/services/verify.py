@@ -6,7 +6,9 @@ Checks, in order, collecting every problem rather than stopping at the first:
 2. every object the manifest lists exists, every frame opens (AEAD), it decompresses,
    and its stored bytes hash to the manifest's SHA-256; objects in the backup's data
    prefix that the manifest does not list are reported too;
-3. logical PostgreSQL backups: ``pg_restore -l`` reads the table of contents;
+3. logical PostgreSQL backups: ``pg_restore -l`` reads the table of contents; physical
+   ones: every pack frame, the files re-assembled and checked by ``pg_verifybackup``, and the
+   WAL from start to stop LSN present (``physical_verify``);
 4. with ``restore_test``: the dump is restored into a throwaway cluster started for the
    purpose, and every table's row count is compared with the manifest. The cluster is
    destroyed afterwards, also on failure.
@@ -73,6 +75,12 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.seconds = time.monotonic() - t0
         return result
     _check_listing(repo, manifest, result)
+    if manifest.kind == "pg-physical":
+        from swarm.services.physical_verify import verify_physical
+
+        verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir)
+        result.seconds = time.monotonic() - t0
+        return result
     reporter.stage(f"reading and checking {len(manifest.objects)} objects")
 
     def on_error(entry: ObjectEntry, exc: SwarmError) -> None:

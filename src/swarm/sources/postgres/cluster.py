@@ -163,6 +163,33 @@ class LocalCluster:
             for k, v in settings.items():
                 fh.write(f"{k} = {v}\n")
 
+    def current_conf(self) -> dict[str, str]:
+        """Settings in postgresql.conf as written (last occurrence wins; no include files)."""
+        out: dict[str, str] = {}
+        with contextlib.suppress(OSError):
+            for raw in (self.datadir / "postgresql.conf").read_text().splitlines():
+                line = raw.strip()
+                if line.startswith("#") or "=" not in line:
+                    continue
+                k, v = line.split("=", 1)
+                v = v.strip()
+                if not v.startswith("'"):
+                    v = v.split("#", 1)[0].strip()
+                out[k.strip()] = v
+        return out
+
+    def ensure_conf(self, settings: dict[str, str]) -> bool:
+        """Append the settings that differ from postgresql.conf; True if any did (a restart may be due)."""
+        cur = self.current_conf()
+        diff = {k: v for k, v in settings.items() if cur.get(k) != v}
+        if diff:
+            self.write_conf(diff)
+        return bool(diff)
+
+    def restart(self, timeout: float = 60) -> None:
+        self.stop(timeout=timeout)
+        self.start(timeout=timeout)
+
     def set_port(self, port: int) -> None:
         self.port = port
         self.write_conf({"port": str(port)})

@@ -91,7 +91,17 @@ def server_access(settings: Settings) -> ServerAccess:
     """Write (or refresh) the server user's launcher, config and key copy; return where they are."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
-    key_src = key_path_from_url(settings.key_url)
+    extra: dict[str, str] = {}
+    for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
+                    ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
+        if getattr(settings, name):
+            extra[k] = str(getattr(settings, name))
+    return server_access_for(url, key_path_from_url(settings.key_url), settings.home, extra=extra,
+                             pg_bindir=settings.pg_bindir)
+
+
+def server_access_for(url: str, key_src: Path, home: Path, *, extra: dict[str, str] | None = None,
+                      pg_bindir: str | None = None) -> ServerAccess:
     try:
         key_bytes = key_src.read_bytes()
     except OSError as exc:
@@ -101,17 +111,13 @@ def server_access(settings: Settings) -> ServerAccess:
         real = Path(parsed.path if parsed.scheme else url).resolve()
         url = f"file://{real}"
     tag = hashlib.sha256(f"{url}\0{key_src.resolve()}".encode()).hexdigest()[:12]
-    d = server_user_dir(tag, settings.home)
+    d = server_user_dir(tag, home)
     key = d / "repo.key"
     write_for_server_user(key, key_bytes)
-    repo_doc: dict[str, str] = {"url": url, "key": f"file://{key}"}
-    for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
-                    ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
-        if getattr(settings, name):
-            repo_doc[k] = str(getattr(settings, name))
+    repo_doc: dict[str, str] = {"url": url, "key": f"file://{key}", **(extra or {})}
     doc: dict[str, object] = {"repository": repo_doc}
-    if settings.pg_bindir:
-        doc["postgres"] = {"bindir": settings.pg_bindir}
+    if pg_bindir:
+        doc["postgres"] = {"bindir": pg_bindir}
     config = d / "swarm.toml"
     write_for_server_user(config, ("# written by swarm for the PostgreSQL server user; rewritten on use\n"
                                    + tomli_w.dumps(doc)).encode())
