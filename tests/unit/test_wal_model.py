@@ -1,6 +1,7 @@
 """Pure WAL names and positions, recovery targets: examples and hypothesis properties."""
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -70,7 +71,7 @@ def test_segments_between_is_contiguous(start: int, length: int) -> None:
     a, b = Lsn(start), Lsn(start + length)
     segs = list(wal.segments_between(a, b, 1))
     assert segs and segs[0].contains(a)
-    assert all(y.segno == x.segno + 1 for x, y in zip(segs, segs[1:], strict=False))
+    assert all(y.segno == x.segno + 1 for x, y in itertools.pairwise(segs))
     if length:
         assert segs[-1].contains(Lsn(b.value - 1))
 
@@ -103,7 +104,7 @@ def test_gaps() -> None:
     have = [Segment(1, n) for n in (2, 3, 5, 8)]
     assert [s.name[-2:] for s in wal.find_gaps(have, Segment(1, 2), Segment(1, 8))] == ["04", "06", "07"]
     assert wal.find_gaps(have, Segment(1, 2), Segment(1, 3)) == []
-    runs = wal.missing_runs(have + [Segment(2, 9), Segment(2, 11)])
+    runs = wal.missing_runs([*have, Segment(2, 9), Segment(2, 11)])
     assert [(a.name, b.name) for a, b in runs] == [
         ("000000010000000000000004", "000000010000000000000004"),
         ("000000010000000000000006", "000000010000000000000007"),

@@ -13,6 +13,7 @@ raises ``ValueError`` (callers at the edge turn that into an operator error).
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -235,7 +236,7 @@ def missing_runs(present: Iterable[Segment]) -> list[tuple[Segment, Segment]]:
     out: list[tuple[Segment, Segment]] = []
     for tli in sorted(by_tli):
         segs = sorted(set(by_tli[tli]))
-        for a, b in zip(segs, segs[1:], strict=False):
+        for a, b in itertools.pairwise(segs):
             if b.segno > a.segno + 1:
                 out.append((Segment(tli, a.segno + 1, a.segment_size), Segment(tli, b.segno - 1, a.segment_size)))
     return out

@@ -13,7 +13,8 @@ with the reason and what would work instead, when
 ``execute_pitr`` writes the files (blocks read by byte range, several files at once),
 the recovery settings (``restore_command`` = ``swarm admin wal fetch %f %p`` with a config
 the server user can read, ``recovery_target_*``, ``recovery_target_action = promote``,
-``recovery_target_timeline = latest``) and ``recovery.signal``; with ``start`` it starts the
+``recovery_target_timeline`` = the newest timeline reachable from the backup, named
+explicitly) and ``recovery.signal``; with ``start`` it starts the
 server, waits until recovery stopped at the target and the server was promoted, and reports
 the LSN reached and the time of the last transaction replayed.
 
@@ -118,9 +119,10 @@ def _stop_time(m: Manifest) -> datetime:
     return parse_time(str(m.source["stop_time"]))
 
 
-def _timeline_path(repo: Repository, inv: ArchiveInventory, base_tli: int, base_start: wal.Lsn) -> tuple[
+def _timeline_path(repo: Repository, inv: ArchiveInventory, base_tli: int, base_stop: wal.Lsn) -> tuple[
         list[int], dict[int, wal.Lsn]]:
-    """Timelines recovery will follow (``recovery_target_timeline = latest``) and where each ends."""
+    """Timelines recovery follows from a backup ending at ``base_stop``: up to the newest timeline that
+    branched off after it, and the LSN where each ancestor was left."""
     best: list[int] = [base_tli]
     switches: dict[int, wal.Lsn] = {}
     for name in sorted(inv.histories, reverse=True):
@@ -132,7 +134,7 @@ def _timeline_path(repo: Repository, inv: ArchiveInventory, base_tli: int, base_
         except (ObjectNotFound, ValueError, UnicodeDecodeError):
             continue
         points = wal.timeline_switch_points(hist)
-        if base_tli in points and points[base_tli] >= base_start:
+        if base_tli in points and points[base_tli] >= base_stop:
             best = [base_tli] + [e.parent_tli for e in hist if e.parent_tli > base_tli] + [tli]
             switches = points
             break
@@ -192,11 +194,20 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
             raise RefusedError(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
                                details={"earliest_restorable": earliest})
         chosen = candidates[-1]
+    inv = inventory(repo)
+    if not backup_id:
+        # Prefer the newest backup from which the newest timeline is reachable (a backup taken on the
+        # old timeline after the branch point cannot follow it; PostgreSQL would refuse).
+        newest_tli = max([wal.parse_history_name(h) for h in inv.histories] + list(inv.segments) + [1])
+        for m in reversed(candidates):
+            p, _ = _timeline_path(repo, inv, int(m.source["timeline"]), wal.Lsn.parse(m.source["stop_lsn"]))
+            if p[-1] == newest_tli:
+                chosen = m
+                break
     src = chosen.source
     size = int(src.get("segment_size") or wal.DEFAULT_SEGMENT_SIZE)
     start_lsn, stop_lsn = wal.Lsn.parse(src["start_lsn"]), wal.Lsn.parse(src["stop_lsn"])
-    inv = inventory(repo)
-    path, switches = _timeline_path(repo, inv, int(src["timeline"]), start_lsn)
+    path, switches = _timeline_path(repo, inv, int(src["timeline"]), stop_lsn)
     final_tli = path[-1]
     have: set[int] = set()
     for tli in path:
@@ -366,7 +377,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     settings_out = {
         "restore_command": access.restore_command,
         "recovery_target_action": "promote",
-        "recovery_target_timeline": "latest",
+        "recovery_target_timeline": str(plan.timeline_path[-1]),
         "port": str(port),
         **plan.target.settings(),
     }

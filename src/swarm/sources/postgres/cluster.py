@@ -246,6 +246,10 @@ class LocalCluster:
         """Stop (immediately) and delete the cluster and, if relocated, its real directory."""
         with contextlib.suppress(Exception):
             self.stop("immediate")
+        if self.pgdata is not None:  # a cluster opened on its data directory: remove only that and its log
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self.logfile.unlink(missing_ok=True)
+            return
         real = self.base.resolve() if self.base.is_symlink() else None
         if self.base.is_symlink():
             self.base.unlink()

@@ -1,0 +1,299 @@
+"""Physical backups + archived WAL + point-in-time recovery against a real primary whose
+archive_command is `swarm admin wal push %p` (run as the server user).
+
+Sentinel rows are written around every recovery target; each restore asserts exactly which
+sentinels exist. Tests run in file order: the new-timeline test comes last because the
+timeline it creates changes what "latest" means for the archive.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from swarm.config import load_settings
+from swarm.errors import RefusedError
+from swarm.model import wal
+from swarm.model.targets import RecoveryTarget
+from swarm.repo.format import wal_key
+from swarm.services.context import open_repository
+from swarm.services.physical_backup import backup_postgres_physical
+from swarm.services.pitr import execute_pitr, plan_pitr
+from swarm.services.verify import verify_backup
+from swarm.services.wal_archive import push_wal, wal_status
+from swarm.sources.postgres.cluster import LocalCluster
+from tests.physical.conftest import PhysEnv
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Scenario:
+    before_backup_time: str = ""
+    backup1: str = ""
+    backup2: str = ""
+    backup1_stored: int = 0
+    backup2_stored: int = 0
+    t1: str = ""  # after s1, before s2
+    lsn2: str = ""  # end of s2's commit
+    xid3: str = ""  # s3's transaction
+    name4: str = ""  # restore point after s4
+    restored: list[LocalCluster] = field(default_factory=list)
+
+
+def wait_archived(env: PhysEnv, timeout: float = 30) -> str:
+    """Switch WAL and wait until the closed segment is in the repository; return its name."""
+    seg = env.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    env.cluster.psql("SELECT pg_switch_wal()")
+    repo = env.repo()
+    deadline = time.monotonic() + timeout
+    while repo.store.stat(wal_key(seg)) is None:
+        assert time.monotonic() < deadline, f"{seg} was not archived in {timeout} s"
+        time.sleep(0.2)
+    return seg
+
+
+def sentinel(env: PhysEnv, label: str) -> None:
+    env.cluster.psql(f"INSERT INTO sentinel (label) VALUES ('{label}')")
+
+
+@pytest.fixture(scope="module")
+def sc(phys: PhysEnv) -> Iterator[Scenario]:
+    s = Scenario()
+    c = phys.cluster
+    c.psql("CREATE TABLE sentinel (id serial PRIMARY KEY, label text NOT NULL, at timestamptz DEFAULT clock_timestamp())")
+    # ~25 MB of data that stays put between the two backups (frozen, so no hint-bit rewrites later)
+    c.psql("CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 4) AS pad FROM generate_series(1, 150000) g")
+    c.psql("VACUUM FREEZE bulk")
+    c.psql("CHECKPOINT")
+    s.before_backup_time = c.psql("SELECT clock_timestamp()")
+    time.sleep(0.2)
+    r1 = backup_postgres_physical(phys.repo(), phys.url)
+    s.backup1, s.backup1_stored = r1.manifest.id, r1.stats["stored_new_bytes"]
+    sentinel(phys, "s1")
+    time.sleep(0.2)
+    s.t1 = c.psql("SELECT clock_timestamp()")
+    time.sleep(0.2)
+    sentinel(phys, "s2")
+    s.lsn2 = c.psql("SELECT pg_current_wal_insert_lsn()")
+    # second backup through the CLI: only a little changed, so it stores few new bytes
+    out = json.loads(phys.cli("admin", "backup", "postgres", "--physical", "--json", "--db-url", phys.url).stdout)
+    s.backup2, s.backup2_stored = out["id"], out["stored_new_bytes"]
+    s.xid3 = c.psql("WITH i AS (INSERT INTO sentinel (label) VALUES ('s3') RETURNING 1) "
+                    "SELECT pg_current_xact_id() FROM i")
+    sentinel(phys, "s4")
+    s.name4 = "rp-" + secrets.token_hex(3)
+    phys.cli("admin", "restore-point", s.name4, "--db-url", phys.url)
+    sentinel(phys, "s5")
+    wait_archived(phys)
+    yield s
+    for rc in s.restored:
+        rc.destroy()
+
+
+def restore(phys: PhysEnv, sc: Scenario, tmp: Path, target: RecoveryTarget, *, archive: bool = False) -> tuple[
+        LocalCluster, dict[str, object]]:
+    repo = phys.repo()
+    datadir = tmp / f"restored-{secrets.token_hex(3)}"
+    plan = plan_pitr(repo, target, datadir, start=True)
+    res = execute_pitr(repo, plan, phys.settings, archive=archive, timeout=120)
+    rc = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)
+    sc.restored.append(rc)
+    return rc, res.to_dict()
+
+
+def labels(c: LocalCluster) -> list[str]:
+    return c.psql("SELECT string_agg(label, ',' ORDER BY id) FROM sentinel").split(",")
+
+
+@pytest.fixture(scope="module")
+def tmpdir_pg(phys: PhysEnv) -> Path:
+    d = phys.root / "restores"
+    d.mkdir(exist_ok=True)
+    d.chmod(0o755)
+    return d
+
+
+def test_backups_dedup_and_verify(phys: PhysEnv, sc: Scenario) -> None:
+    repo = phys.repo()
+    m1, m2 = repo.load_manifest(sc.backup1), repo.load_manifest(sc.backup2)
+    assert m1.source["system_identifier"] == m2.source["system_identifier"]
+    assert m2.source["dedup_base"] == sc.backup1
+    assert m1.source["size"] > 25_000_000
+    # the second backup after a small change stores far fewer bytes than the first
+    assert sc.backup2_stored < sc.backup1_stored / 3, (sc.backup1_stored, sc.backup2_stored)
+    assert m2.source["reused_bytes"] > 0.8 * m2.source["size"]
+    for bid in (sc.backup1, sc.backup2):
+        v = verify_backup(repo, bid)
+        assert v.ok, v.problems
+
+
+@pytest.mark.parametrize("kind", ["time", "lsn", "xid", "name", "latest"])
+def test_restore_to_each_target(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path, kind: str) -> None:
+    value = {"time": sc.t1, "lsn": sc.lsn2, "xid": sc.xid3, "name": sc.name4, "latest": ""}[kind]
+    expected = {"time": ["s1"], "lsn": ["s1", "s2"], "xid": ["s1", "s2", "s3"], "name": ["s1", "s2", "s3", "s4"],
+                "latest": ["s1", "s2", "s3", "s4", "s5"]}[kind]
+    rc, res = restore(phys, sc, tmpdir_pg, RecoveryTarget(kind, value))
+    try:
+        assert labels(rc) == expected
+        plan = res["plan"]
+        assert isinstance(plan, dict)
+        # the right base backup: the time and LSN targets are before the second backup ended
+        assert plan["backup_id"] == (sc.backup1 if kind in ("time", "lsn") else sc.backup2)
+        assert res["restored_lsn"] and res["timeline"] == 2
+        assert rc.psql("SELECT pg_is_in_recovery()") == "f"
+    finally:
+        rc.destroy()
+
+
+def test_refuses_target_before_oldest_backup(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    with pytest.raises(RefusedError) as ei:
+        plan_pitr(phys.repo(), RecoveryTarget("time", sc.before_backup_time), tmpdir_pg / "x")
+    assert "earliest restorable" in (ei.value.hint or "")
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.before_backup_time,
+                 "--datadir", str(tmpdir_pg / "y"), "--json", check=False)
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused"
+
+
+def test_refuses_target_beyond_newest_wal(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    with pytest.raises(RefusedError) as ei:
+        plan_pitr(phys.repo(), RecoveryTarget("time", "2999-01-01T00:00:00Z"), tmpdir_pg / "x")
+    assert "newest reachable time" in (ei.value.hint or "")
+    with pytest.raises(RefusedError, match="beyond the newest archived WAL"):
+        plan_pitr(phys.repo(), RecoveryTarget("lsn", "FF/0"), tmpdir_pg / "x")
+    with pytest.raises(RefusedError, match="not recorded"):
+        plan_pitr(phys.repo(), RecoveryTarget("name", "never-made"), tmpdir_pg / "x")
+
+
+def test_refuses_nonempty_or_running_datadir(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    busy = tmpdir_pg / "busy"
+    busy.mkdir()
+    (busy / "file").write_text("x")
+    with pytest.raises(RefusedError, match="not empty"):
+        plan_pitr(phys.repo(), RecoveryTarget("latest"), busy)
+    with pytest.raises(RefusedError, match="running"):
+        plan_pitr(phys.repo(), RecoveryTarget("latest"), phys.cluster.datadir)
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--datadir", str(busy), check=False)
+    assert r.returncode == 8 and "not empty" in r.stderr
+
+
+def test_dry_run_plans_without_writing(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    target = tmpdir_pg / "dry"
+    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--latest", "--target-xid", sc.xid3,
+                              "--datadir", str(target), "--dry-run", "--json").stdout)
+    assert out["dry_run"] and out["plan"]["backup_id"] == sc.backup2 and not target.exists()
+
+
+def _copy_repo(phys: PhysEnv, tmp_path: Path) -> Path:
+    """A copy of the repository (with its own config) to damage without touching the shared one."""
+    dst = tmp_path / "repo-copy"
+    shutil.copytree(phys.repo_dir, dst)
+    cfg = tmp_path / "copy.toml"
+    cfg.write_text(phys.config.read_text().replace(str(phys.repo_dir), str(dst)))
+    return cfg
+
+
+def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: Path, tmpdir_pg: Path) -> None:
+    cfg = _copy_repo(phys, tmp_path)
+    repo = open_repository(load_settings(cfg))
+    m2 = repo.load_manifest(sc.backup2)
+    # drop the segment right after the second backup's WAL: restore beyond it must name it
+    victim = wal.parse_segment(m2.source["stop_wal"]).next().name
+    repo.store.delete(wal_key(victim))
+    with pytest.raises(RefusedError) as ei:
+        plan_pitr(repo, RecoveryTarget("latest"), tmpdir_pg / "gap")
+    assert victim in ei.value.message
+    st = wal_status(repo)
+    assert not st.ok and {"timeline": "1", "missing": victim} in st.gaps
+    r = phys.cli("--config", str(cfg), "admin", "wal", "status", "--json", check=False) if False else None
+    del r
+    # verify names a missing segment the backup itself needs
+    repo.store.delete(wal_key(m2.source["start_wal"]))
+    v = verify_backup(repo, sc.backup2)
+    assert not v.ok and any(p["where"] == m2.source["start_wal"] for p in v.problems)
+
+
+def test_wal_push_duplicate_and_conflict(phys: PhysEnv, sc: Scenario, tmp_path: Path) -> None:
+    cfg = _copy_repo(phys, tmp_path)
+    repo = open_repository(load_settings(cfg))
+    name = repo.load_manifest(sc.backup1).source["start_wal"]
+    data = repo.get_wal(name)
+    wal_dir = tmp_path / "pg_wal"
+    wal_dir.mkdir()
+    f = wal_dir / name
+    f.write_bytes(data)
+    assert push_wal(repo, f, push_ahead=0).outcome == "duplicate"
+    changed = bytearray(data)
+    changed[100_000] ^= 0xFF
+    f.write_bytes(bytes(changed))
+    with pytest.raises(RefusedError, match="different content"):
+        push_wal(repo, f, push_ahead=0)
+    assert repo.get_wal(name) == data  # the archived one is kept...
+    st = wal_status(repo)
+    assert st.conflicts and st.conflicts[0].startswith(name)  # ...and the new one beside it
+
+
+def test_wal_push_refuses_another_cluster(phys: PhysEnv, sc: Scenario, pg_cluster: LocalCluster,
+                                          tmp_path: Path) -> None:
+    other = pg_cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    src = pg_cluster.datadir / "pg_wal" / other
+    f = tmp_path / other
+    shutil.copyfile(src, f)
+    r = phys.cli("admin", "wal", "push", str(f), check=False)
+    assert r.returncode == 8 and "belongs to PostgreSQL cluster" in r.stderr
+    with pytest.raises(RefusedError, match="belongs to PostgreSQL cluster"):
+        backup_postgres_physical(phys.repo(), pg_cluster.url())
+
+
+def test_wal_fetch_cli(phys: PhysEnv, sc: Scenario, tmp_path: Path) -> None:
+    name = phys.repo().load_manifest(sc.backup1).source["start_wal"]
+    dest = tmp_path / "RECOVERYXLOG"
+    phys.cli("admin", "wal", "fetch", name, str(dest), "--prefetch", "0")
+    assert dest.read_bytes() == phys.repo().get_wal(name)
+    r = phys.cli("admin", "wal", "fetch", "0000000100000000000000FE", str(tmp_path / "nope"), check=False)
+    assert r.returncode == 1 and r.stderr == "" and not (tmp_path / "nope").exists()
+    r = phys.cli("admin", "wal", "fetch", "00000009.history", str(tmp_path / "h"), check=False)
+    assert r.returncode == 1
+
+
+def test_wal_status_cli_reports_lag(phys: PhysEnv, sc: Scenario) -> None:
+    out = json.loads(phys.cli("admin", "wal", "status", "--db-url", phys.url, "--json").stdout)
+    assert out["ok"] and out["gaps"] == [] and out["timelines"][0]["timeline"] == 1
+    assert out["server"]["lag_bytes"] >= 0 and out["system_identifier"] == phys.repo().cluster_identity()[
+        "system_identifier"]  # type: ignore[index]
+
+
+def test_second_restore_on_new_timeline(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    """Restore to t1 through the CLI (it archives: timeline 2 with its history file), write on the new
+    timeline, then restore 'latest' again: recovery follows timeline 2, not the old primary's."""
+    d1 = tmpdir_pg / "tl2"
+    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.t1, "--datadir",
+                              str(d1), "--start", "--json").stdout)
+    assert out["timeline"] == 2 and out["last_transaction_time"]
+    rc = LocalCluster(d1.parent, port=out["port"], pgdata=d1)
+    sc.restored.append(rc)
+    assert labels(rc) == ["s1"]
+    rc.psql("INSERT INTO sentinel (label) VALUES ('t2')")
+    seg = rc.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    rc.psql("SELECT pg_switch_wal()")
+    repo = phys.repo()
+    deadline = time.monotonic() + 30
+    while repo.store.stat(wal_key(seg)) is None or repo.store.stat(wal_key("00000002.history")) is None:
+        assert time.monotonic() < deadline, "timeline 2 was not archived"
+        time.sleep(0.2)
+    rc.destroy()
+    rc2, res = restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"))
+    try:
+        assert labels(rc2) == ["s1", "t2"]
+        plan = res["plan"]
+        assert isinstance(plan, dict)
+        assert plan["timelines"] == [1, 2] and plan["backup_id"] == sc.backup1
+        assert res["timeline"] == 3
+    finally:
+        rc2.destroy()
