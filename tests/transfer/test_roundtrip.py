@@ -200,3 +200,16 @@ def test_export_without_scrub_flags_pii(prod: Stack, run_id: str, tmp_path: Path
         m = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
     pdf = next(x for x in m["members"] if x["name"] == "objects/audit/audit.pdf")
     assert pdf["treatment"] == "unscrubbed" and m["contains_pii"] is True
+
+
+def test_pipeline_name_clash_is_renamed(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path) -> None:
+    with connect(prod.db_url) as conn:
+        pid, name = conn.execute("SELECT p.id, p.name FROM runs r JOIN pipelines p ON p.id = r.pipeline_id "
+                                 "WHERE r.id = %s", (run_id,)).fetchone()  # type: ignore[misc]
+    with connect(dev.db_url) as conn:
+        conn.execute("INSERT INTO pipelines (id, name, owner) VALUES ('pl_dev', %s, 'dev')", (name,))
+    res = import_run(scrubbed_archive, dev.db_url, dev.bucket)
+    assert res.pipeline == f"renamed:{name}-imported-{pid}"
+    with connect(dev.db_url) as conn:
+        row = conn.execute("SELECT name FROM pipelines WHERE id = %s", (pid,)).fetchone()
+    assert row == (f"{name}-imported-{pid}",)
