@@ -6,6 +6,7 @@ backoff around whole copy / delete operations, for transient failures that outla
 """
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
@@ -95,6 +96,11 @@ class Bucket:
         self.name = cfg.bucket
         self.client = client or _client(cfg, pool)
         self._order = threading.local()
+        self._fast: Any = None
+        if cfg.endpoint and cfg.access_key and cfg.secret_key and client is None:
+            from swarm.sources.objects.fastpath import SigV4Endpoint
+
+            self._fast = SigV4Endpoint(cfg.endpoint, cfg.access_key, cfg.secret_key, cfg.region, pool)
         self.client.meta.events.register("before-parse.s3.ListObjectVersions", self._capture_order)
 
     # ---- errors ---------------------------------------------------------------------------------
@@ -153,7 +159,25 @@ class Bucket:
 
     def iter_versions(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[Version]:
         """Every version and delete marker under ``prefix``, in S3's order (key ascending, newest
-        first within a key), one page in memory at a time."""
+        first within a key). The next page is fetched in the background while this one is
+        consumed; at most three pages are in memory."""
+        pages = self._fast_pages(prefix, page_size) if self._fast is not None else self._boto_pages(prefix, page_size)
+        for page in _prefetch(pages):
+            yield from page
+
+    def _fast_pages(self, prefix: str, page_size: int) -> Iterator[list[Version]]:
+        from swarm.sources.objects.fastpath import list_versions_page
+
+        key_marker: str | None = None
+        version_marker: str | None = None
+        while True:
+            page = list_versions_page(self._fast, self.name, prefix, key_marker, version_marker, page_size)
+            yield [_version(e, bool(e["DeleteMarker"])) for e in page.entries]
+            if not page.truncated or not page.next_key:
+                return
+            key_marker, version_marker = page.next_key, page.next_version
+
+    def _boto_pages(self, prefix: str, page_size: int) -> Iterator[list[Version]]:
         kw: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "MaxKeys": page_size}
         while True:
             resp = self.call(f"list versions under {prefix or '/'}", self.client.list_object_versions, **kw)
@@ -164,7 +188,7 @@ class Bucket:
                 entries.sort(key=lambda v: order.get((v.key, v.version_id), 1 << 30))
             else:  # no raw order: key ascending, latest first, then newest first
                 entries.sort(key=lambda v: (v.key, not v.is_latest, -v.last_modified.timestamp()))
-            yield from entries
+            yield entries
             if not resp.get("IsTruncated"):
                 return
             kw["KeyMarker"] = resp.get("NextKeyMarker")
@@ -227,7 +251,8 @@ class Bucket:
                         size_hint: int = 0) -> str | None:
         """Copy one version of ``key`` to ``dst`` as a new latest version, keeping user metadata,
         content type and tags, plus ``extra_meta``. Server-side when the two buckets share an
-        endpoint and credentials, else streamed through this process (GET → PUT)."""
+        endpoint and credentials, else streamed through this process (GET → PUT; bodies up to
+        ``STREAM_PUT_LIMIT`` between two custom endpoints take the lean ``fastpath``)."""
         dst_key = dst_key or key
         if self.cfg.same_account(dst.cfg) and size_hint < (5 << 30) and not extra_meta:
             # one request: metadata, content headers and tags copied as they are
@@ -251,6 +276,12 @@ class Bucket:
                 kw["StorageClass"] = storage_class
             resp = dst.call(f"copy {key}", dst.client.copy_object, **kw)
             return _vid(resp)
+        if self._fast is not None and dst._fast is not None and 0 < size_hint <= STREAM_PUT_LIMIT:
+            got = self._fast.get(self.name, key, version_id)
+            tags = self.tags(key, version_id) if got.tag_count else None
+            return dst._fast.put(dst.name, dst_key, got.body, content_type=got.content_type,  # type: ignore[no-any-return]
+                                 metadata={**got.metadata, **(extra_meta or {})}, headers=got.headers, tags=tags,
+                                 storage_class=storage_class)
         resp = self.call(f"get {key}", self.client.get_object, Bucket=self.name, Key=key, VersionId=version_id)
         body = resp["Body"]
         try:
@@ -374,6 +405,43 @@ class Bucket:
                     raise
                 sleep(base * (2 ** i) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+
+def _prefetch(pages: Iterator[list[Version]], depth: int = 2) -> Iterator[list[Version]]:
+    """Run ``pages`` in a background thread, ``depth`` pages ahead (listing latency overlaps
+    with the consumer's work). Errors are re-raised in the consumer; closing the consumer
+    stops the producer."""
+    q: queue.Queue[Any] = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        q.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:
+            q.put(exc)
+
+    t = threading.Thread(target=produce, name="list-versions", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _client(cfg: BucketConfig, pool: int) -> Any:
