@@ -45,10 +45,11 @@ class PhysEnv:
     def url(self) -> str:
         return self.cluster.url("postgres")
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, timeout: float = 300,
+            config: Path | None = None) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
         env["SWARM_HOME"] = str(self.root / "home")
-        r = subprocess.run([*SWARM, "--config", str(self.config), *args], capture_output=True, text=True,
+        r = subprocess.run([*SWARM, "--config", str(config or self.config), *args], capture_output=True, text=True,
                            env=env, timeout=timeout, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"swarm {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")

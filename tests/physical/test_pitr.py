@@ -67,7 +67,8 @@ def sentinel(env: PhysEnv, label: str) -> None:
 def sc(phys: PhysEnv) -> Iterator[Scenario]:
     s = Scenario()
     c = phys.cluster
-    c.psql("CREATE TABLE sentinel (id serial PRIMARY KEY, label text NOT NULL, at timestamptz DEFAULT clock_timestamp())")
+    c.psql("CREATE TABLE sentinel (id serial PRIMARY KEY, label text NOT NULL, "
+           "at timestamptz DEFAULT clock_timestamp())")
     # ~25 MB of data that stays put between the two backups (frozen, so no hint-bit rewrites later)
     c.psql("CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 4) AS pad FROM generate_series(1, 150000) g")
     c.psql("VACUUM FREEZE bulk")
@@ -211,8 +212,8 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
     assert victim in ei.value.message
     st = wal_status(repo)
     assert not st.ok and {"timeline": "1", "missing": victim} in st.gaps
-    r = phys.cli("--config", str(cfg), "admin", "wal", "status", "--json", check=False) if False else None
-    del r
+    r = phys.cli("admin", "wal", "status", "--json", check=False, config=cfg)
+    assert r.returncode == 1 and {"timeline": "1", "missing": victim} in json.loads(r.stdout)["gaps"]
     # verify names a missing segment the backup itself needs
     repo.store.delete(wal_key(m2.source["start_wal"]))
     v = verify_backup(repo, sc.backup2)

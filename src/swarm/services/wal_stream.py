@@ -32,11 +32,14 @@ class StreamResult:
     pushed: list[str] = field(default_factory=list)
     partial_uploads: int = 0
     restarts: int = 0
+    unreachable: int = 0  # restart attempts while the server was down (retried with backoff)
+    last_unreachable: str | None = None
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"pushed": self.pushed, "partial_uploads": self.partial_uploads, "restarts": self.restarts,
+                "unreachable": self.unreachable, "last_unreachable": self.last_unreachable,
                 "errors": self.errors[-10:], "seconds": round(self.seconds, 1)}
 
 
@@ -92,7 +95,8 @@ def stream_wal(repo: Repository, db_url: str, spool: Path, *, slot: str = "swarm
                 try:
                     create_slot(db_url, slot, bindir)
                 except SwarmError as exc:
-                    result.errors.append(exc.message)
+                    result.unreachable += 1
+                    result.last_unreachable = exc.message
                     continue
                 proc = start_receivewal(db_url, spool, slot, bindir, log=spool.parent / f"{spool.name}.log")
             else:
