@@ -256,6 +256,11 @@ class Bucket:
         dst_key = dst_key or key
         if self.cfg.same_account(dst.cfg) and size_hint < (5 << 30) and not extra_meta:
             # one request: metadata, content headers and tags copied as they are
+            if self._fast is not None:
+                from swarm.sources.objects.fastpath import copy_object
+
+                return copy_object(dst._fast or self._fast, dst.name, dst_key, self.name, key, version_id,
+                                   storage_class)
             kw0: dict[str, Any] = {"Bucket": dst.name, "Key": dst_key,
                                    "CopySource": {"Bucket": self.name, "Key": key, "VersionId": version_id},
                                    "MetadataDirective": "COPY", "TaggingDirective": "COPY"}

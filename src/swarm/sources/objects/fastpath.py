@@ -113,6 +113,21 @@ class SigV4Endpoint:
         return str(vid) if vid else None
 
 
+def copy_object(ep: SigV4Endpoint, bucket: str, key: str, src_bucket: str, src_key: str, version_id: str,
+                storage_class: str | None) -> str | None:
+    """Server-side CopyObject of one version, metadata and tags copied as they are."""
+    source = "/" + quote(src_bucket, safe=_UNRESERVED) + "/" + quote(src_key, safe="/" + _UNRESERVED)
+    hdrs = {"x-amz-copy-source": f"{source}?versionId={quote(version_id, safe=_UNRESERVED)}",
+            "x-amz-metadata-directive": "COPY", "x-amz-tagging-directive": "COPY"}
+    if storage_class:
+        hdrs["x-amz-storage-class"] = storage_class
+    resp = ep._request("PUT", bucket, key, {}, hdrs, None, f"copy {src_key}")
+    if b"<Error" in resp.data[:200]:  # S3 may report a failed copy inside a 200 response
+        raise _error(500, resp.data, f"copy {src_key}", ep.base)
+    vid = resp.headers.get("x-amz-version-id")
+    return str(vid) if vid else None
+
+
 def _error(status: int, data: bytes, what: str, where: str) -> SwarmError:
     code = ""
     try:
