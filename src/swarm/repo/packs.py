@@ -1,8 +1,8 @@
 """Content-addressed blocks in pack objects: the deduplicating store of physical backups.
 
-A file is cut into blocks at fixed offsets (``BLOCK_SIZE``, 128 KiB: 16 PostgreSQL pages;
+A file is cut into blocks at fixed offsets (``BLOCK_SIZE``, 32 KiB: 4 PostgreSQL pages;
 pages change in place, so a block at the same offset is unchanged unless one of its pages
-was written). A block's id is a keyed hash of its plaintext,
+was written; docs/design/physical-backups.md has the measurements behind the size). A block's id is a keyed hash of its plaintext,
 ``HMAC-SHA256(dedup_key, plaintext)`` in hex, where ``dedup_key`` is a repository secret
 wrapped by the KEK (``keys/dedup.json``): ids are stable across backups (so unchanged
 blocks are found again) but reveal nothing about the content to someone without the key,
@@ -38,9 +38,10 @@ from swarm.errors import IntegrityError
 
 PACK_MAGIC = b"SWPK"
 PACK_HEADER = PACK_MAGIC + struct.pack(">BBH", 1, 1, 0)
-BLOCK_SIZE = 128 << 10
+BLOCK_SIZE = 32 << 10
+MAX_BLOCK = 1 << 20  # the largest block size a reader accepts (the index records the size used)
 PACK_TARGET = 32 << 20
-MAX_BLOCK_STORED = BLOCK_SIZE + (BLOCK_SIZE >> 4) + 4096
+MAX_BLOCK_STORED = MAX_BLOCK + (MAX_BLOCK >> 4) + 4096
 ZSTD_LEVEL = 3
 
 
@@ -192,7 +193,7 @@ def open_frame(frame: bytes, *, dek: bytes, repo_id: str, bid: str, dedup_key: b
     except OpenFailed as exc:
         raise IntegrityError(f"{where}: block {bid[:16]} fails authentication (altered, or another block)") from exc
     try:
-        plain = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=BLOCK_SIZE)
+        plain = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=MAX_BLOCK)
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{where}: block {bid[:16]} does not decompress") from exc
     if block_id(dedup_key, plain) != bid:

@@ -98,6 +98,16 @@ def record_restore_point(repo: Repository, point: dict[str, Any]) -> None:
     repo.store.put(restore_point_key(point["name"]), json.dumps(point, default=str).encode())
 
 
+def make_restore_point(repo: Repository, db_url: str, name: str) -> dict[str, Any]:
+    """``pg_create_restore_point`` + ``pg_switch_wal`` (so the point is archived), recorded in the repository."""
+    from swarm.sources.postgres.wal import create_restore_point
+
+    RecoveryTarget("name", name)  # validates the name
+    point = create_restore_point(db_url, name)
+    record_restore_point(repo, point)
+    return point
+
+
 def load_restore_point(repo: Repository, name: str) -> dict[str, Any] | None:
     try:
         return dict(json.loads(repo.store.get(restore_point_key(name))))

@@ -212,8 +212,7 @@ def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="N
     """Create a named restore point (pg_create_restore_point + pg_switch_wal) and record it in the repository."""
     from swarm.model.targets import RecoveryTarget
     from swarm.services.context import open_repository
-    from swarm.services.pitr import record_restore_point
-    from swarm.sources.postgres.wal import create_restore_point
+    from swarm.services.pitr import make_restore_point
 
     try:
         RecoveryTarget("name", name)
@@ -222,8 +221,7 @@ def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="N
     s = settings(ctx, db_url=db_url)
     url = s.require("db_url", "the database server (SWARM_DB_URL)")
     repo = open_repository(s, create=True)
-    point = create_restore_point(url, name)
-    record_restore_point(repo, point)
+    point = make_restore_point(repo, url, name)
     if as_json:
         render.emit_json(point)
     else:
