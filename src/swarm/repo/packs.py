@@ -2,7 +2,8 @@
 
 A file is cut into blocks at fixed offsets (``BLOCK_SIZE``, 32 KiB: 4 PostgreSQL pages;
 pages change in place, so a block at the same offset is unchanged unless one of its pages
-was written; docs/design/physical-backups.md has the measurements behind the size). A block's id is a keyed hash of its plaintext,
+was written; docs/design/physical-backups.md has the measurements behind the size).
+A block's id is a keyed hash of its plaintext,
 ``HMAC-SHA256(dedup_key, plaintext)`` in hex, where ``dedup_key`` is a repository secret
 wrapped by the KEK (``keys/dedup.json``): ids are stable across backups (so unchanged
 blocks are found again) but reveal nothing about the content to someone without the key,
