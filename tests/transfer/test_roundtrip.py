@@ -213,3 +213,22 @@ def test_pipeline_name_clash_is_renamed(prod: Stack, dev: Stack, run_id: str, sc
     with connect(dev.db_url) as conn:
         row = conn.execute("SELECT name FROM pipelines WHERE id = %s", (pid,)).fetchone()
     assert row == (f"{name}-imported-{pid}",)
+
+
+def test_failed_export_leaves_no_file(prod: Stack, run_id: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = prod.bucket.iter_get
+
+    def dying(key: str, version_id: str | None = None) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SwarmError("injected: connection dropped mid-object")
+        return real(key, version_id)
+
+    monkeypatch.setattr(prod.bucket, "iter_get", dying)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.tar.gz"
+    with pytest.raises(SwarmError, match="injected"):
+        export_run(prod.db_url, prod.bucket, run_id, out, scrub=True)
+    assert list(out.parent.iterdir()) == []  # no archive, no temporary archive, no staging directory
