@@ -17,7 +17,9 @@ push semantics (barman/pgBackRest lessons):
   pushed); when the server asks for one of them, a matching hash answers at once.
 
 fetch: exit 1 without noise when the file is not archived (the server probes for
-``.history`` files and for the segment after the last); each fetch starts (at most one) a
+``.history`` files and for the segment after the last). A segment archived only as
+``<segment>.partial`` (what ``wal stream`` uploads every second) is served in its place, so
+recovery replays up to the newest streamed commit and then ends. Each fetch starts (at most one) a
 detached prefetcher that downloads the next ``prefetch`` segments into a spool beside the
 data directory, so replay does not wait on the network.
 """
@@ -159,7 +161,12 @@ def fetch_wal(repo: Repository, name: str, dest: Path, *, prefetch: int = PREFET
     try:
         data = repo.get_wal(name)
     except ObjectNotFound:
-        return False
+        if not wal.is_segment_name(name):
+            return False
+        try:  # the newest streamed WAL exists only as <segment>.partial (wal stream): serve it
+            data = repo.get_wal(wal.partial_name(wal.parse_segment(name)))
+        except ObjectNotFound:
+            return False
     _write_atomic(dest, data)
     if spool is not None and wal.is_segment_name(name):
         _kick_prefetch(name, spool, prefetch, spawn)
