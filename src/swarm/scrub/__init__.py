@@ -24,4 +24,7 @@ from swarm.scrub.report import ScrubReport
 from swarm.scrub.scrubber import FORMATS, Scrubber
 from swarm.scrub.tokens import TOKEN_RE
 
-__all__ = ["FORMATS", "TOKEN_RE", "TYPES", "ScrubReport", "Scrubber", "Span", "detect"]
+# Recorded in export manifests; bump when detection or token output changes.
+VERSION = "1"
+
+__all__ = ["FORMATS", "TOKEN_RE", "TYPES", "VERSION", "ScrubReport", "Scrubber", "Span", "detect"]

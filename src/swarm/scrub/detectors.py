@@ -391,8 +391,10 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
             out.append(Span(s1, end, res[0], res[2]))
         return
     seps = [raw[gm[i].end():gm[i + 1].start()] for i in range(len(gm) - 1)]
-    # whole cluster first, then sub-runs split at plain spaces
-    cuts = [0] + [i + 1 for i, s in enumerate(seps) if not s.strip()] + [len(gm)]
+    # whole cluster first, then sub-runs split at plain spaces, or at a space then "(" (a bracketed
+    # area code starts a new number: "... 1749153715160 (415) 555-2671")
+    cuts = [0] + [i + 1 for i, s in enumerate(seps) if not s.strip() or (s[:1] == " " and s.strip() == "(")] \
+        + [len(gm)]
     i_idx = 0
     while i_idx < len(cuts) - 1:
         found = False
@@ -402,9 +404,11 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
             if sum(len(g) for g in groups[a:b]) < 7:
                 break
             pre = prefix if a == 0 else ""
-            if a != 0 and raw[gm[a].start() - 1] == "(":
-                continue  # "(415)" cannot lose its bracket
             s0 = start + (gm[a].start() if a else 0)
+            if a != 0 and raw[gm[a].start() - 1] == "(":
+                if seps[a - 1] != " (":
+                    continue  # "(415)" cannot lose its bracket
+                pre, s0 = "(", s0 - 1  # a sub-run that starts with its own bracket keeps it
             e0 = start + gm[b - 1].end()
             ctx = _Ctx(text, s0, e0, key, lo, hi)
             res = _classify(groups[a:b], seps[a:b - 1], pre, ctx)

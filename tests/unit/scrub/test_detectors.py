@@ -201,3 +201,16 @@ def test_tokens_are_not_candidates() -> None:
 
 def test_subruns_split_at_spaces() -> None:
     assert types("call 98765 43210 2 times") == [("PHONE", "98765 43210")]
+
+
+# ------------------------------------------------------------------ regressions
+@pytest.mark.parametrize("text", [
+    "+91 98765 43210 1749153715160 (415) 555-2671",  # found by hypothesis: the US number was missed on pass 1
+    "call 98765 43210 (415) 555-2671 x",
+])
+def test_bracketed_number_after_another_cluster(text: str) -> None:
+    found = types(text)
+    assert ("PHONE", "(415) 555-2671") in found
+    s = Scrubber(KEY)
+    once = s.scrub_text(text)
+    assert s.scrub_text(once) == once

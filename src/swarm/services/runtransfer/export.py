@@ -44,13 +44,14 @@ from swarm.model.archive import (
     run_prefix,
 )
 from swarm.platform.runrows import PIPELINES, RUNS, RunReader
+from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
 from swarm.sources.objects import Bucket
 from swarm.sources.postgres.conn import redact
 
 from .tario import CHUNK, ArchiveWriter
 
-SCRUB_VERSION = getattr(swarm.scrub, "VERSION", swarm.__version__)
+SCRUB_VERSION = f"{scrub_version} (swarm {swarm.__version__})"
 JSON_IN_MEMORY = 64 << 20  # a JSON document up to this size is scrubbed whole; larger ones line by line
 _TEXT_BLOCK = 1 << 20
 # Columns that are identifiers, enums or times: never scrubbed (they carry no PII, and
