@@ -56,7 +56,8 @@ class PhysEnv:
         return r
 
 
-def make_env(base: Path, *, archive_timeout: int = 60) -> PhysEnv:
+def make_env(base: Path, *, archive_timeout: int = 60, s3: dict[str, str] | None = None) -> PhysEnv:
+    """A primary archiving into a fresh repository: file:// under ``base``, or ``s3`` (url + credentials)."""
     base.mkdir(parents=True)
     base.chmod(0o755)
     key = create_key_file(base / "keys" / "repo.key")
@@ -64,7 +65,10 @@ def make_env(base: Path, *, archive_timeout: int = 60) -> PhysEnv:
     repo_dir.mkdir()
     hand_to_server_user(repo_dir)
     config = base / "swarm.toml"
-    doc = {"repository": {"url": f"file://{repo_dir}", "key": f"file://{key.path}"}}
+    repo_doc = {"url": f"file://{repo_dir}", "key": f"file://{key.path}"}
+    if s3:
+        repo_doc.update(s3)
+    doc = {"repository": repo_doc}
     config.write_text(tomli_w.dumps(doc))
     os.environ.setdefault("SWARM_HOME", str(base / "home"))
     settings = load_settings(config)
