@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from swarm.cli.commands import api, backup, backups, dev, keys, restore, verify
+from swarm.cli.commands import api, backup, backups, dev, keys, restore, scrub, transfer, verify
 from swarm.errors import ExitCode, SwarmError
 
 app = typer.Typer(help="swarm: backup, restore and disaster recovery.", no_args_is_help=True,
@@ -24,22 +24,12 @@ admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 verify.register(admin)
-try:
-    from swarm.cli.commands import scrub
-
-    scrub.register(admin)
-except ImportError:  # while the module is being built; removed once it lands
-    pass
+scrub.register(admin)  # `admin scrub`
+transfer.register(admin)  # `admin export` and `admin import`
 try:
     from swarm.cli.commands import physical
 
     physical.register(admin)  # `admin wal ...` and `admin restore-point`
-except ImportError:  # while the module is being built; removed once it lands
-    pass
-try:
-    from swarm.cli.commands import transfer
-
-    transfer.register(admin)  # `admin export` and `admin import`
 except ImportError:  # while the module is being built; removed once it lands
     pass
 try:
