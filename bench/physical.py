@@ -190,7 +190,8 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
     lost = max(0.0, (acked - restored_t).total_seconds())
     # bring the primary back (crash recovery from its own data directory) for the next run
     subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-l",
-                    str(datadir.parent / "server.log"), "-w", "start"], capture_output=True, check=True)
+                    str(datadir.parent / "server.log"), "-w", "start"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
     return {"mode": mode, "killed_after_s": round(wait, 1), "lost_s": round(lost, 2),
             "acked": acked.isoformat(), "restored": restored}
 
@@ -234,8 +235,9 @@ def main() -> None:
         psql(url, "SELECT pg_reload_conf()")
         # pgBackRest connects over the unix socket by default; our dev cluster listens on TCP only
         psql(url, "ALTER SYSTEM SET unix_socket_directories = '/tmp'")
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-w",
-                        "restart", "-m", "fast"], capture_output=True, check=True)
+        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-w", "-l",
+                        info["pg_log"], "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
         pgbr(conf, "stanza-create")
         # 1. full backups
         ours = swarm("admin", "backup", "postgres", "--physical", "--json")
@@ -290,8 +292,8 @@ def main() -> None:
         with open(pr / "postgresql.auto.conf", "a") as fh:
             fh.write(f"\nport = {rport}\narchive_mode = off\n")
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-l",
-                        str(WORK / "restores" / "pgbr.log"), "-w", "-t", "900", "start"], capture_output=True,
-                       check=True)
+                        str(WORK / "restores" / "pgbr.log"), "-w", "-t", "900", "start"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         wait_promoted(rport)
         res["pgbr_restore_s"] = time.perf_counter() - t0
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-m", "immediate",

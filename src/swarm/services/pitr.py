@@ -282,24 +282,31 @@ def _waldump_time(text: str) -> datetime:
 
 
 def _newest_summary(repo: Repository, inv: ArchiveInventory, tli: int, segno: int, size: int,
-                    bindir: str | None) -> Any:
+                    bindir: str | None, *, look_back: int = 8) -> Any:
+    """pg_waldump summary of the newest archived WAL that holds a commit: the ``.partial`` after the
+    newest segment if there is one, then the newest segments going back (at most ``look_back``)."""
     from swarm.sources.postgres.wal import summarize_segment
 
-    seg = wal.Segment(tli, segno, size)
+    names = []
     partial = wal.partial_name(wal.Segment(tli, segno + 1, size))
+    if partial in inv.partials:
+        names.append(partial)
+    have = {s.segno for s in inv.segments.get(tli, [])}
+    names += [wal.Segment(tli, n, size).name for n in range(segno, max(-1, segno - look_back), -1) if n in have]
+    first = None
     with tempfile.TemporaryDirectory(prefix="swarm-waldump-") as tmp:
-        names = [seg.name]
-        if partial in inv.partials:
-            names.append(partial)
-        best = None
         for name in names:
             p = Path(tmp) / name.removesuffix(".partial")
             p.write_bytes(repo.get_wal(name))
-            s = summarize_segment(p, bindir=bindir)
-            if s.last_commit_time or best is None:
-                best = s
+            summary = summarize_segment(p, bindir=bindir)
             p.unlink()
-        return best
+            first = first or summary
+            if summary.last_commit_time:
+                if first.max_xid and (summary.max_xid or 0) < first.max_xid:
+                    return summary.__class__(summary.last_commit_time, summary.last_lsn, first.max_xid,
+                                             summary.commits)
+                return summary
+    return first
 
 
 # ---- execution -----------------------------------------------------------------------------------
@@ -376,6 +383,11 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     if not server_user_can_reach(plan.datadir.parent):
         raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir.parent}",
                            hint="Choose a data directory outside /root (e.g. under /var/lib or /tmp).")
+    from swarm.services.wal_archive import spool_root
+
+    spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
+    spool.mkdir(exist_ok=True)
+    hand_to_server_user(spool)
     access = server_access(settings)
     plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(plan.datadir, 0o700)

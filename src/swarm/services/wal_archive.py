@@ -13,7 +13,7 @@ push semantics (barman/pgBackRest lessons):
 * a segment whose long page header names another system identifier than the repository's
   cluster: refused before anything is written;
 * ``push_ahead``: the segments the server has marked ``.ready`` after this one are pushed
-  in the same run and remembered in a spool (``<name>.ok`` holding the SHA-256 of what was
+  in the same run and remembered in a spool (``spool_root``) (``<name>.ok`` holding the SHA-256 of what was
   pushed); when the server asks for one of them, a matching hash answers at once.
 
 fetch: exit 1 without noise when the file is not archived (the server probes for
@@ -45,16 +45,20 @@ from swarm.storage.base import ObjectNotFound
 
 PUSH_AHEAD = 8
 PREFETCH = 8
-SPOOL_NAME = "swarm-wal-spool"
 
 
 # ---- spool -------------------------------------------------------------------------------------
+def spool_root(datadir: Path) -> Path:
+    """``<data dir's parent>/<data dir name>.swarm-spool``: one spool per cluster, outside its data directory."""
+    return datadir.parent / f"{datadir.name}.swarm-spool"
+
+
 def spool_for(wal_file: Path, kind: str) -> Path | None:
-    """``<data dir's parent>/swarm-wal-spool/<kind>`` if we may write there, else None (no spool)."""
+    """``spool_root(datadir)/<kind>`` if we may write there, else None (no spool: no push-ahead/prefetch)."""
     datadir = wal_file.resolve().parent
     if datadir.name == "pg_wal":
         datadir = datadir.parent
-    d = datadir.parent / SPOOL_NAME / kind
+    d = spool_root(datadir) / kind
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:
