@@ -53,6 +53,7 @@ _EXCLUDED = re.compile(
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T\" ]|$)"
 )
 _GROUP = re.compile(rf"[{_D}]+")
+_SPLIT_GROUPS = re.compile(rf"([{_D}]+)")
 _LEAD = re.compile(rf"[+%(]*[{_D}]*")
 _AT = re.compile(r"@|%40")
 _LOCAL_TAIL = re.compile(r"(?:[A-Za-z0-9_+\-]|%2[Bb]|\.(?!\.))+$")
@@ -140,7 +141,7 @@ def _sep_kind(sep: str) -> str:
 class _Ctx:
     """Lazily computed context for one candidate (window words cost a regex)."""
 
-    __slots__ = ("_win", "end", "hi", "key", "lo", "start", "text", "whole")
+    __slots__ = ("_whole", "_win", "end", "hi", "key", "lo", "start", "text")
 
     def __init__(self, text: str, start: int, end: int, key: KeyContext, lo: int, hi: int) -> None:
         self.text = text
@@ -149,9 +150,18 @@ class _Ctx:
         self.key = key
         self.lo = lo
         self.hi = hi
-        self.whole = (start == lo or (start - lo < 64 and text[lo:start].isspace())) and (
-            end == hi or (hi - end < 64 and text[end:hi].isspace()))
+        self._whole: bool | None = None
         self._win: Window | None = None
+
+    @property
+    def whole(self) -> bool:
+        """True if the candidate is the whole value (only whitespace around it)."""
+        w = self._whole
+        if w is None:
+            text, start, end, lo, hi = self.text, self.start, self.end, self.lo, self.hi
+            w = self._whole = (start == lo or (start - lo < 64 and text[lo:start].isspace())) and (
+                end == hi or (hi - end < 64 and text[end:hi].isspace()))
+        return w
 
     @property
     def win(self) -> Window | None:
@@ -219,14 +229,10 @@ def _classify(
     groups: list[str], seps: list[str], prefix: str, ctx: _Ctx
 ) -> _Result | None:
     """Classify one run of digit groups; ``prefix`` is "+", "(" or ""."""
-    digits = "".join(groups)
-    n = len(digits)
     ng = len(groups)
-    kinds = {_sep_kind(s) for s in seps}
-    uniform = len(kinds) <= 1
-    kind = next(iter(kinds)) if kinds else ""
-
     if prefix == "+":
+        digits = "".join(groups)
+        n = len(digits)
         if ng > 1 and len(groups[0]) <= 3:
             cc, nat = groups[0], "".join(groups[1:])
             if _phone_cc(cc, nat):
@@ -242,12 +248,19 @@ def _classify(
     if prefix == "(":
         # (415) 555-2671; anything else in brackets is classified without the bracket
         if ng == 3 and [len(g) for g in groups] == [3, 3, 4] and seps[0].startswith(")"):
+            digits = "".join(groups)
             return ("PHONE", 0, digits) if cs.nanp_ok(digits) else None
         if seps and seps[0].startswith(")"):
             return None
 
     if ng == 1:
-        return _classify_bare(digits, ctx)
+        return _classify_bare(groups[0], ctx)
+
+    digits = "".join(groups)
+    n = len(digits)
+    kinds = {_sep_kind(s) for s in seps}
+    uniform = len(kinds) <= 1
+    kind = next(iter(kinds)) if kinds else ""
 
     lens = [len(g) for g in groups]
 
@@ -367,58 +380,75 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
     raw = m.group()
     prefix = ""
     body_off = 0
-    if raw[0] == "+":
+    c0 = raw[0]
+    if c0 == "+":
         prefix, body_off = "+", 1
-    elif raw[0] == "%":
+    elif c0 == "%":
         prefix, body_off = "+", 3
     if raw[body_off] == "(":
         prefix = prefix or "("
         body_off += 1
     if "%" in raw:  # %20 separators, %2B plus: same length, so offsets hold
         raw = raw.replace("%20", "   ").replace("%2B", "  +").replace("%2b", "  +")
-    gm = list(_GROUP.finditer(raw, body_off))
-    ndig = 0
-    for g in gm:
-        ndig += g.end() - g.start()
-    if ndig < 7:
-        return
-    groups = [cs.ascii_digits(g.group()) for g in gm]
-    if len(gm) == 1:
-        s1 = start + gm[0].start() if prefix == "(" else start
-        ctx = _Ctx(text, s1, end, key, lo, hi)
-        res = _classify(groups, [], prefix, ctx)
+    # raw[body_off:] is digit groups joined by separators: ["", g1, sep1, g2, ..., gn, ""]
+    parts = _SPLIT_GROUPS.split(raw[body_off:] if body_off else raw)
+    groups = parts[1::2]
+    ng = len(groups)
+    if ng == 1:
+        g = groups[0]
+        if len(g) < 7:
+            return
+        if not g.isascii():
+            g = g.translate(cs.DEVANAGARI_TO_ASCII)
+        s1 = start + body_off if prefix == "(" else start
+        res = _classify([g], [], prefix, _Ctx(text, s1, end, key, lo, hi))
         if res is not None:
             out.append(Span(s1, end, res[0], res[2]))
         return
-    seps = [raw[gm[i].end():gm[i + 1].start()] for i in range(len(gm) - 1)]
+    lens = [len(g) for g in groups]
+    if sum(lens) < 7:
+        return
+    if not raw.isascii():
+        groups = [cs.ascii_digits(g) for g in groups]
+    seps = parts[2:-1:2]
+    # group k is raw[gs[k]:ge[k]]
+    gs: list[int] = []
+    ge: list[int] = []
+    p = body_off
+    for k in range(ng):
+        gs.append(p)
+        p += lens[k]
+        ge.append(p)
+        if k < ng - 1:
+            p += len(seps[k])
     # whole cluster first, then sub-runs split at plain spaces, or at a space then "(" (a bracketed
     # area code starts a new number: "... 1749153715160 (415) 555-2671")
-    cuts = [0] + [i + 1 for i, s in enumerate(seps) if not s.strip() or (s[:1] == " " and s.strip() == "(")] \
-        + [len(gm)]
+    cuts = [0] + [i + 1 for i, sp in enumerate(seps) if not sp.strip() or (sp[:1] == " " and sp.strip() == "(")] \
+        + [ng]
     i_idx = 0
-    while i_idx < len(cuts) - 1:
+    ncuts = len(cuts)
+    while i_idx < ncuts - 1:
         found = False
         a = cuts[i_idx]
-        for j_idx in range(len(cuts) - 1, i_idx, -1):
+        for j_idx in range(ncuts - 1, i_idx, -1):
             b = cuts[j_idx]
-            if sum(len(g) for g in groups[a:b]) < 7:
+            if sum(lens[a:b]) < 7:
                 break
             pre = prefix if a == 0 else ""
-            s0 = start + (gm[a].start() if a else 0)
-            if a != 0 and raw[gm[a].start() - 1] == "(":
+            s0 = start + (gs[a] if a else 0)
+            if a != 0 and raw[gs[a] - 1] == "(":
                 if seps[a - 1] != " (":
                     continue  # "(415)" cannot lose its bracket
                 pre, s0 = "(", s0 - 1  # a sub-run that starts with its own bracket keeps it
-            e0 = start + gm[b - 1].end()
-            ctx = _Ctx(text, s0, e0, key, lo, hi)
-            res = _classify(groups[a:b], seps[a:b - 1], pre, ctx)
+            e0 = start + ge[b - 1]
+            res = _classify(groups[a:b], seps[a:b - 1], pre, _Ctx(text, s0, e0, key, lo, hi))
             if res is None:
                 continue
             typ, first, norm = res
-            s_rep = start + gm[a + first].start() if first else s0
-            if pre == "(" and not (typ == "PHONE" and [len(g) for g in groups[a:b]] == [3, 3, 4]):
-                s_rep = start + gm[a].start()
-            if first and raw[gm[a + first].start() - 1] == "(":
+            s_rep = start + gs[a + first] if first else s0
+            if pre == "(" and not (typ == "PHONE" and lens[a:b] == [3, 3, 4]):
+                s_rep = start + gs[a]
+            if first and raw[gs[a + first] - 1] == "(":
                 s_rep -= 1
             out.append(Span(s_rep, e0, typ, norm))
             found = True

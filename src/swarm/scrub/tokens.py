@@ -14,7 +14,6 @@ JSON text without escaping.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -39,7 +38,7 @@ class Tokenizer:
         k = (typ, norm)
         tok = self._cache.get(k)
         if tok is None:
-            digest = hmac.new(self._key, f"{typ}:{norm}".encode(), hashlib.sha256).hexdigest()
-            tok = f"[{typ}:{digest[:6]}]"
+            digest = hmac.digest(self._key, f"{typ}:{norm}".encode(), "sha256")
+            tok = f"[{typ}:{digest[:3].hex()}]"
             self._cache[k] = tok
         return tok
