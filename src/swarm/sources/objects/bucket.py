@@ -25,7 +25,9 @@ from swarm.storage.s3 import translate
 
 SOURCE_VERSION_META = "swarm-source-version"  # x-amz-meta-swarm-source-version on DR copies
 SOURCE_MTIME_META = "swarm-source-mtime"  # the source version's last-modified, RFC 3339
-STREAM_PUT_LIMIT = 64 << 20  # bodies up to this size are copied with one PUT; larger go multipart
+# Bodies up to this size are copied with one PUT from memory; larger ones stream multipart.
+# Peak memory of a copy run is about workers × this (8 × 16 MiB), whatever the object count.
+STREAM_PUT_LIMIT = 16 << 20
 T = TypeVar("T")
 _S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
