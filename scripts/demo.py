@@ -24,9 +24,10 @@ console = Console(highlight=False)
 steps: list[tuple[str, float, str]] = []
 
 
-def swarm(*args: str, json_out: bool = True) -> Any:
+def swarm(*args: str, json_out: bool = True, env_extra: dict[str, str] | None = None) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
     env["SWARM_HOME"] = str(HOME)
+    env.update(env_extra or {})
     cmd = [SWARM, *args] + (["--json"] if json_out else [])
     console.print(f"[dim]$ swarm {' '.join(args)}{' --json' if json_out else ''}[/]")
     t0 = time.monotonic()
@@ -38,14 +39,27 @@ def swarm(*args: str, json_out: bool = True) -> Any:
     return (json.loads(r.stdout) if json_out else r.stdout), took
 
 
-def step(name: str, *args: str) -> Any:
-    out, took = swarm(*args)
+def step(name: str, *args: str, env_extra: dict[str, str] | None = None) -> Any:
+    out, took = swarm(*args, env_extra=env_extra)
     steps.append((name, took, ""))
     return out
 
 
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
+
+
+def transfer_demo(run_id: str) -> None:
+    """prod → dev without PII: export one run scrubbed, import it into a second, empty deployment."""
+    archive = HOME / f"run-{run_id}-scrubbed.tar.gz"
+    e = step("export one run, scrubbed", "admin", "export", "--run-id", run_id, "--scrub", "--output", str(archive))
+    found = e["scrub_report"]["by_type"]
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{sum(e['rows'].values())} rows, {e['objects']} objects; PII redacted: "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
+    dev = step("create an empty dev deployment", "dev", "scratch", "swarm_dev")
+    i = step("import the run into it", "admin", "import", str(archive), env_extra=dev["env"])
+    steps[-1] = (steps[-1][0], steps[-1][1], f"run {i['run_id']} imported: {sum(i['rows'].values())} rows, "
+                                             f"{i['objects']} objects")
 
 
 def main() -> None:
@@ -73,6 +87,7 @@ def main() -> None:
         rows = sum(t["restored"] for t in r["tables"].values())
         steps[-1] = (steps[-1][0], steps[-1][1], f"{len(r['tables'])} tables, {rows} rows, every count matches")
         console.print(f"  point swarm at it: export SWARM_DB_URL='{r['swarm_db_url']}'")
+        transfer_demo(seeded["run_ids"][0])
     finally:
         swarm("dev", "down", "--purge")
     t = Table(title="swarm demo", show_edge=False, header_style="bold")
