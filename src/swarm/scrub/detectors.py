@@ -57,6 +57,7 @@ _SPLIT_GROUPS = re.compile(rf"([{_D}]+)")
 _LEAD = re.compile(rf"[+%(]*[{_D}]*")
 _AT = re.compile(r"@|%40")
 _LOCAL_TAIL = re.compile(r"(?:[A-Za-z0-9_+\-]|%2[Bb]|\.(?!\.))+$")
+_LOCAL_RUN = re.compile(r"[A-Za-z0-9_+\-.%]*")
 _DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
@@ -461,7 +462,13 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
 def _email_spans(text: str, lo: int, hi: int, out: list[Span]) -> None:
     for m in _AT.finditer(text, lo, hi):
         a, b = m.span()
-        lm = _LOCAL_TAIL.search(text, max(lo, a - 64), a)
+        # the local part can only start inside the run of its characters that ends at the "@":
+        # find that run (reversed, one anchored match) and search only there
+        lo2 = max(lo, a - 64)
+        k = _LOCAL_RUN.match(text[lo2:a][::-1]).end()  # type: ignore[union-attr]
+        if not k:
+            continue
+        lm = _LOCAL_TAIL.search(text, a - k, a)
         if lm is None:
             continue
         ls = lm.start()

@@ -100,8 +100,16 @@ def key_before(text: str, pos: int) -> str | None:
     return raw
 
 
+_COMPONENTS: dict[str, str] = {}
+
+
 def _component(key: str) -> str:
-    return "." + key if _IDENT.fullmatch(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
+    comp = _COMPONENTS.get(key)
+    if comp is None:
+        comp = "." + key if _IDENT.fullmatch(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
+        if len(_COMPONENTS) < 4096:
+            _COMPONENTS[key] = comp
+    return comp
 
 
 class Walker:
@@ -114,7 +122,8 @@ class Walker:
         self.base = base
         self.pos = 0
         self.stack: list[str] = []   # "{" or "[" per open container
-        self.keys: list[str] = []    # path component of each open container
+        # path component of each open container; its bracket's offset until first needed
+        self.keys: list[str | int] = []
 
     def advance(self, c: int) -> tuple[int, int] | None:
         """Move to offset ``c`` (>= current position).
@@ -124,9 +133,13 @@ class Walker:
         string's opening quote; callers set :attr:`pos` past it when done.
         """
         text = self.text
+        stack = self.stack
+        keys = self.keys
+        skip = _SKIP.match
+        pos = self.pos
         while True:
-            m = _SKIP.match(text, self.pos, c)
-            p = m.end() if m else self.pos
+            m = skip(text, pos, c)
+            p = m.end() if m else pos
             if p >= c:
                 self.pos = p
                 return None
@@ -136,31 +149,38 @@ class Walker:
                 self.pos = p
                 return (p, m2.end() if m2 else len(text))
             if ch in "{[":
-                self._push(p, ch)
-            elif self.stack:
-                self.stack.pop()
-                self.keys.pop()
-            self.pos = p + 1
+                stack.append(ch)
+                keys.append(p)
+            elif stack:
+                stack.pop()
+                keys.pop()
+            pos = p + 1
 
-    def _push(self, p: int, ch: str) -> None:
-        if not self.stack:
-            comp = ""
-        elif self.stack[-1] == "[":
-            comp = "[*]"
+    def _comp(self, i: int) -> str:
+        """Path component of open container ``i`` (computed once, on first use)."""
+        comp = self.keys[i]
+        if isinstance(comp, str):
+            return comp
+        if i == 0:
+            s = ""
+        elif self.stack[i - 1] == "[":
+            s = "[*]"
         else:
-            k = key_before(self.text, p)
-            comp = _component(k) if k is not None else ".*"
-        self.stack.append(ch)
-        self.keys.append(comp)
+            k = key_before(self.text, comp)
+            s = _component(k) if k is not None else ".*"
+        self.keys[i] = s
+        return s
 
     def container_path(self) -> str:
         """Normalized path of the innermost open container."""
-        return self.base + "".join(self.keys)
+        return self.base + "".join([self._comp(i) for i in range(len(self.keys))])
 
     def parent_key(self) -> str | None:
         """Key of the member holding the innermost open container, if any."""
-        if self.keys and self.keys[-1].startswith("."):
-            return self.keys[-1][1:]
+        if self.keys:
+            last = self._comp(len(self.keys) - 1)
+            if last.startswith("."):
+                return last[1:]
         return None
 
     def value_path(self, start: int, key: str | None) -> str:
@@ -173,11 +193,7 @@ class Walker:
 
     def value_info(self, start: int) -> tuple[str, str | None, str | None]:
         """(path, own key, parent key) of the scalar value starting at ``start``."""
-        parent = None
-        if len(self.keys) >= 1:
-            last = self.keys[-1]
-            if last.startswith("."):
-                parent = last[1:]
+        parent = self.parent_key()
         if self.stack and self.stack[-1] == "{":
             k = key_before(self.text, start)
             if k is not None:

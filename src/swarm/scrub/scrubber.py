@@ -48,6 +48,13 @@ FORMATS = ("auto", "text", "json", "jsonl")
 # Positions in raw JSON that may need a look: digit clusters, @ / %40, JSON held in a string.
 _MARK = re.compile(r'[@%{\[](?:(?<=@)|(?<=%)40|(?<=[{\[])(?:\s|\\[nrt])*\\")')
 _CC_HINTS = ('ode"', 'cc"', 'CC"', 'isd', 'ISD', 'ial', 'refix"')
+
+
+def _cc_hint(text: str) -> bool:
+    """Any of :data:`_CC_HINTS` in ``text`` (a country-code key may be there)."""
+    return ('ode"' in text or 'cc"' in text or 'CC"' in text or "isd" in text or "ISD" in text
+            or "ial" in text or 'refix"' in text)
+
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
 
@@ -202,7 +209,7 @@ class Scrubber:
                 nr = rsearch(text, nxt)
             if nm is not None and nm.start() < nxt:
                 nm = msearch(text, nxt)
-        if _SPLIT_HINT.search(text) or (any(h in text for h in _CC_HINTS) and SPLIT_PHONE_RE.search(text)):
+        if _SPLIT_HINT.search(text) or (_cc_hint(text) and SPLIT_PHONE_RE.search(text)):
             self._split_edits(text, base, edits)
         return edits
 
