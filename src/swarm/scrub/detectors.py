@@ -139,6 +139,10 @@ def _sep_kind(sep: str) -> str:
     return sep
 
 
+# _sep_kind of the common separators
+_SEP_KINDS = {" ": " ", "   ": " ", "-": "-", ".": ".", ")": "P", ") ": "P", " (": "P", ")-": "P", "(": "P"}
+
+
 class _Ctx:
     """Lazily computed context for one candidate (window words cost a regex)."""
 
@@ -259,7 +263,12 @@ def _classify(
 
     digits = "".join(groups)
     n = len(digits)
-    kinds = {_sep_kind(s) for s in seps}
+    kinds: set[str] = set()
+    for sp in seps:
+        kd = _SEP_KINDS.get(sp)
+        if kd is None:
+            kd = _sep_kind(sp)
+        kinds.add(kd)
     uniform = len(kinds) <= 1
     kind = next(iter(kinds)) if kinds else ""
 
