@@ -1,9 +1,11 @@
 """Logical PostgreSQL backup and restore: swarm vs the seed's manual procedure, in one run.
 
 Seed procedure: `pg_dump -F c -Z 6` to a file, then `pg_restore` into an empty database.
-swarm: `swarm admin backup postgres --jobs 2` (pg_dump -Fd -j2 -Z0, zstd + AES-GCM into a
+swarm: `swarm admin backup postgres --jobs 2` (pg_dump -Fd -j2 -Z0 for schema and small
+tables, parallel ctid-range COPYs of the same snapshot for large ones, zstd + AES-GCM into a
 file:// repository) and `swarm admin restore postgres --jobs 2` (verified download,
-pg_restore -j2, row counts checked). Peak memory is the whole process tree's RSS.
+pg_restore by sections with the large tables loaded by parallel COPY, row counts checked).
+Peak memory is the whole process tree's RSS.
 
     .venv/bin/python bench/logical.py [--size-mb 1100] [--small-mb 250]
 
@@ -20,8 +22,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine_line, update_section  # noqa: E402
-from procmem import Measured, run  # noqa: E402
+from _results import machine_line, update_section
+from procmem import Measured, run
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,6 +82,7 @@ def main() -> None:
     ap.add_argument("--size-mb", type=float, default=1100)
     ap.add_argument("--small-mb", type=float, default=250)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     (WORK / "home").mkdir()
@@ -109,9 +112,11 @@ def main() -> None:
         "",
         f"Database built with `swarm dev seed`: {mb(L['db_size'])} (`pg_database_size`). Seed procedure: "
         "`pg_dump -F c -Z 6` to a file + `pg_restore` into an empty database. swarm: `swarm admin backup postgres "
-        "--jobs 2` into a `file://` repository (zstd, AES-256-GCM) + `swarm admin restore postgres --jobs 2` "
-        "(verified download, `pg_restore -j 2`, every row count checked). Peak memory = RSS of the whole process "
-        "tree (pg_dump / pg_restore included).",
+        "--jobs 2` into a `file://` repository (pg_dump for schema and small tables, parallel ctid-range COPYs of "
+        "the same snapshot for large ones; zstd, AES-256-GCM) + `swarm admin restore postgres --jobs 2` (verified "
+        "download, pg_restore by sections, large tables loaded by parallel COPY, every row count checked). Peak "
+        "memory = RSS of the whole process tree (pg_dump / pg_restore included). "
+        f"Load average when the run started: {load_before:.1f} (other work shared the 2 cores).",
         "",
         "| | seed procedure | swarm | swarm / seed | aim |",
         "|---|---|---|---|---|",
