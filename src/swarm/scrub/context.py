@@ -143,9 +143,19 @@ def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) 
         before = before[before.rfind("\\n") + 2:]
     if "\\n" in after:
         after = after[:after.find("\\n")]
+    if "]" in before:
+        cut = before.find("]") + 1
+        if "[" not in before[:cut]:
+            b0 = start - len(before)
+            m = _TOKEN_RE.search(text, max(lo, b0 - 16), b0 + cut)
+            if m is not None and m.end() == b0 + cut and m.start() < b0:
+                before = before[cut:]  # a replacement token cut by the window edge ("AADHAAR:3f9a1c]")
     if "[" in before:
         before = _TOKEN_RE.sub(" ", before)
     if "[" in after:
+        cut = after.rfind("[")
+        if "]" not in after[cut:] and _TOKEN_RE.match(text, end + cut, hi):
+            after = after[:cut]  # a replacement token cut by the window edge ("[PHONE:e9")
         after = _TOKEN_RE.sub(" ", after)
     # "\n" and friends when the text is raw JSON: drop the escape letter
     if "\\" in before:
