@@ -61,8 +61,10 @@ def swarm(*args: str) -> Measured:
 
 
 def psql(url: str, sql: str) -> str:
-    return subprocess.run([str(PGBIN / "psql"), "-X", "-Atc", sql, url], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    r = subprocess.run([str(PGBIN / "psql"), "-X", "-Atc", sql, url], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"psql {url} {sql[:80]!r} failed: {r.stderr.strip()}")
+    return r.stdout.strip()
 
 
 def as_pg(cmd: list[str]) -> Measured:
@@ -125,6 +127,9 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
     base = info["db_url"].rsplit("/", 1)[0]
     tick_url = f"{base}/rpo"
     psql(tick_url, "CREATE TABLE IF NOT EXISTS ticks (id bigserial PRIMARY KEY, ts timestamptz NOT NULL)")
+    psql(tick_url, "INSERT INTO ticks (ts) VALUES (clock_timestamp())")
+    psql(tick_url, "SELECT pg_switch_wal()")  # the table and a first row are archived before the load starts
+    time.sleep(3)
     streamer = None
     if mode == "stream":
         streamer = subprocess.Popen([str(BIN / "swarm"), "admin", "wal", "stream", "--db-url", tick_url,
@@ -287,8 +292,11 @@ def main() -> None:
         pr.mkdir(mode=0o700)
         subprocess.run(["chown", "postgres:postgres", str(pr)], check=True)
         t0 = time.perf_counter()
-        pgbr(conf, "restore", f"--pg1-path={pr}", "--type=default", "--target-action=promote")
+        pgbr(conf, "restore", f"--pg1-path={pr}", "--type=default")
         rport = ro["port"] + 1
+        plog = WORK / "restores" / "pgbr.log"
+        plog.touch()
+        subprocess.run(["chown", "postgres:postgres", str(plog)], check=True)
         with open(pr / "postgresql.auto.conf", "a") as fh:
             fh.write(f"\nport = {rport}\narchive_mode = off\n")
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-l",

@@ -44,6 +44,7 @@ MAX_BLOCK = 1 << 20  # the largest block size a reader accepts (the index record
 PACK_TARGET = 32 << 20
 MAX_BLOCK_STORED = MAX_BLOCK + (MAX_BLOCK >> 4) + 4096
 ZSTD_LEVEL = 3
+_local = threading.local()  # one zstd decompression context per thread (they are not thread safe)
 
 
 def block_id(key: bytes, plain: bytes) -> str:
@@ -193,8 +194,11 @@ def open_frame(frame: bytes, *, dek: bytes, repo_id: str, bid: str, dedup_key: b
         compressed = open_sealed(dek, frame[4:], block_ad(repo_id, bid))
     except OpenFailed as exc:
         raise IntegrityError(f"{where}: block {bid[:16]} fails authentication (altered, or another block)") from exc
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
     try:
-        plain = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=MAX_BLOCK)
+        plain = dctx.decompress(compressed, max_output_size=MAX_BLOCK)
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{where}: block {bid[:16]} does not decompress") from exc
     if block_id(dedup_key, plain) != bid:
