@@ -421,6 +421,21 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
     if not raw.isascii():
         groups = [cs.ascii_digits(g) for g in groups]
     seps = parts[2:-1:2]
+    # the whole cluster first: when it classifies, no sub-run bookkeeping is needed
+    res = _classify(groups, seps, prefix, _Ctx(text, start, end, key, lo, hi))
+    if res is not None:
+        typ, first, norm = res
+        s_rep = start
+        gsf = 0
+        if first:
+            gsf = body_off + sum(lens[:first]) + sum([len(sp) for sp in seps[:first]])
+            s_rep = start + gsf
+        if prefix == "(" and not (typ == "PHONE" and lens == [3, 3, 4]):
+            s_rep = start + body_off
+        if first and raw[gsf - 1] == "(":
+            s_rep -= 1
+        out.append(Span(s_rep, end, typ, norm))
+        return
     # group k is raw[gs[k]:ge[k]]
     gs: list[int] = []
     ge: list[int] = []
@@ -444,6 +459,8 @@ def _cluster_spans(text: str, m: re.Match[str], key: KeyContext, out: list[Span]
             b = cuts[j_idx]
             if sum(lens[a:b]) < 7:
                 break
+            if a == 0 and b == ng:
+                continue  # the whole cluster, tried above
             pre = prefix if a == 0 else ""
             s0 = start + (gs[a] if a else 0)
             if a != 0 and raw[gs[a] - 1] == "(":
