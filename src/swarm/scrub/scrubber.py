@@ -55,6 +55,8 @@ def _cc_hint(text: str) -> bool:
     return ('ode"' in text or 'cc"' in text or 'CC"' in text or "isd" in text or "ISD" in text
             or "ial" in text or 'refix"' in text)
 
+# a country-code string value, which SPLIT_PHONE_RE needs (a cheap pre-check for it)
+_CC_VALUE = re.compile(r'"(?:\+|00)?[0-9]{1,4}"')
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
 
@@ -209,7 +211,7 @@ class Scrubber:
                 nr = rsearch(text, nxt)
             if nm is not None and nm.start() < nxt:
                 nm = msearch(text, nxt)
-        if _SPLIT_HINT.search(text) or (_cc_hint(text) and SPLIT_PHONE_RE.search(text)):
+        if _SPLIT_HINT.search(text) or (_cc_hint(text) and _CC_VALUE.search(text) and SPLIT_PHONE_RE.search(text)):
             self._split_edits(text, base, edits)
         return edits
 
