@@ -61,6 +61,8 @@ bench-tools:
 
 bench: setup bench-tools
 	$(BIN)/python bench/logical.py
+	$(BIN)/python bench/objects.py --reps 1
+	$(BIN)/python bench/scrub.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .swarm-demo

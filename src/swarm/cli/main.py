@@ -10,12 +10,25 @@ from pathlib import Path
 
 import typer
 
-from swarm.cli.commands import api, backup, backups, dev, keys, restore, scrub, transfer, verify
+from swarm.cli.commands import (
+    api,
+    backup,
+    backups,
+    dev,
+    keys,
+    objects,
+    physical,
+    restore,
+    scrub,
+    transfer,
+    verify,
+)
 from swarm.errors import ExitCode, SwarmError
 
 app = typer.Typer(help="swarm: backup, restore and disaster recovery.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-admin = typer.Typer(help="Operate a deployment: backup, verify, restore, keys.", no_args_is_help=True)
+admin = typer.Typer(help="Operate a deployment: backup, verify, restore, WAL, objects, export/import, keys.",
+                    no_args_is_help=True)
 app.add_typer(dev.app, name="dev")
 app.add_typer(api.app, name="api")
 app.add_typer(admin, name="admin")
@@ -26,18 +39,8 @@ admin.add_typer(keys.app, name="keys")
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
-try:
-    from swarm.cli.commands import physical
-
-    physical.register(admin)  # `admin wal ...` and `admin restore-point`
-except ImportError:  # while the module is being built; removed once it lands
-    pass
-try:
-    from swarm.cli.commands import objects
-
-    objects.register(admin, backup.app, restore.app)
-except ImportError:  # while the module is being built; removed once it lands
-    pass
+physical.register(admin)  # `admin wal ...` and `admin restore-point`
+objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
 
 
 @app.callback()
