@@ -56,7 +56,8 @@ def objects_demo(info: dict[str, Any]) -> None:
 
     p = step("apply the bucket policy", "admin", "objects", "policy", "apply")
     unsupported = [r["rule"] for r in p["rules"] if r["status"] == "unsupported"]
-    steps[-1] = (steps[-1][0], steps[-1][1], f"{p['counts']}; unsupported here (ours instead): {', '.join(unsupported)}")
+    detail = f"{p['counts']}; unsupported here (ours instead): {', '.join(unsupported)}"
+    steps[-1] = (steps[-1][0], steps[-1][1], detail)
     r = step("replicate every version to the DR bucket", "admin", "objects", "replicate")
     steps[-1] = (steps[-1][0], steps[-1][1], f"{r['versions_copied']} versions, {mb(r['bytes_copied'])}")
     c = step("prove both sides agree", "admin", "objects", "replication", "check")
