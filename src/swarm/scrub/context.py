@@ -28,8 +28,12 @@ _WORD_RE = re.compile(r"[a-z\u0900-\u0965\u0970-\u097f]+")
 _TOKEN_RE = re.compile(r"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[0-9a-f]{6}\]")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
-BEFORE_CHARS = 90
-AFTER_CHARS = 60
+RAW_SPAN = 400  # characters looked at on each side of a candidate; windows are counted in words
+# what a window ignores: replacement tokens, e-mail addresses (and their %40 form), digit runs
+_NEUTRAL_RE = re.compile(
+    r"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[0-9a-f]{6}\]"
+    r"|[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+"
+    r"|\+?[0-9\u0966-\u096f][0-9\u0966-\u096f .\-()/]*")
 BEFORE_WORDS = 6
 AFTER_WORDS = 4
 NEAR_WORDS = 2
@@ -124,14 +128,18 @@ class Window:
 
 
 def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) -> Window:
-    """The words (letters only; tokens removed) just before ``start`` and after ``end``.
+    """The words just before ``start`` and after ``end``, on the same line.
 
-    The window never leaves ``text[lo:hi]`` (the JSON string holding the candidate).
+    Replacement tokens, e-mail addresses and digit runs are neutralised before words are
+    taken, so a neighbour looks the same whether or not it has been scrubbed yet: the
+    verdict on a number never depends on what happened around it (idempotence). At most
+    ``RAW_SPAN`` characters are looked at on each side; only words count. The window never
+    leaves ``text[lo:hi]`` (the JSON string holding the candidate).
     """
     if hi is None:
         hi = len(text)
-    before = text[max(lo, start - BEFORE_CHARS):start]
-    after = text[end:min(hi, end + AFTER_CHARS)]
+    before = text[max(lo, start - RAW_SPAN):start]
+    after = text[end:min(hi, end + RAW_SPAN)]
     # a context window never crosses a line (one chat turn / log line)
     nl = before.rfind("\n")
     if nl >= 0:
@@ -143,25 +151,11 @@ def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) 
         before = before[before.rfind("\\n") + 2:]
     if "\\n" in after:
         after = after[:after.find("\\n")]
-    if "]" in before:
-        cut = before.find("]") + 1
-        if "[" not in before[:cut]:
-            b0 = start - len(before)
-            m = _TOKEN_RE.search(text, max(lo, b0 - 16), b0 + cut)
-            if m is not None and m.end() == b0 + cut and m.start() < b0:
-                before = before[cut:]  # a replacement token cut by the window edge ("AADHAAR:3f9a1c]")
-    if "[" in before:
-        before = _TOKEN_RE.sub(" ", before)
-    if "[" in after:
-        cut = after.rfind("[")
-        if "]" not in after[cut:] and _TOKEN_RE.match(text, end + cut, hi):
-            after = after[:cut]  # a replacement token cut by the window edge ("[PHONE:e9")
-        after = _TOKEN_RE.sub(" ", after)
-    # "\n" and friends when the text is raw JSON: drop the escape letter
+    # "\t" and friends when the text is raw JSON: drop the escape letter
     if "\\" in before:
-        before = before.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")
+        before = before.replace("\\t", " ").replace("\\r", " ")
     if "\\" in after:
-        after = after.replace("\\n", " ").replace("\\t", " ").replace("\\r", " ")
-    b = _WORD_RE.findall(before.lower())[-BEFORE_WORDS:]
-    a = _WORD_RE.findall(after.lower())[:AFTER_WORDS]
+        after = after.replace("\\t", " ").replace("\\r", " ")
+    b = _WORD_RE.findall(_NEUTRAL_RE.sub(" ", before).lower())[-BEFORE_WORDS:]
+    a = _WORD_RE.findall(_NEUTRAL_RE.sub(" ", after).lower())[:AFTER_WORDS]
     return Window(b, a)
