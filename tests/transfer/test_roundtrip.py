@@ -14,6 +14,7 @@ import pytest
 from swarm.errors import RefusedError, SwarmError
 from swarm.model.archive import RunManifest
 from swarm.platform.api import make_server
+from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
 from swarm.services.runtransfer.export import export_run
 from swarm.services.runtransfer.imports import import_run
@@ -54,7 +55,7 @@ def get_json(url: str) -> tuple[int, Any]:
 def test_scrubbed_round_trip(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path) -> None:
     m = RunManifest.from_bytes(tarfile.open(scrubbed_archive).extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert m.scrubbed and not m.contains_pii and m.run_id == run_id
-    assert m.scrub["scrubber_version"].startswith("1 (swarm ")
+    assert m.scrub["scrubber_version"].startswith(f"{scrub_version} (swarm ")
     assert m.scrub["report"]["total"] > 0 and "EMAIL" in m.scrub["report"]["by_type"]
     assert any(p.startswith("rows/run_events.payload:$") for p in m.scrub["report"]["by_path"])
     assert any(p.startswith("objects/conversations/") for p in m.scrub["report"]["by_path"])

@@ -25,6 +25,6 @@ from swarm.scrub.scrubber import FORMATS, Scrubber
 from swarm.scrub.tokens import TOKEN_RE
 
 # Recorded in export manifests; bump when detection or token output changes.
-VERSION = "1"
+VERSION = "2"
 
 __all__ = ["FORMATS", "TOKEN_RE", "TYPES", "VERSION", "ScrubReport", "Scrubber", "Span", "detect"]
