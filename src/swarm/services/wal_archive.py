@@ -151,17 +151,30 @@ def push_partial_or_file(repo: Repository, name: str, data: bytes) -> str:
 
 
 # ---- fetch -------------------------------------------------------------------------------------
+def take_from_spool(name: str, dest: Path, *, prefetch: int = PREFETCH,
+                    spawn: Callable[[list[str]], None] | None = None) -> bool:
+    """Move a prefetched ``name`` into ``dest`` if the spool has it (needs no repository: the fast path)."""
+    if not prefetch or not wal.is_segment_name(name):
+        return False
+    spool = spool_for(dest, "fetch")
+    if spool is None:
+        return False
+    cached = spool / name
+    try:
+        os.replace(cached, dest)
+    except FileNotFoundError:
+        return False
+    _kick_prefetch(name, spool, prefetch, spawn)
+    return True
+
+
 def fetch_wal(repo: Repository, name: str, dest: Path, *, prefetch: int = PREFETCH,
               spawn: Callable[[list[str]], None] | None = None) -> bool:
     """Write archived ``name`` to ``dest``; False (and nothing written) if it is not archived."""
     wal.classify(name)
+    if take_from_spool(name, dest, prefetch=prefetch, spawn=spawn):
+        return True
     spool = spool_for(dest, "fetch") if prefetch else None
-    if spool is not None:
-        cached = spool / name
-        if cached.exists():
-            os.replace(cached, dest)
-            _kick_prefetch(name, spool, prefetch, spawn)
-            return True
     try:
         data = repo.get_wal(name)
     except ObjectNotFound:

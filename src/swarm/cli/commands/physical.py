@@ -126,12 +126,18 @@ def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", he
           prefetch: int = typer.Option(8, "--prefetch", min=0, help="Download up to N following segments ahead.")
           ) -> None:
     """restore_command: exit 0 with the file at PATH, or 1 (quietly) when it is not archived."""
+    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+
+    spawn = spawn_detached([*self_argv(), *_config_args(ctx), "admin", "wal"])
+    try:
+        if take_from_spool(name, dest, prefetch=prefetch, spawn=spawn):
+            return  # prefetched: no repository round trip
+    except ValueError:
+        raise typer.Exit(1) from None
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached
 
     try:
-        ok = fetch_wal(open_repository(settings(ctx)), name, dest, prefetch=prefetch,
-                       spawn=spawn_detached([*self_argv(), *_config_args(ctx), "admin", "wal"]))
+        ok = fetch_wal(open_repository(settings(ctx)), name, dest, prefetch=prefetch, spawn=spawn)
     except ValueError:
         raise typer.Exit(1) from None
     if not ok:

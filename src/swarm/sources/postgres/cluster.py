@@ -222,7 +222,8 @@ class LocalCluster:
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = subprocess.run([self._bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-q"],
+            r = subprocess.run([self._bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.superuser,
+                                "-d", "postgres", "-q"],
                                check=False, capture_output=True)
             if r.returncode == 0:
                 return

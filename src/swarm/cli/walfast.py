@@ -1,0 +1,69 @@
+"""The fast path of ``wal push`` / ``wal fetch`` as the server runs them (no Typer, no rich).
+
+PostgreSQL starts archive_command and restore_command once per WAL file; building the
+whole Typer application costs more than the work itself when the file is already in the
+prefetch spool. The server user's launcher (swarm.sources.postgres.server_access) calls
+``fast_main`` first; it handles exactly the command lines we write into postgresql.conf
+(``--config C admin wal push P`` and ``--config C admin wal fetch NAME P``) and returns
+None for anything else, which then goes to the full CLI. Same exit codes as the CLI: 0 done,
+1 not archived (fetch), and a SwarmError's exit code with its message on stderr.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from swarm.errors import SwarmError
+
+
+def fast_main(argv: list[str]) -> int | None:
+    if len(argv) < 6 or argv[0] != "--config" or argv[2:4] != ["admin", "wal"]:
+        return None
+    config, verb, args = argv[1], argv[4], argv[5:]
+    if verb == "fetch" and len(args) == 2:
+        return _fetch(config, args[0], Path(args[1]))
+    if verb == "push" and len(args) == 1:
+        return _push(config, Path(args[0]))
+    return None
+
+
+def _fetch(config: str, name: str, dest: Path) -> int:
+    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+
+    spawn = spawn_detached([*self_argv(), "--config", config, "admin", "wal"])
+    try:
+        if take_from_spool(name, dest, spawn=spawn):
+            return 0
+        from swarm.config import load_settings
+        from swarm.services.context import open_repository
+
+        return 0 if fetch_wal(open_repository(load_settings(config)), name, dest, spawn=spawn) else 1
+    except ValueError:
+        return 1
+    except SwarmError as exc:
+        return _fail(exc)
+
+
+def _push(config: str, path: Path) -> int:
+    from swarm.config import load_settings
+    from swarm.services.context import open_repository
+    from swarm.services.wal_archive import push_wal
+
+    try:
+        if not path.is_file():
+            sys.stderr.write(f"error: {path} is not a file\n")
+            return 8
+        push_wal(open_repository(load_settings(config), create=True), path)
+        return 0
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 8
+    except SwarmError as exc:
+        return _fail(exc)
+
+
+def _fail(exc: SwarmError) -> int:
+    sys.stderr.write(f"error: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"hint: {exc.hint}\n")
+    return int(exc.exit_code)
