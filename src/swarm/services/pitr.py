@@ -40,7 +40,7 @@ from swarm.model import wal
 from swarm.model.manifest import Manifest
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
-from swarm.repo.format import restore_point_key
+from swarm.repo.format import restore_point_key, wal_key
 from swarm.repo.packs import Location
 from swarm.services.physical_backup import load_index, physical_backups
 from swarm.services.reporting import NullReporter, Reporter
@@ -98,13 +98,23 @@ def record_restore_point(repo: Repository, point: dict[str, Any]) -> None:
     repo.store.put(restore_point_key(point["name"]), json.dumps(point, default=str).encode())
 
 
-def make_restore_point(repo: Repository, db_url: str, name: str) -> dict[str, Any]:
+def make_restore_point(repo: Repository, db_url: str, name: str, *,
+                       wait_archived_s: float = 30.0) -> dict[str, Any]:
     """``pg_create_restore_point`` + ``pg_switch_wal`` (so the point is archived), recorded in the repository."""
     from swarm.sources.postgres.wal import create_restore_point
 
     RecoveryTarget("name", name)  # validates the name
     point = create_restore_point(db_url, name)
     record_restore_point(repo, point)
+    # wait (bounded) until the segment holding the point is archived, so a restore to it can start now
+    ident = repo.cluster_identity() or {}
+    seg = wal.segment_of(wal.Lsn.parse(point["lsn"]), int(point["tli"]),
+                         int(ident.get("segment_size") or wal.DEFAULT_SEGMENT_SIZE))
+    deadline = time.monotonic() + wait_archived_s
+    while repo.store.stat(wal_key(seg.name)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    point["archived"] = repo.store.stat(wal_key(seg.name)) is not None
+    point["segment"] = seg.name
     return point
 
 

@@ -231,5 +231,6 @@ def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="N
     if as_json:
         render.emit_json(point)
     else:
+        state = "archived" if point.get("archived") else "not archived yet (check archive_command)"
         render.out.print(f"restore point [bold]{name}[/] at LSN {point['lsn']} ({point['time']}), timeline "
-                         f"{point['tli']}; WAL switched so it is archived")
+                         f"{point['tli']}; WAL switched, segment {point.get('segment')} {state}")
