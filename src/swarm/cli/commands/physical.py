@@ -58,7 +58,7 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
                      target_time: str | None = None, target_lsn: str | None = None, target_xid: str | None = None,
                      target_name: str | None = None, target_latest: bool = False, datadir: str | None = None,
                      port: int | None = None, start: bool = False, dry_run: bool = False,
-                     as_json: bool = False, **_: Any) -> None:
+                     as_json: bool = False, archive: bool = True, **_: Any) -> None:
     from swarm.model.targets import from_options
     from swarm.services.context import open_repository
     from swarm.services.pitr import execute_pitr, plan_pitr
@@ -84,7 +84,7 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
             render.kv(list(plan.to_dict().items()))
         return
     with progress(as_json) as reporter:
-        res = execute_pitr(repo, plan, s, reporter=reporter)
+        res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive)
     d = res.to_dict()
     if as_json:
         render.emit_json(d)
