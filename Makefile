@@ -61,6 +61,7 @@ bench-tools:
 
 bench: setup bench-tools
 	$(BIN)/python bench/logical.py
+	$(BIN)/python bench/physical.py
 	$(BIN)/python bench/objects.py --reps 1
 	$(BIN)/python bench/scrub.py
 

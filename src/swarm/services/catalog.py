@@ -9,10 +9,14 @@ from swarm.repo import Repository
 
 def summary(m: Manifest) -> dict[str, Any]:
     src = m.source
-    return {"id": m.id, "kind": m.kind, "started_at": m.started_at, "finished_at": m.finished_at,
-            "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
-            "database": src.get("database"), "server_version": src.get("server_version"),
-            "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values())}
+    out = {"id": m.id, "kind": m.kind, "started_at": m.started_at, "finished_at": m.finished_at,
+           "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
+           "database": src.get("database"), "server_version": src.get("server_version"),
+           "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values())}
+    for key in ("timeline", "start_lsn", "stop_lsn", "stop_time", "system_identifier"):
+        if key in src:
+            out[key] = src[key]
+    return out
 
 
 def list_backups(repo: Repository) -> list[dict[str, Any]]:

@@ -25,6 +25,8 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
              datadir: str = typer.Option(None, "--datadir", help="Physical: empty directory to restore into."),
              port: int = typer.Option(None, "--port", help="Physical: port for the restored cluster."),
              start: bool = typer.Option(False, "--start", help="Physical: start it, recover to the target, promote."),
+             no_archive: bool = typer.Option(False, "--no-archive",
+                                             help="Physical: the restored cluster does not archive WAL."),
              create: bool = typer.Option(False, "--create", help="Create the target database if it does not exist."),
              force: bool = typer.Option(False, "--force", help="Restore over a non-empty database (drops and replaces "
                                                               "the objects the backup contains)."),
@@ -45,7 +47,7 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         physical_cmd.restore_physical(ctx, backup_id=backup_id, latest=latest, target_time=target_time,
                                       target_lsn=target_lsn, target_xid=target_xid, target_name=target_name,
                                       target_latest=target_latest, datadir=datadir, port=port, start=start,
-                                      dry_run=dry_run, as_json=as_json)
+                                      dry_run=dry_run, as_json=as_json, archive=not no_archive)
         return
     if not backup_id or not target_db:
         raise typer.BadParameter("a logical restore needs ID and --target-db URL (or pass --physical)")
