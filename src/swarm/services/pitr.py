@@ -390,6 +390,8 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     t0 = time.monotonic()
     result = PitrResult(plan)
     _check_datadir(plan.datadir)
+    if not plan.datadir.parent.exists():
+        plan.datadir.parent.mkdir(parents=True, mode=0o755)
     if not server_user_can_reach(plan.datadir.parent):
         raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir.parent}",
                            hint="Choose a data directory outside /root (e.g. under /var/lib or /tmp).")
