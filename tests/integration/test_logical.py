@@ -192,9 +192,18 @@ def test_damaged_manifest_and_data_key(tmp_path: Path, kek: LocalKeyFile, swarm_
     m = backup_postgres_logical(repo, swarm_db).manifest
     mpath = root / manifest_key(m.id)
     good = mpath.read_bytes()
+    second = backup_postgres_logical(repo, swarm_db).manifest
     mpath.write_bytes(good.replace(b'"public.runs": ', b'"public.runz": '))
     res = verify_backup(Repository.open(LocalStore(root), kek), m.id)
     assert not res.ok and res.problems[0]["where"] == "manifest"
+    # one damaged manifest does not hide the healthy backups
+    from swarm.services.catalog import list_backups
+
+    rows = {r["id"]: r for r in list_backups(Repository.open(LocalStore(root), kek))}
+    assert rows[m.id]["damaged"] and "checksum" in rows[m.id]["problem"]
+    assert not rows[second.id].get("damaged") and rows[second.id]["tables"] >= 8
+    with pytest.raises(IntegrityError):
+        Repository.open(LocalStore(root), kek).list_backups()
     mpath.write_bytes(good)
     kpath = root / dek_key(m.dek_id)
     kpath.write_bytes(kpath.read_bytes().replace(b'"wrapped": "', b'"wrapped": "AAAA'))

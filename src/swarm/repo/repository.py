@@ -297,13 +297,21 @@ class Repository:
         return RepoLock(self.store, name, clock=self.clock, **kw)
 
     # ---- reading ---------------------------------------------------------------------------
-    def list_backups(self) -> list[Manifest]:
-        """Every committed backup, oldest first. A damaged manifest raises IntegrityError."""
+    def list_backups(self, damaged: dict[str, str] | None = None) -> list[Manifest]:
+        """Every committed backup, oldest first.
+
+        A damaged manifest never hides the others: with ``damaged`` given, it is recorded
+        there (backup id → problem) and skipped; without, it raises IntegrityError."""
         out = []
         for info in self.store.list(BACKUPS_PREFIX):
             name = info.key[len(BACKUPS_PREFIX):]
             if name.endswith(".json") and is_backup_id(name[:-5]):
-                out.append(self.load_manifest(name[:-5]))
+                try:
+                    out.append(self.load_manifest(name[:-5]))
+                except IntegrityError as exc:
+                    if damaged is None:
+                        raise
+                    damaged[name[:-5]] = exc.message
         return sorted(out, key=lambda m: (m.started_at, m.id))
 
     def load_manifest(self, backup_id: str) -> Manifest:

@@ -20,7 +20,14 @@ def summary(m: Manifest) -> dict[str, Any]:
 
 
 def list_backups(repo: Repository) -> list[dict[str, Any]]:
-    return [summary(m) for m in repo.list_backups()]
+    """Every backup, oldest first; a damaged manifest is listed with ``damaged`` and its
+    problem instead of hiding the rest."""
+    damaged: dict[str, str] = {}
+    rows = [summary(m) for m in repo.list_backups(damaged)]
+    for backup_id, problem in damaged.items():
+        rows.append({"id": backup_id, "kind": backup_id.split("-", 1)[1].rsplit("-", 1)[0], "damaged": True,
+                     "problem": problem})
+    return sorted(rows, key=lambda r: r["id"])
 
 
 def show_backup(repo: Repository, backup_id: str) -> dict[str, Any]:

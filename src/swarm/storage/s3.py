@@ -67,8 +67,10 @@ def translate(exc: Exception, what: str, endpoint: str | None) -> SwarmError:
             return ObjectExists(f"{what}: already exists")
         if code in _DENIED or status == "403":
             return StoreAccessDenied(f"{what}: access denied by {where} ({code})",
-                                     hint="Check the access key and secret (AWS_ACCESS_KEY_ID / "
-                                          "AWS_SECRET_ACCESS_KEY or the repo settings in swarm.toml).")
+                                     hint="Check the access key and secret configured for this endpoint: "
+                                          "SWARM_OBJECTS_* / [objects] for the artefact bucket, SWARM_DR_OBJECTS_* "
+                                          "/ [dr] for the DR bucket, SWARM_REPO_S3_* / [repository] for the backup "
+                                          "repository (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")
         transient = code in _TRANSIENT or status.startswith("5")
         return StoreUnavailable(f"{what}: {where} answered {code or status}", transient=transient)
     if isinstance(exc, NoCredentialsError):

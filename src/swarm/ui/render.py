@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from swarm.errors import SwarmError
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# Piped output (logs, cron mail) is not cut to 80 columns: ids and segment names must survive.
+out = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 250)
+err = Console(stderr=True, soft_wrap=True, highlight=False, width=None if sys.stderr.isatty() else 250)
 
 
 def emit_json(data: Any) -> None:
@@ -49,6 +51,6 @@ def kv(pairs: Sequence[tuple[str, Any]]) -> None:
 def error(exc: SwarmError, *, as_json: bool) -> None:
     if as_json:
         emit_json(exc.to_dict())
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+        err.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from swarm.cli.common import JSON_OPT, settings
+from swarm.errors import ExitCode
 from swarm.ui import render
 
 app = typer.Typer(help="List and inspect backups.", no_args_is_help=True)
@@ -11,20 +12,30 @@ app = typer.Typer(help="List and inspect backups.", no_args_is_help=True)
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Every complete backup, oldest first (interrupted ones never appear)."""
+    """Every complete backup, oldest first (interrupted ones never appear).
+
+    A damaged manifest is listed as DAMAGED (the rest still show) and the exit status is 5.
+    """
     from swarm.services.catalog import list_backups
     from swarm.services.context import open_repository
 
     rows = list_backups(open_repository(settings(ctx)))
+    bad = [r for r in rows if r.get("damaged")]
     if as_json:
         render.emit_json(rows)
-        return
-    if not rows:
+    elif not rows:
         render.out.print("no backups yet; take one with `swarm admin backup postgres`")
-        return
-    render.table(None, ["id", "kind", "finished", "database", "tables", "size", "stored"],
-                 [[r["id"], r["kind"], r["finished_at"], r["database"], r["tables"], render.human_bytes(r["size"]),
-                   render.human_bytes(r["stored_size"])] for r in rows])
+    else:
+        render.table(None, ["id", "kind", "finished", "database", "tables", "size", "stored"],
+                     [[r["id"], r["kind"], "DAMAGED", None, None, None, None] if r.get("damaged") else
+                      [r["id"], r["kind"], r["finished_at"], r["database"], r["tables"] or None,
+                       render.human_bytes(r["size"]), render.human_bytes(r["stored_size"])] for r in rows])
+    for r in bad:
+        render.err.print(f"damaged: {r['id']}: {r['problem']}", markup=False)
+    if bad:
+        render.err.print("hint: do not restore from a damaged backup; take a new one, and run `swarm admin verify` "
+                         "on the others.", markup=False)
+        raise typer.Exit(int(ExitCode.INTEGRITY))
 
 
 @app.command("show")
