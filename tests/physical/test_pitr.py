@@ -172,6 +172,17 @@ def test_refuses_target_beyond_newest_wal(phys: PhysEnv, sc: Scenario, tmpdir_pg
         plan_pitr(phys.repo(), RecoveryTarget("name", "never-made"), tmpdir_pg / "x")
 
 
+def test_time_after_last_commit_but_reachable_recovers_everything(phys: PhysEnv, sc: Scenario,
+                                                                  tmpdir_pg: Path) -> None:
+    """The newest reachable time is accepted: with no archived commit after it, the plan
+    replays everything archived (PostgreSQL itself would stop with 'target not reached')."""
+    with pytest.raises(RefusedError) as ei:
+        plan_pitr(phys.repo(), RecoveryTarget("time", "2999-01-01T00:00:00Z"), tmpdir_pg / "x")
+    newest = ei.value.details["newest_reachable"]["newest_time"]  # type: ignore[index]
+    plan = plan_pitr(phys.repo(), RecoveryTarget("time", newest), tmpdir_pg / "x")
+    assert plan.target.kind == "latest" and "no archived transaction after" in plan.newest_reachable["note"]
+
+
 def test_refuses_nonempty_or_running_datadir(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
     busy = tmpdir_pg / "busy"
     busy.mkdir()

@@ -272,12 +272,25 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
         if target.kind == "time" and summary.last_commit_time:
             t = target.time
             assert t is not None
-            newest_t = _waldump_time(summary.last_commit_time)
+            last_commit = _waldump_time(summary.last_commit_time)
+            # The newest time the archive proves: its last commit, or the chosen backup's end
+            # when nothing was committed after the backup (the backup's state is then the state
+            # up to that time).
+            newest_t = max(last_commit, _stop_time(chosen))
+            reachable["newest_time"] = newest_t.isoformat()
             if t > newest_t:
                 raise RefusedError(f"{target.describe()} is after the newest archived transaction",
                                    hint=f"The newest reachable time is {newest_t.isoformat()} (last commit in "
-                                        f"{reachable['segment']}); choose that or earlier, or --target-latest.",
+                                        f"{reachable['segment']}, or the backup's end); choose that or earlier, "
+                                        "or --target-latest.",
                                    details={"newest_reachable": reachable})
+            if t >= last_commit:
+                # No archived commit after T: PostgreSQL would never see its target and stop
+                # with an error; replaying everything archived gives exactly the state at T.
+                note = (f"no archived transaction after {target.value}: recovering everything archived, which "
+                        f"is the state at that time")
+                target = RecoveryTarget("latest")
+                reachable["note"] = note
         if target.kind == "xid" and summary.max_xid is not None and (target.xid or 0) > summary.max_xid:
             raise RefusedError(f"{target.describe()} is not in the archived WAL (the newest transaction id "
                                f"seen is {summary.max_xid})", details={"newest_reachable": reachable},
