@@ -38,12 +38,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def services_dir() -> Iterator[Path]:
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session directory the server user (postgres, when we are root) can traverse."""
     d = Path(tempfile.mkdtemp(prefix="swarm-tests-"))
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+    from swarm.sources.postgres.server_access import remove_server_access
+
+    # key copies made for the server user by this session's tests
+    remove_server_access(under=tmp_path_factory.getbasetemp())
+    remove_server_access(under=d)
+    remove_server_access()
 
 
 @pytest.fixture(scope="session")

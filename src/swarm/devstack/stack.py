@@ -291,4 +291,7 @@ class DevStack:
             shutil.rmtree(self.paths.dev, ignore_errors=True)
             if self.paths.config.exists() and CONFIG_MARKER in self.paths.config.read_text():
                 self.paths.config.unlink()
+            from swarm.sources.postgres.server_access import remove_server_access
+
+            remove_server_access(self.paths.home)  # the server user's key copies go with the stack
         return {"stopped": stopped, "purged": purge}

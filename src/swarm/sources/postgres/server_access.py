@@ -87,6 +87,41 @@ def _site_dirs() -> list[str]:
     return dirs
 
 
+OWNER_FILE = "owner"  # the SWARM_HOME the directory was made for, so it can be removed with it
+
+
+def remove_server_access(home: Path | None = None, *, under: Path | None = None) -> list[Path]:
+    """Remove the server user's key copies made for ``home``, or for any home below ``under``,
+    or (neither given) for homes that no longer exist; return what was removed. Called by
+    ``dev down --purge`` and the tests' teardown, so key copies never outlive their stack."""
+    import shutil
+
+    from swarm.sources.postgres.cluster import RELOCATE_ROOT
+
+    removed: list[Path] = []
+    roots = [RELOCATE_ROOT] + ([home / "server-access"] if home is not None else [])
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for d in root.iterdir():
+            if not (d.name.startswith("access-") or root.name == "server-access"):
+                continue
+            try:
+                owner = Path((d / OWNER_FILE).read_text().strip())
+            except OSError:
+                continue
+            if home is not None:
+                hit = owner == home.absolute()
+            elif under is not None:
+                hit = owner.is_relative_to(under.absolute())
+            else:
+                hit = not owner.exists()
+            if hit:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+    return removed
+
+
 def server_access(settings: Settings) -> ServerAccess:
     """Write (or refresh) the server user's launcher, config and key copy; return where they are."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
@@ -114,6 +149,7 @@ def server_access_for(url: str, key_src: Path, home: Path, *, extra: dict[str, s
     d = server_user_dir(tag, home)
     key = d / "repo.key"
     write_for_server_user(key, key_bytes)
+    write_for_server_user(d / OWNER_FILE, str(home.absolute()).encode())
     repo_doc: dict[str, str] = {"url": url, "key": f"file://{key}", **(extra or {})}
     doc: dict[str, object] = {"repository": repo_doc}
     if pg_bindir:
