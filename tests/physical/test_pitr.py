@@ -231,6 +231,40 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
     assert not v.ok and any(p["where"] == m2.source["start_wal"] for p in v.problems)
 
 
+def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Scenario, tmp_path: Path,
+                                                           tmpdir_pg: Path) -> None:
+    from swarm.errors import IntegrityError
+    from swarm.sources.postgres.cluster import LocalCluster as Cluster
+
+    import os
+
+    # the copy must be readable by the server user, who runs restore_command
+    work = tmpdir_pg / f"dmg-{secrets.token_hex(3)}"
+    work.mkdir(mode=0o755)
+    cfg = _copy_repo(phys, work)
+    st = phys.repo_dir.stat()
+    for dirpath, _dirs, files in os.walk(work / "repo-copy"):
+        os.chown(dirpath, st.st_uid, st.st_gid)
+        for f in files:
+            os.chown(os.path.join(dirpath, f), st.st_uid, st.st_gid)
+    settings = load_settings(cfg)
+    repo = open_repository(settings)
+    m2 = repo.load_manifest(sc.backup2)
+    victim = wal.parse_segment(m2.source["stop_wal"]).next().name
+    key = wal_key(victim)
+    blob = bytearray(repo.store.get(key))
+    blob[len(blob) // 2] ^= 0x01
+    repo.store.put(key, bytes(blob))
+    datadir = tmpdir_pg / f"damaged-{secrets.token_hex(3)}"
+    plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, backup_id=sc.backup2, start=True)
+    try:
+        with pytest.raises(IntegrityError) as ei:
+            execute_pitr(repo, plan, settings, archive=False, timeout=120)
+        assert victim in ei.value.message and "cannot be read" in ei.value.message
+    finally:
+        Cluster(datadir.parent, pgdata=datadir).destroy()
+
+
 def test_wal_push_duplicate_and_conflict(phys: PhysEnv, sc: Scenario, tmp_path: Path) -> None:
     cfg = _copy_repo(phys, tmp_path)
     repo = open_repository(load_settings(cfg))

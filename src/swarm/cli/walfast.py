@@ -27,6 +27,12 @@ def fast_main(argv: list[str]) -> int | None:
     return None
 
 
+# restore_command exit status for "the file exists but cannot be read" (damaged, wrong key,
+# repository unreachable): above 125, so PostgreSQL aborts recovery instead of taking it
+# for the end of the archive and promoting early, silently short of its target.
+FETCH_ABORT = 126
+
+
 def _fetch(config: str, name: str, dest: Path) -> int:
     from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
 
@@ -41,7 +47,8 @@ def _fetch(config: str, name: str, dest: Path) -> int:
     except ValueError:
         return 1
     except SwarmError as exc:
-        return _fail(exc)
+        _fail(exc)
+        return FETCH_ABORT
 
 
 def _push(config: str, path: Path) -> int:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.config import Settings
-from swarm.errors import NotFoundError, RefusedError, SourceError
+from swarm.errors import IntegrityError, NotFoundError, RefusedError, SourceError, SwarmError
 from swarm.model import wal
 from swarm.model.manifest import Manifest
 from swarm.model.targets import RecoveryTarget, parse_time
@@ -90,7 +90,23 @@ class PitrResult:
         return {"plan": self.plan.to_dict(), "files": self.files, "bytes": self.bytes, "started": self.started,
                 "port": self.port, "restored_lsn": self.restored_lsn, "timeline": self.timeline,
                 "last_transaction_time": self.last_transaction_time, "timings": self.timings,
-                "db_url": f"postgresql://swarm@127.0.0.1:{self.port}/postgres" if self.started else None}
+                "db_url": f"postgresql://swarm@127.0.0.1:{self.port}/postgres" if self.started else None,
+                "start_command": pg_ctl_command(self.plan.datadir, "start"),
+                "stop_command": pg_ctl_command(self.plan.datadir, "stop")}
+
+
+def pg_ctl_command(datadir: Path, action: str) -> str:
+    """The command an operator runs to start or stop a restored cluster (as the server's user)."""
+    import os
+
+    from swarm.sources.postgres.binaries import find_bindir
+
+    try:
+        pg_ctl = str(find_bindir(need="pg_ctl") / "pg_ctl")
+    except SwarmError:
+        pg_ctl = "pg_ctl"
+    cmd = f"{pg_ctl} -D {datadir} {action}"
+    return f"runuser -u postgres -- {cmd}" if os.geteuid() == 0 else cmd
 
 
 # ---- restore points ------------------------------------------------------------------------------
@@ -445,7 +461,11 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     reporter.stage(f"starting PostgreSQL on port {port}, recovering to {plan.target.describe()}")
     cluster = LocalCluster(plan.datadir.parent, port=port, pgdata=plan.datadir,
                            bindir=Path(settings.pg_bindir) if settings.pg_bindir else None)
-    cluster.start(timeout=timeout)
+    try:
+        cluster.start(timeout=timeout)
+    except SwarmError:
+        _raise_if_damaged_wal(cluster.logfile)
+        raise
     result.started = True
     _wait_promoted(cluster, timeout)
     result.timings["recovery_s"] = round(time.monotonic() - t0 - result.timings["files_s"], 3)
@@ -465,6 +485,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not cluster.is_running():
+            _raise_if_damaged_wal(cluster.logfile)
             raise SourceError(f"PostgreSQL stopped during recovery: {_log_tail(cluster.logfile)}",
                               hint=f"Read {cluster.logfile}.")
         try:
@@ -486,6 +507,27 @@ def _restored_facts(cluster: Any) -> dict[str, Any]:
 
 
 _LAST_RE = re.compile(r"last completed transaction was at log time (.+)$", re.M)
+
+
+_DAMAGED_RE = re.compile(r"(object wal/\S+: [^\n]*(?:authentication|truncated|SHA-256|header|decompress)[^\n]*)")
+
+
+def _raise_if_damaged_wal(logfile: Path) -> None:
+    """Recovery aborted because `wal fetch` could not read a segment: say which, as IntegrityError."""
+    damaged = _damaged_wal_in_log(logfile)
+    if damaged:
+        raise IntegrityError(f"recovery stopped: archived WAL cannot be read: {damaged}",
+                             hint="Restore to a target before that segment, or put an intact copy of it into the "
+                                  f"archive; `swarm admin wal status` lists the archive. Server log: {logfile}.")
+
+
+def _damaged_wal_in_log(logfile: Path) -> str | None:
+    """The first integrity error `wal fetch` wrote into the server log, if any."""
+    try:
+        m = _DAMAGED_RE.search(logfile.read_text(errors="replace"))
+    except OSError:
+        return None
+    return m.group(1).strip() if m else None
 
 
 def _last_xact_from_log(logfile: Path) -> str | None:

@@ -93,10 +93,12 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
                      f"({res.files} files, {render.human_bytes(res.bytes)})")
     if res.started:
         render.kv([("target", plan.target.describe()), ("reached LSN", res.restored_lsn),
-                   ("timeline", res.timeline), ("last transaction", res.last_transaction_time),
-                   ("time", f"{res.timings.get('total_s', 0):.1f} s"), ("connect", d["db_url"])])
+                   ("timeline", res.timeline),
+                   ("last transaction", res.last_transaction_time or "none replayed after the backup's end"),
+                   ("time", f"{res.timings.get('total_s', 0):.1f} s"), ("connect", d["db_url"]),
+                   ("stop it with", d["stop_command"])])
     else:
-        render.out.print(f"start it with: pg_ctl -D {plan.datadir} start  (recovers to {plan.target.describe()}, "
+        render.out.print(f"start it with: {d['start_command']}  (recovers to {plan.target.describe()}, "
                          "then promotes)")
 
 
@@ -125,7 +127,13 @@ def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", he
           dest: Path = typer.Argument(..., metavar="PATH", help="%p: where to write it."),
           prefetch: int = typer.Option(8, "--prefetch", min=0, help="Download up to N following segments ahead.")
           ) -> None:
-    """restore_command: exit 0 with the file at PATH, or 1 (quietly) when it is not archived."""
+    """restore_command: exit 0 with the file at PATH, or 1 (quietly) when it is not archived.
+
+    Any other failure (damaged object, wrong key, repository unreachable) exits 126, which
+    makes PostgreSQL abort recovery rather than promote early short of its target.
+    """
+    from swarm.cli.walfast import FETCH_ABORT
+    from swarm.errors import SwarmError
     from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
 
     spawn = spawn_detached([*self_argv(), *_config_args(ctx), "admin", "wal"])
@@ -140,6 +148,9 @@ def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", he
         ok = fetch_wal(open_repository(settings(ctx)), name, dest, prefetch=prefetch, spawn=spawn)
     except ValueError:
         raise typer.Exit(1) from None
+    except SwarmError as exc:
+        render.error(exc, as_json=False)
+        raise typer.Exit(FETCH_ABORT) from None
     if not ok:
         raise typer.Exit(1)
 
