@@ -171,3 +171,16 @@ def test_transient_errors_are_retried_per_key() -> None:
     with pytest.raises(UnavailableError):
         Bucket.retrying(lambda: (_ for _ in ()).throw(UnavailableError("down", transient=True)),
                         attempts=2, sleep=lambda _s: None)
+
+
+def test_a_time_before_the_bucket_or_in_the_future_is_refused(src: Bucket) -> None:
+    put(src, "guard/a", b"x")
+    before = snapshot(src, "guard/")
+    for at in (datetime(2020, 1, 1, tzinfo=UTC), datetime(2999, 1, 1, tzinfo=UTC)):
+        with pytest.raises(RefusedError) as exc:
+            restore_at(src, src, at, prefix="guard/")
+        assert exc.value.exit_code == 8 and "--force" in (exc.value.hint or "")
+    assert snapshot(src, "guard/") == before
+    plan = restore_at(src, src, datetime(2020, 1, 1, tzinfo=UTC), prefix="guard/", dry_run=True,
+                      force=True).to_dict()["plan"]
+    assert plan["delete"] == 1

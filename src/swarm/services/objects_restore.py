@@ -23,11 +23,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from swarm.clock import utc_iso
-from swarm.errors import NotFoundError
+from swarm.errors import NotFoundError, RefusedError
 from swarm.model.object_versions import (
     ActionKind,
     PlanSummary,
@@ -82,13 +82,26 @@ def _pairs(src: Bucket, target: Bucket, prefix: str) -> Iterator[tuple[str, list
 
 
 def restore_at(src: Bucket, target: Bucket, at: datetime, *, prefix: str = "", dry_run: bool = False,
-               workers: int = 8, reporter: Reporter | None = None) -> RestoreResult:
+               workers: int = 8, reporter: Reporter | None = None, force: bool = False) -> RestoreResult:
+    """Make every key under ``prefix`` read as it did at ``at``.
+
+    Refuses, unless ``force``, a time in the future and a time before the bucket existed
+    (a mistyped year would otherwise turn into deleting every key)."""
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     src.check_access(write=True)
     if target.cfg != src.cfg:
         target.check_access()
     src.require_versioning("point-in-time restore")
+    if not force:
+        now = datetime.now(UTC)
+        if at > now:
+            raise RefusedError(f"--at {utc_iso(at)} is in the future", hint="Check the time (UTC), or pass --force.")
+        created = src.created_at()
+        if created is not None and at < created:
+            raise RefusedError(f"--at {utc_iso(at)} is before bucket {src.name} was created ({utc_iso(created)}): "
+                               "restoring to it would delete every key", hint="Check the time (UTC); pass --force if "
+                                                                             "that is really what you want.")
     res = RestoreResult(src.cfg.public(), target.cfg.public(), utc_iso(at), prefix, dry_run)
     reporter.stage(f"restoring {target.name}/{prefix} to {utc_iso(at)}" + (" (dry run)" if dry_run else ""))
 

@@ -156,9 +156,11 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                                                                                "primary endpoint) instead of in "
                                                                                "place."),
                        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+                       force: bool = typer.Option(False, "--force", help="Allow a time in the future or before the "
+                                                                         "bucket existed."),
                        workers: int = WORKERS_OPT, as_json: bool = JSON_OPT) -> None:
         """Make every key under the prefix read as it did at --at (deleted keys stay deleted, newer keys are
-        removed, unchanged keys are not copied)."""
+        removed, unchanged keys are not copied). A time before the bucket existed is refused (exit 8)."""
         from dataclasses import replace
 
         from swarm.services.objects_common import dr_config, open_bucket, primary_config
@@ -174,7 +176,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         src = open_bucket(src_cfg, workers=workers)
         tgt = src if tgt_cfg == src_cfg else open_bucket(tgt_cfg, workers=workers)
         with progress(as_json) as reporter:
-            res = restore_at(src, tgt, when, prefix=prefix, dry_run=dry_run, workers=workers, reporter=reporter)
+            res = restore_at(src, tgt, when, prefix=prefix, dry_run=dry_run, workers=workers, reporter=reporter,
+                             force=force)
         d = res.to_dict()
         if as_json:
             render.emit_json(d)

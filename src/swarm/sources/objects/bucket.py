@@ -131,6 +131,15 @@ class Bucket:
         status = resp.get("Status")
         return str(status) if status else None
 
+    def created_at(self) -> datetime | None:
+        """The bucket's creation time as the server reports it (ListBuckets), if it does."""
+        resp = self.call("list buckets", self.client.list_buckets)
+        for b in resp.get("Buckets", []):
+            if b.get("Name") == self.name and b.get("CreationDate") is not None:
+                created: datetime = b["CreationDate"]
+                return created
+        return None
+
     def require_versioning(self, why: str) -> None:
         status = self.versioning()
         if status != "Enabled":
