@@ -131,6 +131,7 @@ def test_api_serve(stack_env: dict[str, str]) -> None:
 
     from swarm.sources.netutil import free_port
 
+    run_id = run_json(stack_env, "dev", "seed", "--runs", "1", "--size-mb", "0")["run_ids"][0]
     port = free_port()
     proc = subprocess.Popen([SWARM, "api", "serve", "--port", str(port)], env=stack_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -147,7 +148,9 @@ def test_api_serve(stack_env: dict[str, str]) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/pipelines", timeout=5) as resp:
             pipes = json.loads(resp.read())
         assert pipes["total"] == len(pipes["items"]) >= 12
-        run_id = run_json(stack_env, "dev", "seed", "--runs", "1", "--size-mb", "0")["run_ids"][0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/runs?limit=1000", timeout=5) as resp:
+            runs = json.loads(resp.read())
+        assert runs["total"] >= 1 and run_id in [r["id"] for r in runs["items"]]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/runs/{run_id}", timeout=5) as resp:
             run_row = json.loads(resp.read())
         assert run_row["id"] == run_id and run_row["events"] >= 4

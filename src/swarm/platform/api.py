@@ -2,6 +2,7 @@
 
     GET /healthz                 {"status": "ok", "database": "ok", "schema_version": N}
     GET /api/v1/pipelines        {"total": N, "items": [...]}   (?limit=&offset=)
+    GET /api/v1/runs             {"total": N, "items": [...]}   newest first (?limit=&offset=&pipeline=)
     GET /api/v1/runs/{id}        the run, with its event, approval and denial counts
 
 A small threaded stdlib server: one short-lived connection per request.
@@ -51,6 +52,14 @@ class SwarmAPI:
                                "LIMIT %s OFFSET %s", (limit, offset))
             return 200, {"total": int(total_row[0]) if total_row else 0, "items": _rows(cur)}
 
+    def runs(self, limit: int, offset: int, pipeline: str | None) -> tuple[int, dict[str, Any]]:
+        where, args = ("WHERE pipeline_id = %s", [pipeline]) if pipeline else ("", [])
+        with connect(self.db_url) as conn:
+            total_row = conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()
+            cur = conn.execute(f"SELECT id, pipeline_id, status, triggered_by, started_at, finished_at FROM runs "
+                               f"{where} ORDER BY started_at DESC, id LIMIT %s OFFSET %s", [*args, limit, offset])
+            return 200, {"total": int(total_row[0]) if total_row else 0, "items": _rows(cur)}
+
     def run(self, run_id: str) -> tuple[int, dict[str, Any]]:
         with connect(self.db_url) as conn:
             cur = conn.execute("SELECT r.*, (SELECT count(*) FROM run_events e WHERE e.run_id = r.id) AS events, "
@@ -66,13 +75,15 @@ class SwarmAPI:
         url = urlparse(path)
         if url.path == "/healthz":
             return self.healthz()
-        if url.path == "/api/v1/pipelines":
+        if url.path in ("/api/v1/pipelines", "/api/v1/runs"):
             q = parse_qs(url.query)
             try:
                 limit = max(1, min(1000, int(q.get("limit", ["100"])[0])))
                 offset = max(0, int(q.get("offset", ["0"])[0]))
             except ValueError:
                 return 400, {"error": "bad_request", "message": "limit and offset must be integers"}
+            if url.path == "/api/v1/runs":
+                return self.runs(limit, offset, q.get("pipeline", [None])[0])
             return self.pipelines(limit, offset)
         m = RUN_PATH.match(url.path)
         if m:

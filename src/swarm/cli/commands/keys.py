@@ -13,8 +13,8 @@ app = typer.Typer(help="Manage the key-encryption key that seals every backup.",
 
 @app.command("init")
 def init(ctx: typer.Context,
-         path: Path = typer.Option(None, "--path", help="Where to write the key (default: SWARM_KEY_URL or "
-                                                        "~/.swarm/keys/repo.key)."),
+         path: Path = typer.Option(None, "--path", help="Where to write the key (default: SWARM_KEY_URL, else "
+                                                        "$SWARM_HOME/keys/repo.key)."),
          as_json: bool = JSON_OPT) -> None:
     """Create a new random 256-bit key file (mode 0600). Refuses to overwrite one."""
     from swarm.crypto.keys import create_key_file, key_path_from_url

@@ -34,12 +34,16 @@ def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"
         render.emit_json(res.to_dict())
     else:
         status = "[bold green]OK[/]" if res.ok else "[bold red]FAILED[/]"
-        render.out.print(f"{status} backup {backup_id}: {res.objects_checked} objects, "
+        render.out.print(f"{status} backup {backup_id}: {res.objects_checked} objects intact, "
                          f"{render.human_bytes(res.bytes_checked)} read and checked in {res.seconds:.1f} s")
         if res.toc_entries is not None:
             render.out.print(f"pg_restore -l: {res.toc_entries} table-of-contents entries")
         for p in res.problems:
-            render.out.print(f"  [red]{p['where']}[/]: {p['problem']}")
+            render.out.print(f"  {p['where']}: {p['problem']}", markup=False)
+        if res.problems:
+            render.err.print("hint: do not restore from this backup; take a new one now, and keep the repository's "
+                             "storage under watch (a damaged object means the medium or something writing to it "
+                             "is faulty).", markup=False)
         if res.restore_test is not None:
             rt = res.restore_test
             render.out.print(f"restore test: {'row counts match' if rt.validated else 'ROW COUNTS DIFFER'} "
