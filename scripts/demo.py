@@ -62,7 +62,8 @@ def pitr_demo(info: dict[str, Any]) -> None:
 
     b = step("physical backup (deduplicated blocks)", "admin", "backup", "postgres", "--physical")
     steps[-1] = (steps[-1][0], steps[-1][1], f"{b['id']}: {mb(b['size'])} of files, {mb(b['stored_size'])} stored")
-    step("restore point before the accident", "admin", "restore-point", "before-accident")
+    rp = step("restore point before the accident", "admin", "restore-point", "before-accident")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"before-accident at LSN {rp.get('lsn', '?')}")
     with psycopg.connect(info["db_url"], autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM run_events").fetchone()
         n = row[0] if row else 0
@@ -90,7 +91,8 @@ def objects_demo(info: dict[str, Any]) -> None:
 
     p = step("apply the bucket policy", "admin", "objects", "policy", "apply")
     unsupported = [r["rule"] for r in p["rules"] if r["status"] == "unsupported"]
-    detail = f"{p['counts']}; unsupported here (ours instead): {', '.join(unsupported)}"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(p["counts"].items()))
+    detail = f"{counts}; unsupported by SeaweedFS (swarm does it instead): {', '.join(unsupported)}"
     steps[-1] = (steps[-1][0], steps[-1][1], detail)
     r = step("replicate every version to the DR bucket", "admin", "objects", "replicate")
     steps[-1] = (steps[-1][0], steps[-1][1], f"{r['versions_copied']} versions, {mb(r['bytes_copied'])}")
@@ -113,7 +115,9 @@ def objects_demo(info: dict[str, Any]) -> None:
     plan = step("plan a restore of the bucket to T", "admin", "objects", "restore", "--at", at, "--dry-run")["plan"]
     steps[-1] = (steps[-1][0], steps[-1][1], f"copy {plan['copy']}, delete {plan['delete']}, unchanged "
                                              f"{plan['unchanged']}")
-    step("restore the bucket to T", "admin", "objects", "restore", "--at", at)
+    done = step("restore the bucket to T", "admin", "objects", "restore", "--at", at)
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{done['plan']['copy']} copied back, {done['plan']['delete']} "
+                                             "removed (delete markers; history kept)")
     after = step("check: nothing left to restore", "admin", "objects", "restore", "--at", at, "--dry-run")["plan"]
     if after["copy"] or after["delete"]:
         raise SystemExit(f"restore to T left differences: {after}")
@@ -131,6 +135,7 @@ def transfer_demo(run_id: str) -> None:
     steps[-1] = (steps[-1][0], steps[-1][1], f"{sum(e['rows'].values())} rows, {e['objects']} objects; PII redacted: "
                  + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
     dev = step("create an empty dev deployment", "dev", "scratch", "swarm_dev")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"database swarm_dev, bucket {dev['objects_bucket']}")
     i = step("import the run into it", "admin", "import", str(archive), env_extra=dev["env"])
     steps[-1] = (steps[-1][0], steps[-1][1], f"run {i['run_id']} imported: {sum(i['rows'].values())} rows, "
                                              f"{i['objects']} objects")
@@ -144,9 +149,12 @@ def main() -> None:
     HOME.chmod(0o755)
     try:
         info = step("start the embedded stack", "dev", "up")
+        steps[-1] = (steps[-1][0], steps[-1][1], "PostgreSQL 15, SeaweedFS primary + DR, key, repository")
         console.print(f"  PostgreSQL {info['db_url']}\n  SeaweedFS  {info['objects_endpoint']} (DR "
                       f"{info['dr_objects_endpoint']})\n  repository {info['repo']}")
         seeded = step("seed a deployment", "dev", "seed", "--runs", "200", "--size-mb", "40")
+        steps[-1] = (steps[-1][0], steps[-1][1], f"{seeded['runs']} runs, {seeded['events']} events, "
+                                                 f"{seeded['objects']} objects, {seeded['state_files']} state files")
         console.print(f"  {seeded['runs']} runs, {seeded['events']} events, {seeded['objects']} objects, "
                       f"{seeded['state_files']} state files")
         b = step("logical backup of PostgreSQL", "admin", "backup", "postgres", "--jobs", "2")
