@@ -233,10 +233,10 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
 
 def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Scenario, tmp_path: Path,
                                                            tmpdir_pg: Path) -> None:
+    import os
+
     from swarm.errors import IntegrityError
     from swarm.sources.postgres.cluster import LocalCluster as Cluster
-
-    import os
 
     # the copy must be readable by the server user, who runs restore_command
     work = tmpdir_pg / f"dmg-{secrets.token_hex(3)}"
