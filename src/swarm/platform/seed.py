@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from swarm.scrub.checksums import luhn_ok, verhoeff_ok
 from swarm.sources.postgres.conn import connect
 
 EVENT_BYTES = 630  # bytes of database per event (measured: 113 MB for a 100 MB target)
@@ -70,34 +71,19 @@ def _text(rng: random.Random, k: int) -> str:
     return " ".join(rng.choices(WORDS, cum_weights=WORD_CUM, k=k))
 
 
+def _complete(body: str, valid: Callable[[str], bool]) -> str:
+    """``body`` plus the one check digit that makes it pass ``valid`` (Luhn, Verhoeff)."""
+    return next(body + d for d in "0123456789" if valid(body + d))
+
+
 def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     body = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix) - 1))
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return body + str((10 - total % 10) % 10)
-
-
-_VD = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-       [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-       [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
-       [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]
-_VP = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-       [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-       [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8]]
-_VINV = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9]
+    return _complete(body, luhn_ok)
 
 
 def _aadhaar(rng: random.Random) -> str:
     body = str(rng.randrange(2, 10)) + "".join(str(rng.randrange(10)) for _ in range(10))
-    c = 0
-    for i, ch in enumerate(reversed(body)):
-        c = _VD[c][_VP[(i + 1) % 8][int(ch)]]
-    return body + str(_VINV[c])
+    return _complete(body, verhoeff_ok)
 
 
 class Persona:
