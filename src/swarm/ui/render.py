@@ -54,3 +54,12 @@ def error(exc: SwarmError, *, as_json: bool) -> None:
     err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
     if exc.hint:
         err.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)
+
+
+def dry_run_plan(plan: dict[str, Any], *, as_json: bool) -> None:
+    """What a destructive command would do, shown instead of doing it."""
+    if as_json:
+        emit_json({"dry_run": True, "plan": plan})
+        return
+    out.print("dry run; would restore:")
+    kv([(k, "-" if v is None else v) for k, v in plan.items()])

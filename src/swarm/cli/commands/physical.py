@@ -77,11 +77,7 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
     plan = plan_pitr(repo, target, Path(datadir), backup_id=None if latest else backup_id, port=port, start=start,
                      bindir=s.pg_bindir)
     if dry_run:
-        if as_json:
-            render.emit_json({"dry_run": True, "plan": plan.to_dict()})
-        else:
-            render.out.print("dry run; would restore:")
-            render.kv(list(plan.to_dict().items()))
+        render.dry_run_plan(plan.to_dict(), as_json=as_json)
         return
     with progress(as_json) as reporter:
         res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive)

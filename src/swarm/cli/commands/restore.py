@@ -58,11 +58,7 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     repo = open_repository(s)
     plan = plan_restore(repo, backup_id, target_db, create=create, force=force, jobs=jobs)
     if dry_run:
-        if as_json:
-            render.emit_json({"dry_run": True, "plan": plan.to_dict()})
-        else:
-            render.out.print("dry run; would restore:")
-            render.kv(list(plan.to_dict().items()))
+        render.dry_run_plan(plan.to_dict(), as_json=as_json)
         return
     with progress(as_json) as reporter:
         res = execute_restore(repo, plan, work_dir=s.work_dir, reporter=reporter, bindir=s.pg_bindir,
