@@ -12,13 +12,13 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from swarm.config import load_settings
-from swarm.errors import RefusedError
+from swarm.errors import RefusedError, SwarmError
 from swarm.model import wal
 from swarm.model.targets import RecoveryTarget
 from swarm.repo.format import wal_key
@@ -98,11 +98,11 @@ def sc(phys: PhysEnv) -> Iterator[Scenario]:
         rc.destroy()
 
 
-def restore(phys: PhysEnv, sc: Scenario, tmp: Path, target: RecoveryTarget, *, archive: bool = False) -> tuple[
-        LocalCluster, dict[str, object]]:
+def restore(phys: PhysEnv, sc: Scenario, tmp: Path, target: RecoveryTarget, *, archive: bool = False,
+            primary_url: str | None = None) -> tuple[LocalCluster, dict[str, object]]:
     repo = phys.repo()
     datadir = tmp / f"restored-{secrets.token_hex(3)}"
-    plan = plan_pitr(repo, target, datadir, start=True)
+    plan = plan_pitr(repo, target, datadir, start=True, primary_url=primary_url)
     res = execute_pitr(repo, plan, phys.settings, archive=archive, timeout=120)
     rc = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)
     sc.restored.append(rc)
@@ -315,13 +315,71 @@ def test_wal_status_cli_reports_lag(phys: PhysEnv, sc: Scenario) -> None:
         "system_identifier"]  # type: ignore[index]
 
 
-def test_second_restore_on_new_timeline(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
-    """Restore to t1 through the CLI (it archives: timeline 2 with its history file), write on the new
-    timeline, then restore 'latest' again: recovery follows timeline 2, not the old primary's."""
+def test_restored_copy_does_not_archive_by_default(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    """A restored copy is not production: with the default, its new timeline never reaches the archive."""
+    d = tmpdir_pg / f"noarch-{secrets.token_hex(3)}"
+    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.t1, "--datadir",
+                              str(d), "--start", "--json").stdout)
+    rc = LocalCluster(d.parent, port=out["port"], pgdata=d)
+    sc.restored.append(rc)
+    assert out["archive"] is False and rc.psql("SHOW archive_mode") == "off"
+    rc.psql("INSERT INTO sentinel (label) VALUES ('copy')")
+    rc.psql("SELECT pg_switch_wal()")
+    time.sleep(1.5)
+    names = {i.key.rsplit("/", 1)[-1] for i in phys.repo().store.list("wal/")}
+    assert not any(n.endswith(".history") for n in names), names
+    rc.destroy()
+
+
+def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: Scenario, tmp_path: Path,
+                                                            tmpdir_pg: Path) -> None:
+    """A recovery that fails after the server started removes its data directory, log and spool (and says so);
+    --keep-failed keeps them."""
+    from swarm.services.wal_archive import spool_root
+
+    datadir = tmpdir_pg / f"fail-{secrets.token_hex(3)}"
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-lsn", "FF/0", "--datadir", str(datadir),
+                 "--start", "--json", check=False)
+    assert r.returncode == 8  # refused at planning: nothing created
+    assert not datadir.exists()
+    # a real failure after start: the recovery target is an xid that never commits on this timeline,
+    # so the server stops with "recovery ended before configured recovery target was reached"
+    plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=True)
+    plan = replace(plan, target=RecoveryTarget("xid", "999999999"))
+    with pytest.raises(SwarmError) as ei:
+        execute_pitr(phys.repo(), plan, phys.settings, timeout=120)
+    assert "Removed what the failed restore created" in (ei.value.hint or "")
+    assert not datadir.exists() and not spool_root(datadir).exists()
+    assert not (datadir.parent / f"{datadir.name}.log").exists()
+    kept = tmpdir_pg / f"kept-{secrets.token_hex(3)}"
+    plan = replace(plan_pitr(phys.repo(), RecoveryTarget("latest"), kept, start=True),
+                   target=RecoveryTarget("xid", "999999999"))
+    try:
+        with pytest.raises(SwarmError) as ei:
+            execute_pitr(phys.repo(), plan, phys.settings, keep_failed=True, timeout=120)
+        assert "kept for inspection" in (ei.value.hint or "")
+        assert (kept / "PG_VERSION").exists() and (kept.parent / f"{kept.name}.log").exists()
+    finally:
+        LocalCluster(kept.parent, pgdata=kept).destroy()
+
+
+def test_restore_points_are_not_reused_silently(phys: PhysEnv, sc: Scenario) -> None:
+    r = phys.cli("admin", "restore-point", sc.name4, "--db-url", phys.url, "--json", check=False)
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused" and "--replace" in r.stdout
+    listed = json.loads(phys.cli("admin", "restore-points", "--json").stdout)["restore_points"]
+    assert [p["name"] for p in listed if p["name"] == sc.name4] == [sc.name4]
+
+
+def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phys: PhysEnv, sc: Scenario,
+                                                                            tmpdir_pg: Path) -> None:
+    """A restored copy made the new primary by mistake (--archive) archives timeline 2 into the repository.
+    Later restores still follow the primary's timeline 1 (twice, with a time target after the branch and to
+    the end), a name moved with --replace is reached at its new position, and timeline 2 is followed only
+    when asked (or when the primary cannot be asked), with a warning."""
     d1 = tmpdir_pg / "tl2"
     out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.t1, "--datadir",
-                              str(d1), "--start", "--json").stdout)
-    assert out["timeline"] == 2 and out["last_transaction_time"]
+                              str(d1), "--start", "--archive", "--json").stdout)
+    assert out["timeline"] == 2 and out["last_transaction_time"] and out["archive"] is True
     rc = LocalCluster(d1.parent, port=out["port"], pgdata=d1)
     sc.restored.append(rc)
     assert labels(rc) == ["s1"]
@@ -334,12 +392,52 @@ def test_second_restore_on_new_timeline(phys: PhysEnv, sc: Scenario, tmpdir_pg: 
         assert time.monotonic() < deadline, "timeline 2 was not archived"
         time.sleep(0.2)
     rc.destroy()
-    rc2, res = restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"))
+    # the primary goes on on timeline 1, with a restore point moved to a later position
+    sentinel(phys, "s6")
+    t6 = phys.cluster.psql("SELECT clock_timestamp()")
+    time.sleep(0.2)
+    sentinel(phys, "s7")
+    phys.cli("admin", "restore-point", sc.name4, "--replace", "--db-url", phys.url)
+    sentinel(phys, "s8")
+    wait_archived(phys)
+    primary = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"]
+    # 1) to the end, following the primary's timeline: the primary's data, not the copy's
+    rc2, res = restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"), primary_url=phys.url)
     try:
-        assert labels(rc2) == ["s1", "t2"]
+        assert labels(rc2) == primary
         plan = res["plan"]
         assert isinstance(plan, dict)
-        assert plan["timelines"] == [1, 2] and plan["backup_id"] == sc.backup1
-        assert res["timeline"] == 3
+        assert plan["timelines"] == [1] and "primary" in plan["timeline_reason"]
+        assert any("timeline 2 branches" in w for w in plan["warnings"])
     finally:
         rc2.destroy()
+    # 2) to a time archived on timeline 1 after the copy branched off: accepted and reached
+    rc3, _ = restore(phys, sc, tmpdir_pg, RecoveryTarget("time", t6), primary_url=phys.url)
+    try:
+        assert labels(rc3) == primary[:6]
+    finally:
+        rc3.destroy()
+    # 3) to the moved restore point: its new position, not the first record of that name in the WAL
+    rc4, _ = restore(phys, sc, tmpdir_pg, RecoveryTarget("name", sc.name4), primary_url=phys.url)
+    try:
+        assert labels(rc4) == primary[:7]
+    finally:
+        rc4.destroy()
+    # 4) the copy's timeline only when asked for, through the CLI, which says what it follows
+    d5 = tmpdir_pg / "follow-tl2"
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--target-timeline", "2",
+                 "--datadir", str(d5), "--start", "--json")
+    out = json.loads(r.stdout)
+    rc5 = LocalCluster(d5.parent, port=out["port"], pgdata=d5)
+    sc.restored.append(rc5)
+    try:
+        assert labels(rc5) == ["s1", "t2"] and out["plan"]["timelines"] == [1, 2]
+    finally:
+        rc5.destroy()
+    # 5) no primary configured: the newest archived timeline, with the reason and a dry run only
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--datadir",
+                 str(tmpdir_pg / "dry-tl"), "--dry-run")
+    assert "following timeline 2" in r.stderr and "no primary is configured" in r.stderr
+    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--db-url", phys.url,
+                 "--datadir", str(tmpdir_pg / "dry-tl"), "--dry-run")
+    assert "following timeline 1" in r.stderr and "timeline 2 branches off timeline 1" in r.stderr

@@ -71,10 +71,21 @@ def load_index(repo: Repository, manifest: Manifest) -> dict[str, Any]:
         raise IntegrityError(f"{INDEX} of backup {manifest.id} is not valid JSON") from exc
 
 
-def physical_backups(repo: Repository, system_identifier: str | None = None) -> list[Manifest]:
-    """Committed physical backups, oldest first (of one cluster if ``system_identifier``)."""
-    return [m for m in repo.list_backups() if m.kind == KIND
-            and (system_identifier is None or str(m.source.get("system_identifier")) == str(system_identifier))]
+def physical_backups(repo: Repository, system_identifier: str | None = None,
+                     warnings: list[str] | None = None) -> list[Manifest]:
+    """Committed physical backups, oldest first (of one cluster if ``system_identifier``).
+
+    A damaged manifest (of any kind) is skipped, never fatal: one flipped byte in an unrelated
+    backup must not block every restore. Each one skipped is named in ``warnings``; a caller
+    that was asked for that very backup loads it with ``load_manifest`` and gets its error.
+    """
+    damaged: dict[str, str] = {}
+    found = [m for m in repo.list_backups(damaged) if m.kind == KIND
+             and (system_identifier is None or str(m.source.get("system_identifier")) == str(system_identifier))]
+    if warnings is not None:
+        warnings.extend(f"skipped damaged manifest of backup {bid}: {problem}" for bid, problem in sorted(
+            damaged.items()))
+    return found
 
 
 def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, reporter: Reporter | None = None,

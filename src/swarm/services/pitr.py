@@ -23,11 +23,13 @@ running server; run it again into a new (or emptied) directory.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,11 +38,11 @@ from typing import Any
 
 from swarm.config import Settings
 from swarm.errors import IntegrityError, NotFoundError, RefusedError, SourceError, SwarmError
-from swarm.model import wal
+from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
-from swarm.repo.format import restore_point_key, wal_key
+from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
 from swarm.repo.packs import Location
 from swarm.services.physical_backup import load_index, physical_backups
 from swarm.services.reporting import NullReporter, Reporter
@@ -62,14 +64,32 @@ class PitrPlan:
     wal_to: str
     newest_reachable: dict[str, Any]
     earliest_restorable: dict[str, Any]
-    archive: bool = True
+    timeline_reason: str = ""
+    branches: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    restore_point: dict[str, Any] | None = None
+
+    @property
+    def timeline(self) -> int:
+        """The timeline recovery follows (``recovery_target_timeline``)."""
+        return self.timeline_path[-1]
+
+    def recovery_settings(self) -> dict[str, str]:
+        """``recovery_target_*`` for the server. A restore point is reached by its recorded LSN
+        (exclusive: the state right at the point), not by name: a name can occur in the WAL more
+        than once (``restore-point --replace``) and PostgreSQL stops at the first it meets."""
+        if self.restore_point is not None:
+            return {"recovery_target_lsn": str(self.restore_point["lsn"]), "recovery_target_inclusive": "off"}
+        return self.target.settings()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.backup.source
         return {"backup_id": self.backup.id, "backup_stop_lsn": s.get("stop_lsn"),
                 "backup_stop_time": s.get("stop_time"),
                 "target": self.target.to_dict(), "datadir": str(self.datadir), "port": self.port, "start": self.start,
-                "timelines": self.timeline_path, "wal_from": self.wal_from, "wal_to": self.wal_to,
+                "timeline": self.timeline, "timeline_reason": self.timeline_reason,
+                "timelines": self.timeline_path, "branches": self.branches, "warnings": self.warnings,
+                "wal_from": self.wal_from, "wal_to": self.wal_to,
                 "newest_reachable": self.newest_reachable, "earliest_restorable": self.earliest_restorable,
                 "size": s.get("size"), "files": s.get("files")}
 
@@ -114,13 +134,27 @@ def record_restore_point(repo: Repository, point: dict[str, Any]) -> None:
     repo.store.put(restore_point_key(point["name"]), json.dumps(point, default=str).encode())
 
 
-def make_restore_point(repo: Repository, db_url: str, name: str, *,
+def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: bool = False,
                        wait_archived_s: float = 30.0) -> dict[str, Any]:
-    """``pg_create_restore_point`` + ``pg_switch_wal`` (so the point is archived), recorded in the repository."""
+    """``pg_create_restore_point`` + ``pg_switch_wal`` (so the point is archived), recorded in the repository.
+
+    A name already recorded is refused unless ``replace`` (then the record points at the new
+    point; recovery to the name uses the recorded LSN, so the older point of that name in the
+    WAL does not stop it early). Steps: check the name, create the point on the server, record
+    it. A crash between the last two leaves a point in the WAL that the repository does not
+    know: harmless, and creating it again under the same name works (nothing was recorded).
+    """
     from swarm.sources.postgres.wal import create_restore_point
 
     RecoveryTarget("name", name)  # validates the name
+    old = load_restore_point(repo, name)
+    if old is not None and not replace:
+        raise RefusedError(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
+                           hint="Choose another name, or pass --replace to point the name at a new restore point "
+                                "(`swarm admin restore-points` lists them).", details={"existing": old})
     point = create_restore_point(db_url, name)
+    if old is not None:
+        point["replaced"] = {k: old.get(k) for k in ("lsn", "time", "tli")}
     record_restore_point(repo, point)
     # wait (bounded) until the segment holding the point is archived, so a restore to it can start now
     ident = repo.cluster_identity() or {}
@@ -139,6 +173,24 @@ def load_restore_point(repo: Repository, name: str) -> dict[str, Any] | None:
         return dict(json.loads(repo.store.get(restore_point_key(name))))
     except ObjectNotFound:
         return None
+    except ValueError as exc:
+        raise IntegrityError(f"the record of restore point {name!r} is damaged ({exc})",
+                             hint="Recover to its time or LSN instead, or create it again with --replace.") from exc
+
+
+def list_restore_points(repo: Repository) -> list[dict[str, Any]]:
+    """Every recorded restore point, oldest LSN first; a damaged record is listed with ``damaged``."""
+    out: list[dict[str, Any]] = []
+    for info in repo.store.list(RESTORE_POINTS_PREFIX):
+        name = info.key[len(RESTORE_POINTS_PREFIX):].removesuffix(".json")
+        try:
+            point = load_restore_point(repo, name)
+        except IntegrityError as exc:
+            out.append({"name": name, "damaged": True, "problem": exc.message})
+            continue
+        if point is not None:
+            out.append(point)
+    return sorted(out, key=lambda p: (wal.Lsn.parse(p["lsn"]).value if "lsn" in p else -1, p["name"]))
 
 
 # ---- planning ------------------------------------------------------------------------------------
@@ -155,137 +207,156 @@ def _stop_time(m: Manifest) -> datetime:
     return parse_time(str(m.source["stop_time"]))
 
 
-def _timeline_path(repo: Repository, inv: ArchiveInventory, base_tli: int, base_stop: wal.Lsn) -> tuple[
-        list[int], dict[int, wal.Lsn]]:
-    """Timelines recovery follows from a backup ending at ``base_stop``: up to the newest timeline that
-    branched off after it, and the LSN where each ancestor was left."""
-    best: list[int] = [base_tli]
-    switches: dict[int, wal.Lsn] = {}
-    for name in sorted(inv.histories, reverse=True):
-        tli = wal.parse_history_name(name)
-        if tli <= base_tli:
-            continue
+def _base_backup(m: Manifest) -> recovery.BaseBackup:
+    s = m.source
+    return recovery.BaseBackup(m.id, int(s["timeline"]), wal.Lsn.parse(s["start_lsn"]), wal.Lsn.parse(s["stop_lsn"]),
+                               _stop_time(m), int(s.get("xid_after") or 0))
+
+
+def _archive_facts(repo: Repository, inv: ArchiveInventory, warnings: list[str]) -> recovery.Archive:
+    histories: dict[int, tuple[wal.HistoryEntry, ...]] = {}
+    for name in inv.histories:
         try:
-            hist = wal.parse_history(repo.get_wal(name).decode())
-        except (ObjectNotFound, ValueError, UnicodeDecodeError):
-            continue
-        points = wal.timeline_switch_points(hist)
-        if base_tli in points and points[base_tli] >= base_stop:
-            best = [base_tli] + [e.parent_tli for e in hist if e.parent_tli > base_tli] + [tli]
-            switches = points
-            break
-    return best, switches
+            histories[wal.parse_history_name(name)] = tuple(wal.parse_history(repo.get_wal(name).decode()))
+        except (ObjectNotFound, ValueError, UnicodeDecodeError, SwarmError) as exc:
+            warnings.append(f"timeline history {name} cannot be read ({exc}); that timeline cannot be followed")
+    names = [s.name for segs in inv.segments.values() for s in segs] + list(inv.partials)
+    return recovery.archive_from_names(names, inv.segment_size, histories)
+
+
+def primary_timeline(repo: Repository, db_url: str | None) -> tuple[int | None, str | None]:
+    """The timeline the configured primary is on (``pg_control_checkpoint()``, corrected after a
+    promotion), or None with the reason it could not be used."""
+    if not db_url:
+        return None, "no primary is configured (SWARM_DB_URL or --db-url)"
+    from swarm.sources.postgres.wal import wal_position
+
+    try:
+        pos = wal_position(db_url)
+    except SwarmError as exc:
+        return None, f"the configured primary cannot be reached: {exc.message}"
+    ident = repo.cluster_identity()
+    if ident and str(ident["system_identifier"]) != pos.system_identifier:
+        return None, (f"the configured server is cluster {pos.system_identifier}, the repository holds "
+                      f"{ident['system_identifier']}")
+    return pos.tli, None
+
+
+def _refused(exc: recovery.PlanRefused, **kw: Any) -> RefusedError:
+    return RefusedError(str(exc), **kw)
 
 
 def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup_id: str | None = None,
-              port: int | None = None, start: bool = False, bindir: str | None = None) -> PitrPlan:
+              port: int | None = None, start: bool = False, bindir: str | None = None,
+              timeline: str | int = "current", primary_url: str | None = None) -> PitrPlan:
+    """Decide the base backup, the timeline path and the WAL to replay; refuse what cannot work.
+
+    ``timeline``: ``current`` (the configured primary's timeline when ``primary_url`` answers, else
+    the newest archived one), ``latest`` or a number. No side effects.
+    """
     datadir = Path(datadir).absolute()
     _check_datadir(datadir)
+    warnings: list[str] = []
     ident = repo.cluster_identity()
-    backups = physical_backups(repo, str(ident["system_identifier"]) if ident else None)
-    if not backups:
+    manifests = physical_backups(repo, str(ident["system_identifier"]) if ident else None, warnings)
+    if backup_id:
+        chosen_m = repo.load_manifest(backup_id)
+        if chosen_m.kind != "pg-physical":
+            raise RefusedError(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
+                               hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
+        if all(m.id != chosen_m.id for m in manifests):
+            manifests.append(chosen_m)
+    if not manifests:
         raise NotFoundError(f"no physical backup in {repo.url}",
                             hint="Take one with `swarm admin backup postgres --physical`.")
-    oldest = backups[0]
+    by_id = {m.id: m for m in manifests}
+    oldest = manifests[0]
     earliest = {"time": oldest.source["stop_time"], "lsn": oldest.source["stop_lsn"],
                 "xid": oldest.source.get("xid_after"), "backup_id": oldest.id}
     hint_earliest = (f"The earliest restorable point is {oldest.source['stop_time']} "
                      f"(LSN {oldest.source['stop_lsn']}), the end of the oldest backup {oldest.id}.")
     # the target as an LSN, where we can know it
     target_lsn: wal.Lsn | None = target.lsn
+    point: dict[str, Any] | None = None
     if target.kind == "name":
         point = load_restore_point(repo, target.value)
         if point is None:
             raise RefusedError(f"restore point {target.value!r} is not recorded in {repo.url}",
                                hint="Create restore points with `swarm admin restore-point NAME`, which records "
-                                    "them; or use --target-time / --target-lsn.")
+                                    "them (`swarm admin restore-points` lists them); or use --target-time / "
+                                    "--target-lsn.")
         target_lsn = wal.Lsn.parse(point["lsn"])
-    # pick the base backup
-    def usable(m: Manifest) -> bool:
-        s = m.source
-        if target.kind == "time":
-            t = target.time
-            assert t is not None
-            return _stop_time(m) <= t
-        if target_lsn is not None:
-            return wal.Lsn.parse(s["stop_lsn"]) <= target_lsn
-        if target.kind == "xid":
-            xid = target.xid
-            assert xid is not None
-            return int(s.get("xid_after", 0)) <= xid
-        return True
-
-    if backup_id:
-        chosen = repo.load_manifest(backup_id)
-        if chosen.kind != "pg-physical":
-            raise RefusedError(f"backup {backup_id} is a {chosen.kind} backup, not a physical one",
-                               hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
-        if not usable(chosen):
-            raise RefusedError(f"{target.describe()} is before the end of backup {backup_id} "
-                               f"({chosen.source['stop_time']}, LSN {chosen.source['stop_lsn']})",
-                               hint="Choose an older backup, or let swarm pick one (omit the ID).")
-    else:
-        candidates = [m for m in backups if usable(m)]
-        if not candidates:
-            raise RefusedError(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
-                               details={"earliest_restorable": earliest})
-        chosen = candidates[-1]
+    # which timeline
     inv = inventory(repo)
-    if not backup_id:
-        # Prefer the newest backup from which the newest timeline is reachable (a backup taken on the
-        # old timeline after the branch point cannot follow it; PostgreSQL would refuse).
-        newest_tli = max([wal.parse_history_name(h) for h in inv.histories] + list(inv.segments) + [1])
-        for m in reversed(candidates):
-            p, _ = _timeline_path(repo, inv, int(m.source["timeline"]), wal.Lsn.parse(m.source["stop_lsn"]))
-            if p[-1] == newest_tli:
-                chosen = m
-                break
-    src = chosen.source
-    size = int(src.get("segment_size") or wal.DEFAULT_SEGMENT_SIZE)
-    start_lsn, stop_lsn = wal.Lsn.parse(src["start_lsn"]), wal.Lsn.parse(src["stop_lsn"])
-    path, switches = _timeline_path(repo, inv, int(src["timeline"]), stop_lsn)
-    final_tli = path[-1]
-    have: set[int] = set()
-    for tli in path:
-        have |= {s.segno for s in inv.segments.get(tli, [])}
-    newest_final = inv.segments.get(final_tli, [])
-    if not newest_final:
-        newest_seg = wal.segment_for_end(stop_lsn, int(src["timeline"]), size)
+    archive = _archive_facts(repo, inv, warnings)
+    primary_tli, primary_problem = (None, None)
+    if timeline == "current":
+        primary_tli, primary_problem = primary_timeline(repo, primary_url)
+    choice = recovery.choose_timeline(timeline, archive, primary_tli, primary_problem)
+    try:
+        path = recovery.timeline_path(archive, choice.tli)
+    except recovery.PlanRefused as exc:
+        raise _refused(exc, hint="Choose another timeline with --target-timeline (`swarm admin wal status` lists "
+                                 "the archived ones).") from None
+    if point is not None and not any(sp.tli == int(point["tli"]) and sp.holds(target_lsn or wal.Lsn(0))
+                                      for sp in path):
+        raise RefusedError(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is not on "
+                           f"the history of timeline {choice.tli}, which this restore follows ({choice.reason})",
+                           hint=f"Follow its timeline with --target-timeline {point['tli']}.")
+    branched = recovery.branches(archive, path)
+    for br in branched:
+        where = (f" off timeline {br['parent']} at {br['switch_lsn']}" if br["parent"] is not None else "")
+        warnings.append(f"timeline {br['timeline']} branches{where} in the archive and is not followed "
+                        f"(a restored copy or an earlier recovery that archived?); --target-timeline "
+                        f"{br['timeline']} follows it")
+    # which base backup
+    want = recovery.Target(time=target.time, lsn=target_lsn, xid=target.xid)
+    bases = [_base_backup(m) for m in manifests]
+    try:
+        if backup_id:
+            base = next(b for b in bases if b.id == backup_id)
+            recovery.check_backup(base, path, want)
+        else:
+            base = recovery.choose_backup([b for b in bases if b.id in by_id], path, want)
+    except recovery.PlanRefused as exc:
+        if exc.reason == "before-oldest-backup":
+            raise RefusedError(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
+                               details={"earliest_restorable": earliest}) from None
+        if exc.reason == "target-before-backup":
+            raise RefusedError(f"{target.describe()} is before the end of backup {backup_id}",
+                               hint="Choose an older backup, or let swarm pick one (omit the ID).") from None
+        raise _refused(exc, hint="Follow another timeline with --target-timeline, or take a new physical backup "
+                                 "on this one.") from None
+    chosen = by_id[base.id]
+    size = archive.segment_size
+    cov = recovery.wal_coverage(archive, path, base, target_lsn)
+    final_tli = choice.tli
+    end = recovery.archived_end(archive, path, cov.first.segno)
+    if end is not None:
+        end_seg = recovery.path_segment(path, end[0], size)
+        reachable: dict[str, Any] = {"lsn": str(end_seg.end), "segment": end_seg.name + (".partial" if end[1] else ""),
+                                     "timeline": end_seg.tli}
     else:
-        newest_seg = newest_final[-1]
-    first_seg = wal.segment_of(start_lsn, int(src["timeline"]), size)
-    # where the WAL must reach: the target's segment when we know its LSN, else everything archived
-    if target_lsn is not None:
-        end_segno = wal.segment_of(target_lsn, final_tli, size).segno
-    else:
-        end_segno = newest_seg.segno
-    end_segno = max(end_segno, wal.segment_for_end(stop_lsn, final_tli, size).segno)
-    missing = [n for n in range(first_seg.segno, end_segno + 1) if n not in have]
-    newest_end = wal.Segment(final_tli, max(have), size).end if have else stop_lsn
-    reachable: dict[str, Any] = {"lsn": str(newest_end), "segment": wal.Segment(final_tli, max(have), size).name
-                                 if have else None, "timeline": final_tli}
-    if missing:
-        gap = wal.Segment(final_tli if missing[0] >= newest_seg.segno else path[0], missing[0], size)
-        # name the segment on the timeline recovery would read it from
-        for tli in reversed(path):
-            sw = switches.get(tli - 1) if tli > path[0] else None
-            if sw is None or missing[0] >= wal.segment_of(sw, tli, size).segno:
-                gap = wal.Segment(tli, missing[0], size)
-                break
-        if target_lsn is not None and missing[0] > newest_seg.segno:
-            raise RefusedError(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
-                               f"{newest_end} on timeline {final_tli})",
-                               hint="Choose an earlier target, or wait for the segment to be archived "
-                                    "(`swarm admin wal status`).", details={"newest_reachable": reachable})
+        reachable = {"lsn": str(base.stop_lsn), "segment": None, "timeline": final_tli}
+    if target_lsn is not None and cov.beyond_archive:
+        raise RefusedError(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
+                           f"{reachable['lsn']} on timeline {reachable['timeline']})",
+                           hint="Choose an earlier target, or wait for the segment to be archived "
+                                "(`swarm admin wal status`).", details={"newest_reachable": reachable})
+    if cov.missing:
+        gap = cov.missing[0]
         raise RefusedError(f"WAL segment {gap.name} is missing from the repository: recovery from backup "
-                           f"{chosen.id} cannot pass it", hint=f"Restore {gap.name} into the archive if you have it; "
-                           f"otherwise the newest point reachable from this backup is before segment {gap.name}.",
-                           details={"missing": [wal.Segment(gap.tli, n, size).name for n in missing[:20]]})
-    if target.kind in ("time", "xid") and have:
-        summary = _newest_summary(repo, inv, final_tli, max(have), size, bindir)
-        reachable["last_commit_time"] = summary.last_commit_time
-        reachable["max_xid"] = summary.max_xid
-        if target.kind == "time" and summary.last_commit_time:
+                           f"{chosen.id} along timeline{'s' if len(path) > 1 else ''} "
+                           f"{', '.join(str(sp.tli) for sp in path)} cannot pass it",
+                           hint=f"Restore {gap.name} into the archive if you have it; otherwise the newest point "
+                                f"reachable from this backup is before segment {gap.name}.",
+                           details={"missing": [g.name for g in cov.missing[:20]],
+                                    "missing_count": len(cov.missing)})
+    if target.kind in ("time", "xid") and end is not None:
+        summary = _newest_summary(repo, archive, path, end[0], bindir)
+        reachable["last_commit_time"] = summary.last_commit_time if summary else None
+        reachable["max_xid"] = summary.max_xid if summary else None
+        if target.kind == "time" and summary and summary.last_commit_time:
             t = target.time
             assert t is not None
             last_commit = _waldump_time(summary.last_commit_time)
@@ -307,12 +378,13 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                         f"is the state at that time")
                 target = RecoveryTarget("latest")
                 reachable["note"] = note
-        if target.kind == "xid" and summary.max_xid is not None and (target.xid or 0) > summary.max_xid:
+        if target.kind == "xid" and summary and summary.max_xid is not None and (target.xid or 0) > summary.max_xid:
             raise RefusedError(f"{target.describe()} is not in the archived WAL (the newest transaction id "
                                f"seen is {summary.max_xid})", details={"newest_reachable": reachable},
                                hint="Choose an earlier transaction, or --target-latest.")
-    return PitrPlan(chosen, target, datadir, port, start, path, first_seg.name,
-                    wal.Segment(final_tli, end_segno, size).name, reachable, earliest)
+    return PitrPlan(chosen, target, datadir, port, start, [sp.tli for sp in path], cov.first.name, cov.last.name,
+                    reachable, earliest, timeline_reason=choice.reason, branches=branched, warnings=warnings,
+                    restore_point=point)
 
 
 def _waldump_time(text: str) -> datetime:
@@ -320,18 +392,18 @@ def _waldump_time(text: str) -> datetime:
     return parse_time(text.replace(" UTC", "+00:00"))
 
 
-def _newest_summary(repo: Repository, inv: ArchiveInventory, tli: int, segno: int, size: int,
+def _newest_summary(repo: Repository, archive: recovery.Archive, path: Sequence[recovery.Span], end_segno: int,
                     bindir: str | None, *, look_back: int = 8) -> Any:
-    """pg_waldump summary of the newest archived WAL that holds a commit: the ``.partial`` after the
-    newest segment if there is one, then the newest segments going back (at most ``look_back``)."""
+    """pg_waldump summary of the newest archived WAL along ``path`` that holds a commit: the
+    ``.partial`` at the end if there is one, then the newest segments going back (at most ``look_back``)."""
     from swarm.sources.postgres.wal import summarize_segment
 
+    size = archive.segment_size
     names = []
-    partial = wal.partial_name(wal.Segment(tli, segno + 1, size))
-    if partial in inv.partials:
-        names.append(partial)
-    have = {s.segno for s in inv.segments.get(tli, [])}
-    names += [wal.Segment(tli, n, size).name for n in range(segno, max(-1, segno - look_back), -1) if n in have]
+    tail = recovery.path_segment(path, end_segno, size)
+    if archive.has_partial(tail) and not archive.has(tail):
+        names.append(wal.partial_name(tail))
+    names += [s.name for s in recovery.segments_back_from(path, end_segno, size, look_back, archive)]
     first = None
     with tempfile.TemporaryDirectory(prefix="swarm-waldump-") as tmp:
         for name in names:
@@ -410,9 +482,25 @@ def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jo
 
 
 def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
-                 reporter: Reporter | None = None, archive: bool = True, timeout: float = 600) -> PitrResult:
+                 reporter: Reporter | None = None, archive: bool = False, keep_failed: bool = False,
+                 timeout: float = 600) -> PitrResult:
+    """Write the data directory, the recovery settings and (with ``plan.start``) recover and promote.
+
+    ``archive``: the restored cluster archives its WAL into the repository. Off by default: a
+    restored copy is not production, and its new timeline in the production archive would change
+    what later recoveries follow. Turn it on only for a copy that becomes the new primary.
+
+    Steps: (1) create the spool and the data directory, (2) write the backup's files, (3) write
+    the recovery settings and ``recovery.signal``, (4) start the server, recover, promote. A
+    failure in 2-4 stops the server and removes what this call created (the data directory or,
+    if it existed empty, its contents; the server log; the spool) unless ``keep_failed``; the
+    error says which. A kill -9 of this process instead leaves them behind (and, after step 4
+    began, a running server): the next restore into that directory refuses it as not empty or
+    running, and ``pg_ctl_command(datadir, "stop")`` stops it.
+    """
+    from swarm.services.wal_archive import spool_root
     from swarm.sources.netutil import free_port
-    from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user, server_user_can_reach
+    from swarm.sources.postgres.cluster import LocalCluster, first_unreachable_by_server_user, hand_to_server_user
     from swarm.sources.postgres.server_access import server_access
 
     reporter = reporter or NullReporter()
@@ -421,53 +509,59 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     _check_datadir(plan.datadir)
     if not plan.datadir.parent.exists():
         plan.datadir.parent.mkdir(parents=True, mode=0o755)
-    if not server_user_can_reach(plan.datadir.parent):
-        raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir.parent}",
-                           hint="Choose a data directory outside /root (e.g. under /var/lib or /tmp).")
-    from swarm.services.wal_archive import spool_root
-
-    spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
-    spool.mkdir(exist_ok=True)
-    hand_to_server_user(spool)
+    blocked = first_unreachable_by_server_user(plan.datadir.parent)
+    if blocked is not None:
+        raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir}: it may not enter {blocked}",
+                           hint=f"Let it through (`chmod o+x {blocked}`), or choose a data directory under a "
+                                "path it can enter (e.g. /var/lib/postgresql/restores).")
     access = server_access(settings)
-    plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(plan.datadir, 0o700)
-    reporter.stage(f"writing {plan.backup.source.get('files')} files of backup {plan.backup.id}")
-    result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs, reporter=reporter)
-    result.timings["files_s"] = round(time.monotonic() - t0, 3)
-    port = plan.port or free_port()
-    result.port = port
-    settings_out = {
-        "restore_command": access.restore_command,
-        "recovery_target_action": "promote",
-        "recovery_target_timeline": str(plan.timeline_path[-1]),
-        "port": str(port),
-        **plan.target.settings(),
-    }
-    if archive:
-        settings_out["archive_mode"] = "on"
-        settings_out["archive_command"] = access.archive_command
-    else:
-        settings_out["archive_mode"] = "off"
-    with open(plan.datadir / "postgresql.auto.conf", "a") as fh:
-        fh.write(f"\n# written by swarm restore of {plan.backup.id} to {plan.target.describe()}\n")
-        for k, v in settings_out.items():
-            fh.write(f"{k} = '{_conf_quote(v)}'\n")
-    (plan.datadir / "recovery.signal").touch()
-    hand_to_server_user(plan.datadir, recursive=True)
-    if not plan.start:
-        result.timings["total_s"] = round(time.monotonic() - t0, 3)
-        return result
-    reporter.stage(f"starting PostgreSQL on port {port}, recovering to {plan.target.describe()}")
-    cluster = LocalCluster(plan.datadir.parent, port=port, pgdata=plan.datadir,
+    existed = plan.datadir.exists()
+    spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
+    cluster = LocalCluster(plan.datadir.parent, port=plan.port or free_port(), pgdata=plan.datadir,
                            bindir=Path(settings.pg_bindir) if settings.pg_bindir else None)
     try:
-        cluster.start(timeout=timeout)
-    except SwarmError:
-        _raise_if_damaged_wal(cluster.logfile)
+        spool.mkdir(exist_ok=True)
+        hand_to_server_user(spool)
+        plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(plan.datadir, 0o700)
+        reporter.stage(f"writing {plan.backup.source.get('files')} files of backup {plan.backup.id}")
+        result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs,
+                                                          reporter=reporter)
+        result.timings["files_s"] = round(time.monotonic() - t0, 3)
+        result.port = cluster.port
+        settings_out = {
+            "restore_command": access.restore_command,
+            "recovery_target_action": "promote",
+            "recovery_target_timeline": str(plan.timeline),
+            "port": str(cluster.port),
+            **plan.recovery_settings(),
+        }
+        if archive:
+            settings_out["archive_mode"] = "on"
+            settings_out["archive_command"] = access.archive_command
+        else:
+            settings_out["archive_mode"] = "off"
+        with open(plan.datadir / "postgresql.auto.conf", "a") as fh:
+            fh.write(f"\n# written by swarm restore of {plan.backup.id} to {plan.target.describe()}\n")
+            for k, v in settings_out.items():
+                fh.write(f"{k} = '{_conf_quote(v)}'\n")
+        (plan.datadir / "recovery.signal").touch()
+        hand_to_server_user(plan.datadir, recursive=True)
+        if not plan.start:
+            result.timings["total_s"] = round(time.monotonic() - t0, 3)
+            return result
+        reporter.stage(f"starting PostgreSQL on port {cluster.port}, recovering to {plan.target.describe()} "
+                       f"on timeline {plan.timeline}")
+        try:
+            cluster.start(timeout=timeout)
+        except SwarmError:
+            _raise_if_damaged_wal(cluster.logfile)
+            raise
+        result.started = True
+        _wait_promoted(cluster, timeout)
+    except BaseException as exc:
+        _after_failure(exc, cluster, spool, existed=existed, keep=keep_failed)
         raise
-    result.started = True
-    _wait_promoted(cluster, timeout)
     result.timings["recovery_s"] = round(time.monotonic() - t0 - result.timings["files_s"], 3)
     facts = _restored_facts(cluster)
     result.restored_lsn = facts["lsn"]
@@ -475,6 +569,41 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     result.last_transaction_time = facts["last_xact"] or _last_xact_from_log(cluster.logfile)
     result.timings["total_s"] = round(time.monotonic() - t0, 3)
     return result
+
+
+def _after_failure(exc: BaseException, cluster: Any, spool: Path, *, existed: bool, keep: bool) -> None:
+    """Stop the half-recovered server and remove what the restore created, or keep it (``--keep-failed``);
+    say which in the error's hint."""
+    import shutil
+
+    datadir, logfile = cluster.datadir, cluster.logfile
+    if keep:
+        note = (f"The failed restore was kept for inspection (--keep-failed): data directory {datadir}, server log "
+                f"{logfile}; stop it with `{pg_ctl_command(datadir, 'stop')}` if it runs.")
+    else:
+        with contextlib.suppress(Exception):
+            if cluster.is_running():
+                cluster.stop("immediate")
+        if existed:
+            for child in list(datadir.iterdir()) if datadir.exists() else []:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(datadir, ignore_errors=True)
+        shutil.rmtree(spool, ignore_errors=True)
+        if isinstance(exc, SwarmError) and logfile.exists():
+            tail = _log_tail(logfile)  # the log goes with the rest: keep its errors in the message
+            if tail not in exc.message and tail != "(no error in the log)":
+                exc.message = f"{exc.message} (server log: {tail})"
+        logfile.unlink(missing_ok=True)
+        what = f"the data directory's contents ({datadir})" if existed else f"the data directory {datadir}"
+        note = (f"Removed what the failed restore created: {what}, its server log and spool; run it again with "
+                "--keep-failed to inspect them.")
+    if isinstance(exc, SwarmError):
+        exc.hint = f"{exc.hint} {note}" if exc.hint else note
+        exc.details = {**exc.details, "kept": keep, "datadir": str(datadir)}
 
 
 def _conf_quote(v: str) -> str:
@@ -495,7 +624,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
             pass
         time.sleep(0.3)
     raise SourceError(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
-                      hint=f"Read {cluster.logfile}; the server is left running for inspection.")
+                      hint=f"Read {cluster.logfile}.")
 
 
 def _restored_facts(cluster: Any) -> dict[str, Any]:

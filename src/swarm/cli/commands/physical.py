@@ -21,6 +21,7 @@ wal_app = typer.Typer(help="Continuous WAL archiving: push, fetch, stream, statu
 def register(admin: typer.Typer) -> None:
     admin.add_typer(wal_app, name="wal")
     admin.command("restore-point")(restore_point)
+    admin.command("restore-points")(restore_points)
 
 
 def _config_args(ctx: typer.Context) -> list[str]:
@@ -58,7 +59,10 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
                      target_time: str | None = None, target_lsn: str | None = None, target_xid: str | None = None,
                      target_name: str | None = None, target_latest: bool = False, datadir: str | None = None,
                      port: int | None = None, start: bool = False, dry_run: bool = False,
-                     as_json: bool = False, archive: bool = True, **_: Any) -> None:
+                     as_json: bool = False, archive: bool = False, no_archive: bool = False,
+                     keep_failed: bool = False, timeline: str = "current", primary_url: str | None = None,
+                     **_: Any) -> None:
+    from swarm.model.recovery import parse_timeline_option
     from swarm.model.targets import from_options
     from swarm.services.context import open_repository
     from swarm.services.pitr import execute_pitr, plan_pitr
@@ -67,35 +71,47 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
         raise typer.BadParameter("a physical restore needs --datadir DIR (an empty directory)")
     if backup_id and latest:
         raise typer.BadParameter("give a backup ID or --latest, not both")
+    if archive and no_archive:
+        raise typer.BadParameter("give --archive or --no-archive, not both")
     try:
         target = from_options(time=target_time, lsn=target_lsn, xid=target_xid, name=target_name,
                               latest=target_latest)
+        tl = parse_timeline_option(timeline)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    s = settings(ctx)
+    s = settings(ctx, db_url=primary_url)
     repo = open_repository(s)
     plan = plan_pitr(repo, target, Path(datadir), backup_id=None if latest else backup_id, port=port, start=start,
-                     bindir=s.pg_bindir)
+                     bindir=s.pg_bindir, timeline=tl, primary_url=s.db_url)
+    if not as_json:
+        render.err.print(f"following timeline {plan.timeline}: {plan.timeline_reason}", markup=False,
+                         highlight=False)
+        for w in plan.warnings:
+            render.err.print(f"warning: {w}", markup=False, highlight=False)
     if dry_run:
         render.dry_run_plan(plan.to_dict(), as_json=as_json)
         return
     with progress(as_json) as reporter:
-        res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive)
+        res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive, keep_failed=keep_failed)
     d = res.to_dict()
+    d["archive"] = archive
     if as_json:
         render.emit_json(d)
         return
     render.out.print(f"[bold green]restored[/] backup {plan.backup.id} into {plan.datadir} "
                      f"({res.files} files, {render.human_bytes(res.bytes)})")
+    archiving = ("on: it archives into the repository (--archive)" if archive else
+                 "off: it does not archive into the repository (pass --archive for a new primary)")
     if res.started:
         render.kv([("target", plan.target.describe()), ("reached LSN", res.restored_lsn),
-                   ("timeline", res.timeline),
+                   ("timeline", f"{res.timeline} (followed {plan.timeline})"),
                    ("last transaction", res.last_transaction_time or "none replayed after the backup's end"),
+                   ("archiving", archiving),
                    ("time", f"{res.timings.get('total_s', 0):.1f} s"), ("connect", d["db_url"]),
                    ("stop it with", d["stop_command"])])
     else:
-        render.out.print(f"start it with: {d['start_command']}  (recovers to {plan.target.describe()}, "
-                         "then promotes)")
+        render.out.print(f"start it with: {d['start_command']}  (recovers to {plan.target.describe()} on timeline "
+                         f"{plan.timeline}, then promotes; archiving {archiving})")
 
 
 # ---- wal ------------------------------------------------------------------------------------------
@@ -221,8 +237,14 @@ def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
 
 
 def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
-                  db_url: str = typer.Option(None, "--db-url"), as_json: bool = JSON_OPT) -> None:
-    """Create a named restore point (pg_create_restore_point + pg_switch_wal) and record it in the repository."""
+                  db_url: str = typer.Option(None, "--db-url"),
+                  replace: bool = typer.Option(False, "--replace",
+                                               help="Point an existing NAME at a new restore point."),
+                  as_json: bool = JSON_OPT) -> None:
+    """Create a named restore point (pg_create_restore_point + pg_switch_wal) and record it in the repository.
+
+    Exit status: 0 created; 8 the name exists (pass --replace to move it).
+    """
     from swarm.model.targets import RecoveryTarget
     from swarm.services.context import open_repository
     from swarm.services.pitr import make_restore_point
@@ -234,10 +256,30 @@ def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="N
     s = settings(ctx, db_url=db_url)
     url = s.require("db_url", "the database server (SWARM_DB_URL)")
     repo = open_repository(s, create=True)
-    point = make_restore_point(repo, url, name)
+    point = make_restore_point(repo, url, name, replace=replace)
     if as_json:
         render.emit_json(point)
     else:
         state = "archived" if point.get("archived") else "not archived yet (check archive_command)"
+        moved = f" (moved from LSN {point['replaced']['lsn']})" if point.get("replaced") else ""
         render.out.print(f"restore point [bold]{name}[/] at LSN {point['lsn']} ({point['time']}), timeline "
-                         f"{point['tli']}; WAL switched, segment {point.get('segment')} {state}")
+                         f"{point['tli']}{moved}; WAL switched, segment {point.get('segment')} {state}")
+
+
+def restore_points(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """List the restore points recorded in the repository (what --target-name accepts).
+
+    Exit status: 0; 5 a record is damaged (it is listed as DAMAGED).
+    """
+    from swarm.services.context import open_repository
+    from swarm.services.pitr import list_restore_points
+
+    points = list_restore_points(open_repository(settings(ctx)))
+    if as_json:
+        render.emit_json({"restore_points": points})
+    else:
+        render.table(None, ["name", "LSN", "timeline", "time"],
+                     [[p["name"], "DAMAGED" if p.get("damaged") else p.get("lsn"), p.get("tli", ""),
+                       p.get("problem") or p.get("time")] for p in points])
+    if any(p.get("damaged") for p in points):
+        raise typer.Exit(int(ExitCode.INTEGRITY))

@@ -16,17 +16,35 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
                                            help="Logical: postgresql:// URL of the database to restore into."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Restore a physical backup (+ WAL) into --datadir."),
-             latest: bool = typer.Option(False, "--latest", help="Physical: pick the newest suitable backup."),
-             target_time: str = typer.Option(None, "--target-time", help="Physical: recover to this time."),
+             latest: bool = typer.Option(False, "--latest",
+                                         help="Physical: which BACKUP to start from: the newest suitable one (the "
+                                              "default when no ID is given). Not a recovery target: see "
+                                              "--target-latest."),
+             target_time: str = typer.Option(None, "--target-time",
+                                             help="Physical: recover to this time (ISO 8601; without a zone, UTC)."),
              target_lsn: str = typer.Option(None, "--target-lsn", help="Physical: recover to this LSN."),
              target_xid: str = typer.Option(None, "--target-xid", help="Physical: recover to this transaction id."),
              target_name: str = typer.Option(None, "--target-name", help="Physical: recover to this restore point."),
-             target_latest: bool = typer.Option(False, "--target-latest", help="Physical: replay all archived WAL."),
+             target_latest: bool = typer.Option(False, "--target-latest",
+                                                help="Physical: how far to RECOVER: replay all archived WAL of the "
+                                                     "followed timeline."),
+             target_timeline: str = typer.Option("current", "--target-timeline",
+                                                 help="Physical: the timeline to follow: current (the configured "
+                                                      "primary's, else the newest archived), latest, or a number."),
+             primary_url: str = typer.Option(None, "--db-url",
+                                             help="Physical: the primary whose timeline 'current' means "
+                                                  "(default: SWARM_DB_URL)."),
              datadir: str = typer.Option(None, "--datadir", help="Physical: empty directory to restore into."),
              port: int = typer.Option(None, "--port", help="Physical: port for the restored cluster."),
              start: bool = typer.Option(False, "--start", help="Physical: start it, recover to the target, promote."),
-             no_archive: bool = typer.Option(False, "--no-archive",
-                                             help="Physical: the restored cluster does not archive WAL."),
+             archive: bool = typer.Option(False, "--archive",
+                                          help="Physical: the restored cluster archives its WAL into the repository "
+                                               "(only for a copy that becomes the new primary)."),
+             no_archive: bool = typer.Option(False, "--no-archive", hidden=True,
+                                             help="Physical: the restored cluster does not archive WAL (the default)."),
+             keep_failed: bool = typer.Option(False, "--keep-failed",
+                                              help="Physical: keep the data directory and log of a recovery that "
+                                                   "failed (default: remove them)."),
              create: bool = typer.Option(False, "--create", help="Create the target database if it does not exist."),
              force: bool = typer.Option(False, "--force", help="Restore over a non-empty database (drops and replaces "
                                                               "the objects the backup contains)."),
@@ -47,7 +65,8 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         physical_cmd.restore_physical(ctx, backup_id=backup_id, latest=latest, target_time=target_time,
                                       target_lsn=target_lsn, target_xid=target_xid, target_name=target_name,
                                       target_latest=target_latest, datadir=datadir, port=port, start=start,
-                                      dry_run=dry_run, as_json=as_json, archive=not no_archive)
+                                      dry_run=dry_run, as_json=as_json, archive=archive, no_archive=no_archive,
+                                      keep_failed=keep_failed, timeline=target_timeline, primary_url=primary_url)
         return
     if not backup_id or not target_db:
         raise typer.BadParameter("a logical restore needs ID and --target-db URL (or pass --physical)")

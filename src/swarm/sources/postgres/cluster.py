@@ -292,6 +292,19 @@ def server_user_can_reach(path: Path) -> bool:
     return True if user is None else _reachable_by(user, path)
 
 
+def first_unreachable_by_server_user(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` (``/`` first) that the server user may not
+    enter, or None when it reaches ``path``. Always None when we are not root."""
+    user = _server_user()
+    if user is None or _reachable_by(user, path):
+        return None
+    path = Path(path).absolute()
+    for d in [*reversed(path.parents), path]:
+        if not _reachable_by(user, d):
+            return d
+    return path
+
+
 def server_user_dir(tag: str, home: Path) -> Path:
     """A 0700 directory owned by the server user that it can reach, for its own config and key copy.
 
