@@ -100,6 +100,12 @@ class SourceError(SwarmError):
     exit_code = ExitCode.SOURCE
 
 
+class ArchiveFailing(SourceError):
+    """WAL archiving (archive_command) fails, so a backup that needs archived WAL cannot complete."""
+
+    code = "archive-failing"
+
+
 class ValidationFailed(SwarmError):
     """The operation completed but its check did not hold (row counts differ, verify failed)."""
 

@@ -54,19 +54,26 @@ def _fetch(config: str, name: str, dest: Path) -> int:
 def _push(config: str, path: Path) -> int:
     from swarm.config import load_settings
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import push_wal
+    from swarm.services.wal_archive import clear_push_failure, push_wal, record_push_failure
 
     try:
         if not path.is_file():
             sys.stderr.write(f"error: {path} is not a file\n")
             return 8
         push_wal(open_repository(load_settings(config), create=True), path)
+        clear_push_failure(path)
         return 0
     except ValueError as exc:
+        record_push_failure(path, str(exc))
         sys.stderr.write(f"error: {exc}\n")
         return 8
     except SwarmError as exc:
+        record_push_failure(path, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         return _fail(exc)
+    except OSError as exc:
+        record_push_failure(path, str(exc))
+        sys.stderr.write(f"error: {exc}\n")
+        return 10
 
 
 def _fail(exc: SwarmError) -> int:

@@ -40,6 +40,7 @@ ENV: dict[str, tuple[str, str, str]] = {
     "dr_objects_region": ("SWARM_DR_OBJECTS_REGION", "dr", "region"),
     "pg_bindir": ("SWARM_PG_BINDIR", "postgres", "bindir"),
     "work_dir": ("SWARM_WORK_DIR", "backup", "work_dir"),
+    "wal_wait_timeout": ("SWARM_WAL_WAIT_TIMEOUT", "backup", "wal_wait_timeout"),
 }
 
 
@@ -68,6 +69,7 @@ class Settings:
     dr_objects_region: str | None = None
     pg_bindir: str | None = None
     work_dir: str | None = None
+    wal_wait_timeout: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"
 
     def require(self, name: str, what: str) -> str:
@@ -78,6 +80,24 @@ class Settings:
                               hint=f"Set {env}, or [{section}] {key} in {self.config_path}, or run "
                                    "`swarm dev up` for the embedded stack.")
         return str(value)
+
+    def seconds(self, name: str, default: float) -> float:
+        """A duration setting in seconds (``90``, ``90s``, ``2m``, ``1h``); ConfigError naming it if malformed."""
+        value = getattr(self, name)
+        if value in (None, ""):
+            return default
+        text = str(value).strip().lower()
+        scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+        try:
+            n = float(text[:-1] if scale else text) * (scale or 1)
+        except ValueError:
+            n = -1
+        if not n > 0:
+            env, section, key = ENV[name]
+            raise ConfigError(f"{name.replace('_', '-')} {value!r} (from {self.sources.get(name, 'default')}) is "
+                              "not a duration", hint=f"Give seconds, e.g. 90, 90s, 2m or 1h ({env} or [{section}] "
+                                                    f"{key}).")
+        return n
 
     @property
     def key_path_default(self) -> Path:

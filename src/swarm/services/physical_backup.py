@@ -14,7 +14,12 @@ Order of steps, and what a crash between them leaves:
 2. take the ``backup-postgres-physical`` lock; write the data key;
 3. stream: packs are uploaded as they fill (``data/<id>/packs/*.pack``);
 4. pg_basebackup exits 0 only after the server archived the backup's last WAL segment;
-   we then check that every segment from start to stop LSN is in the repository;
+   we then check that every segment from start to stop LSN is in the repository.
+   Archiving that fails must not hang the backup: before starting we refuse when
+   ``pg_stat_archiver`` shows failures since the last success, and while pg_basebackup
+   waits for its WAL to be archived (``pg_stat_progress_basebackup``) a watch ends it after
+   ``wal_wait_timeout`` seconds (and ends its walsender, which would wait on), failing with
+   ``archive-failing``, the segment and the cause;
 5. write ``index.json``, then the manifest, last.
 
 A crash before 5 leaves packs and a data key without a manifest: no backup is listed, and
@@ -24,11 +29,14 @@ from __future__ import annotations
 
 import json
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-from swarm.errors import IntegrityError, SourceError
+from swarm.errors import ArchiveFailing, IntegrityError, SourceError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.wal import Lsn, segments_between
 from swarm.repo import Repository
@@ -37,12 +45,95 @@ from swarm.repo.packs import BLOCK_SIZE, Location, PackWriter, block_id
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.postgres.basebackup import BaseBackupStream, read_exact
 from swarm.sources.postgres.conn import connect, redact, server_facts
-from swarm.sources.postgres.wal import backup_bounds, tablespace_count, wal_position
+from swarm.sources.postgres.wal import (
+    ArchiverState,
+    archiver_state,
+    backup_bounds,
+    basebackup_progress,
+    tablespace_count,
+    wal_position,
+)
 
 KIND = "pg-physical"
 INDEX = "index.json"
 LOCK = "backup-postgres-physical"
-WAL_WAIT_S = 60.0
+WAL_WAIT_S = 60.0  # default of --wal-wait-timeout / [backup] wal_wait_timeout
+WAITING_PHASE = "waiting for wal archiving to finish"  # pg_stat_progress_basebackup.phase
+
+
+def archive_failing_error(state: ArchiverState, repo_url: str, *, waited_s: float | None = None) -> ArchiveFailing:
+    """The operator's error for broken archiving: which segment, since when, the server's words, the fix."""
+    last_ok = (f"the last success was {state.last_archived_wal} at {state.last_archived_time:%Y-%m-%d %H:%M:%S}"
+               if state.last_archived_time else "nothing was ever archived")
+    fail = (f"{state.failed_count} failed attempt{'s' if state.failed_count != 1 else ''}, the last for segment "
+            f"{state.last_failed_wal}" + (f" at {state.last_failed_time:%Y-%m-%d %H:%M:%S}"
+                                           if state.last_failed_time else ""))
+    if waited_s is not None:
+        msg = (f"the backup's WAL was not archived within {waited_s:.0f} s: WAL archiving is failing "
+               f"({fail}; {last_ok})") if state.failing else (
+               f"the backup's WAL was not archived within {waited_s:.0f} s ({last_ok})")
+    else:
+        msg = f"WAL archiving is failing ({fail}; {last_ok}): a physical backup would wait for it for ever"
+    hints = []
+    if state.log_excerpt:
+        hints.append(f"The server says: {state.log_excerpt}")
+    if repo_url.startswith("file://"):
+        from swarm.sources.postgres.cluster import server_user_write_problem
+
+        problem = server_user_write_problem(Path(unquote(urlparse(repo_url).path)))
+        if problem:
+            hints.append(f"Likely cause: {problem}.")
+    hints.append("Fix archive_command (`SHOW archive_command`; it must be `swarm admin wal push %p` with a "
+                 "configuration the server user can read), check `swarm admin wal status --db-url URL`, then "
+                 "run the backup again" + ("; --wal-wait-timeout waits longer" if waited_s is not None else "") + ".")
+    return ArchiveFailing(msg, hint=" ".join(hints),
+                          details={"segment": state.last_failed_wal, "archiver": state.to_dict()})
+
+
+class ArchiveWatch:
+    """While pg_basebackup runs, bound the time it waits for its WAL to be archived.
+
+    A thread polls ``pg_stat_progress_basebackup``; once the backup has waited ``timeout``
+    seconds in the archiving phase, it records an ``ArchiveFailing`` error and kills the stream
+    (which also ends the walsender). The caller raises ``failure`` instead of the broken stream's
+    error.
+    """
+
+    def __init__(self, db_url: str, stream: BaseBackupStream, repo_url: str, timeout: float,
+                 poll: float = 1.0) -> None:
+        self.db_url, self.stream, self.repo_url = db_url, stream, repo_url
+        self.timeout, self.poll = timeout, poll
+        self.failure: ArchiveFailing | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="archive-watch", daemon=True)
+
+    def __enter__(self) -> ArchiveWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        waiting_since: float | None = None
+        while not self._stop.wait(self.poll):
+            try:
+                progress = basebackup_progress(self.db_url, self.stream.application_name)
+            except SwarmError:
+                continue
+            if progress is None or progress[1].lower() != WAITING_PHASE:
+                waiting_since = None
+                continue
+            waiting_since = waiting_since or time.monotonic()
+            if time.monotonic() - waiting_since >= self.timeout:
+                try:
+                    state = archiver_state(self.db_url)
+                except SwarmError:
+                    continue
+                self.failure = archive_failing_error(state, self.repo_url, waited_s=self.timeout)
+                self.stream.kill()
+                return
 
 
 @dataclass
@@ -91,10 +182,15 @@ def physical_backups(repo: Repository, system_identifier: str | None = None,
 def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, reporter: Reporter | None = None,
                              bindir: str | None = None, block_size: int = BLOCK_SIZE,
                              wal_wait_s: float = WAL_WAIT_S) -> PhysicalBackupResult:
+    """``wal_wait_s`` bounds every wait for the backup's WAL to reach the repository (while the server
+    waits for archive_command, then while we look for the segments)."""
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     with connect(db_url) as conn:
         facts = server_facts(conn)
+    archiver = archiver_state(db_url)
+    if archiver.failing:
+        raise archive_failing_error(archiver, repo.url)
     if tablespace_count(db_url):
         raise SourceError("the cluster has extra tablespaces; the streamed physical engine backs up only "
                           "the main data directory", hint="Use a logical backup for this cluster for now.")
@@ -119,46 +215,54 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
             used: dict[str, Location] = {}
             reused = reused_bytes = total_bytes = 0
             special: dict[str, bytes] = {}
-            with BaseBackupStream(db_url, bindir=bindir) as stream:
-                with tarfile.open(fileobj=stream.stdout, mode="r|") as tar:
-                    for member in tar:
-                        path = member.name.removeprefix("./").rstrip("/")
-                        entry: dict[str, Any] = {"path": path, "mode": member.mode & 0o7777, "mtime": int(member.mtime)}
-                        if member.isdir():
-                            entry["type"] = "d"
-                        elif member.issym():
-                            entry.update(type="l", link=member.linkname)
-                        elif member.isfile():
-                            entry.update(type="f", size=member.size)
-                            fh = tar.extractfile(member)
-                            assert fh is not None
-                            ids: list[str] = []
-                            keep = path in ("backup_label", "backup_manifest", "tablespace_map")
-                            kept = bytearray()
-                            for plain in read_exact(fh, member.size, block_size):  # type: ignore[arg-type]
-                                bid = block_id(dedup, plain)
-                                ids.append(bid)
-                                total_bytes += len(plain)
+            app = f"swarm-basebackup-{writer.id}"[:63]
+            with BaseBackupStream(db_url, bindir=bindir, application_name=app) as stream, \
+                    ArchiveWatch(db_url, stream, repo.url, wal_wait_s) as watch:
+                try:
+                    with tarfile.open(fileobj=stream.stdout, mode="r|") as tar:
+                        for member in tar:
+                            path = member.name.removeprefix("./").rstrip("/")
+                            entry: dict[str, Any] = {"path": path, "mode": member.mode & 0o7777,
+                                                     "mtime": int(member.mtime)}
+                            if member.isdir():
+                                entry["type"] = "d"
+                            elif member.issym():
+                                entry.update(type="l", link=member.linkname)
+                            elif member.isfile():
+                                entry.update(type="f", size=member.size)
+                                fh = tar.extractfile(member)
+                                assert fh is not None
+                                ids: list[str] = []
+                                keep = path in ("backup_label", "backup_manifest", "tablespace_map")
+                                kept = bytearray()
+                                for plain in read_exact(fh, member.size, block_size):  # type: ignore[arg-type]
+                                    bid = block_id(dedup, plain)
+                                    ids.append(bid)
+                                    total_bytes += len(plain)
+                                    if keep:
+                                        kept += plain
+                                    if bid in used:
+                                        reused += 1
+                                        reused_bytes += len(plain)
+                                        continue
+                                    if bid in known:
+                                        used[bid] = known[bid]
+                                        reused += 1
+                                        reused_bytes += len(plain)
+                                        continue
+                                    used[bid] = packs.add(bid, plain)
+                                    reporter.advance(len(plain))
+                                entry["blocks"] = ids
                                 if keep:
-                                    kept += plain
-                                if bid in used:
-                                    reused += 1
-                                    reused_bytes += len(plain)
-                                    continue
-                                if bid in known:
-                                    used[bid] = known[bid]
-                                    reused += 1
-                                    reused_bytes += len(plain)
-                                    continue
-                                used[bid] = packs.add(bid, plain)
-                                reporter.advance(len(plain))
-                            entry["blocks"] = ids
-                            if keep:
-                                special[path] = bytes(kept)
-                        else:
-                            raise SourceError(f"unexpected tar member type in the base backup: {member.name}")
-                        files.append(entry)
-                stream.finish()
+                                    special[path] = bytes(kept)
+                            else:
+                                raise SourceError(f"unexpected tar member type in the base backup: {member.name}")
+                            files.append(entry)
+                    stream.finish()
+                except (SwarmError, tarfile.TarError, OSError) as exc:
+                    if watch.failure is not None:
+                        raise watch.failure from exc
+                    raise
             packs.close()
             after = backup_bounds(db_url)
             if "backup_manifest" not in special or "backup_label" not in special:
@@ -175,10 +279,14 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
             reporter.stage("checking the backup's WAL is archived")
             missing = _wait_for_wal(repo, needed, wal_wait_s)
             if missing:
+                state = archiver_state(db_url)
+                if state.failing:
+                    raise archive_failing_error(state, repo.url, waited_s=wal_wait_s)
                 raise SourceError(
                     f"the WAL this backup needs is not in the repository: {', '.join(missing)}",
                     hint="Is archive_command = 'swarm admin wal push %p' (with archive_mode = on) configured "
-                         "and working? See the server log. The backup was discarded.")
+                         "and working, or `swarm admin wal stream` running? See the server log. The backup was "
+                         "discarded.")
             index = {"version": 1, "block_size": block_size, "files": files,
                      "blocks": {bid: loc.to_list() for bid, loc in used.items()}}
             writer.put_object(INDEX, [json.dumps(index, separators=(",", ":")).encode()])

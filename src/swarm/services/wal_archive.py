@@ -76,6 +76,27 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 # ---- push --------------------------------------------------------------------------------------
+PUSH_FAILURE = "last-failure.txt"
+
+
+def record_push_failure(wal_file: Path, message: str) -> None:
+    """Remember why pushing ``wal_file`` failed, in the push spool beside the data directory, so a
+    physical backup waiting on the archive can name the cause (the server log may not be readable)."""
+    spool = spool_for(wal_file, "push")
+    if spool is None:
+        return
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    with contextlib.suppress(OSError):
+        _write_atomic(spool / PUSH_FAILURE, f"{stamp} wal push {wal_file.name}: {message}\n".encode())
+
+
+def clear_push_failure(wal_file: Path) -> None:
+    d = wal_file.resolve().parent
+    datadir = d.parent if d.name == "pg_wal" else d
+    with contextlib.suppress(OSError):
+        (spool_root(datadir) / "push" / PUSH_FAILURE).unlink()
+
+
 @dataclass
 class PushResult:
     name: str

@@ -16,14 +16,21 @@ def postgres(ctx: typer.Context,
              work_dir: str = typer.Option(None, "--work-dir", help="Local staging directory (default: system temp)."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
+             wal_wait_timeout: str = typer.Option(None, "--wal-wait-timeout", metavar="SECONDS",
+                                                  help="Physical: how long to wait for the backup's WAL to be "
+                                                       "archived before failing (default 60; [backup] "
+                                                       "wal_wait_timeout)."),
              as_json: bool = JSON_OPT) -> None:
     """Logical backup: pg_dump (directory format, parallel) of one snapshot, with exact row counts;
     or, with --physical, a deduplicated base backup."""
     if physical:
         from swarm.cli.commands import physical as physical_cmd
 
-        physical_cmd.backup_physical(ctx, db_url=db_url, jobs=jobs, as_json=as_json)
+        physical_cmd.backup_physical(ctx, db_url=db_url, jobs=jobs, as_json=as_json,
+                                     wal_wait_timeout=wal_wait_timeout)
         return
+    if wal_wait_timeout is not None:
+        raise typer.BadParameter("--wal-wait-timeout applies to --physical backups only")
     from swarm.services.backup_postgres import backup_postgres_logical
     from swarm.services.context import open_repository
 

@@ -31,15 +31,18 @@ def _config_args(ctx: typer.Context) -> list[str]:
 
 
 # ---- backup / restore (delegated from backup.py and restore.py) ---------------------------------
-def backup_physical(ctx: typer.Context, *, db_url: str | None, jobs: int, as_json: bool) -> None:
+def backup_physical(ctx: typer.Context, *, db_url: str | None, jobs: int, as_json: bool,
+                    wal_wait_timeout: str | None = None) -> None:
     from swarm.services.context import open_repository
     from swarm.services.physical_backup import backup_postgres_physical
 
-    s = settings(ctx, db_url=db_url)
+    s = settings(ctx, db_url=db_url, wal_wait_timeout=wal_wait_timeout)
     url = s.require("db_url", "the database to back up (SWARM_DB_URL)")
+    wait_s = s.seconds("wal_wait_timeout", 60.0)
     repo = open_repository(s, create=True)
     with progress(as_json) as reporter:
-        res = backup_postgres_physical(repo, url, jobs=jobs, reporter=reporter, bindir=s.pg_bindir)
+        res = backup_postgres_physical(repo, url, jobs=jobs, reporter=reporter, bindir=s.pg_bindir,
+                                       wal_wait_s=wait_s)
     d = res.to_dict()
     if as_json:
         render.emit_json(d)
@@ -120,16 +123,25 @@ def push(ctx: typer.Context, path: Path = typer.Argument(..., metavar="PATH", he
          ahead: int = typer.Option(8, "--ahead", min=0, help="Also push up to N further .ready segments."),
          as_json: bool = JSON_OPT) -> None:
     """archive_command: exit 0 only once the file is durable in the repository."""
+    from swarm.errors import SwarmError
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import push_wal
+    from swarm.services.wal_archive import clear_push_failure, push_wal, record_push_failure
 
     if not path.is_file():
         raise RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL file.")
     try:
         res = push_wal(open_repository(settings(ctx), create=True), path, push_ahead=ahead)
     except ValueError as exc:
+        record_push_failure(path, str(exc))
         raise RefusedError(str(exc), hint="Only WAL segments, .partial, .history and .backup files are archived.") \
             from exc
+    except SwarmError as exc:
+        record_push_failure(path, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        raise
+    except OSError as exc:
+        record_push_failure(path, str(exc))
+        raise
+    clear_push_failure(path)
     if as_json:
         render.emit_json(res.to_dict())
 

@@ -46,8 +46,9 @@ class BaseBackupStream:
     """``with BaseBackupStream(url) as s: for member in tarfile.open(fileobj=s.stdout, mode="r|")...``"""
 
     def __init__(self, db_url: str, *, bindir: str | None = None, fast_checkpoint: bool = True,
-                 label: str = "swarm") -> None:
+                 label: str = "swarm", application_name: str = "swarm-basebackup") -> None:
         self.db_url = db_url
+        self.application_name = application_name  # how the server lists our walsender (pg_stat_activity)
         self.args = [tool("pg_basebackup", bindir), *conninfo_args(db_url), "-D", "-", "-Ft", "-X", "none",
                      "-l", label, "--no-password", "-v"]
         if fast_checkpoint:
@@ -63,8 +64,9 @@ class BaseBackupStream:
 
     def __enter__(self) -> BaseBackupStream:
         try:
+            env = {**libpq_env(self.db_url), "PGAPPNAME": self.application_name}
             self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         env=libpq_env(self.db_url), bufsize=1 << 20)
+                                         env=env, bufsize=1 << 20)
         except OSError as exc:
             raise SourceError(f"cannot run pg_basebackup: {exc}") from exc
         assert self.proc.stderr is not None
@@ -98,11 +100,18 @@ class BaseBackupStream:
                               hint="Tablespaces other than the default are not supported by the streamed "
                                    "engine; check max_wal_senders and the replication privilege.")
 
-    def __exit__(self, *exc: Any) -> None:
+    def kill(self) -> None:
+        """Stop pg_basebackup now, and end its walsender (which, waiting for archiving, would not notice)."""
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(OSError):
                 self.proc.kill()
             self.proc.wait(30)
+            from swarm.sources.postgres.wal import terminate_walsenders
+
+            terminate_walsenders(self.db_url, self.application_name)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.kill()
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 

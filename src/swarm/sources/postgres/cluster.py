@@ -349,3 +349,21 @@ def run_as_server_user_check(args: list[str]) -> subprocess.CompletedProcess[str
                               cwd="/", **kw)
     except OSError as exc:  # not executable for that user
         return subprocess.CompletedProcess(args, 126, "", str(exc))
+
+
+def server_user_write_problem(directory: Path) -> str | None:
+    """Why the server user could not write into ``directory`` (it cannot enter a directory on the
+    way, or may not write there), with the fix; None when it can, or when we are not root."""
+    user = _server_user()
+    if user is None:
+        return None
+    blocked = first_unreachable_by_server_user(directory)
+    if blocked is not None:
+        return (f"the {user.pw_name} user cannot enter {blocked} (on the way to {directory}): "
+                f"`chmod o+x {blocked}`, or put the repository where it can")
+    r = subprocess.run(["test", "-w", str(directory)], user=user.pw_uid, group=user.pw_gid, check=False,
+                       capture_output=True)
+    if r.returncode != 0:
+        return (f"the {user.pw_name} user cannot write {directory}: `chown -R {user.pw_name} {directory}` "
+                f"(or give it group write access)")
+    return None

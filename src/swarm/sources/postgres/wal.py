@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from swarm.errors import SourceError
+from swarm.errors import SourceError, SwarmError
 from swarm.sources.postgres.basebackup import conninfo_args, libpq_env
 from swarm.sources.postgres.binaries import tool
 from swarm.sources.postgres.conn import connect
@@ -161,3 +161,116 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+
+
+# ---- archiver health and base backup progress -------------------------------------------------
+@dataclass(frozen=True)
+class ArchiverState:
+    """``pg_stat_archiver`` and the archiving settings, as one server answers them."""
+
+    archive_mode: str
+    archived_count: int
+    last_archived_wal: str | None
+    last_archived_time: datetime | None
+    failed_count: int
+    last_failed_wal: str | None
+    last_failed_time: datetime | None
+    now: datetime
+    log_excerpt: str | None = None  # the server log's lines about the failure, where we may read them
+
+    @property
+    def failing(self) -> bool:
+        """Archiving failed and has not succeeded since."""
+        if not self.failed_count or self.last_failed_time is None:
+            return False
+        return self.last_archived_time is None or self.last_failed_time > self.last_archived_time
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        return {"archive_mode": self.archive_mode, "archived_count": self.archived_count,
+                "last_archived_wal": self.last_archived_wal, "last_archived_time": iso(self.last_archived_time),
+                "failed_count": self.failed_count, "last_failed_wal": self.last_failed_wal,
+                "last_failed_time": iso(self.last_failed_time), "failing": self.failing,
+                "seconds_since_last_archive": round((self.now - self.last_archived_time).total_seconds(), 1)
+                if self.last_archived_time else None, "log_excerpt": self.log_excerpt}
+
+
+_LOG_TAIL_SQL = """
+SELECT pg_read_file(f, greatest(0, (pg_stat_file(f)).size - 65536), 65536)
+FROM (SELECT pg_current_logfile() AS f) x WHERE f IS NOT NULL
+"""
+
+
+def archiver_state(db_url: str, *, data_dir_log: bool = True) -> ArchiverState:
+    """The archiver's counters; with the failure, the server log's lines about it when the log can be read
+    (the logging collector's file through ``pg_read_file``, or the failure ``wal push`` recorded in its
+    spool beside a local data directory)."""
+    with connect(db_url) as conn:
+        row = conn.execute("SELECT current_setting('archive_mode'), archived_count, last_archived_wal, "
+                           "last_archived_time, failed_count, last_failed_wal, last_failed_time, now() "
+                           "FROM pg_stat_archiver").fetchone()
+        assert row is not None
+        state = ArchiverState(str(row[0]), int(row[1]), row[2], row[3], int(row[4]), row[5], row[6], row[7])
+        if not state.failing or not data_dir_log:
+            return state
+        excerpt = None
+        try:
+            tail = conn.execute(_LOG_TAIL_SQL).fetchone()
+            if tail and tail[0]:
+                excerpt = archive_failure_lines(str(tail[0]))
+        except Exception:  # no pg_read_file privilege: fall back to the spool
+            excerpt = None
+        if excerpt is None:
+            try:
+                ddir = conn.execute("SELECT current_setting('data_directory')").fetchone()
+            except Exception:
+                ddir = None
+            if ddir and ddir[0]:
+                excerpt = recorded_push_failure(Path(str(ddir[0])))
+    return ArchiverState(**{**state.__dict__, "log_excerpt": excerpt})
+
+
+def archive_failure_lines(log: str, limit: int = 6) -> str | None:
+    """The last failed archive attempt in a server log: the command's own error lines and PostgreSQL's
+    "archive command failed" line."""
+    lines = log.splitlines()
+    idx = [i for i, ln in enumerate(lines) if "archive command failed" in ln]
+    if not idx:
+        return None
+    end = idx[-1]
+    start = end
+    while start > 0 and end - start < limit and "archive command failed" not in lines[start - 1] \
+            and "The failed archive command was" not in lines[start - 1]:
+        start -= 1
+    return "\n".join(ln.strip() for ln in lines[start:end + 1] if ln.strip())
+
+
+def recorded_push_failure(datadir: Path) -> str | None:
+    """The last failure ``wal push`` recorded in the spool beside ``datadir`` (see wal_archive)."""
+    f = datadir.parent / f"{datadir.name}.swarm-spool" / "push" / "last-failure.txt"
+    try:
+        return f.read_text(errors="replace").strip()[-2000:] or None
+    except OSError:
+        return None
+
+
+def basebackup_progress(db_url: str, application_name: str) -> tuple[int, str] | None:
+    """(walsender pid, phase) of the running base backup whose connection has ``application_name``."""
+    with connect(db_url) as conn:
+        row = conn.execute("SELECT p.pid, p.phase FROM pg_stat_progress_basebackup p JOIN pg_stat_activity a "
+                           "USING (pid) WHERE a.application_name = %s", (application_name,)).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def terminate_walsenders(db_url: str, application_name: str) -> int:
+    """End the server side of our replication connections (a walsender waiting for archiving does not notice
+    its client is gone). Best effort: returns how many were ended."""
+    try:
+        with connect(db_url) as conn:
+            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                                "AND backend_type = 'walsender'", (application_name,)).fetchall()
+    except SwarmError:
+        return 0
+    return sum(1 for r in rows if r[0])
