@@ -13,7 +13,7 @@ app = typer.Typer(help="Take a backup into the repository.", no_args_is_help=Tru
 def postgres(ctx: typer.Context,
              jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel pg_dump jobs and uploads."),
              db_url: str = typer.Option(None, "--db-url", help="Database to back up (default: SWARM_DB_URL)."),
-             work_dir: str = typer.Option(None, "--work-dir", help="Local staging directory (default: system temp)."),
+             work_dir: str = typer.Option(None, "--work-dir", help="Private work directory for the schema (default: system temp)."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
              as_json: bool = JSON_OPT) -> None:
@@ -24,7 +24,7 @@ def postgres(ctx: typer.Context,
 
         physical_cmd.backup_physical(ctx, db_url=db_url, jobs=jobs, as_json=as_json)
         return
-    from swarm.services.backup_postgres import backup_postgres_logical
+    from swarm.services.backup_postgres import backup_postgres_logical, swept_message
     from swarm.services.context import open_repository
 
     s = settings(ctx, db_url=db_url, work_dir=work_dir)
@@ -37,6 +37,8 @@ def postgres(ctx: typer.Context,
     if as_json:
         render.emit_json(d)
         return
+    if res.swept:
+        render.out.print(swept_message(res.swept), markup=False, highlight=False)
     render.out.print(f"[bold green]backup {d['id']}[/] of {d['database']} (PostgreSQL {d['server_version']})")
     render.kv([("tables", f"{d['tables']} ({d['rows']} rows, counted in the dump's snapshot)"),
                ("size", f"{render.human_bytes(d['size'])} dumped, {render.human_bytes(d['stored_size'])} stored"),
