@@ -93,12 +93,16 @@ def test_killed_backup_leaves_no_rows_on_disk_and_is_swept(tmp_path: Path, kek: 
     assert list(work.iterdir()) == []
 
 
+_HELD: list[object] = []  # entered, never exited: like a killed run (collecting one would remove it)
+
+
 def _dir_of(work: Path, prefix: str, pid: int) -> Path:
     """A work directory as a run with ``pid`` leaves it (created by the code under test)."""
     from swarm.services.backup_postgres import work_directory
 
     cm = work_directory(prefix, str(work), pid=pid)
-    path = cm.__enter__()  # never exited: like a killed run
+    _HELD.append(cm)
+    path = cm.__enter__()
     (path / "dump").mkdir()
     (path / "dump" / "toc.dat").write_bytes(b"schema")
     return path
