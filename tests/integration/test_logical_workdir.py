@@ -45,7 +45,7 @@ def _files(root: Path) -> list[Path]:
 
 def _started(work: Path, repo: Path) -> bool:
     """The backup is under way: its work directory holds a file, or the repository has data."""
-    return any(_files(work)) or (repo / "data").is_dir() and any(_files(repo / "data"))
+    return any(_files(work)) or ((repo / "data").is_dir() and any(_files(repo / "data")))
 
 
 def test_killed_backup_leaves_no_rows_on_disk_and_is_swept(tmp_path: Path, kek: LocalKeyFile,

@@ -11,14 +11,17 @@ app = typer.Typer(help="Take a backup into the repository.", no_args_is_help=Tru
 
 @app.command("postgres")
 def postgres(ctx: typer.Context,
-             jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel pg_dump jobs and uploads."),
+             jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64,
+                                      help="Parallel jobs: table COPYs (logical) and uploads."),
              db_url: str = typer.Option(None, "--db-url", help="Database to back up (default: SWARM_DB_URL)."),
-             work_dir: str = typer.Option(None, "--work-dir", help="Private work directory for the schema (default: system temp)."),
+             work_dir: str = typer.Option(None, "--work-dir",
+                                          help="Where the schema is staged (default: system temp); never rows."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
              as_json: bool = JSON_OPT) -> None:
-    """Logical backup: pg_dump (directory format, parallel) of one snapshot, with exact row counts;
-    or, with --physical, a deduplicated base backup."""
+    """Logical backup of one snapshot: the schema by pg_dump, every table's rows by parallel COPY
+    streamed into the repository, with exact row counts; or, with --physical, a deduplicated
+    base backup."""
     if physical:
         from swarm.cli.commands import physical as physical_cmd
 
