@@ -44,8 +44,10 @@ def _files(root: Path) -> list[Path]:
 
 
 def _started(work: Path, repo: Path) -> bool:
-    """The backup is under way: its work directory holds a file, or the repository has data."""
-    return any(_files(work)) or ((repo / "data").is_dir() and any(_files(repo / "data")))
+    """The backup is moving rows: a dump file in its work directory, or the repository is
+    receiving data (a local store writes ``.tmp-*`` files from the first byte of an object)."""
+    return (any(p.name != "owner.json" for p in _files(work))
+            or ((repo / "data").is_dir() and any(_files(repo / "data"))))
 
 
 def test_killed_backup_leaves_no_rows_on_disk_and_is_swept(tmp_path: Path, kek: LocalKeyFile,
@@ -57,7 +59,7 @@ def test_killed_backup_leaves_no_rows_on_disk_and_is_swept(tmp_path: Path, kek: 
     work = tmp_path / "work"
     work.mkdir()
     env = _env(tmp_path, kek, db)
-    proc = subprocess.Popen([SWARM, "admin", "backup", "postgres", "--jobs", "1", "--work-dir", str(work)],
+    proc = subprocess.Popen([SWARM, "admin", "backup", "postgres", "--jobs", "2", "--work-dir", str(work)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
