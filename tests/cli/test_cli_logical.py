@@ -96,12 +96,12 @@ def test_exit_codes_for_bad_input(stack_env: dict[str, str], tmp_path: Path) -> 
     assert "wrong key" in err["message"]
     # a flipped byte: verify exits 1 and names the object
     repo_root = Path(run_json(stack_env, "dev", "up")["repo"].removeprefix("file://"))
-    victim = sorted((repo_root / "data" / b["id"] / "pgdump").glob("*.dat"))[0]
+    victim = sorted((repo_root / "data" / b["id"] / "tables").glob("*.copy"))[0]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
     v = run_json(stack_env, "admin", "verify", b["id"], expect=1)
-    assert v["ok"] is False and v["problems"][0]["where"] == f"pgdump/{victim.name}"
+    assert v["ok"] is False and v["problems"][0]["where"] == f"tables/{victim.name}"
     # unreachable repository: exit 7 with a clear message
     env = dict(stack_env, SWARM_BACKUP_REPO="s3://nowhere/x", SWARM_REPO_S3_ENDPOINT="http://127.0.0.1:9",
                SWARM_REPO_S3_ACCESS_KEY="a", SWARM_REPO_S3_SECRET_KEY="b")

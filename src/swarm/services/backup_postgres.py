@@ -1,36 +1,47 @@
-"""Logical PostgreSQL backup: ``pg_dump -Fd -j N`` of one snapshot into the repository,
-with the rows of large tables copied in parallel page ranges of the same snapshot.
+"""Logical PostgreSQL backup: one exported snapshot; its schema by ``pg_dump -Fd``, every
+table's rows by ``COPY ... TO STDOUT`` straight into the repository. No row of any table is
+ever written to local disk (issue #8: a killed backup used to leave whole tables there).
 
 Order of steps, and what a crash between them leaves:
 
+0. sweep the work directory: directories of earlier runs of this host (``swarm-dump-<pid>-*``,
+   ``swarm-restore-<pid>-*``) whose process is gone are removed and listed in the result
+   (``swept``); a live run's directory is never touched;
 1. take the ``backup-postgres`` repository lock (a crash leaves a lock that goes stale);
-2. open a REPEATABLE READ transaction and export its snapshot;
-3. write the data key; then, all at once:
-   * ``pg_dump --snapshot --exclude-table-data=<large tables>`` into a local staging
-     directory, each table file uploaded as soon as pg_dump closes it;
-   * every large table (``large_table_bytes`` and up) streamed straight from
-     ``COPY ... TO STDOUT`` by ctid page ranges into repository objects, ``jobs`` at a time
-     (no staging), rows counted as they pass;
-   * every other table's rows counted in the exporting transaction;
-4. after all of it, upload the rest (``toc.dat``) and write the manifest, last.
+2. create the private work directory ``<work_dir>/swarm-dump-<pid>-<random>`` (mode 0700,
+   with ``owner.json``: pid, host, process start time);
+3. open a REPEATABLE READ transaction, export its snapshot, list the tables; write the data key;
+4. all at once:
+   * ``pg_dump --snapshot --exclude-table-data=<every listed table>`` into the work directory:
+     ``toc.dat`` (schema, sequence values, ownership, privileges) and nothing else, unless the
+     database has large objects (``blob_*.dat``, uploaded and deleted as pg_dump closes them);
+   * ``LOCK TABLE ... IN ACCESS SHARE MODE`` on every listed table in the snapshot's
+     transaction, held to the end (as pg_dump does: no TRUNCATE / DROP / ALTER meanwhile);
+   * every table streamed from ``COPY ... TO STDOUT`` (in the snapshot) into repository
+     objects, ``jobs`` at a time: one object per table, or ctid page ranges for tables of
+     ``large_table_bytes`` and more; rows counted as they pass;
+5. upload what pg_dump left (``toc.dat``), then write the manifest, last; remove the work
+   directory.
 
-The dump directory alone restores with ``pg_restore`` minus the large tables' rows; the
-manifest's ``parallel_tables`` says which parts (COPY text) hold those, and
-``restore_postgres`` loads them in parallel between pg_restore's data and post-data steps.
-
-Any failure before 4 completes aborts: uploaded objects are deleted (best effort) and no
-backup is listed. Staging needs at most the uncompressed size of the dump in free space
-under ``work_dir`` (the system temp dir by default), usually much less because files
-leave staging as soon as they are uploaded.
+Any failure before 5 completes aborts: uploaded objects are deleted (best effort) and no
+backup is listed. A kill -9 anywhere leaves a stale lock, objects without a manifest (for
+``prune``) and the work directory with at most pg_dump's schema output in it, which the
+next backup or restore on this host sweeps. The work directory needs a few MB (the
+schema), plus the size of the largest large object if there are any.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +49,24 @@ from typing import Any
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.sources.postgres.conn import SnapshotSession, count_rows, redact, user_tables
-from swarm.sources.postgres.copy import RowCounter, TablePart, copy_columns, copy_out, large_tables, split_pages
+from swarm.sources.postgres.conn import SnapshotSession, redact
+from swarm.sources.postgres.copy import (
+    RowCounter,
+    TablePart,
+    copy_columns,
+    copy_out,
+    data_tables,
+    lock_tables,
+    server_encoding,
+    split_pages,
+)
 from swarm.sources.postgres.dump import finished_data_files, pg_dump_directory, table_pattern
 
 KIND = "pg-logical"
 DUMP_PREFIX = "pgdump/"
 TABLES_PREFIX = "tables/"
 READ_CHUNK = 4 << 20
-LARGE_TABLE_BYTES = 64 << 20  # tables this big are copied in parallel parts
+LARGE_TABLE_BYTES = 64 << 20  # tables this big are copied in several parallel parts
 PART_BYTES = 256 << 20  # about this much heap per part (at least ``jobs`` parts per large table)
 
 
@@ -54,6 +74,7 @@ PART_BYTES = 256 << 20  # about this much heap per part (at least ``jobs`` parts
 class LogicalBackupResult:
     manifest: Manifest
     timings: dict[str, float] = field(default_factory=dict)
+    swept: list[str] = field(default_factory=list)  # leftover work directories of killed runs, removed
 
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
@@ -62,7 +83,8 @@ class LogicalBackupResult:
                 "server_version": src.get("server_version"),
                 "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
                 "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values()),
-                "started_at": m.started_at, "finished_at": m.finished_at, "timings": self.timings}
+                "started_at": m.started_at, "finished_at": m.finished_at, "timings": self.timings,
+                "swept": self.swept}
 
 
 def file_chunks(path: Path, reporter: Reporter | None = None) -> Iterator[bytes]:
@@ -79,29 +101,34 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    with repo.lock("backup-postgres") as lock, tempfile.TemporaryDirectory(prefix="swarm-dump-", dir=work_dir) as tmp:
-        dumpdir = Path(tmp) / "dump"
+    swept = sweep_work_directories(work_dir)
+    if swept:
+        reporter.stage(swept_message(swept))
+    with repo.lock("backup-postgres") as lock, work_directory(DUMP_DIR_PREFIX, work_dir) as tmp:
+        dumpdir = tmp / "dump"
         writer = None
         try:
             with SnapshotSession(db_url) as snap:
                 assert snap.conn is not None
                 facts = snap.facts()
-                large = large_tables(snap.conn, large_table_bytes)
-                plans: list[tuple[TablePart, list[str]]] = []
-                for schema, table, size in large:
+                encoding = server_encoding(snap.conn)
+                tables = data_tables(snap.conn)
+                plans: list[tuple[int, TablePart, list[str]]] = []
+                for i, (schema, table, size) in enumerate(tables):
                     cols = copy_columns(snap.conn, schema, table)
-                    n_parts = max(jobs, -(-size // PART_BYTES))
-                    plans += [(part, cols) for part in split_pages(schema, table, size, n_parts)]
+                    n_parts = max(jobs, -(-size // PART_BYTES)) if size >= large_table_bytes else 1
+                    plans += [(i, part, cols) for part in split_pages(schema, table, size, n_parts)]
                 writer = repo.begin_backup(KIND, lock=lock)
-                reporter.stage(f"dumping {facts.database} ({facts.database_size / 1e6:.0f} MB) with {jobs} jobs")
+                reporter.stage(f"backing up {facts.database} ({facts.database_size / 1e6:.0f} MB): "
+                               f"{len(tables)} tables in {len(plans)} parts, {jobs} at a time")
                 reporter.total(facts.database_size)
                 procs: list[Any] = []
                 errors: list[BaseException] = []
 
                 def run_dump() -> None:
                     try:
-                        pg_dump_directory(db_url, dumpdir, jobs=jobs, snapshot=snap.snapshot, bindir=bindir,
-                                          exclude_table_data=[table_pattern(s, t) for s, t, _ in large],
+                        pg_dump_directory(db_url, dumpdir, jobs=1, snapshot=snap.snapshot, bindir=bindir,
+                                          exclude_table_data=[table_pattern(s, t) for s, t, _ in tables],
                                           on_start=procs.append)
                     except BaseException as exc:
                         errors.append(exc)
@@ -110,14 +137,15 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                 dumper.start()
                 copier = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="copy-out")
                 try:
-                    part_futures = [copier.submit(_copy_part, writer, db_url, snap.snapshot, i, part, cols, reporter)
-                                    for i, (part, cols) in enumerate(plans)]
-                    large_names = {f"{s}.{t}" for s, t, _ in large}
-                    row_counts = count_rows(snap.conn, [st for st in user_tables(snap.conn)
-                                                        if f"{st[0]}.{st[1]}" not in large_names])
-                    timings["count_s"] = round(time.monotonic() - t0, 3)
+                    lock_tables(snap.conn, [(s, t) for s, t, _ in tables])
+                    timings["lock_s"] = round(time.monotonic() - t0, 3)
+                    part_futures = [copier.submit(_copy_part, writer, db_url, snap.snapshot, i, part, cols,
+                                                  encoding, reporter) for i, part, cols in plans]
                     uploaded = _upload_while_dumping(writer, dumper, procs, dumpdir, jobs, reporter)
-                    parts_done = [f.result() for f in part_futures]
+                    if errors:
+                        raise errors[0]
+                    timings["schema_s"] = round(time.monotonic() - t0, 3)
+                    parts_done = _results(part_futures)
                 except BaseException:
                     _stop_dump(procs, dumper)
                     copier.shutdown(wait=True, cancel_futures=True)
@@ -125,16 +153,17 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                 copier.shutdown(wait=True)
                 if errors:
                     raise errors[0]
-                parallel_tables: dict[str, dict[str, Any]] = {}
-                for (part, cols), (name, rows) in zip(plans, parts_done, strict=True):
-                    entry = parallel_tables.setdefault(part.qualified, {"schema": part.schema, "table": part.table,
-                                                                        "columns": cols, "parts": []})
+                row_counts: dict[str, int] = {f"{s}.{t}": 0 for s, t, _ in tables}
+                copied_tables: dict[str, dict[str, Any]] = {}
+                for (_i, part, cols), (name, rows) in zip(plans, parts_done, strict=True):
+                    entry = copied_tables.setdefault(part.qualified, {"schema": part.schema, "table": part.table,
+                                                                      "columns": cols, "parts": []})
                     entry["parts"].append({"name": name, "rows": rows, "first_page": part.first_page,
                                            "end_page": part.end_page})
-                    row_counts[part.qualified] = row_counts.get(part.qualified, 0) + rows
+                    row_counts[part.qualified] += rows
                 row_counts = dict(sorted(row_counts.items()))
                 timings["dump_s"] = round(time.monotonic() - t0, 3)
-            # pg_dump is done: the snapshot can go; upload what is left (toc.dat, late files)
+            # the snapshot can go; upload what pg_dump left (toc.dat, late files)
             rest = sorted(p for p in dumpdir.iterdir() if p.name not in uploaded)
             with ThreadPoolExecutor(max(1, jobs)) as pool:
                 for f in [pool.submit(_put_file, writer, p, reporter) for p in rest]:
@@ -142,7 +171,7 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
             source = {
                 "engine": "postgresql", "method": "pg_dump", "format": "directory", "jobs": jobs,
                 "db_url": redact(db_url), **facts.to_dict(), "snapshot": snap.snapshot, "row_counts": row_counts,
-                "parallel_tables": parallel_tables,
+                "table_data": "copy", "encoding": encoding, "parallel_tables": dict(sorted(copied_tables.items())),
             }
             timings["total_s"] = round(time.monotonic() - t0, 3)
             source["timings"] = timings
@@ -152,12 +181,22 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
             if writer is not None:
                 writer.abort()
             raise
-    return LogicalBackupResult(manifest, timings)
+    return LogicalBackupResult(manifest, timings, swept)
+
+
+def _results(futures: list[Future[tuple[str, int]]]) -> list[tuple[str, int]]:
+    """Every future's result, in order; the first failure (in time) is raised at once."""
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for f in done:
+        if f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
+    return [f.result() for f in futures]
 
 
 def _copy_part(writer: Any, db_url: str, snapshot: str, index: int, part: TablePart, cols: list[str],
-               reporter: Reporter) -> tuple[str, int]:
-    """Stream one page range of a large table into one object; return (object name, rows)."""
+               encoding: str, reporter: Reporter) -> tuple[str, int]:
+    """Stream one table, or one page range of a large table, into one object; return
+    (object name, rows)."""
     name = f"{TABLES_PREFIX}{index:04d}-p{part.index:03d}.copy"
     counter = RowCounter()
 
@@ -166,7 +205,7 @@ def _copy_part(writer: Any, db_url: str, snapshot: str, index: int, part: TableP
             reporter.advance(len(chunk))
             yield chunk
 
-    writer.put_object(name, progress(counter.wrap(copy_out(db_url, snapshot, part, cols))))
+    writer.put_object(name, progress(counter.wrap(copy_out(db_url, snapshot, part, cols, encoding=encoding))))
     return name, counter.rows
 
 
@@ -202,3 +241,127 @@ def _upload_while_dumping(writer: Any, dumper: threading.Thread, procs: list[Any
         for f in futures:
             f.result()
     return done
+
+
+# ---- private work directories, and sweeping those of killed runs ----------------------------
+
+DUMP_DIR_PREFIX = "swarm-dump-"
+RESTORE_DIR_PREFIX = "swarm-restore-"
+WORK_DIR_PREFIXES = (DUMP_DIR_PREFIX, RESTORE_DIR_PREFIX)
+OWNER_FILE = "owner.json"
+LEGACY_IDLE_S = 3600.0  # a directory of a version that recorded no pid: swept after this long untouched
+_NAME = re.compile(r"(?P<prefix>swarm-(?:dump|restore)-)(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22); None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def work_directory(prefix: str, parent: str | None, *, pid: int | None = None) -> Iterator[Path]:
+    """A private work directory ``<parent>/<prefix><pid>-<random>`` (mode 0700; ``parent``
+    defaults to the system temp dir), removed with everything in it on exit.
+
+    Its name carries the owning pid from the moment it exists, and ``owner.json`` adds the
+    host, boot and process start time, so ``sweep_work_directories`` can tell a killed run's
+    directory (swept) from a live one's (never touched), pid reuse included. A kill -9 leaves
+    the directory; the next backup or restore with the same parent removes it.
+    """
+    pid = pid or os.getpid()
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-", dir=parent))  # mkdtemp: mode 0700
+    try:
+        owner = {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "start_ticks": _start_ticks(pid)}
+        (path / OWNER_FILE).write_text(json.dumps(owner))
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return newest
+
+
+def _abandoned(path: Path) -> bool:
+    """True if the run that created ``path`` is certainly gone."""
+    m = _NAME.fullmatch(path.name)
+    if not m:
+        return False
+    if m.group("pid") is None:  # written by a version that recorded no owner
+        return time.time() - _newest_mtime(path) > LEGACY_IDLE_S
+    pid = int(m.group("pid"))
+    try:
+        owner = json.loads((path / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        owner = {}  # killed before it was written: the pid in the name decides
+    if owner.get("host", socket.gethostname()) != socket.gethostname():
+        return False  # another machine's (a shared work dir): its processes are not ours to judge
+    if owner.get("boot_id") and owner["boot_id"] != _boot_id():
+        return True  # the machine rebooted since
+    if not _pid_alive(pid):
+        return True
+    ticks = owner.get("start_ticks")
+    now_ticks = _start_ticks(pid)
+    return ticks is not None and now_ticks is not None and ticks != now_ticks  # the pid was reused
+
+
+def sweep_work_directories(parent: str | None) -> list[str]:
+    """Remove the work directories of killed backups and restores under ``parent`` (default
+    the system temp dir) and return their paths.
+
+    Only directories named by ``work_directory`` (or by older versions: ``swarm-dump-*`` /
+    ``swarm-restore-*`` without a pid, once untouched for an hour), owned by this user, and
+    whose process is gone (``_abandoned``) are removed; a concurrent run's is kept. A kill
+    during the sweep leaves a partly removed directory that the next sweep finishes.
+    """
+    base = Path(parent) if parent else Path(tempfile.gettempdir())
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+    swept = []
+    for path in entries:
+        try:
+            if (not path.name.startswith(WORK_DIR_PREFIXES) or path.is_symlink() or not path.is_dir()
+                    or path.lstat().st_uid != os.getuid() or not _abandoned(path)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            swept.append(str(path))
+    return swept
+
+
+def swept_message(swept: list[str]) -> str:
+    n = len(swept)
+    return (f"removed {n} leftover work director{'y' if n == 1 else 'ies'} of killed runs: "
+            + ", ".join(swept))

@@ -3,32 +3,46 @@
 ``plan_restore`` has no side effects: it checks the backup exists and the target is
 acceptable (exists or ``create``; empty or ``force``). ``execute_restore`` then:
 
-1. downloads and verifies the pg_dump directory into a staging directory;
+0. sweeps leftover work directories of killed backups and restores (``swept`` in the result);
+1. downloads and verifies the dump's schema (``stage_schema``: ``toc.dat``, never a table's
+   rows) into a private work directory ``swarm-restore-<pid>-*`` (mode 0700);
 2. creates the database if asked;
-3. restores it (``restore_into``): pg_restore's pre-data section (with ``--clean
-   --if-exists`` when forced onto a non-empty target); then, at the same time, pg_restore's
-   data section with ``-j`` and the large tables' parts streamed from the repository
-   (verified frame by frame) into parallel ``COPY FROM STDIN``; then post-data with ``-j``;
+3. restores it (``restore_into``): pg_restore's pre-data section (after the ``DROP ... IF
+   EXISTS`` of ``--clean`` when forced onto a non-empty target); then, at the same time,
+   pg_restore's data section minus table data (sequence values, large objects) and every
+   table's rows streamed from the repository (verified frame by frame) into parallel
+   ``COPY FROM STDIN``; then post-data with ``-j``;
 4. counts every table the manifest lists and compares.
 
-A crash in 3 leaves a partly restored target: run again with ``--force``. The source of
-truth is never touched.
+Rows go from the repository to the server without touching local disk, for backups of
+this version (``tables/*.copy``) and of earlier ones (table files ``pgdump/<id>.dat``,
+streamed the same way with the COPY statement their table of contents names).
+
+A crash in 3 leaves a partly restored target: run again with ``--force``; a kill -9 also
+leaves the work directory (schema only), swept by the next run. The source of truth is
+never touched.
 """
 from __future__ import annotations
 
-import tempfile
+import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm.errors import NotFoundError, RefusedError
+from swarm.errors import IntegrityError, NotFoundError, RefusedError
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
 from swarm.repo import Repository
-from swarm.services.backup_postgres import DUMP_PREFIX
-from swarm.services.materialize import materialize
+from swarm.services.backup_postgres import (
+    DUMP_PREFIX,
+    RESTORE_DIR_PREFIX,
+    sweep_work_directories,
+    swept_message,
+    work_directory,
+)
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.postgres.conn import (
     connect,
@@ -41,8 +55,14 @@ from swarm.sources.postgres.conn import (
     user_tables,
     with_dbname,
 )
-from swarm.sources.postgres.copy import copy_in
-from swarm.sources.postgres.dump import clean_statements, pg_restore
+from swarm.sources.postgres.copy import copy_from_statement, copy_in, strip_end_marker
+from swarm.sources.postgres.dump import (
+    clean_statements,
+    copy_statements,
+    pg_restore,
+    table_data_entries,
+    toc_lines,
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class RestoreResult:
     plan: RestorePlan
     comparison: RowCountComparison
     timings: dict[str, float] = field(default_factory=dict)
+    swept: list[str] = field(default_factory=list)  # leftover work directories of killed runs, removed
 
     @property
     def validated(self) -> bool:
@@ -73,7 +94,7 @@ class RestoreResult:
     def to_dict(self) -> dict[str, Any]:
         return {"backup": self.plan.manifest.id, "target": redact(self.plan.target_url), "validated": self.validated,
                 "tables": self.comparison.to_dict(), "timings": self.timings,
-                "swarm_db_url": redact(self.plan.target_url)}
+                "swarm_db_url": redact(self.plan.target_url), "swept": self.swept}
 
 
 def plan_restore(repo: Repository, backup_id: str, target_url: str, *, create: bool = False, force: bool = False,
@@ -106,10 +127,13 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="swarm-restore-", dir=work_dir) as tmp:
-        dumpdir = Path(tmp) / "dump"
-        reporter.stage(f"downloading and verifying {plan.manifest.id}")
-        materialize(repo, plan.manifest, DUMP_PREFIX, dumpdir, jobs=plan.jobs, reporter=reporter)
+    swept = sweep_work_directories(work_dir)
+    if swept:
+        reporter.stage(swept_message(swept))
+    with work_directory(RESTORE_DIR_PREFIX, work_dir) as tmp:
+        dumpdir = tmp / "dump"
+        reporter.stage(f"downloading and verifying the schema of {plan.manifest.id}")
+        stage_schema(repo, plan.manifest, dumpdir, bindir=bindir)
         timings["download_s"] = round(time.monotonic() - t0, 3)
         if plan.create:
             create_database(with_dbname(plan.target_url, "postgres"), dbname_of(plan.target_url))
@@ -120,12 +144,72 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
     expected: dict[str, int] = plan.manifest.source.get("row_counts", {})
     comparison = compare_row_counts(expected, restored_counts(plan.target_url, list(expected)))
     timings["total_s"] = round(time.monotonic() - t0, 3)
-    return RestoreResult(plan, comparison, timings)
+    return RestoreResult(plan, comparison, timings, swept)
+
+
+def _fetch(repo: Repository, manifest: Manifest, name: str, target: Path) -> None:
+    """One object to ``target``, through ``.part`` renamed only once it verified completely."""
+    part = target.with_name(target.name + ".part")
+    try:
+        with open(part, "wb") as fh:
+            for chunk in repo.read_object(manifest, name):
+                fh.write(chunk)
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def stage_schema(repo: Repository, manifest: Manifest, dest: Path, *, bindir: str | None = None) -> Path:
+    """Download and verify what ``pg_restore`` needs of the backup's ``pgdump/`` objects into
+    ``dest``: ``toc.dat`` and the files that are not table data (large objects, if any).
+    Table files (``<id>.dat`` of a TABLE DATA entry, backups of earlier versions) stay in the
+    repository: ``restore_into`` streams them. Returns ``dest``."""
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    toc = DUMP_PREFIX + "toc.dat"
+    _fetch(repo, manifest, toc, dest / "toc.dat")
+    rows_files = {f"{DUMP_PREFIX}{dump_id}.dat" for dump_id, _ in table_data_entries(toc_lines(dest, bindir))}
+    for entry in manifest.objects:
+        if entry.name.startswith(DUMP_PREFIX) and entry.name != toc and entry.name not in rows_files:
+            _fetch(repo, manifest, entry.name, dest / entry.name[len(DUMP_PREFIX):])
+    return dest
+
+
+@dataclass(frozen=True)
+class _Load:
+    """One stream of rows: a repository object into one ``COPY ... FROM STDIN``."""
+    what: str
+    statement: Any  # psycopg Composed, or the statement text of an earlier version's dump
+    name: str
+    rows: int | None  # expected rows (None: not recorded, the table's count is checked at the end)
+    strip_end: bool  # pg_dump's table files end with a ``\.`` line
+    encoding: str | None
+
+
+def _loads(manifest: Manifest, dumpdir: Path, toc: list[str], bindir: str | None) -> list[_Load]:
+    """Every table's rows, as streams to load: the manifest's COPY parts (``parallel_tables``)
+    and pg_dump table files (``pgdump/<id>.dat``, each TABLE DATA entry of the dump)."""
+    encoding = manifest.source.get("encoding")
+    out = [_Load(f"{t['schema']}.{t['table']}", copy_from_statement(t["schema"], t["table"], t["columns"]),
+                 p["name"], p["rows"], False, encoding)
+           for t in manifest.source.get("parallel_tables", {}).values() for p in t["parts"]]
+    entries = table_data_entries(toc)
+    statements, dump_encoding = copy_statements(dumpdir, entries, bindir)
+    listed = {o.name for o in manifest.objects}
+    for (dump_id, line), stmt in zip(entries, statements, strict=True):
+        name = f"{DUMP_PREFIX}{dump_id}.dat"
+        if name not in listed:
+            raise IntegrityError(f"backup {manifest.id} has no {name} for the dump's entry {line!r}",
+                                 hint="The backup is incomplete; restore an earlier one.")
+        out.append(_Load(".".join(line.split()[5:7]), stmt, name, None, True, dump_encoding))
+    return sorted(out, key=lambda ld: -manifest.object(ld.name).size)
 
 
 def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, *, jobs: int, clean: bool = False,
                  no_owner: bool = False, bindir: str | None = None, reporter: Reporter | None = None) -> None:
-    """Restore a materialised dump directory plus the manifest's parallel table parts into ``url``."""
+    """Restore a backup into ``url``: the schema from ``dumpdir`` (at least ``toc.dat``, see
+    ``stage_schema``) and every table's rows streamed from the repository; local copies of
+    table files in ``dumpdir``, if any, are not read."""
     reporter = reporter or NullReporter()
     if clean:
         reporter.stage("dropping the objects the backup contains")
@@ -134,29 +218,35 @@ def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, 
                 conn.execute(stmt.encode())
     reporter.stage("pg_restore pre-data (schema)")
     pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="pre-data")
-    parts = [(t, p) for t in manifest.source.get("parallel_tables", {}).values() for p in t["parts"]]
-    reporter.stage(f"loading data with {jobs} jobs ({len(parts)} parallel parts)")
-    reporter.total(sum(manifest.object(p["name"]).size for _, p in parts))
+    toc = toc_lines(dumpdir, bindir)
+    loads = _loads(manifest, dumpdir, toc, bindir)
+    # pg_restore's data section without the table data we stream: sequence values, large objects
+    table_data = {line for _, line in table_data_entries(toc)}
+    data_list = dumpdir.parent / f"{dumpdir.name}.data-list"
+    data_list.write_text("".join((";" if line in table_data else "") + line + "\n" for line in toc))
+    reporter.stage(f"loading data with {jobs} jobs ({len(loads)} streams)")
+    reporter.total(sum(manifest.object(ld.name).size for ld in loads))
 
-    def load(item: tuple[dict[str, Any], dict[str, Any]]) -> int:
-        table, part = item
-
-        def chunks() -> Any:
-            for chunk in repo.read_object(manifest, part["name"]):
+    def load(ld: _Load) -> int:
+        def chunks() -> Iterator[bytes]:
+            for chunk in repo.read_object(manifest, ld.name):
                 reporter.advance(len(chunk))
                 yield chunk
 
-        return copy_in(url, table["schema"], table["table"], table["columns"], chunks())
+        stream = strip_end_marker(chunks()) if ld.strip_end else chunks()
+        return copy_in(url, ld.statement, stream, what=f"{ld.what} from {ld.name}", encoding=ld.encoding)
 
-    with ThreadPoolExecutor(max(1, jobs) + 1) as pool:
-        data = pool.submit(pg_restore, url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="data")
-        loaded = list(pool.map(load, parts))
-        data.result()
-    for (_table, part), rows in zip(parts, loaded, strict=True):
-        if rows != part["rows"]:
-            from swarm.errors import IntegrityError
-
-            raise IntegrityError(f"part {part['name']} loaded {rows} rows, the manifest says {part['rows']}")
+    try:
+        with ThreadPoolExecutor(max(1, jobs) + 1) as pool:
+            data = pool.submit(pg_restore, url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir,
+                               section="data", use_list=data_list)
+            loaded = list(pool.map(load, loads))
+            data.result()
+    finally:
+        data_list.unlink(missing_ok=True)
+    for ld, rows in zip(loads, loaded, strict=True):
+        if ld.rows is not None and rows != ld.rows:
+            raise IntegrityError(f"part {ld.name} loaded {rows} rows, the manifest says {ld.rows}")
     reporter.stage(f"pg_restore post-data (indexes, constraints) with {jobs} jobs")
     pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="post-data")
 

@@ -11,9 +11,11 @@ app = typer.Typer(help="Take a backup into the repository.", no_args_is_help=Tru
 
 @app.command("postgres")
 def postgres(ctx: typer.Context,
-             jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel pg_dump jobs and uploads."),
+             jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64,
+                                      help="Parallel jobs: table COPYs (logical) and uploads."),
              db_url: str = typer.Option(None, "--db-url", help="Database to back up (default: SWARM_DB_URL)."),
-             work_dir: str = typer.Option(None, "--work-dir", help="Local staging directory (default: system temp)."),
+             work_dir: str = typer.Option(None, "--work-dir",
+                                          help="Where the schema is staged (default: system temp); never rows."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
              wal_wait_timeout: str = typer.Option(None, "--wal-wait-timeout", metavar="SECONDS",
@@ -21,8 +23,9 @@ def postgres(ctx: typer.Context,
                                                        "archived before failing (default 60; [backup] "
                                                        "wal_wait_timeout)."),
              as_json: bool = JSON_OPT) -> None:
-    """Logical backup: pg_dump (directory format, parallel) of one snapshot, with exact row counts;
-    or, with --physical, a deduplicated base backup."""
+    """Logical backup of one snapshot: the schema by pg_dump, every table's rows by parallel COPY
+    streamed into the repository, with exact row counts; or, with --physical, a deduplicated
+    base backup."""
     if physical:
         from swarm.cli.commands import physical as physical_cmd
 
@@ -31,7 +34,7 @@ def postgres(ctx: typer.Context,
         return
     if wal_wait_timeout is not None:
         raise typer.BadParameter("--wal-wait-timeout applies to --physical backups only")
-    from swarm.services.backup_postgres import backup_postgres_logical
+    from swarm.services.backup_postgres import backup_postgres_logical, swept_message
     from swarm.services.context import open_repository
 
     s = settings(ctx, db_url=db_url, work_dir=work_dir)
@@ -44,6 +47,8 @@ def postgres(ctx: typer.Context,
     if as_json:
         render.emit_json(d)
         return
+    if res.swept:
+        render.out.print(swept_message(res.swept), markup=False, highlight=False)
     render.out.print(f"[bold green]backup {d['id']}[/] of {d['database']} (PostgreSQL {d['server_version']})")
     render.kv([("tables", f"{d['tables']} ({d['rows']} rows, counted in the dump's snapshot)"),
                ("size", f"{render.human_bytes(d['size'])} dumped, {render.human_bytes(d['stored_size'])} stored"),

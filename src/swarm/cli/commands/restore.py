@@ -86,6 +86,10 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         render.emit_json(res.to_dict())
     else:
         d = res.to_dict()
+        if res.swept:
+            from swarm.services.backup_postgres import swept_message
+
+            render.out.print(swept_message(res.swept), markup=False, highlight=False)
         ok = "[bold green]validated[/]" if res.validated else "[bold red]ROW COUNTS DIFFER[/]"
         render.out.print(f"restored {backup_id} into {d['target']} in {d['timings']['total_s']:.1f} s: {ok}")
         render.table(None, ["table", "expected", "restored"],

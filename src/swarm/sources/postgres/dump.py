@@ -6,6 +6,8 @@ or PGDATABASE cannot redirect them.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
@@ -63,9 +65,13 @@ def pg_dump_directory(url: str, outdir: Path, *, jobs: int, snapshot: str | None
     """``pg_dump -Fd -j jobs -Z0``: compression is the repository's job (zstd, in parallel).
 
     ``exclude_table_data`` (patterns from ``table_pattern``) leaves those tables' rows out;
-    the caller copies them itself (swarm.sources.postgres.copy)."""
-    args = [tool("pg_dump", bindir), "--format=directory", f"--jobs={jobs}", "--compress=0",
-            f"--file={outdir}", f"--dbname={url}", "--no-sync"]
+    the caller copies them itself (swarm.sources.postgres.copy). The dump keeps their
+    definitions and everything else: sequences and their values, large objects, ownership
+    and privileges, materialized views (refreshed on restore)."""
+    args = [tool("pg_dump", bindir), "--format=directory", "--compress=0", f"--file={outdir}", f"--dbname={url}",
+            "--no-sync"]
+    if jobs > 1:
+        args.append(f"--jobs={jobs}")
     if snapshot:
         args.append(f"--snapshot={snapshot}")
     for pattern in exclude_table_data or []:
@@ -80,6 +86,54 @@ def pg_restore_list(dumpdir: Path, bindir: str | None = None) -> str:
     if r.returncode != 0:
         raise SourceError(f"pg_restore -l cannot read the dump: {r.stderr.strip()[-800:]}")
     return r.stdout
+
+
+def toc_lines(dumpdir: Path, bindir: str | None = None) -> list[str]:
+    """The dump's table of contents as ``pg_restore -l`` lists it, comments left out."""
+    return [line for line in pg_restore_list(dumpdir, bindir).splitlines() if line.strip() and
+            not line.startswith(";")]
+
+
+def table_data_entries(lines: list[str]) -> list[tuple[str, str]]:
+    """``(dump id, TOC line)`` of every ``TABLE DATA`` entry; its rows are ``<dump id>.dat``."""
+    out = []
+    for line in lines:
+        head, _, rest = line.partition(";")
+        if head.strip().isdigit() and " TABLE DATA " in rest:
+            out.append((head.strip(), line))
+    return out
+
+
+def copy_statements(dumpdir: Path, entries: list[tuple[str, str]],
+                    bindir: str | None = None) -> tuple[list[str], str | None]:
+    """The ``COPY ... FROM stdin`` statement of each ``TABLE DATA`` entry, in order, and the
+    dump's client encoding (what its data files are written in), read from
+    ``toc.dat`` alone: pg_restore prints them as a script from a scratch directory that holds a
+    copy of ``toc.dat`` and an EMPTY file per entry, so no row is read or written. The scratch
+    directory (under ``dumpdir``) is removed afterwards; a crash leaves it, empty files only."""
+    if not entries:
+        return [], None
+    scratch = dumpdir / ".copy-statements"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(mode=0o700)
+    try:
+        shutil.copyfile(dumpdir / "toc.dat", scratch / "toc.dat")
+        for dump_id, _ in entries:
+            (scratch / f"{dump_id}.dat").touch()
+        (scratch / "list").write_text("".join(line + "\n" for _, line in entries))
+        r = subprocess.run([tool("pg_restore", bindir), "--data-only", "-f", "-", "-L", str(scratch / "list"),
+                            str(scratch)], capture_output=True, text=True, check=False, env=_env())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if r.returncode != 0:
+        raise SourceError(f"pg_restore cannot read the dump: {r.stderr.strip()[-800:]}")
+    stmts = [line.removesuffix(";") for line in r.stdout.splitlines()
+             if line.startswith("COPY ") and line.endswith(" FROM stdin;")]
+    enc = re.search(r"^SET client_encoding = '([A-Za-z0-9_]+)';$", r.stdout, re.MULTILINE)
+    if len(stmts) != len(entries):
+        raise SourceError(f"pg_restore listed {len(stmts)} COPY statements for {len(entries)} table data entries",
+                          hint="The dump's table of contents is unusual; restore it with pg_restore by hand.")
+    return stmts, enc.group(1) if enc else None
 
 
 def clean_statements(dumpdir: Path, bindir: str | None = None) -> list[str]:
@@ -103,9 +157,12 @@ def clean_statements(dumpdir: Path, bindir: str | None = None) -> list[str]:
 
 
 def pg_restore(url: str, dumpdir: Path, *, jobs: int, clean: bool = False, no_owner: bool = False,
-               bindir: str | None = None, section: str | None = None) -> str:
-    """``pg_restore -j`` of the whole dump or of one ``section`` (pre-data, data, post-data)."""
+               bindir: str | None = None, section: str | None = None, use_list: Path | None = None) -> str:
+    """``pg_restore -j`` of the whole dump or of one ``section`` (pre-data, data, post-data),
+    only the entries of ``use_list`` (``-L``) if given."""
     args = [tool("pg_restore", bindir), f"--dbname={url}", "--exit-on-error"]
+    if use_list is not None:
+        args.append(f"--use-list={use_list}")
     if section != "pre-data":  # pre-data is restored serially by pg_restore anyway
         args.append(f"--jobs={jobs}")
     if section:
