@@ -91,3 +91,25 @@ def test_backup_refused_at_once_while_archiving_fails(broken: PhysEnv) -> None:
     # human output: message and hint on stderr
     r = env.cli("admin", "backup", "postgres", "--physical", "--db-url", env.url, check=False)
     assert r.returncode == 10 and "WAL archiving is failing" in r.stderr
+
+
+def test_wal_status_is_not_ok_while_archiving_fails(broken: PhysEnv) -> None:
+    r = broken.cli("admin", "wal", "status", "--db-url", broken.url, "--json", check=False)
+    assert r.returncode == 1, r.stdout
+    out = json.loads(r.stdout)
+    assert not out["ok"] and out["server"]["archiver"]["failing"]
+    assert any("archive_command is failing" in p for p in out["problems"])
+    r = broken.cli("admin", "wal", "status", "--db-url", broken.url, check=False)
+    assert r.returncode == 1 and "NOT OK" in r.stdout and "archive_command is failing" in r.stdout
+    # repaired: the archiver catches up and the status is OK again
+    hand_to_server_user(broken.repo_dir, recursive=True)
+    broken.cluster.psql("CREATE TABLE after_repair AS SELECT 1 AS x")
+    broken.cluster.psql("SELECT pg_switch_wal()")  # a new .ready file wakes the archiver at once
+    deadline = time.monotonic() + 90
+    while True:
+        r = broken.cli("admin", "wal", "status", "--db-url", broken.url, "--json", check=False)
+        if r.returncode == 0:
+            break
+        assert time.monotonic() < deadline, r.stdout
+        time.sleep(1)
+    assert json.loads(r.stdout)["ok"]

@@ -231,6 +231,29 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
     assert not v.ok and any(p["where"] == m2.source["start_wal"] for p in v.problems)
 
 
+def test_damaged_unrelated_manifest_does_not_block_wal_status_or_restore(phys: PhysEnv, sc: Scenario,
+                                                                        tmp_path: Path, tmpdir_pg: Path) -> None:
+    """One flipped byte in another backup's manifest: wal status and physical restores go on, naming it;
+    only asking for that very backup fails."""
+    cfg = _copy_repo(phys, tmp_path)
+    repo = open_repository(load_settings(cfg))
+    other = "20261127T000000Z-objects-0badc0"
+    blob = bytearray(repo.store.get(f"backups/{sc.backup1}.json"))
+    blob[len(blob) // 2] ^= 0x01
+    repo.store.put(f"backups/{other}.json", bytes(blob))
+    r = phys.cli("admin", "wal", "status", "--json", config=cfg)
+    out = json.loads(r.stdout)
+    assert out["ok"] and any(other in w for w in out["warnings"])
+    for args in (["--target-latest"], [sc.backup2, "--target-latest"]):
+        r = phys.cli("admin", "restore", "postgres", "--physical", *args, "--datadir", str(tmpdir_pg / "dmg-dry"),
+                     "--dry-run", "--json", config=cfg)
+        plan = json.loads(r.stdout)["plan"]
+        assert plan["backup_id"] == sc.backup2 and any(other in w for w in plan["warnings"])
+    r = phys.cli("admin", "restore", "postgres", "--physical", other, "--target-latest", "--datadir",
+                 str(tmpdir_pg / "dmg-dry"), "--dry-run", "--json", config=cfg, check=False)
+    assert r.returncode == 5 and json.loads(r.stdout)["error"] == "integrity"
+
+
 def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Scenario, tmp_path: Path,
                                                            tmpdir_pg: Path) -> None:
     import os

@@ -331,18 +331,26 @@ class WalStatus:
     gaps: list[dict[str, str]]
     conflicts: list[str]
     server: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)  # each makes the status not OK
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.gaps and not self.conflicts
+        return not self.gaps and not self.conflicts and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {"repository": self.repo, "system_identifier": self.system_identifier, "ok": self.ok,
-                "timelines": self.timelines, "gaps": self.gaps, "conflicts": self.conflicts, "server": self.server}
+                "timelines": self.timelines, "gaps": self.gaps, "conflicts": self.conflicts, "server": self.server,
+                "problems": self.problems, "warnings": self.warnings}
 
 
-def wal_status(repo: Repository, *, db_url: str | None = None, since: dict[int, str] | None = None) -> WalStatus:
-    """Newest archived position per timeline, holes, and (with ``db_url``) the live lag.
+STALE_ARCHIVE_S = 600.0  # WAL waiting this long behind the last archive is worth a warning
+
+
+def wal_status(repo: Repository, *, db_url: str | None = None, since: dict[int, str] | None = None,
+               warnings: list[str] | None = None) -> WalStatus:
+    """Newest archived position per timeline, holes, and (with ``db_url``) the live lag and the
+    archiver's health: failures since the last success make the status not OK.
 
     ``since`` (timeline → first segment needed, e.g. the oldest backup's start) extends the
     gap check to the segments before the first one archived.
@@ -363,9 +371,10 @@ def wal_status(repo: Repository, *, db_url: str | None = None, since: dict[int, 
             first = min(first, wal.parse_segment(since[tli], inv.segment_size))
         for g in wal.find_gaps(segs, first, newest):
             gaps.append({"timeline": f"{tli}", "missing": g.name})
-    status = WalStatus(repo.url, str(ident["system_identifier"]) if ident else None, timelines, gaps, inv.conflicts)
+    status = WalStatus(repo.url, str(ident["system_identifier"]) if ident else None, timelines, gaps, inv.conflicts,
+                       warnings=list(warnings or []))
     if db_url:
-        from swarm.sources.postgres.wal import wal_position
+        from swarm.sources.postgres.wal import archiver_state, wal_position
 
         pos = wal_position(db_url)
         cur = wal.Lsn.parse(pos.lsn)
@@ -373,15 +382,39 @@ def wal_status(repo: Repository, *, db_url: str | None = None, since: dict[int, 
         archived_to = wal.Lsn.parse(mine["newest_end_lsn"]) if mine else wal.Lsn(0)
         lag = max(0, cur - archived_to)
         last = inv.modified.get(mine["newest"]) if mine else None
+        age = round((datetime.now(UTC) - last).total_seconds(), 1) if last else None
         status.server = {"lsn": pos.lsn, "timeline": pos.tli, "current_segment": wal.segment_of(cur, pos.tli,
                                                                                                  pos.segment_size).name,
                          "lag_bytes": lag, "archived_to_lsn": str(archived_to),
-                         "seconds_since_last_archive": round((datetime.now(UTC) - last).total_seconds(), 1)
-                         if last else None}
+                         "seconds_since_last_archive": age}
         if ident and str(ident["system_identifier"]) != pos.system_identifier:
             status.server["warning"] = (f"the server is cluster {pos.system_identifier}, the repository holds "
                                         f"{ident['system_identifier']}")
+            status.problems.append(status.server["warning"])
+        if not pos.in_recovery:
+            arch = archiver_state(db_url)
+            status.server["archiver"] = arch.to_dict()
+            if arch.failing:
+                since_ok = (f"{arch.last_archived_wal} {_age(arch.now, arch.last_archived_time)} ago"
+                            if arch.last_archived_time else "never")
+                status.problems.append(
+                    f"archive_command is failing: {arch.failed_count} failed attempts, the last for "
+                    f"{arch.last_failed_wal} {_age(arch.now, arch.last_failed_time)} ago; last success: {since_ok}"
+                    + (f". The server says: {arch.log_excerpt}" if arch.log_excerpt else ""))
+            elif arch.archive_mode == "off":
+                status.warnings.append("archive_mode is off on the server: WAL reaches the repository only through "
+                                       "`swarm admin wal stream`")
+            if age is not None and age > STALE_ARCHIVE_S and lag >= pos.segment_size:
+                status.warnings.append(f"the newest archived segment is {age:.0f} s old while "
+                                       f"{lag} bytes of WAL wait to be archived")
     return status
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "?"
+    s = max(0.0, (now - then).total_seconds())
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -192,9 +192,10 @@ def prefetch_cmd(ctx: typer.Context, name: str = typer.Argument(...),
 @wal_app.command("status")
 def status(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url", help="Server to measure lag against."),
            as_json: bool = JSON_OPT) -> None:
-    """Newest archived WAL per timeline, gaps, conflicts, and the live lag (RPO) when a server is configured.
+    """Newest archived WAL per timeline, gaps, conflicts, and, when a server is configured, the live lag
+    (RPO) and whether archive_command is failing.
 
-    Exit status: 0 no gap; 1 a gap or a conflict was found.
+    Exit status: 0 OK; 1 a gap, a conflict, or archiving failing on the server.
     """
     from swarm.services.context import open_repository
     from swarm.services.physical_backup import physical_backups
@@ -203,25 +204,33 @@ def status(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url", help
     s = settings(ctx, db_url=db_url)
     repo = open_repository(s)
     since: dict[int, str] = {}
-    for m in physical_backups(repo):
+    warnings: list[str] = []
+    for m in physical_backups(repo, warnings=warnings):
         tli = int(m.source["timeline"])
         since.setdefault(tli, str(m.source["start_wal"]))
-    st = wal_status(repo, db_url=s.db_url, since=since)
+    st = wal_status(repo, db_url=s.db_url, since=since, warnings=warnings)
     if as_json:
         render.emit_json(st.to_dict())
     else:
-        render.out.print(f"WAL archive of cluster {st.system_identifier} in {st.repo}")
+        render.out.print(f"WAL archive of cluster {st.system_identifier} in {st.repo}", markup=False)
         render.table(None, ["timeline", "segments", "oldest", "newest", "archived to", "partial", "at"],
-                     [[t["timeline"], t["segments"], t["oldest"], t["newest"], t["newest_end_lsn"], t["partial"],
-                       t["newest_archived_at"]] for t in st.timelines])
+                     [[t["timeline"], t["segments"], t["oldest"], t["newest"], t["newest_end_lsn"], t["partial"] or "",
+                       t["newest_archived_at"] or ""] for t in st.timelines])
         if st.server:
             sv = st.server
+            age = sv["seconds_since_last_archive"]
             render.out.print(f"server at {sv['lsn']} (timeline {sv['timeline']}): {render.human_bytes(sv['lag_bytes'])}"
-                             f" not archived yet; last archive {sv['seconds_since_last_archive']} s ago")
+                             f" not archived yet; last archive "
+                             f"{'never' if age is None else f'{age:.0f} s ago'}", markup=False)
         for g in st.gaps:
             render.out.print(f"[red]gap[/]: {g['missing']} is missing")
         for c in st.conflicts:
             render.out.print(f"[red]conflict[/]: {c} (a different file under an archived name)")
+        for p in st.problems:
+            render.out.print(f"[red]problem[/]: {render.escape(p)}")
+        for w in st.warnings:
+            render.out.print(f"[yellow]warning[/]: {render.escape(w)}")
+        render.out.print("[bold green]OK[/]" if st.ok else "[bold red]NOT OK[/]")
     if not st.ok:
         raise typer.Exit(int(ExitCode.FAILED))
 
