@@ -21,6 +21,7 @@ WORKERS_OPT = typer.Option(8, "--workers", "-w", min=1, max=128, help="Parallel 
 POLICY_OPT = typer.Option(None, "--policy", help="Policy TOML file (default: the built-in policy, see "
                                                  "docs/objects.md).", exists=True, dir_okay=False)
 BUCKET_OPT = typer.Option(None, "--bucket", help="Bucket (default: SWARM_OBJECTS_BUCKET).")
+LIST_LIMIT = 50  # rows a human table shows; the rest is counted, never silently dropped
 
 
 def _policy(path: Path | None) -> Any:
@@ -44,6 +45,13 @@ def _parse_at(text: str) -> datetime:
 def _fail_if(cond: bool) -> None:
     if cond:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _more(total: int, shown: int, in_json: int) -> None:
+    """Say how many rows a table left out (and where to get them)."""
+    if total > shown:
+        where = "all of them" if in_json >= total else f"the first {in_json}"
+        render.out.print(f"... and {total - shown} more (`--json` lists {where})")
 
 
 def _print_failed(d: dict[str, Any]) -> None:
@@ -143,8 +151,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
             render.out.print(f"{d['source']['bucket']} vs DR {d['dr']['bucket']}: {state}; lag {d['lag_s']:.0f} s")
             render.kv(sorted(d["counts"].items()))
             if d["differences"]:
-                render.table(None, ["key", "difference", "detail"],
-                             [[x["key"], x["kind"], x["detail"]] for x in d["differences"][:50]])
+                shown = d["differences"][:LIST_LIMIT]
+                render.table(None, ["key", "difference", "detail"], [[x["key"], x["kind"], x["detail"]] for x in shown])
+                _more(d["difference_count"], len(shown), len(d["differences"]))
         _fail_if(not res.in_sync)
 
     @objects.command("restore")
@@ -188,8 +197,10 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                              f"{p['keys_examined']} keys, {p['unchanged']} unchanged; {verb} copy {p['copy']} "
                              f"({render.human_bytes(p['bytes_to_copy'])}), {verb} delete {p['delete']}")
             if d["actions"]:
+                shown = d["actions"][:LIST_LIMIT]
                 render.table(None, ["action", "key", "version"],
-                             [[a["action"], a["key"], a.get("version_id", "")] for a in d["actions"][:50]])
+                             [[a["action"], a["key"], a.get("version_id", "")] for a in shown])
+                _more(int(p["copy"]) + int(p["delete"]), len(shown), len(d["actions"]))
             for a in d["archived"]:
                 render.err.print(f"archived: {a['key']} version {a['version_id']} is in {a['storage_class']}; "
                                  "restore (thaw) it first, then re-run")
@@ -216,8 +227,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         else:
             render.out.print(f"{'would undelete' if dry_run else 'undeleted'} {d['undeleted']} key(s) in "
                              f"{d['bucket']['bucket']}")
-            for k in d["keys"][:50]:
+            for k in d["keys"][:LIST_LIMIT]:
                 render.out.print(f"  {k['key']} → version {k['restored_version_id']}")
+            _more(d["undeleted"], min(LIST_LIMIT, len(d["keys"])), len(d["keys"]))
             _print_failed(d)
         _fail_if(not res.ok)
 
