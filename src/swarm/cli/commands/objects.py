@@ -270,7 +270,10 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         if as_json:
             render.emit_json(d)
             return
+        from swarm.services.catalog import backup_size
+
         render.out.print(f"[bold green]backup {d['id']}[/]: {d['keys']} keys of {d['bucket']} as of {d['at']}")
+        render.kv([("size", render.sizes(backup_size(res.manifest), d["stored_size"]))])  # as `backups list`
         if copy_data:
             render.out.print(f"stored {d['versions_stored']} version(s) ({render.human_bytes(d['bytes_stored'])}), "
                              f"referenced {d['versions_referenced']} already stored")
