@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from swarm.cli.common import JSON_OPT, progress, settings
 from swarm.errors import ExitCode
@@ -59,7 +60,7 @@ def _print_failed(d: dict[str, Any]) -> None:
         render.err.print(f"[bold red]{d['failed_count']} key(s) failed[/] (re-run to retry them):", markup=True)
         for f in d["failed"]:
             render.err.print(f"  {f['key']}" + (f" (version {f['version_id']})" if f.get("version_id") else "")
-                             + f": {f['message']}")
+                             + f": {f['message']}", markup=False)  # keys may hold [brackets]
 
 
 def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> None:
@@ -193,7 +194,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         else:
             p = d["plan"]
             verb = "would" if dry_run else "did"
-            render.out.print(f"{d['target']['bucket']}/{prefix} as of {d['at']} (history from {source}): "
+            render.out.print(f"{d['target']['bucket']}/{escape(prefix)} as of {d['at']} (history from {source}): "
                              f"{p['keys_examined']} keys, {p['unchanged']} unchanged; {verb} copy {p['copy']} "
                              f"({render.human_bytes(p['bytes_to_copy'])}), {verb} delete {p['delete']}")
             if d["actions"]:
@@ -203,7 +204,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                 _more(int(p["copy"]) + int(p["delete"]), len(shown), len(d["actions"]))
             for a in d["archived"]:
                 render.err.print(f"archived: {a['key']} version {a['version_id']} is in {a['storage_class']}; "
-                                 "restore (thaw) it first, then re-run")
+                                 "restore (thaw) it first, then re-run", markup=False)
             _print_failed(d)
         _fail_if(not res.ok)
 
@@ -228,7 +229,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
             render.out.print(f"{'would undelete' if dry_run else 'undeleted'} {d['undeleted']} key(s) in "
                              f"{d['bucket']['bucket']}")
             for k in d["keys"][:LIST_LIMIT]:
-                render.out.print(f"  {k['key']} → version {k['restored_version_id']}")
+                render.out.print(f"  {k['key']} → version {k['restored_version_id']}", markup=False)
             _more(d["undeleted"], min(LIST_LIMIT, len(d["keys"])), len(d["keys"]))
             _print_failed(d)
         _fail_if(not res.ok)
