@@ -92,7 +92,8 @@ def _show_pairs(d: dict[str, Any]) -> list[tuple[str, Any]]:
     elif d["kind"] == "pg-physical":
         wal = f"{d.get('start_wal')} .. {d.get('stop_wal')}"
         if d.get("wal_segment_count"):
-            wal += f" ({d['wal_segment_count']} segments)"
+            n = d["wal_segment_count"]
+            wal += f" ({n} segment{'' if n == 1 else 's'})"
         pairs += [("server", server), ("timeline", d.get("timeline")),
                   ("LSN", f"{d.get('start_lsn')} .. {d.get('stop_lsn')}"), ("WAL", wal),
                   ("time", f"{d.get('start_time')} .. {d.get('stop_time')}"), ("files", d.get("files"))]
