@@ -10,6 +10,8 @@ Layout::
     $SWARM_HOME/dev/seaweed-dr/   SeaweedFS DR instance (the replication target)
     $SWARM_HOME/dev/state/        the swarm state directory (cron/jobs.json, batch/)
     $SWARM_HOME/dev/repo/         the backup repository (file://)
+    $SWARM_HOME/wal-stream/       default spool of `swarm admin wal stream` (pg_receivewal)
+    $SWARM_HOME/wal-stream.log    pg_receivewal's log next to it
 
 ``up`` is idempotent: what runs is left running, what is missing is created, and
 ``swarm.toml`` is rewritten to match.
@@ -23,7 +25,8 @@ launcher with the server user's own config and key copy (0600, owned by it, in
 ``dev/repo`` becomes a symlink to ``/var/tmp/swarm-pg/repo-<tag>`` owned by ``postgres``
 (an existing repository is moved there once). A cluster created before these settings
 existed gets them appended and is restarted. ``down`` stops only the processes recorded in
-``stack.json`` whose command line still matches. Data stays until ``down --purge``.
+``stack.json`` whose command line still matches. Data stays until ``down --purge``, which
+deletes everything in the layout above except the key (see ``down``).
 """
 from __future__ import annotations
 
@@ -58,6 +61,8 @@ DB_NAME = "swarm"
 BUCKET = "swarm-artefacts"
 DR_BUCKET = "swarm-artefacts-dr"
 ARCHIVE_TIMEOUT_S = 60
+# default spool of `swarm admin wal stream` under SWARM_HOME; its log is "<spool>.log" beside it
+WAL_STREAM_SPOOL = "wal-stream"
 
 
 @dataclass
@@ -99,6 +104,14 @@ class DevPaths:
     @property
     def repo(self) -> Path:
         return self.dev / "repo"
+
+    @property
+    def wal_stream(self) -> Path:
+        return self.home / WAL_STREAM_SPOOL
+
+    @property
+    def wal_stream_log(self) -> Path:
+        return self.home / f"{WAL_STREAM_SPOOL}.log"
 
 
 class DevStack:
@@ -272,6 +285,11 @@ class DevStack:
         }
 
     def down(self, *, purge: bool = False) -> dict[str, Any]:
+        """Stop what ``up`` started. ``purge`` then deletes, in this order: the cluster, the
+        repository (and its relocated directory), ``dev/``, the default WAL stream spool and its
+        log, ``swarm.toml`` (only if ``up`` wrote it), and the server user's key copies. The key
+        file is kept (it is the one thing that cannot be re-created). A kill -9 in between leaves
+        a subset of these; running ``down --purge`` again removes the rest."""
         state = self._load()
         stopped = []
         if state:
@@ -289,6 +307,8 @@ class DevStack:
             if self.paths.repo.is_symlink():
                 shutil.rmtree(self.paths.repo.resolve(), ignore_errors=True)
             shutil.rmtree(self.paths.dev, ignore_errors=True)
+            shutil.rmtree(self.paths.wal_stream, ignore_errors=True)
+            self.paths.wal_stream_log.unlink(missing_ok=True)
             if self.paths.config.exists() and CONFIG_MARKER in self.paths.config.read_text():
                 self.paths.config.unlink()
             from swarm.sources.postgres.server_access import remove_server_access

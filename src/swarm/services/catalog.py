@@ -1,4 +1,15 @@
-"""List and describe backups."""
+"""List and describe backups.
+
+One definition of a backup's sizes, used by ``backup``, ``backups list`` and ``backups show``
+(text and JSON alike):
+
+* ``size``: the plain (uncompressed, unencrypted) bytes of what the backup holds, the bytes a
+  restore brings back: the dump for a logical backup, every file of the data directory for a
+  physical one (blocks shared with an earlier backup included), the object versions the
+  inventory pins for an objects backup (copied into the repository or not);
+* ``stored_size``: the bytes this backup added to the repository (compressed and encrypted;
+  data shared with earlier backups is counted once, by the backup that stored it).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,16 +17,38 @@ from typing import Any
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 
+# manifest kinds (the engines' KIND constants; not imported so listing stays light)
+LOGICAL, PHYSICAL, OBJECTS = "pg-logical", "pg-physical", "objects"
+
+_PHYSICAL_FIELDS = ("system_identifier", "timeline", "start_lsn", "stop_lsn", "start_wal", "stop_wal",
+                    "start_time", "stop_time", "files", "dedup_base")
+_OBJECTS_FIELDS = ("bucket", "endpoint", "prefix", "at", "keys", "copy_data")
+
+
+def backup_size(m: Manifest) -> int:
+    """``size`` as defined above."""
+    key = {PHYSICAL: "size", OBJECTS: "bytes"}.get(m.kind)
+    if key is not None and isinstance(m.source.get(key), int):
+        return int(m.source[key])
+    return m.size
+
 
 def summary(m: Manifest) -> dict[str, Any]:
+    """A backup's facts for ``list`` and ``show``: the common ones, then its kind's own
+    (physical: timeline, LSNs, WAL range; objects: bucket, prefix, key count). A field the
+    manifest does not have is absent, never ``None`` made up."""
     src = m.source
-    out = {"id": m.id, "kind": m.kind, "started_at": m.started_at, "finished_at": m.finished_at,
-           "size": m.size, "stored_size": m.stored_size, "objects": len(m.objects),
-           "database": src.get("database"), "server_version": src.get("server_version"),
-           "tables": len(src.get("row_counts", {})), "rows": sum(src.get("row_counts", {}).values())}
-    for key in ("timeline", "start_lsn", "stop_lsn", "stop_time", "system_identifier"):
+    counts = src.get("row_counts", {})
+    out: dict[str, Any] = {"id": m.id, "kind": m.kind, "started_at": m.started_at, "finished_at": m.finished_at,
+                           "size": backup_size(m), "stored_size": m.stored_size, "objects": len(m.objects),
+                           "database": src.get("database"), "server_version": src.get("server_version"),
+                           "tables": len(counts), "rows": sum(counts.values())}
+    fields = {PHYSICAL: _PHYSICAL_FIELDS, OBJECTS: _OBJECTS_FIELDS}.get(m.kind, ("system_identifier", "wal_lsn"))
+    for key in fields:
         if key in src:
             out[key] = src[key]
+    if m.kind == PHYSICAL and isinstance(src.get("wal_segments"), list):
+        out["wal_segment_count"] = len(src["wal_segments"])
     return out
 
 

@@ -118,43 +118,37 @@ def _ours(dr_bucket: str) -> RuleReport:
 
 def apply_policy(bucket: Bucket, policy: BucketPolicy, *, dr_bucket: str | None, dry_run: bool = False
                  ) -> PolicyResult:
-    """Make the bucket match the policy; report each rule. ``dry_run`` reports what would change
-    (computed like ``check``, which may probe but leaves the bucket as it was)."""
+    """Make the bucket match the policy; report each rule (applied, in sync, unsupported, or
+    drifted when the bucket refused the change).
+
+    ``dry_run`` walks the same steps with the same decisions and writes nothing: support is
+    known from ``check``'s probes (which leave the bucket as it was), so a rule apply would
+    report ``unsupported`` is ``unsupported`` in the dry run too, and ``would-apply`` means
+    apply will say ``applied``. Object lock is not probed (enabling it cannot be undone): a
+    backend that refuses it is only found by apply.
+
+    Steps, in order: versioning (lifecycle noncurrent rules and replication depend on it),
+    lifecycle (one put of the whole rule set; without transitions if the backend refuses
+    them), object lock, replication. Each is one S3 request, so a kill -9 between them leaves
+    the earlier ones applied; re-running converges.
+    """
     before = check_policy(bucket, policy, dr_bucket=dr_bucket)
-    if dry_run:
-        before.mode = "dry-run"
-        before.rules = [RuleReport(r.name, Status.WOULD_APPLY, r.desired, r.actual, r.difference, r.instead)
-                        if r.status is Status.DRIFTED else r for r in before.rules]
-        return before
-    res = PolicyResult(bucket.cfg.public(), dr_bucket, "apply", capabilities=dict(before.capabilities))
+    done = Status.WOULD_APPLY if dry_run else Status.APPLIED
+    res = PolicyResult(bucket.cfg.public(), dr_bucket, "dry-run" if dry_run else "apply",
+                       capabilities=dict(before.capabilities))
     by_name = {r.name: r for r in before.rules}
-    # versioning first: lifecycle noncurrent rules and replication depend on it
     if by_name["versioning"].status is Status.DRIFTED:
-        bucket.set_versioning(policy.versioning)
-        res.rules.append(_applied(by_name["versioning"]))
+        if not dry_run:
+            bucket.set_versioning(policy.versioning)
+        res.rules.append(_as(by_name["versioning"], done))
     else:
         res.rules.append(by_name["versioning"])
-    lc = [r for r in before.rules if r.name.startswith("lifecycle:")]
-    if any(r.status is Status.DRIFTED for r in lc):
-        full = policy.lifecycle_s3()
-        if bucket.try_put_lifecycle(full):
-            res.capabilities["lifecycle_transitions"] = True
-            res.rules.extend(_applied(r) if r.status is Status.DRIFTED else r for r in lc
-                             if r.desired is not None)
-        else:
-            if not bucket.try_put_lifecycle(policy.lifecycle_s3(with_transitions=False)):
-                raise_unsupported_lifecycle(bucket)
-            res.capabilities["lifecycle_transitions"] = False
-            res.rules.extend(compare_lifecycle(policy, bucket.lifecycle(), transitions_supported=False))
-            res.rules = [_applied(r) if r.status is Status.IN_SYNC and by_name[r.name].status is Status.DRIFTED
-                         else r for r in res.rules]
-    else:
-        res.rules.extend(lc)
+    res.rules.extend(_apply_lifecycle(bucket, policy, before, res, done, dry_run=dry_run))
     lock = by_name["object_lock"]
     if lock.status is Status.DRIFTED:
-        outcome = bucket.try_put_object_lock(policy.object_lock.to_s3())
+        outcome = "ok" if dry_run else bucket.try_put_object_lock(policy.object_lock.to_s3())
         if outcome == "ok":
-            res.rules.append(_applied(lock))
+            res.rules.append(_as(lock, done))
         else:
             res.rules.append(RuleReport(
                 "object_lock", Status.UNSUPPORTED if outcome == "unsupported" else Status.DRIFTED,
@@ -165,10 +159,12 @@ def apply_policy(bucket: Bucket, policy: BucketPolicy, *, dr_bucket: str | None,
         res.rules.append(lock)
     repl = by_name["replication"]
     if repl.status is Status.DRIFTED and dr_bucket:
-        outcome = bucket.try_put_replication(policy.replication.to_s3(dr_bucket))
+        # check has probed: a backend without the API is already reported unsupported
+        outcome = "ok" if dry_run else bucket.try_put_replication(policy.replication.to_s3(dr_bucket))
         if outcome == "ok":
-            res.capabilities["replication_api"] = True
-            res.rules.append(_applied(repl))
+            if not dry_run:
+                res.capabilities["replication_api"] = True
+            res.rules.append(_as(repl, done))
         elif outcome == "unsupported":
             res.capabilities["replication_api"] = False
             res.rules.append(_ours(dr_bucket))
@@ -183,8 +179,37 @@ def apply_policy(bucket: Bucket, policy: BucketPolicy, *, dr_bucket: str | None,
     return res
 
 
-def _applied(r: RuleReport) -> RuleReport:
-    return RuleReport(r.name, Status.APPLIED, r.desired, r.actual, r.difference, r.instead)
+def _apply_lifecycle(bucket: Bucket, policy: BucketPolicy, before: PolicyResult, res: PolicyResult,
+                     done: Status, *, dry_run: bool) -> list[RuleReport]:
+    """The lifecycle rules' reports after putting the policy's rule set (one request, which
+    also removes rules the policy does not have: those are reported ``done`` too). Where the
+    backend refuses transitions (known from ``check``'s probe in a dry run, from the put's
+    answer otherwise) the rules are put without them, and a rule whose only difference is
+    the transitions is ``unsupported``."""
+    lc = [r for r in before.rules if r.name.startswith("lifecycle:")]
+    if not any(r.status is Status.DRIFTED for r in lc):
+        return lc
+    if dry_run:
+        full_ok = before.capabilities.get("lifecycle_transitions", True)
+    else:
+        full_ok = bucket.try_put_lifecycle(policy.lifecycle_s3())
+        res.capabilities["lifecycle_transitions"] = full_ok
+    if full_ok:
+        return [_as(r, done) if r.status is Status.DRIFTED else r for r in lc]
+    reduced = policy.lifecycle_s3(with_transitions=False)
+    if not dry_run and not bucket.try_put_lifecycle(reduced):
+        raise_unsupported_lifecycle(bucket)
+    after = compare_lifecycle(policy, reduced if dry_run else bucket.lifecycle(), transitions_supported=False)
+    was = {r.name: r for r in lc}
+    out = [_as(r, done) if r.status is Status.IN_SYNC and was[r.name].status is Status.DRIFTED else r
+           for r in after]
+    seen = {r.name for r in after}
+    out += [_as(r, done) for r in lc if r.name not in seen and r.status is Status.DRIFTED]  # removed strays
+    return out
+
+
+def _as(r: RuleReport, status: Status) -> RuleReport:
+    return RuleReport(r.name, status, r.desired, r.actual, r.difference, r.instead)
 
 
 def raise_unsupported_lifecycle(bucket: Bucket) -> None:

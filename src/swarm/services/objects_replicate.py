@@ -167,13 +167,20 @@ class ReplicationCheck:
         return {"in_sync": self.in_sync, "source": self.source, "dr": self.dr, "prefix": self.prefix,
                 "checked_at": self.checked_at, "counts": self.counts, "lag_s": round(self.lag_s, 3),
                 "oldest_unreplicated": self.oldest_missing, "difference_count": self.difference_count,
-                "differences": [d.to_dict() for d in self.differences]}
+                "truncated": self.truncated, "differences": [d.to_dict() for d in self.differences]}
+
+    @property
+    def truncated(self) -> bool:
+        """True when ``differences`` lists fewer than ``difference_count`` (all are counted)."""
+        return len(self.differences) < self.difference_count
 
 
 def check_replication(src: Bucket, dr: Bucket, *, prefix: str = "", clock: Clock | None = None,
                       limit: int = 1000) -> ReplicationCheck:
     """Compare both sides key by key: versions in order (size, ETag where comparable, delete
-    markers), the latest pointer, and keys only one side has. Read only."""
+    markers), the latest pointer, and keys only one side has. Read only. Every difference is
+    counted (``difference_count``, ``counts``); the first ``limit`` are listed, and
+    ``truncated`` says when the list is shorter than the count."""
     clock = clock or SystemClock()
     now = clock.now()
     src.check_access(write=True)

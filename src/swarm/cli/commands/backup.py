@@ -51,5 +51,5 @@ def postgres(ctx: typer.Context,
         render.out.print(swept_message(res.swept), markup=False, highlight=False)
     render.out.print(f"[bold green]backup {d['id']}[/] of {d['database']} (PostgreSQL {d['server_version']})")
     render.kv([("tables", f"{d['tables']} ({d['rows']} rows, counted in the dump's snapshot)"),
-               ("size", f"{render.human_bytes(d['size'])} dumped, {render.human_bytes(d['stored_size'])} stored"),
+               ("size", render.sizes(d["size"], d["stored_size"])),  # as `backups list` / `show` label it
                ("time", f"{d['timings']['total_s']:.1f} s"), ("repository", repo.url)])

@@ -31,7 +31,8 @@ def up(as_json: bool = JSON_OPT) -> None:
 
 
 @app.command()
-def down(purge: bool = typer.Option(False, "--purge", help="Also delete the stack's data, repository and config."),
+def down(purge: bool = typer.Option(False, "--purge", help="Also delete the stack's data, repository, WAL stream spool "
+                                                         "and config (the key stays)."),
          as_json: bool = JSON_OPT) -> None:
     """Stop the processes `swarm dev up` started (and only those)."""
     from swarm.devstack.stack import DevStack

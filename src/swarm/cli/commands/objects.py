@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from swarm.cli.common import JSON_OPT, progress, settings
 from swarm.errors import ExitCode
@@ -21,6 +22,7 @@ WORKERS_OPT = typer.Option(8, "--workers", "-w", min=1, max=128, help="Parallel 
 POLICY_OPT = typer.Option(None, "--policy", help="Policy TOML file (default: the built-in policy, see "
                                                  "docs/objects.md).", exists=True, dir_okay=False)
 BUCKET_OPT = typer.Option(None, "--bucket", help="Bucket (default: SWARM_OBJECTS_BUCKET).")
+LIST_LIMIT = 50  # rows a human table shows; the rest is counted, never silently dropped
 
 
 def _policy(path: Path | None) -> Any:
@@ -46,12 +48,19 @@ def _fail_if(cond: bool) -> None:
         raise typer.Exit(int(ExitCode.FAILED))
 
 
+def _more(total: int, shown: int, in_json: int) -> None:
+    """Say how many rows a table left out (and where to get them)."""
+    if total > shown:
+        where = "all of them" if in_json >= total else f"the first {in_json}"
+        render.out.print(f"... and {total - shown} more (`--json` lists {where})")
+
+
 def _print_failed(d: dict[str, Any]) -> None:
     if d.get("failed"):
         render.err.print(f"[bold red]{d['failed_count']} key(s) failed[/] (re-run to retry them):", markup=True)
         for f in d["failed"]:
             render.err.print(f"  {f['key']}" + (f" (version {f['version_id']})" if f.get("version_id") else "")
-                             + f": {f['message']}")
+                             + f": {f['message']}", markup=False)  # keys may hold [brackets]
 
 
 def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> None:
@@ -143,8 +152,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
             render.out.print(f"{d['source']['bucket']} vs DR {d['dr']['bucket']}: {state}; lag {d['lag_s']:.0f} s")
             render.kv(sorted(d["counts"].items()))
             if d["differences"]:
-                render.table(None, ["key", "difference", "detail"],
-                             [[x["key"], x["kind"], x["detail"]] for x in d["differences"][:50]])
+                shown = d["differences"][:LIST_LIMIT]
+                render.table(None, ["key", "difference", "detail"], [[x["key"], x["kind"], x["detail"]] for x in shown])
+                _more(d["difference_count"], len(shown), len(d["differences"]))
         _fail_if(not res.in_sync)
 
     @objects.command("restore")
@@ -184,15 +194,17 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         else:
             p = d["plan"]
             verb = "would" if dry_run else "did"
-            render.out.print(f"{d['target']['bucket']}/{prefix} as of {d['at']} (history from {source}): "
+            render.out.print(f"{d['target']['bucket']}/{escape(prefix)} as of {d['at']} (history from {source}): "
                              f"{p['keys_examined']} keys, {p['unchanged']} unchanged; {verb} copy {p['copy']} "
                              f"({render.human_bytes(p['bytes_to_copy'])}), {verb} delete {p['delete']}")
             if d["actions"]:
+                shown = d["actions"][:LIST_LIMIT]
                 render.table(None, ["action", "key", "version"],
-                             [[a["action"], a["key"], a.get("version_id", "")] for a in d["actions"][:50]])
+                             [[a["action"], a["key"], a.get("version_id", "")] for a in shown])
+                _more(int(p["copy"]) + int(p["delete"]), len(shown), len(d["actions"]))
             for a in d["archived"]:
                 render.err.print(f"archived: {a['key']} version {a['version_id']} is in {a['storage_class']}; "
-                                 "restore (thaw) it first, then re-run")
+                                 "restore (thaw) it first, then re-run", markup=False)
             _print_failed(d)
         _fail_if(not res.ok)
 
@@ -216,8 +228,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         else:
             render.out.print(f"{'would undelete' if dry_run else 'undeleted'} {d['undeleted']} key(s) in "
                              f"{d['bucket']['bucket']}")
-            for k in d["keys"][:50]:
-                render.out.print(f"  {k['key']} → version {k['restored_version_id']}")
+            for k in d["keys"][:LIST_LIMIT]:
+                render.out.print(f"  {k['key']} → version {k['restored_version_id']}", markup=False)
+            _more(d["undeleted"], min(LIST_LIMIT, len(d["keys"])), len(d["keys"]))
             _print_failed(d)
         _fail_if(not res.ok)
 
@@ -258,7 +271,10 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         if as_json:
             render.emit_json(d)
             return
+        from swarm.services.catalog import backup_size
+
         render.out.print(f"[bold green]backup {d['id']}[/]: {d['keys']} keys of {d['bucket']} as of {d['at']}")
+        render.kv([("size", render.sizes(backup_size(res.manifest), d["stored_size"]))])  # as `backups list`
         if copy_data:
             render.out.print(f"stored {d['versions_stored']} version(s) ({render.human_bytes(d['bytes_stored'])}), "
                              f"referenced {d['versions_referenced']} already stored")
