@@ -67,7 +67,7 @@ class ObjectsBackupResult:
     def to_dict(self) -> dict[str, Any]:
         src = self.manifest.source
         return {"id": self.manifest.id, "kind": KIND, "bucket": src.get("bucket"), "prefix": src.get("prefix"),
-                "at": src.get("at"), "copy_data": src.get("copy_data"), **self.counts,
+                "at": src.get("at"), "copy_data": src.get("copy_data"), **self.counts, "size": src.get("bytes"),
                 "stored_size": self.manifest.stored_size, "references": src.get("references", []),
                 "elapsed_s": round(self.elapsed_s, 3)}
 

@@ -50,6 +50,7 @@ from swarm.sources.postgres.wal import (
     archiver_state,
     backup_bounds,
     basebackup_progress,
+    cluster_size,
     tablespace_count,
     wal_position,
 )
@@ -210,7 +211,9 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                            upload=writer.put_pack, workers=max(1, jobs))
         try:
             before = backup_bounds(db_url)
-            reporter.stage(f"streaming pg_basebackup of {facts.database_size / 1e6:.0f}+ MB into packs")
+            size_hint = cluster_size(db_url)
+            reporter.stage(f"streaming pg_basebackup of {size_hint / 1e6:.0f}+ MB into packs")
+            reporter.total(size_hint)
             files: list[dict[str, Any]] = []
             used: dict[str, Location] = {}
             reused = reused_bytes = total_bytes = 0
@@ -241,6 +244,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                                     total_bytes += len(plain)
                                     if keep:
                                         kept += plain
+                                    reporter.advance(len(plain))
                                     if bid in used:
                                         reused += 1
                                         reused_bytes += len(plain)
@@ -251,7 +255,6 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                                         reused_bytes += len(plain)
                                         continue
                                     used[bid] = packs.add(bid, plain)
-                                    reporter.advance(len(plain))
                                 entry["blocks"] = ids
                                 if keep:
                                     special[path] = bytes(kept)

@@ -50,7 +50,7 @@ def backup_physical(ctx: typer.Context, *, db_url: str | None, jobs: int, as_jso
     render.out.print(f"[bold green]physical backup {d['id']}[/] (PostgreSQL {d['server_version']}, "
                      f"timeline {d['timeline']})")
     render.kv([("WAL", f"{d['start_lsn']} .. {d['stop_lsn']} ({d['start_wal']} .. {d['stop_wal']})"),
-               ("files", f"{d['files']} ({render.human_bytes(d['size'])})"),
+               ("files", d["files"]), ("size", render.sizes(d["size"], d["stored_size"])),
                ("new", f"{d['new_blocks']} blocks, {render.human_bytes(d['new_bytes'])} -> "
                        f"{render.human_bytes(d['stored_new_bytes'])} stored"),
                ("reused", f"{d['reused_blocks']} blocks, {render.human_bytes(d['reused_bytes'])}"
@@ -249,7 +249,9 @@ def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
     s = settings(ctx, db_url=db_url)
     url = s.require("db_url", "the server to stream from (SWARM_DB_URL)")
     repo = open_repository(s, create=True)
-    res = stream_wal(repo, url, spool or s.home / "wal-stream", slot=slot, duration=duration or None,
+    from swarm.devstack.stack import WAL_STREAM_SPOOL
+
+    res = stream_wal(repo, url, spool or s.home / WAL_STREAM_SPOOL, slot=slot, duration=duration or None,
                      interval=interval, bindir=s.pg_bindir)
     if as_json:
         render.emit_json(res.to_dict())

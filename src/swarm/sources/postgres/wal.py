@@ -76,6 +76,13 @@ def backup_bounds(db_url: str) -> dict[str, Any]:
     return {"time": row[0].isoformat(), "xmin": int(row[1]), "xmax": int(row[2])}
 
 
+def cluster_size(db_url: str) -> int:
+    """Bytes of every database of the cluster (about what a base backup reads, WAL aside)."""
+    with connect(db_url) as conn:
+        row = conn.execute("SELECT sum(pg_database_size(oid))::bigint FROM pg_database").fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
 def tablespace_count(db_url: str) -> int:
     with connect(db_url) as conn:
         row = conn.execute("SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')"
