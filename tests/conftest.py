@@ -46,10 +46,11 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
     from swarm.sources.postgres.server_access import remove_server_access
 
-    # key copies made for the server user by this session's tests
+    # key copies made for the server user by this session's tests, and only those: a sweep of every
+    # copy whose home is gone would also take those of another test session running now (its homes
+    # are often never created), pulling archive_command's launcher from under its servers
     remove_server_access(under=tmp_path_factory.getbasetemp())
     remove_server_access(under=d)
-    remove_server_access()
 
 
 @pytest.fixture(scope="session")
