@@ -147,6 +147,8 @@ def _check_pack(repo: Repository, manifest: Manifest, entry: Any, blocks: dict[s
 # ---- restore test --------------------------------------------------------------------------------
 _DAMAGED_WAL = re.compile(r"object (wal/\S+): ([^\n]*)")
 _SEGMENT = re.compile(r"\b([0-9A-F]{24})\b")
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")  # log_line_prefix '%m [%p] '
+
 
 
 def restore_test_physical(repo: Repository, manifest: Manifest, settings: Settings, fail: Fail,
@@ -328,7 +330,7 @@ def _recovery_failed(logfile: Path, what: str, fail: Fail) -> None:
 
 def _log_errors(logfile: Path) -> str:
     try:
-        lines = [ln.strip() for ln in logfile.read_text(errors="replace").splitlines()
+        lines = [_LOG_PREFIX.sub("", ln).strip() for ln in logfile.read_text(errors="replace").splitlines()
                  if any(w in ln for w in ("FATAL", "PANIC", "ERROR", "invalid", "could not"))]
     except OSError:
         return "(no server log)"

@@ -73,9 +73,10 @@ def restore_test_lines(rt: Any) -> list[str]:
         return lines
     if rt.kind == "physical-cluster":
         lines = [f"restore test (throwaway cluster, WAL replayed to the consistency point): {verdict}"]
+        dbs = list(f.get("databases", []))
         if "recovered_lsn" in f:
             lines.append(f"  recovered to LSN {f['recovered_lsn']} in {f.get('recovery_seconds', 0):.1f} s; "
-                         f"{len(f.get('databases', []))} databases")
+                         f"{len(dbs)} database(s): {', '.join(dbs[:10])}{', ...' if len(dbs) > 10 else ''}")
         if "tables_read" in f:
             amcheck = (f"{f.get('indexes_checked', 0)} B-tree indexes checked with amcheck" if f.get("amcheck")
                        else "indexes not checked (amcheck not installed)")
