@@ -90,7 +90,8 @@ def test_one_flipped_pack_is_one_problem_line(phys: PhysEnv, backup_id: str) -> 
         res = verify_backup(repo, backup_id, restore_test=True, settings=phys.settings)
         assert [p["where"] for p in res.problems] == [pack.name], res.problems
         assert "SHA-256" in res.problems[0]["problem"] and "authentication" in res.problems[0]["problem"]
-        assert res.restore_test is None  # a damaged backup is not restored
+        rt = res.restore_test  # a damaged backup is not restored, and the result says so
+        assert rt is not None and not rt.ran and "failed the checks" in rt.facts["skipped"]
     finally:
         path.write_bytes(original)
     assert verify_backup(repo, backup_id).ok

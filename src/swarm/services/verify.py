@@ -11,7 +11,8 @@ Checks, in order, collecting every problem rather than stopping at the first:
 3. logical PostgreSQL backups: ``pg_restore -l`` reads the table of contents; physical
    ones: every pack frame, the files re-assembled and checked by ``pg_verifybackup``, and the
    WAL from start to stop LSN present (``physical_verify``);
-4. with ``restore_test``, only when 1-3 found nothing (a damaged backup is not restored):
+4. with ``restore_test``, only when 1-3 found nothing (a damaged backup is not restored;
+   ``restore_test.ran`` is then False and ``facts["skipped"]`` says why):
 
    * logical (``logical-cluster``): the dump is restored into a throwaway cluster started
      for the purpose, and every table's row count is compared with the manifest;
@@ -71,10 +72,11 @@ class RestoreTest:
     facts: dict[str, Any] = field(default_factory=dict)
     failures: int = 0
     row_counts: RowCountComparison | None = None
+    ran: bool = True  # False: not run (``facts["skipped"]`` says why)
 
     @property
     def validated(self) -> bool:
-        return self.failures == 0 and (self.row_counts is None or self.row_counts.validated)
+        return self.ran and self.failures == 0 and (self.row_counts is None or self.row_counts.validated)
 
     @property
     def tables(self) -> tuple[TableCheck, ...]:
@@ -85,7 +87,7 @@ class RestoreTest:
         return self.row_counts.mismatches if self.row_counts is not None else ()
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "validated": self.validated, **self.facts,
+        out: dict[str, Any] = {"kind": self.kind, "ran": self.ran, "validated": self.validated, **self.facts,
                                "failures": self.failures}
         if self.row_counts is not None:
             out["tables"] = self.row_counts.to_dict()
@@ -104,7 +106,8 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and (self.restore_test is None or self.restore_test.validated)
+        rt = self.restore_test
+        return not self.problems and (rt is None or not rt.ran or rt.validated)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append({"where": where, "problem": message})
@@ -155,6 +158,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
             restore_test_physical(repo, manifest, _require(settings, "a physical restore test"),
                                   _recorder(result), result.restore_test.facts, work_dir=work_dir,
                                   reporter=reporter, bindir=bindir)
+        _not_run(result, manifest, restore_test)
         result.seconds = time.monotonic() - t0
         return result
     reporter.stage(f"reading and checking {len(manifest.objects)} objects")
@@ -189,11 +193,23 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
                 result.restore_test = RestoreTest("objects-sample")
                 sample_objects(repo, manifest, _require(settings, "an objects restore test"), _recorder(result),
                                result.restore_test.facts, sample=sample, reporter=reporter)
-    if restore_test and result.restore_test is None and not result.problems:
-        # a kind with no restore test: say so rather than pass silently
-        result.restore_test = RestoreTest("none", {"note": f"no restore test exists for {manifest.kind} backups"})
+    _not_run(result, manifest, restore_test)
     result.seconds = time.monotonic() - t0
     return result
+
+
+RESTORE_TEST_KINDS = {"pg-logical": "logical-cluster", "pg-physical": "physical-cluster",
+                      "objects": "objects-sample"}
+
+
+def _not_run(result: VerifyResult, manifest: Manifest, asked: bool) -> None:
+    """A restore test that was asked for but did not run says why (never a silent pass)."""
+    if not asked or result.restore_test is not None:
+        return
+    kind = RESTORE_TEST_KINDS.get(manifest.kind)
+    why = (f"no restore test exists for {manifest.kind} backups" if kind is None else
+           "the backup failed the checks above; a damaged backup is not restored")
+    result.restore_test = RestoreTest(kind or "none", {"skipped": why}, ran=False)
 
 
 def _require(settings: Settings | None, what: str) -> Settings:

@@ -56,8 +56,6 @@ def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"
             render.err.print("hint: do not restore from this backup; take a new one now, and keep the repository's "
                              "storage under watch (a damaged object means the medium or something writing to it "
                              "is faulty).", markup=False)
-        elif restore_test and res.restore_test is None:
-            render.out.print("restore test: not run", markup=False)
     if not res.ok:
         raise typer.Exit(int(ExitCode.FAILED))
 
@@ -65,6 +63,8 @@ def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"
 def restore_test_lines(rt: Any) -> list[str]:
     """What the restore test did, in words (the same facts as ``restore_test`` in --json)."""
     f = rt.facts
+    if not rt.ran:
+        return [f"restore test: not run ({f.get('skipped', 'not available')})"]
     verdict = "passed" if rt.validated else "FAILED"
     if rt.kind == "logical-cluster":
         lines = [f"restore test (throwaway cluster, pg_restore): {verdict}, row counts "
@@ -87,4 +87,4 @@ def restore_test_lines(rt: Any) -> list[str]:
                 f"{f.get('inventory_keys', 0)} versions read ({f.get('from_bucket', 0)} from the bucket, "
                 f"{f.get('from_repository', 0)} from copies in the repository; {f.get('etags_compared', 0)} "
                 f"checksums compared), {f.get('failed', 0)} failed"]
-    return [f"restore test: {f.get('note', 'none for this kind of backup')}"]
+    return [f"restore test ({rt.kind}): {verdict}"]
