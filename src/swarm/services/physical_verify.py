@@ -20,9 +20,11 @@ point (``recovery_target = 'immediate'``, ``recovery_target_timeline = 'current'
 ``archive_mode = off``) and is promoted; then, in every database that accepts connections,
 ``amcheck``'s ``bt_index_check`` runs on every valid B-tree index (when the extension is
 installed on this machine; ``CREATE EXTENSION`` happens in the throwaway copy only) and
-every table and populated materialized view is read in full (``COPY (SELECT * ...) TO
-'/dev/null'``, which also de-TOASTs every value). The copy listens on 127.0.0.1 only, trusts
-local connections, archives nothing and loads no ``shared_preload_libraries``.
+every table and populated materialized view is read in full (``SELECT count(*), sum(length(t::text))``, which also de-TOASTs every
+value), all in one psql session per database, each check in its own sub-transaction so one
+failure does not hide the others. The copy runs on a configuration of its own (the backup's
+is kept beside it as ``postgresql.conf.from-backup``): 127.0.0.1 only, local trust, no
+archiving, no ``shared_preload_libraries``, ``hot_standby = off``.
 
 The throwaway cluster is stopped and its directory (data, log, WAL spool) removed on every
 exit path. A kill -9 of swarm during the test leaves ``swarm-verify-restore-*`` in the work
@@ -176,14 +178,18 @@ def restore_test_physical(repo: Repository, manifest: Manifest, settings: Settin
     try:
         datadir.mkdir(mode=0o700)
         reporter.stage(f"restore test: writing {manifest.source.get('files')} files into {datadir}")
-        files, nbytes = materialize_physical(repo, manifest, datadir, jobs=jobs, reporter=reporter)
+        try:
+            files, nbytes = materialize_physical(repo, manifest, datadir, jobs=jobs, reporter=reporter)
+        except SwarmError as exc:
+            fail("files", f"writing the backup's files failed: {exc.message}")
+            return
         facts.update(files_restored=files, bytes_restored=nbytes)
         spool = spool_root(datadir)
         spool.mkdir()
         hand_to_server_user(spool)
         access = server_access(settings)
         port = free_port()
-        _prepare_datadir(datadir, port, access.restore_command)
+        _prepare_datadir(datadir, port, access.restore_command, bindir)
         hand_to_server_user(datadir, recursive=True)
         cluster = LocalCluster(base, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
         reporter.stage(f"restore test: recovering to the consistency point (stop LSN "
@@ -224,45 +230,79 @@ def _scratch_dir(work_dir: str | None) -> Path:
                       hint="Set SWARM_WORK_DIR (backup.work_dir) to a directory outside /root, e.g. /var/tmp.")
 
 
-def _prepare_datadir(datadir: Path, port: int, restore_command: str) -> None:
-    """Make the restored files a private scratch server recovering to the consistency point."""
+def _prepare_datadir(datadir: Path, port: int, restore_command: str, bindir: str | None) -> None:
+    """Make the restored files a private scratch server recovering to the consistency point.
+
+    The backup's own ``postgresql.conf`` and ``postgresql.auto.conf`` are moved aside
+    (``*.from-backup``): they may point outside the copy (``data_directory``, ``include``,
+    certificates), preload libraries this machine lacks, size memory for the production host
+    or archive into the production repository. The new configuration is only what recovery
+    needs; ``hot_standby = off``, so the primary's ``max_connections`` and friends need not
+    be matched, except ``max_prepared_transactions`` / ``max_locks_per_transaction``, taken
+    from the backup's ``pg_control`` (prepared transactions survive recovery).
+    """
     for name in ("postmaster.pid", "postmaster.opts", "standby.signal"):
         (datadir / name).unlink(missing_ok=True)
-    if not (datadir / "postgresql.conf").exists():  # configuration kept outside the data directory
-        (datadir / "postgresql.conf").write_text("")
+    for name in ("postgresql.conf", "postgresql.auto.conf"):
+        if (datadir / name).exists():
+            (datadir / name).rename(datadir / f"{name}.from-backup")
     hba = datadir / "pg_hba.conf"
     hba.write_text("# written by swarm verify --restore-test (a throwaway copy)\n"
                    "local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    control = _controldata(datadir, bindir)
     conf = {
         "restore_command": restore_command,
         "recovery_target": "immediate",
         "recovery_target_action": "promote",
         "recovery_target_timeline": "current",
+        "hot_standby": "off",
         "archive_mode": "off",
-        "archive_command": "",
-        "primary_conninfo": "",
-        "primary_slot_name": "",
         "port": str(port),
         "listen_addresses": "127.0.0.1",
         "unix_socket_directories": "",
         "hba_file": str(hba),
+        "ident_file": str(datadir / "pg_ident.conf"),
         "ssl": "off",
         "shared_preload_libraries": "",
+        "shared_buffers": "128MB",
+        "huge_pages": "try",
+        "max_connections": "20",
+        "max_wal_senders": "0",
+        "max_prepared_transactions": control.get("max_prepared_xacts setting", "0"),
+        "max_locks_per_transaction": control.get("max_locks_per_xact setting", "64"),
         "logging_collector": "off",
         "log_destination": "stderr",
+        "log_line_prefix": "%m [%p] ",
         "fsync": "off",
         "synchronous_commit": "off",
-        "max_connections": "100",
-        "max_wal_senders": "10",
-        "max_worker_processes": "8",
-        "max_prepared_transactions": "0",
-        "max_locks_per_transaction": "64",
+        "full_page_writes": "on",
+        "timezone": "UTC",
     }
-    with open(datadir / "postgresql.auto.conf", "a") as fh:
-        fh.write("\n# written by swarm verify --restore-test\n")
+    if not (datadir / "pg_ident.conf").exists():
+        (datadir / "pg_ident.conf").write_text("")
+    with open(datadir / "postgresql.conf", "w") as fh:
+        fh.write("# written by swarm verify --restore-test; the backup's own configuration is in "
+                 "postgresql.conf.from-backup\n")
         for k, v in conf.items():
             fh.write(f"{k} = '{_quote(v)}'\n")
     (datadir / "recovery.signal").touch()
+
+
+def _controldata(datadir: Path, bindir: str | None) -> dict[str, str]:
+    """``pg_controldata``'s fields (name → value); empty if it cannot run."""
+    from swarm.sources.postgres.binaries import tool
+
+    try:
+        r = subprocess.run([tool("pg_controldata", bindir), str(datadir)], capture_output=True, text=True,
+                           check=False, timeout=60, env={**os.environ, "LC_ALL": "C"})
+    except (OSError, SwarmError, subprocess.SubprocessError):
+        return {}
+    out: dict[str, str] = {}
+    for line in r.stdout.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
 
 
 def _quote(v: str) -> str:
