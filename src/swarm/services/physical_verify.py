@@ -21,8 +21,8 @@ point (``recovery_target = 'immediate'``, ``recovery_target_timeline = 'current'
 ``amcheck``'s ``bt_index_check`` runs on every valid B-tree index (when the extension is
 installed on this machine; ``CREATE EXTENSION`` happens in the throwaway copy only) and
 every table and populated materialized view is read in full (``SELECT count(*),
-sum(length(t::text))``, which also de-TOASTs every value), all in one psql session per database, each check in its own sub-transaction so one
-failure does not hide the others. The copy runs on a configuration of its own (the backup's
+sum(length(t::text))``, which also de-TOASTs every value), all in one psql session per
+database, each check in its own sub-transaction so one failure does not hide the others. The copy runs on a configuration of its own (the backup's
 is kept beside it as ``postgresql.conf.from-backup``): 127.0.0.1 only, local trust, no
 archiving, no ``shared_preload_libraries``, ``hot_standby = off``.
 
