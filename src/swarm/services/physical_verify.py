@@ -22,9 +22,10 @@ point (``recovery_target = 'immediate'``, ``recovery_target_timeline = 'current'
 installed on this machine; ``CREATE EXTENSION`` happens in the throwaway copy only) and
 every table and populated materialized view is read in full (``SELECT count(*),
 sum(length(t::text))``, which also de-TOASTs every value), all in one psql session per
-database, each check in its own sub-transaction so one failure does not hide the others. The copy runs on a configuration of its own (the backup's
-is kept beside it as ``postgresql.conf.from-backup``): 127.0.0.1 only, local trust, no
-archiving, no ``shared_preload_libraries``, ``hot_standby = off``.
+database, each check in its own sub-transaction so one failure does not hide the others.
+The copy runs on a configuration of its own (the backup's is kept beside it as
+``postgresql.conf.from-backup``): 127.0.0.1 only, local trust, no archiving, no
+``shared_preload_libraries``, ``hot_standby = off``.
 
 The throwaway cluster is stopped and its directory (data, log, WAL spool) removed on every
 exit path. A kill -9 of swarm during the test leaves ``swarm-verify-restore-*`` in the work
