@@ -3,18 +3,19 @@
 1. every pack this backup wrote: its stored bytes hash to the manifest's SHA-256, and every
    frame in it opens (AEAD under the backup's data key, bound to the block id) and its
    plaintext's keyed hash equals the block id;
-2. every file is re-assembled into a temporary directory from its blocks (also those
+2. the WAL the backup needs to become consistent (the segments from its start to its stop
+   LSN) is in the repository and every such file decrypts;
+3. every file is re-assembled into a temporary directory from its blocks (also those
    stored by earlier backups, read by byte range) and ``pg_verifybackup --no-parse-wal``
-   checks each file's size and checksum against the backup's own ``backup_manifest``;
-3. the WAL the backup needs to become consistent (the segments from its start to its stop
-   LSN) is in the repository and every such file decrypts.
+   checks each file's size and checksum against the backup's own ``backup_manifest``.
 
 Problems are collected (the check goes on), each naming the pack, file or segment, and a
 damaged pack is named once: one line per pack (the first few things wrong with it), and the
 re-assembly failing on a pack already named adds no line.
 
 ``restore_test_physical`` (``verify --restore-test``) goes further and proves the backup
-recovers: its files are written into a throwaway data directory, PostgreSQL replays the
+recovers: the files re-assembled for step 2 (then written where the server user can reach
+them, so the backup is read once) become a throwaway data directory, PostgreSQL replays the
 archived WAL (``restore_command`` = ``swarm admin wal fetch``) to the backup's consistency
 point (``recovery_target = 'immediate'``, ``recovery_target_timeline = 'current'``,
 ``archive_mode = off``) and is promoted; then, in every database that accepts connections,
@@ -63,7 +64,12 @@ PACK_DETAIL = 3  # things wrong with one pack named in its (single) problem line
 
 
 def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_dir: str | None = None,
-                    reporter: Reporter | None = None, bindir: str | None = None) -> None:
+                    reporter: Reporter | None = None, bindir: str | None = None,
+                    restore_test: Callable[[Path, int, int], None] | None = None) -> None:
+    """Run checks 1-3 (module docstring), adding problems to ``result``. With ``restore_test``,
+    the re-assembled files are written where the server user can reach them and, if no check
+    found a problem, ``restore_test(datadir, files, bytes)`` runs on them before they are
+    removed (so the backup is read once for both)."""
     reporter = reporter or NullReporter()
     try:
         index = load_index(repo, manifest)
@@ -87,26 +93,6 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             continue
         result.objects_checked += 1
         result.bytes_checked += entry.size
-    reporter.stage("re-assembling files and running pg_verifybackup")
-    with tempfile.TemporaryDirectory(prefix="swarm-verify-phys-", dir=work_dir) as tmp:
-        root = Path(tmp) / "data"
-        root.mkdir()
-        try:
-            from swarm.services.pitr import materialize_physical
-
-            materialize_physical(repo, manifest, root, reporter=reporter)
-        except SwarmError as exc:
-            # a block of a pack already named fails again here: that is the same damage
-            if not any(name in exc.message for name in damaged):
-                result.problem("files", exc.message)
-        else:
-            from swarm.sources.postgres.binaries import tool
-
-            r = subprocess.run([tool("pg_verifybackup", bindir), "--no-parse-wal", str(root)], capture_output=True,
-                               text=True, check=False, timeout=3600)
-            if r.returncode != 0:
-                for line in (r.stderr or r.stdout).strip().splitlines()[:20]:
-                    result.problem("pg_verifybackup", line)
     reporter.stage("checking the backup's WAL is archived")
     for name in manifest.source.get("wal_segments", []):
         try:
@@ -117,6 +103,32 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             result.problem(name, "WAL segment needed to make the backup consistent is missing from the repository")
         except SwarmError as exc:
             result.problem(name, exc.message)
+    reporter.stage("re-assembling files and running pg_verifybackup")
+    scratch = (_scratch_dir(work_dir) if restore_test is not None
+               else Path(tempfile.mkdtemp(prefix="swarm-verify-phys-", dir=work_dir)))
+    try:
+        root = scratch / "data"
+        root.mkdir(mode=0o700)
+        try:
+            from swarm.services.pitr import materialize_physical
+
+            files, nbytes = materialize_physical(repo, manifest, root, reporter=reporter)
+        except SwarmError as exc:
+            # a block of a pack already named fails again here: that is the same damage
+            if not any(name in exc.message for name in damaged):
+                result.problem("files", exc.message)
+            return
+        from swarm.sources.postgres.binaries import tool
+
+        r = subprocess.run([tool("pg_verifybackup", bindir), "--no-parse-wal", str(root)], capture_output=True,
+                           text=True, check=False, timeout=3600)
+        if r.returncode != 0:
+            for line in (r.stderr or r.stdout).strip().splitlines()[:20]:
+                result.problem("pg_verifybackup", line)
+        if restore_test is not None and not result.problems:
+            restore_test(root, files, nbytes)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_pack(repo: Repository, manifest: Manifest, entry: Any, blocks: dict[str, Location],
@@ -154,18 +166,20 @@ _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")  # log_line_p
 
 
 
-def restore_test_physical(repo: Repository, manifest: Manifest, settings: Settings, fail: Fail,
-                          facts: dict[str, Any], *, work_dir: str | None = None, reporter: Reporter | None = None,
-                          bindir: str | None = None, jobs: int = 4, timeout: float = 600.0) -> None:
-    """Recover ``manifest`` in a throwaway cluster and read it all (see the module docstring).
+def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings, fail: Fail,
+                          facts: dict[str, Any], *, reporter: Reporter | None = None, bindir: str | None = None,
+                          timeout: float = 600.0) -> None:
+    """Recover the backup's files, already written to ``datadir`` (in a directory of its own
+    the server user can reach: ``verify_physical`` with ``restore_test``), in a throwaway
+    cluster, and read it all (see the module docstring).
 
     What was tested goes into ``facts`` (``databases``, ``tables_read``, ``rows_read``,
-    ``indexes_checked``, ``amcheck``, ``recovered_lsn``, ``seconds``); what failed is passed
-    to ``fail(where, message)``: ``restore-test`` (or the WAL file) when recovery does not
-    reach a promoted server, ``<db>: index <name>`` / ``<db>: table <name>`` for a check.
-    Raises ``ConfigError`` when no directory the server user can reach is available.
+    ``indexes_checked``, ``amcheck``, ``recovered_lsn``, ``recovery_seconds``, ``seconds``);
+    what failed is passed to ``fail(where, message)``: the WAL file (else ``restore-test``)
+    when recovery does not reach a promoted server, ``<db>: index <name>`` / ``<db>: table
+    <name>`` for a check. The server is stopped and ``datadir``, its log and WAL spool removed
+    on every exit path.
     """
-    from swarm.services.pitr import materialize_physical
     from swarm.services.wal_archive import spool_root
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user
@@ -173,26 +187,16 @@ def restore_test_physical(repo: Repository, manifest: Manifest, settings: Settin
 
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
-    base = _scratch_dir(work_dir)
-    datadir = base / "data"
+    spool = spool_root(datadir)
     cluster: LocalCluster | None = None
     try:
-        datadir.mkdir(mode=0o700)
-        reporter.stage(f"restore test: writing {manifest.source.get('files')} files into {datadir}")
-        try:
-            files, nbytes = materialize_physical(repo, manifest, datadir, jobs=jobs, reporter=reporter)
-        except SwarmError as exc:
-            fail("files", f"writing the backup's files failed: {exc.message}")
-            return
-        facts.update(files_restored=files, bytes_restored=nbytes)
-        spool = spool_root(datadir)
         spool.mkdir()
         hand_to_server_user(spool)
         access = server_access(settings)
         port = free_port()
         _prepare_datadir(datadir, port, access.restore_command, bindir)
         hand_to_server_user(datadir, recursive=True)
-        cluster = LocalCluster(base, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
+        cluster = LocalCluster(datadir.parent, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
         reporter.stage(f"restore test: recovering to the consistency point (stop LSN "
                        f"{manifest.source.get('stop_lsn')}) on port {port}")
         try:
@@ -209,8 +213,9 @@ def restore_test_physical(repo: Repository, manifest: Manifest, settings: Settin
     finally:
         if cluster is not None:
             cluster.destroy()
-        _wait_prefetcher(spool_root(datadir))
-        shutil.rmtree(base, ignore_errors=True)
+        _wait_prefetcher(spool)
+        shutil.rmtree(spool, ignore_errors=True)
+        shutil.rmtree(datadir, ignore_errors=True)
         facts["seconds"] = round(time.monotonic() - t0, 3)
 
 

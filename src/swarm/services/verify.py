@@ -151,13 +151,18 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     if manifest.kind == "pg-physical":
         from swarm.services.physical_verify import restore_test_physical, verify_physical
 
-        verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir)
-        if restore_test and not result.problems:
-            reporter.stage("restore test: recovering the backup in a throwaway cluster")
-            result.restore_test = RestoreTest("physical-cluster")
-            restore_test_physical(repo, manifest, _require(settings, "a physical restore test"),
-                                  _recorder(result), result.restore_test.facts, work_dir=work_dir,
-                                  reporter=reporter, bindir=bindir)
+        run: Callable[[Path, int, int], None] | None = None
+        if restore_test:
+            s = _require(settings, "a physical restore test")
+
+            def run(datadir: Path, files: int, nbytes: int) -> None:
+                result.restore_test = RestoreTest("physical-cluster", {"files_restored": files,
+                                                                       "bytes_restored": nbytes})
+                restore_test_physical(manifest, datadir, s, _recorder(result), result.restore_test.facts,
+                                      reporter=reporter, bindir=bindir)
+
+        verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir,
+                        restore_test=run)
         _not_run(result, manifest, restore_test)
         result.seconds = time.monotonic() - t0
         return result
