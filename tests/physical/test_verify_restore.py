@@ -97,6 +97,22 @@ def test_one_flipped_pack_is_one_problem_line(phys: PhysEnv, backup_id: str) -> 
     assert verify_backup(repo, backup_id).ok
 
 
+def test_missing_or_truncated_index_is_one_problem_line(phys: PhysEnv, backup_id: str) -> None:
+    repo = phys.repo()
+    path = phys.repo_dir / data_key(backup_id, "index.json")
+    original = path.read_bytes()
+    try:
+        path.unlink()
+        res = verify_backup(repo, backup_id)
+        assert [p["where"] for p in res.problems] == ["index.json"], res.problems
+        path.write_bytes(original[:-5])
+        res = verify_backup(repo, backup_id)
+        assert [p["where"] for p in res.problems] == ["index.json"], res.problems
+    finally:
+        path.write_bytes(original)
+    assert verify_backup(repo, backup_id).ok
+
+
 def test_wal_that_decrypts_but_does_not_replay_fails_the_restore_test(phys: PhysEnv, backup_id: str,
                                                                        tmp_path: Path) -> None:
     """A segment archived with the right size and a valid seal but wrong content (a recycled

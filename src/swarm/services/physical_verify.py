@@ -74,7 +74,8 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
     try:
         index = load_index(repo, manifest)
     except SwarmError as exc:
-        result.problem(INDEX, exc.message)
+        if INDEX not in result.reported():  # else the listing named it already
+            result.problem(INDEX, exc.message)
         return
     result.objects_checked += 1
     blocks = {bid: Location.from_list(v) for bid, v in index["blocks"].items()}
