@@ -210,7 +210,10 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
             return
         facts["recovery_seconds"] = round(time.monotonic() - t0, 3)
         reporter.stage("restore test: amcheck on every B-tree index, a full read of every table")
-        _check_databases(cluster, superuser, fail, facts)
+        try:
+            _check_databases(cluster, superuser, fail, facts)
+        except SwarmError as exc:
+            fail("restore-test", f"the recovered cluster could not be checked: {exc.message}")
     finally:
         if cluster is not None:
             cluster.destroy()
