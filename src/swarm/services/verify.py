@@ -5,25 +5,47 @@ Checks, in order, collecting every problem rather than stopping at the first:
 1. the manifest loads and passes its checksum;
 2. every object the manifest lists exists, every frame opens (AEAD), it decompresses,
    and its stored bytes hash to the manifest's SHA-256; objects in the backup's data
-   prefix that the manifest does not list are reported too;
+   prefix that the manifest does not list are reported too. Each damaged object is
+   reported once: one that the listing already found missing or of the wrong size is not
+   read again;
 3. logical PostgreSQL backups: ``pg_restore -l`` reads the table of contents; physical
    ones: every pack frame, the files re-assembled and checked by ``pg_verifybackup``, and the
    WAL from start to stop LSN present (``physical_verify``);
-4. with ``restore_test``: the dump is restored into a throwaway cluster started for the
-   purpose, and every table's row count is compared with the manifest. The cluster is
-   destroyed afterwards, also on failure.
+4. with ``restore_test``, only when 1-3 found nothing (a damaged backup is not restored;
+   ``restore_test.ran`` is then False and ``facts["skipped"]`` says why):
+
+   * logical (``logical-cluster``): the dump is restored into a throwaway cluster started
+     for the purpose, and every table's row count is compared with the manifest;
+   * physical (``physical-cluster``): the backup's files are written into a throwaway data
+     directory, recovered with ``restore_command`` = ``swarm admin wal fetch`` to the
+     backup's consistency point (``recovery_target = 'immediate'``) and promoted; then
+     ``amcheck``'s ``bt_index_check`` runs on every B-tree index and every table is read
+     in full, in every database (``physical_verify.restore_test_physical``);
+   * objects (``objects-sample``): ``sample`` inventoried versions are read back (from
+     the bucket by version id, or the copied bytes from the repository) and their size
+     and MD5 ETag compared with the inventory (``objects_verify``).
+
+   The throwaway cluster, its data directory and spool are removed on every exit path
+   (``try``/``finally``); a kill -9 of swarm during the test leaves them behind, under
+   ``work_dir`` (or the system's temporary directory) as ``swarm-verify-*``, with the
+   server still running: stop it with ``pg_ctl -D <dir> stop`` and delete the directory.
+
+What the restore test did is reported in ``VerifyResult.restore_test`` (``RestoreTest``);
+what it found wrong is in ``problems`` like every other problem, each naming the table,
+index, key or WAL file.
 """
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from swarm.errors import SwarmError
+from swarm.errors import ConfigError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
-from swarm.model.rowcounts import RowCountComparison, compare_row_counts
+from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
 from swarm.repo import Repository
 from swarm.repo.format import data_key
 from swarm.services.backup_postgres import DUMP_PREFIX
@@ -33,6 +55,44 @@ from swarm.services.restore_postgres import restore_into, restored_counts
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
+if TYPE_CHECKING:
+    from swarm.config import Settings
+
+DEFAULT_SAMPLE = 20
+
+
+@dataclass
+class RestoreTest:
+    """What a restore test did: ``kind`` (``logical-cluster``, ``physical-cluster`` or
+    ``objects-sample``), its counters in ``facts`` (``tables_read``, ``indexes_checked``,
+    ``objects_sampled``...), how many problems it added to the result, and for a logical
+    backup the row-count comparison."""
+
+    kind: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    failures: int = 0
+    row_counts: RowCountComparison | None = None
+    ran: bool = True  # False: not run (``facts["skipped"]`` says why)
+
+    @property
+    def validated(self) -> bool:
+        return self.ran and self.failures == 0 and (self.row_counts is None or self.row_counts.validated)
+
+    @property
+    def tables(self) -> tuple[TableCheck, ...]:
+        return self.row_counts.tables if self.row_counts is not None else ()
+
+    @property
+    def mismatches(self) -> tuple[TableCheck, ...]:
+        return self.row_counts.mismatches if self.row_counts is not None else ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "ran": self.ran, "validated": self.validated, **self.facts,
+                               "failures": self.failures}
+        if self.row_counts is not None:
+            out["tables"] = self.row_counts.to_dict()
+        return out
+
 
 @dataclass
 class VerifyResult:
@@ -41,28 +101,41 @@ class VerifyResult:
     bytes_checked: int = 0
     problems: list[dict[str, str]] = field(default_factory=list)
     toc_entries: int | None = None
-    restore_test: RowCountComparison | None = None
+    restore_test: RestoreTest | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.problems and (self.restore_test is None or self.restore_test.validated)
+        rt = self.restore_test
+        return not self.problems and (rt is None or not rt.ran or rt.validated)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append({"where": where, "problem": message})
+
+    def reported(self) -> set[str]:
+        """The places (object names...) a problem was already reported for."""
+        return {p["where"] for p in self.problems}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.backup_id, "ok": self.ok, "objects_checked": self.objects_checked,
                                "bytes_checked": self.bytes_checked, "problems": self.problems,
                                "toc_entries": self.toc_entries, "seconds": round(self.seconds, 3)}
         if self.restore_test is not None:
-            out["restore_test"] = {"validated": self.restore_test.validated, "tables": self.restore_test.to_dict()}
+            out["restore_test"] = self.restore_test.to_dict()
         return out
 
 
 def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = False, jobs: int = 2,
                   work_dir: str | None = None, reporter: Reporter | None = None,
-                  bindir: str | None = None) -> VerifyResult:
+                  bindir: str | None = None, settings: Settings | None = None,
+                  sample: int = DEFAULT_SAMPLE) -> VerifyResult:
+    """Check backup ``backup_id`` (see the module docstring); never raises for a damaged backup
+    (problems are collected) except ``NotFoundError`` when it does not exist.
+
+    ``settings`` is needed by the physical and objects restore tests (the server user's
+    ``restore_command`` config; the bucket's endpoint and credentials); ``sample`` is how
+    many objects an objects restore test reads back (0: every one).
+    """
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     result = VerifyResult(backup_id)
@@ -74,17 +147,30 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.problem("manifest", exc.message)
         result.seconds = time.monotonic() - t0
         return result
-    _check_listing(repo, manifest, result)
+    bad = _check_listing(repo, manifest, result)
     if manifest.kind == "pg-physical":
-        from swarm.services.physical_verify import verify_physical
+        from swarm.services.physical_verify import restore_test_physical, verify_physical
 
-        verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir)
+        run: Callable[[Path, int, int], None] | None = None
+        if restore_test:
+            s = _require(settings, "a physical restore test")
+
+            def run(datadir: Path, files: int, nbytes: int) -> None:
+                result.restore_test = RestoreTest("physical-cluster", {"files_restored": files,
+                                                                       "bytes_restored": nbytes})
+                restore_test_physical(manifest, datadir, s, _recorder(result), result.restore_test.facts,
+                                      reporter=reporter, bindir=bindir)
+
+        verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir,
+                        restore_test=run)
+        _not_run(result, manifest, restore_test)
         result.seconds = time.monotonic() - t0
         return result
     reporter.stage(f"reading and checking {len(manifest.objects)} objects")
 
     def on_error(entry: ObjectEntry, exc: SwarmError) -> None:
-        result.problem(entry.name, exc.message)
+        if entry.name not in bad:  # the listing already named it
+            result.problem(entry.name, exc.message)
 
     with tempfile.TemporaryDirectory(prefix="swarm-verify-", dir=work_dir) as tmp:
         dumpdir = Path(tmp) / "dump"
@@ -94,44 +180,90 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
             result.objects_checked = len(written)
             result.bytes_checked = sum(p.stat().st_size for p in written)
             # the large tables' parts (tables/*.copy) are read end to end too
-            for entry in manifest.objects:
-                if entry.name.startswith(DUMP_PREFIX):
-                    continue
-                try:
-                    repo.check_object(manifest, entry)
-                    result.objects_checked += 1
-                    result.bytes_checked += entry.size
-                except SwarmError as exc:
-                    on_error(entry, exc)
+            _check_objects(repo, manifest, [e for e in manifest.objects if not e.name.startswith(DUMP_PREFIX)],
+                           bad, result)
             if not result.problems:
                 _check_toc(dumpdir, result, bindir)
             if restore_test and not result.problems:
                 reporter.stage("restore test in a throwaway cluster")
-                result.restore_test = _restore_test(repo, manifest, dumpdir, Path(tmp) / "cluster", jobs, bindir)
+                counts = _restore_test(repo, manifest, dumpdir, Path(tmp) / "cluster", jobs, bindir)
+                result.restore_test = RestoreTest("logical-cluster", {"tables_compared": len(counts.tables)},
+                                                  row_counts=counts)
         else:
-            for entry in manifest.objects:
-                try:
-                    repo.check_object(manifest, entry)
-                    result.objects_checked += 1
-                    result.bytes_checked += entry.size
-                except SwarmError as exc:
-                    on_error(entry, exc)
+            _check_objects(repo, manifest, manifest.objects, bad, result)
+            if manifest.kind == "objects" and restore_test and not result.problems:
+                from swarm.services.objects_verify import sample_objects
+
+                reporter.stage("restore test: reading back a sample of the inventoried versions")
+                result.restore_test = RestoreTest("objects-sample")
+                sample_objects(repo, manifest, _require(settings, "an objects restore test"), _recorder(result),
+                               result.restore_test.facts, sample=sample, reporter=reporter)
+    _not_run(result, manifest, restore_test)
     result.seconds = time.monotonic() - t0
     return result
 
 
-def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -> None:
+RESTORE_TEST_KINDS = {"pg-logical": "logical-cluster", "pg-physical": "physical-cluster",
+                      "objects": "objects-sample"}
+
+
+def _not_run(result: VerifyResult, manifest: Manifest, asked: bool) -> None:
+    """A restore test that was asked for but did not run says why (never a silent pass)."""
+    if not asked or result.restore_test is not None:
+        return
+    kind = RESTORE_TEST_KINDS.get(manifest.kind)
+    why = (f"no restore test exists for {manifest.kind} backups" if kind is None else
+           "the backup failed the checks above; a damaged backup is not restored")
+    result.restore_test = RestoreTest(kind or "none", {"skipped": why}, ran=False)
+
+
+def _require(settings: Settings | None, what: str) -> Settings:
+    if settings is None:
+        raise ConfigError(f"{what} needs the settings (repository, key, bucket credentials)",
+                          hint="Pass settings= to verify_backup (the command line always does).")
+    return settings
+
+
+def _recorder(result: VerifyResult) -> Callable[[str, str], None]:
+    """A ``fail(where, message)`` callback adding to ``result.problems`` and the restore test's count."""
+    def fail(where: str, message: str) -> None:
+        result.problem(where, message)
+        if result.restore_test is not None:
+            result.restore_test.failures += 1
+    return fail
+
+
+def _check_objects(repo: Repository, manifest: Manifest, entries: list[ObjectEntry], bad: set[str],
+                   result: VerifyResult) -> None:
+    for entry in entries:
+        if entry.name in bad:
+            continue
+        try:
+            repo.check_object(manifest, entry)
+            result.objects_checked += 1
+            result.bytes_checked += entry.size
+        except SwarmError as exc:
+            result.problem(entry.name, exc.message)
+
+
+def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -> set[str]:
+    """Compare the backup's data prefix with the manifest; return the names found missing or
+    of the wrong stored size (the later passes do not report them again)."""
     prefix = data_key(manifest.id, "")
     stored = {i.key[len(prefix):]: i.size for i in repo.store.list(prefix)}
+    bad: set[str] = set()
     for entry in manifest.objects:
         if entry.name not in stored:
             result.problem(entry.name, "missing from the repository")
+            bad.add(entry.name)
         elif stored[entry.name] != entry.stored_size:
             result.problem(entry.name, f"stored size {stored[entry.name]} differs from the manifest's "
                                        f"{entry.stored_size} (truncated or replaced)")
+            bad.add(entry.name)
     listed = {o.name for o in manifest.objects}
     for name in sorted(set(stored) - listed):
         result.problem(name, "present in the repository but not listed in the manifest")
+    return bad
 
 
 def _check_toc(dumpdir: Path, result: VerifyResult, bindir: str | None) -> None:
