@@ -49,9 +49,8 @@ from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_co
 from swarm.repo import Repository
 from swarm.repo.format import data_key
 from swarm.services.backup_postgres import DUMP_PREFIX
-from swarm.services.materialize import materialize
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.restore_postgres import restore_into, restored_counts
+from swarm.services.restore_postgres import restore_into, restored_counts, stage_schema
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
@@ -175,13 +174,23 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     with tempfile.TemporaryDirectory(prefix="swarm-verify-", dir=work_dir) as tmp:
         dumpdir = Path(tmp) / "dump"
         if manifest.kind == "pg-logical":
-            written = materialize(repo, manifest, DUMP_PREFIX, dumpdir, jobs=jobs, reporter=reporter,
-                                  on_error=on_error)
-            result.objects_checked = len(written)
-            result.bytes_checked = sum(p.stat().st_size for p in written)
-            # the large tables' parts (tables/*.copy) are read end to end too
-            _check_objects(repo, manifest, [e for e in manifest.objects if not e.name.startswith(DUMP_PREFIX)],
-                           bad, result)
+            # only the schema is staged (no row ever reaches local disk, backups of earlier versions
+            # included); every other object, table data too, is read end to end in memory
+            staged: set[str] = set()
+            try:
+                stage_schema(repo, manifest, dumpdir, bindir=bindir)
+                written = [p for p in dumpdir.rglob("*") if p.is_file()]
+                staged = {DUMP_PREFIX + p.relative_to(dumpdir).as_posix() for p in written}
+                result.objects_checked = len(written)
+                result.bytes_checked = sum(p.stat().st_size for p in written)
+            except SwarmError as exc:
+                staged = {DUMP_PREFIX + "toc.dat"}  # named here: not checked twice below
+                entry = next((e for e in manifest.objects if e.name == DUMP_PREFIX + "toc.dat"), None)
+                if entry is not None:
+                    on_error(entry, exc)
+                else:
+                    result.problem(DUMP_PREFIX + "toc.dat", exc.message)
+            _check_objects(repo, manifest, [e for e in manifest.objects if e.name not in staged], bad, result)
             if not result.problems:
                 _check_toc(dumpdir, result, bindir)
             if restore_test and not result.problems:
