@@ -166,6 +166,15 @@ class PackWriter:
         self._frames = 0
         self._plain = 0
 
+    def seal_pack(self) -> None:
+        """End the pack being filled now (if it holds a frame): the next ``add`` starts a new pack.
+
+        The tree store calls it between a snapshot's data blocks and its tree nodes, so nodes
+        sit in packs of their own (a check of the tree alone reads only those).
+        """
+        self._flush()
+        self._raise_failed()
+
     def _raise_failed(self) -> None:
         for f in [f for f in self._futures if f.done()]:
             f.result()
