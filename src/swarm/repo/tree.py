@@ -449,6 +449,10 @@ class TreeWriter:
         self._packs.abort()
 
 
+def _unprefixed(message: str, prefix: str) -> str:
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
 def _pack_ref(loc: Location) -> PackRef:
     return PackRef(loc.backup_id, pack_name(loc.pack), loc.dek_id)
 
@@ -485,10 +489,16 @@ class TreeReader:
                     j += 1
                 else:
                     break
-            data = self.repo.read_span(first.loc, span)
+            try:
+                data = self.repo.read_span(first.loc, span)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
             pos = 0
             for r in refs[i:j]:
-                plain = self.repo.open_block(data[pos:pos + r.loc.length], r.loc, r.id)
+                try:
+                    plain = self.repo.open_block(data[pos:pos + r.loc.length], r.loc, r.id)
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
                 if len(plain) != r.size:
                     raise IntegrityError(f"{where}: block {r.id[:16]} has {len(plain)} bytes, the tree says {r.size}")
                 yield plain
@@ -590,7 +600,7 @@ class TreeReader:
             try:
                 entries = self._node(node_refs, path)
             except SwarmError as exc:
-                problems.append(TreeProblem(path or "/", exc.message))
+                problems.append(TreeProblem(path or "/", _unprefixed(exc.message, f"directory {path or '/'}: ")))
                 continue
             for e in entries:
                 for r in e.chunks:
@@ -623,7 +633,7 @@ class TreeReader:
                     for _ in self._read_refs([r], where):
                         pass
                 except SwarmError as exc:
-                    problems.append(TreeProblem(where or "/", exc.message))
+                    problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
         return problems
 
     # -- materialize
