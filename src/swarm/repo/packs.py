@@ -109,7 +109,7 @@ class PackWriter:
     """
 
     def __init__(self, *, repo_id: str, backup_id: str, dek_id: str, dek: bytes,
-                 upload: Callable[[PackUpload], None], workers: int = 2, max_pending: int = 3,
+                 upload: Callable[[PackUpload], object], workers: int = 2, max_pending: int = 3,
                  pack_target: int = PACK_TARGET) -> None:
         self.repo_id = repo_id
         self.backup_id = backup_id

@@ -43,9 +43,9 @@ import json
 import os
 import stat as stat_mod
 import threading
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -553,8 +553,7 @@ class TreeReader:
         while stack:
             path, refs = stack.pop()
             entries = self._node(refs, path)
-            for e in entries:
-                yield e
+            yield from entries
             stack.extend((e.path, e.chunks) for e in reversed(entries) if e.type == DIR)
 
     # -- references
