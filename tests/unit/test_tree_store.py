@@ -345,3 +345,26 @@ def test_chunk_refs_round_trip_and_reject_bad_locations(repo: Repository, src: P
     with pytest.raises(ValueError):
         ChunkRef.from_list(bad)
     assert node_chunker(repo.dedup_key()).max_size <= 1 << 20
+
+
+def test_materialize_reads_adjacent_blocks_in_one_request(tmp_path: Path) -> None:
+    class Counting(MemoryStore):
+        ranges = 0
+
+        def get_range(self, key: str, offset: int, length: int) -> bytes:
+            Counting.ranges += 1
+            return super().get_range(key, offset, length)
+
+    repo = Repository.init(Counting(), create_key_file(tmp_path / "k"))
+    src = tmp_path / "one"
+    src.mkdir()
+    (src / "f").write_bytes(random.Random(3).randbytes(40 * 32768))
+    m, _ = snapshot(repo, src, chunker=FixedChunker(32768))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    seen: list[int] = []
+    Counting.ranges = 0
+    TreeReader(repo, m).materialize(dest, progress=seen.append)
+    # 40 blocks in packs of 64 KiB (two frames each) and one node: about 20 reads, not 41
+    assert Counting.ranges <= 22 and seen == [40 * 32768]
+    assert (dest / "f").read_bytes() == (src / "f").read_bytes()
