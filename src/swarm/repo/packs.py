@@ -109,7 +109,7 @@ class PackWriter:
     """
 
     def __init__(self, *, repo_id: str, backup_id: str, dek_id: str, dek: bytes,
-                 upload: Callable[[PackUpload], None], workers: int = 2, max_pending: int = 3,
+                 upload: Callable[[PackUpload], object], workers: int = 2, max_pending: int = 3,
                  pack_target: int = PACK_TARGET) -> None:
         self.repo_id = repo_id
         self.backup_id = backup_id
@@ -165,6 +165,15 @@ class PackWriter:
         self._buf = bytearray(PACK_HEADER)
         self._frames = 0
         self._plain = 0
+
+    def seal_pack(self) -> None:
+        """End the pack being filled now (if it holds a frame): the next ``add`` starts a new pack.
+
+        The tree store calls it between a snapshot's data blocks and its tree nodes, so nodes
+        sit in packs of their own (a check of the tree alone reads only those).
+        """
+        self._flush()
+        self._raise_failed()
 
     def _raise_failed(self) -> None:
         for f in [f for f in self._futures if f.done()]:

@@ -1,0 +1,749 @@
+"""The deduplicating file-tree store: snapshots of a directory tree as content-addressed blocks.
+
+One store for every backup of files: physical PostgreSQL backups (fixed 32 KiB blocks) and
+state-directory snapshots (content-defined chunks). Callers hand it paths, metadata and file
+bytes; they never see block ids or pack offsets. The format is specified in
+docs/design/tree-store.md; in short:
+
+* **Blocks.** A file's bytes are cut by a chunker (``swarm.repo.chunker``); each chunk is a
+  block named ``HMAC-SHA256(dedup_key, plaintext)`` (``packs.block_id``) and stored once, as
+  a sealed frame in a pack of the backup that first wrote it (``data/<id>/packs/*.pack``).
+* **Nodes.** Each directory is a *node*: the canonical JSON of its entries sorted by name
+  (name, type, mode, mtime, and for a file its size and chunk references, for a symlink its
+  target, for a subdirectory the references of the subdirectory's node). A node is stored
+  like file data: its bytes cut into pieces (content-defined, so a big directory that gains
+  an entry re-stores only the pieces around it), each piece a block in a pack. A chunk
+  reference carries the block's full location (backup, pack, frame, offset, stored length,
+  data key), so a node is self-describing: the tree under a node is readable from that node
+  alone. An unchanged directory serializes to the same bytes, hence the same block ids,
+  which the parent snapshot already stored: it adds nothing.
+* **Index.** A snapshot's index (``tree.json``, an encrypted object of the backup) holds the
+  root node's references, the chunker's spec, counts and statistics, and the exact list of
+  packs the tree references (of this backup and of earlier ones). It needs no other
+  snapshot's index: restore reads it, then nodes, then blocks, by byte range.
+
+Writing (``TreeWriter``): blocks already stored are found in ``known`` (the parent
+snapshot's blocks, from ``TreeReader.referenced_blocks()`` of a *committed* backup) or in
+this snapshot; new ones go into packs uploaded in the background as they fill. ``finish``
+writes the nodes (in packs of their own, after the data packs), then the index object.
+The caller commits the backup's manifest last. A kill -9 at any point before that commit
+leaves packs, maybe the index object, and the data key under ``data/<id>/`` and
+``keys/``, but no manifest: the snapshot does not exist, no later snapshot references those
+packs (``known`` comes only from committed snapshots), and ``prune`` sweeps them.
+
+Reading (``TreeReader``): ``walk`` yields every entry, ``materialize`` writes the tree
+under a directory (adjacent blocks read in one range request, several files at once, never
+following a symlink, never writing outside the destination), ``check`` proves every node and
+block is present and matches its id, ``referenced_packs``/``referenced_blocks`` list what
+the snapshot needs (for explicit references and garbage collection).
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat as stat_mod
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarm.errors import IntegrityError, SwarmError
+from swarm.model.ids import is_backup_id
+from swarm.model.manifest import Manifest
+from swarm.repo.chunker import Chunker, FastCDC, split
+from swarm.repo.format import data_key
+from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, pack_name
+from swarm.repo.repository import BackupWriter, Repository
+
+INDEX_NAME = "tree.json"
+INDEX_VERSION = 1
+NODE_VERSION = 1
+MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
+# Node pieces: content-defined, so an entry added to a big directory re-stores only nearby pieces.
+NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
+assert NODE_MAX <= MAX_BLOCK
+DIR, FILE, SYMLINK = "d", "f", "l"
+
+
+# ---- values -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Meta:
+    """What is kept of an entry besides its content.
+
+    ``mode``: permission bits (``& 0o7777``); ``mtime_ns``: modification time in nanoseconds;
+    ``extra``: small facts a caller wants back from the parent snapshot, sorted by name
+    (e.g. ``ctime_ns`` and ``inode`` for a change cache). Everything here is part of the
+    directory's node: a change makes the node (and its ancestors) new.
+    """
+
+    mode: int
+    mtime_ns: int
+    extra: tuple[tuple[str, int | str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"m": self.mode & 0o7777, "mt": int(self.mtime_ns)}
+        if self.extra:
+            d["x"] = dict(sorted(self.extra))
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Meta:
+        x = d.get("x") or {}
+        if not isinstance(x, dict):
+            raise ValueError("extra metadata is not an object")
+        return cls(int(d["m"]) & 0o7777, int(d["mt"]), tuple(sorted((str(k), v) for k, v in x.items())))
+
+
+DEFAULT_DIR_META = Meta(0o700, 0)
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """One block of a file or node: its id, plaintext size and where its frame is stored."""
+
+    id: str
+    size: int
+    loc: Location
+
+    def to_list(self) -> list[object]:
+        return [self.id, self.size, *self.loc.to_list()]
+
+    @classmethod
+    def from_list(cls, v: object) -> ChunkRef:
+        if not isinstance(v, list) or len(v) != 8:
+            raise ValueError("a chunk reference has 8 fields")
+        bid, size, *loc = v
+        if not isinstance(bid, str) or len(bid) != 64 or not isinstance(size, int) or not 0 <= size <= MAX_BLOCK:
+            raise ValueError("bad chunk id or size")
+        where = Location.from_list(loc)
+        if not is_backup_id(where.backup_id) or where.pack < 0 or where.offset < 0 or where.length < 4 \
+                or not where.dek_id.startswith("dek-") or "/" in where.dek_id:
+            raise ValueError("bad block location")
+        return cls(bid, size, where)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a snapshot. ``path`` is ``/``-separated and relative; ``""`` is the root."""
+
+    path: str
+    type: str
+    meta: Meta
+    size: int = 0
+    target: str = ""
+    chunks: tuple[ChunkRef, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+FileEntry = Entry  # an Entry of type FILE, as ``add_file`` returns and ``reuse_file`` takes
+
+
+@dataclass(frozen=True)
+class PackRef:
+    """A pack a snapshot needs: ``data/<backup_id>/<name>``, sealed under data key ``dek_id``."""
+
+    backup_id: str
+    name: str
+    dek_id: str
+
+    @property
+    def key(self) -> str:
+        return data_key(self.backup_id, self.name)
+
+
+@dataclass
+class TreeStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    size: int = 0  # plaintext bytes of all files
+    new_blocks: int = 0
+    new_bytes: int = 0  # plaintext bytes of new data blocks
+    reused_blocks: int = 0
+    reused_bytes: int = 0
+    new_nodes: int = 0  # node pieces stored by this snapshot
+    reused_nodes: int = 0
+    stored_bytes: int = 0  # bytes of frames this snapshot wrote into packs (data and nodes)
+    packs: int = 0  # packs this snapshot wrote
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TreeRoot:
+    """A snapshot's index: what ``tree.json`` holds."""
+
+    root: tuple[ChunkRef, ...]
+    root_meta: Meta
+    chunker: dict[str, Any]
+    packs: tuple[PackRef, ...]
+    stats: TreeStats = field(default_factory=TreeStats)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """The root node's identity (the ids of its pieces; one for all but huge directories)."""
+        return tuple(r.id for r in self.root)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": INDEX_VERSION, "root": [r.to_list() for r in self.root],
+                           "root_meta": self.root_meta.to_json(), "chunker": self.chunker,
+                           "packs": [[p.backup_id, p.name, p.dek_id] for p in self.packs],
+                           "stats": self.stats.to_dict()}, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str) -> TreeRoot:
+        try:
+            d = json.loads(raw)
+            if int(d["version"]) > INDEX_VERSION:
+                raise IntegrityError(f"{where}: tree index version {d['version']} is newer than this swarm reads",
+                                     hint="Upgrade swarm to read this snapshot.")
+            stats = TreeStats(**{k: int(v) for k, v in dict(d.get("stats") or {}).items()
+                                 if k in TreeStats.__dataclass_fields__})
+            return cls(tuple(ChunkRef.from_list(r) for r in d["root"]), Meta.from_json(d["root_meta"]),
+                       dict(d["chunker"]), tuple(PackRef(str(b), str(n), str(k)) for b, n, k in d["packs"]), stats)
+        except IntegrityError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{where}: the tree index is damaged ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class TreeProblem:
+    where: str  # a path in the tree, or a pack key
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class MaterializeStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+
+
+# ---- paths ------------------------------------------------------------------------------------
+def check_path(path: str) -> str:
+    """``path`` if it is a safe relative tree path (``""`` = root); ValueError otherwise."""
+    if path == "":
+        return path
+    for part in path.split("/"):
+        check_name(part)
+    return path
+
+
+def check_name(name: str) -> str:
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"unsafe name in a tree path: {name!r}")
+    return name
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def node_chunker(key: bytes) -> FastCDC:
+    return FastCDC.for_key(key, min_size=NODE_MIN, avg_size=NODE_AVG, max_size=NODE_MAX)
+
+
+# ---- writing ----------------------------------------------------------------------------------
+@dataclass
+class _Dir:
+    meta: Meta
+    explicit: bool
+    children: dict[str, Entry | None] = field(default_factory=dict)  # None: a subdirectory
+
+
+class TreeWriter:
+    """Build one snapshot into ``backup`` (a ``BackupWriter`` of ``repo``).
+
+    ``known`` maps block ids to locations that may be referenced instead of storing the
+    block again: the blocks of the parent snapshot (``TreeReader.referenced_blocks()``),
+    only ever of a committed backup. ``chunker`` is recorded in the index; callers cut files
+    with it (``add_file`` takes chunks, so any chunking works).
+
+    ``add_file`` is thread safe (several files may be chunked and hashed at once); the
+    others are cheap. The whole tree's entries are held in memory until ``finish`` (file
+    data is not: it goes to packs as it arrives).
+    """
+
+    def __init__(self, repo: Repository, backup: BackupWriter, *, chunker: Chunker,
+                 known: Mapping[str, Location] | None = None, index_name: str = INDEX_NAME,
+                 workers: int = 2, pack_target: int | None = None) -> None:
+        self.repo = repo
+        self.backup = backup
+        self.chunker = chunker
+        self.index_name = index_name
+        self._key = repo.dedup_key()
+        self._known: Mapping[str, Location] = known or {}
+        kw: dict[str, Any] = {} if pack_target is None else {"pack_target": pack_target}
+        self._packs = PackWriter(repo_id=repo.config.repo_id, backup_id=backup.id, dek_id=backup.dek_id,
+                                 dek=backup.dek, upload=backup.put_pack, workers=max(1, workers), **kw)
+        self._used: dict[str, Location] = {}
+        self._pack_refs: set[PackRef] = set()
+        self._dirs: dict[str, _Dir] = {"": _Dir(DEFAULT_DIR_META, False)}
+        self._mutex = threading.Lock()
+        self.stats = TreeStats()
+        self._finished = False
+
+    # -- entries
+    def add_dir(self, path: str, meta: Meta) -> None:
+        """Record a directory (its parents are created implicitly if not added; ``""`` is the root)."""
+        check_path(path)
+        with self._mutex:
+            d = self._dirs.get(path)
+            if d is not None and d.explicit:
+                raise ValueError(f"directory {path!r} added twice")
+            if d is None:
+                self._attach(path, None)
+                self._dirs[path] = _Dir(meta, True)
+            else:
+                d.meta, d.explicit = meta, True
+
+    def add_symlink(self, path: str, target: str, meta: Meta) -> None:
+        """Record a symbolic link; it is stored as a link (``target`` as given), never followed."""
+        if not path or "\0" in target or not target:
+            raise ValueError(f"bad symlink {path!r} -> {target!r}")
+        check_path(path)
+        with self._mutex:
+            self._attach(path, Entry(path, SYMLINK, meta, target=target))
+
+    def add_file(self, path: str, meta: Meta, chunks: Iterable[bytes]) -> FileEntry:
+        """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry."""
+        if not path:
+            raise ValueError("a file needs a name")
+        check_path(path)
+        refs = tuple(self._put(c, node=False) for c in chunks)
+        entry = Entry(path, FILE, meta, size=sum(r.size for r in refs), chunks=refs)
+        with self._mutex:
+            self._attach(path, entry)
+        return entry
+
+    def reuse_file(self, path: str, entry: FileEntry, meta: Meta | None = None) -> FileEntry:
+        """Record a file unchanged since the parent snapshot: ``entry`` from its ``walk``; nothing is read.
+
+        Its blocks must be in the snapshot ``entry`` came from, a committed one.
+        """
+        if entry.type != FILE or not path:
+            raise ValueError("reuse_file takes a file entry of the parent snapshot")
+        check_path(path)
+        new = Entry(path, FILE, meta or entry.meta, size=entry.size, chunks=entry.chunks)
+        with self._mutex:
+            for r in entry.chunks:
+                self._used.setdefault(r.id, r.loc)
+                self._pack_refs.add(_pack_ref(r.loc))
+                self.stats.reused_blocks += 1
+                self.stats.reused_bytes += r.size
+            self._attach(path, new)
+        return new
+
+    def _attach(self, path: str, entry: Entry | None) -> None:
+        """Link ``path`` into its parent (creating missing parents). Caller holds the mutex."""
+        if not path:
+            return
+        parent, name = _parent(path), path.rsplit("/", 1)[-1]
+        if parent not in self._dirs:
+            self._attach(parent, None)
+            self._dirs[parent] = _Dir(DEFAULT_DIR_META, False)
+        children = self._dirs[parent].children
+        if name in children:
+            raise ValueError(f"{path!r} added twice")
+        children[name] = entry
+        if entry is not None:
+            if entry.type == FILE:
+                self.stats.files += 1
+                self.stats.size += entry.size
+            else:
+                self.stats.symlinks += 1
+
+    # -- blocks
+    def _put(self, plain: bytes, *, node: bool) -> ChunkRef:
+        if len(plain) > MAX_BLOCK:
+            raise ValueError(f"a chunk of {len(plain)} bytes is larger than the {MAX_BLOCK} a reader accepts")
+        bid = block_id(self._key, plain)
+        with self._mutex:
+            loc = self._used.get(bid)
+            new = False
+            if loc is None:
+                loc = self._known.get(bid)
+                if loc is None:
+                    loc = self._packs.add(bid, plain)
+                    new = True
+                self._used[bid] = loc
+            self._pack_refs.add(_pack_ref(loc))
+            if node:
+                if new:
+                    self.stats.new_nodes += 1
+                else:
+                    self.stats.reused_nodes += 1
+            elif new:
+                self.stats.new_blocks += 1
+                self.stats.new_bytes += len(plain)
+            else:
+                self.stats.reused_blocks += 1
+                self.stats.reused_bytes += len(plain)
+        return ChunkRef(bid, len(plain), loc)
+
+    # -- finishing
+    def finish(self) -> TreeRoot:
+        """Write every directory node (children first), flush the packs, then write the index object.
+
+        Returns the root; the caller then commits the backup (manifest last). On an error
+        the pack uploads are stopped; the caller aborts the backup.
+        """
+        if self._finished:
+            raise ValueError("finish called twice")
+        self._finished = True
+        try:
+            self._packs.seal_pack()  # nodes go into packs of their own
+            nodes = node_chunker(self._key)
+            built: dict[str, tuple[ChunkRef, ...]] = {}
+            for path in sorted(self._dirs, key=lambda p: (-p.count("/") - (1 if p else 0), p)):
+                d = self._dirs[path]
+                entries = []
+                for name in sorted(d.children):
+                    child = d.children[name]
+                    if child is None:
+                        sub = self._dirs[_join(path, name)]
+                        entries.append({"n": name, "t": DIR, **sub.meta.to_json(),
+                                        "tree": [r.to_list() for r in built.pop(_join(path, name))]})
+                    elif child.type == FILE:
+                        entries.append({"n": name, "t": FILE, **child.meta.to_json(), "s": child.size,
+                                        "c": [r.to_list() for r in child.chunks]})
+                    else:
+                        entries.append({"n": name, "t": SYMLINK, **child.meta.to_json(), "target": child.target})
+                raw = _canonical({"v": NODE_VERSION, "entries": entries})
+                built[path] = tuple(self._put(piece, node=True) for piece in split(raw, nodes))
+                if path:
+                    self.stats.dirs += 1
+            self._packs.close()
+            self.stats.stored_bytes = self._packs.stats.stored_bytes
+            self.stats.packs = self._packs.stats.packs
+            root = TreeRoot(built[""], self._dirs[""].meta, self.chunker.spec(),
+                            tuple(sorted(self._pack_refs, key=lambda p: (p.backup_id, p.name))), self.stats)
+            self.backup.put_object(self.index_name, [root.to_json()])
+            return root
+        except BaseException:
+            self._packs.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop pack uploads (the caller aborts the backup, which removes what was written)."""
+        self._packs.abort()
+
+
+def _unprefixed(message: str, prefix: str) -> str:
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _pack_ref(loc: Location) -> PackRef:
+    return PackRef(loc.backup_id, pack_name(loc.pack), loc.dek_id)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+class TreeReader:
+    """Read one snapshot: from a committed manifest (its ``tree.json``) or a ``TreeRoot``."""
+
+    def __init__(self, repo: Repository, source: Manifest | TreeRoot, *, index_name: str = INDEX_NAME) -> None:
+        self.repo = repo
+        if isinstance(source, TreeRoot):
+            self.root = source
+        else:
+            where = f"{source.id}/{index_name}"
+            try:
+                raw = b"".join(repo.read_object(source, index_name))
+            except KeyError:
+                raise IntegrityError(f"backup {source.id} has no {index_name}") from None
+            self.root = TreeRoot.from_json(raw, where=where)
+
+    # -- nodes
+    def _read_refs(self, refs: Iterable[ChunkRef], where: str) -> Iterator[bytes]:
+        """Plaintext of ``refs`` in order; adjacent frames of one pack are read in one request."""
+        refs = list(refs)
+        i = 0
+        while i < len(refs):
+            first = refs[i]
+            j, span = i + 1, first.loc.length
+            while j < len(refs) and span < MAX_SPAN:
+                nxt = refs[j].loc
+                if (nxt.backup_id, nxt.pack) == (first.loc.backup_id, first.loc.pack) \
+                        and nxt.offset == first.loc.offset + span:
+                    span += nxt.length
+                    j += 1
+                else:
+                    break
+            try:
+                data = self.repo.read_span(first.loc, span)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
+            pos = 0
+            for r in refs[i:j]:
+                try:
+                    plain = self.repo.open_block(data[pos:pos + r.loc.length], r.loc, r.id)
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
+                if len(plain) != r.size:
+                    raise IntegrityError(f"{where}: block {r.id[:16]} has {len(plain)} bytes, the tree says {r.size}")
+                yield plain
+                pos += r.loc.length
+            i = j
+
+    def _node(self, refs: tuple[ChunkRef, ...], path: str) -> list[Entry]:
+        """The entries of the directory at ``path`` whose node is ``refs``; IntegrityError naming it."""
+        where = f"directory {path or '/'}"
+        raw = b"".join(self._read_refs(refs, where))
+        try:
+            d = json.loads(raw)
+            if int(d["v"]) > NODE_VERSION:
+                raise IntegrityError(f"{where}: node version {d['v']} is newer than this swarm reads",
+                                     hint="Upgrade swarm to read this snapshot.")
+            out = []
+            prev = None
+            for e in d["entries"]:
+                name = check_name(str(e["n"]))
+                if prev is not None and name <= prev:
+                    raise ValueError("entries are not sorted and unique")
+                prev = name
+                meta = Meta.from_json(e)
+                p = _join(path, name)
+                t = e["t"]
+                if t == DIR:
+                    out.append(Entry(p, DIR, meta, chunks=tuple(ChunkRef.from_list(r) for r in e["tree"])))
+                elif t == FILE:
+                    out.append(Entry(p, FILE, meta, size=int(e["s"]),
+                                     chunks=tuple(ChunkRef.from_list(r) for r in e["c"])))
+                elif t == SYMLINK:
+                    target = str(e["target"])
+                    if not target or "\0" in target:
+                        raise ValueError("bad symlink target")
+                    out.append(Entry(p, SYMLINK, meta, target=target))
+                else:
+                    raise ValueError(f"unknown entry type {t!r}")
+            return out
+        except IntegrityError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{where}: the tree node is damaged ({exc})") from exc
+
+    def walk(self) -> Iterator[Entry]:
+        """Every entry, the root (``""``) first, each directory before its contents, names sorted.
+
+        A subdirectory's ``chunks`` are its node's pieces. Raises IntegrityError naming the
+        directory whose node cannot be read.
+        """
+        yield Entry("", DIR, self.root.root_meta, chunks=self.root.root)
+        stack = [("", self.root.root)]
+        while stack:
+            path, refs = stack.pop()
+            entries = self._node(refs, path)
+            yield from entries
+            stack.extend((e.path, e.chunks) for e in reversed(entries) if e.type == DIR)
+
+    # -- references
+    def referenced_packs(self) -> set[PackRef]:
+        """Every pack this snapshot needs (data and nodes, of this backup and earlier ones), from its index."""
+        return set(self.root.packs)
+
+    def referenced_blocks(self) -> dict[str, Location]:
+        """Block id → location of every block the snapshot uses (file data and nodes), by walking it.
+
+        This is the ``known`` map for the next snapshot's ``TreeWriter``.
+        """
+        out = {r.id: r.loc for r in self.root.root}
+        for e in self.walk():
+            for r in e.chunks:
+                out.setdefault(r.id, r.loc)
+        return out
+
+    # -- check
+    def check(self, read_data: bool = False) -> list[TreeProblem]:
+        """Prove the snapshot readable; return what is wrong (empty when all is well).
+
+        Always: the index parses; every node is present, opens, matches its id and parses;
+        every file's size is the sum of its chunks; every referenced pack is listed in the
+        index, exists and is long enough for its frames. With ``read_data``: every data
+        block is read (adjacent frames together), opened and matched to its id.
+        """
+        problems: list[TreeProblem] = []
+        refs: dict[str, tuple[ChunkRef, str]] = {}
+        listed = set(self.root.packs)
+
+        def note(r: ChunkRef, where: str) -> None:
+            if _pack_ref(r.loc) not in listed:
+                problems.append(TreeProblem(where, f"pack {_pack_ref(r.loc).key} is not listed in the index"))
+            refs.setdefault(r.id, (r, where))
+
+        stack = [("", self.root.root)]
+        for r in self.root.root:
+            note(r, "directory /")
+        nodes: set[str] = {r.id for r in self.root.root}
+        while stack:
+            path, node_refs = stack.pop()
+            try:
+                entries = self._node(node_refs, path)
+            except SwarmError as exc:
+                problems.append(TreeProblem(path or "/", _unprefixed(exc.message, f"directory {path or '/'}: ")))
+                continue
+            for e in entries:
+                for r in e.chunks:
+                    note(r, e.path)
+                if e.type == DIR:
+                    nodes.update(r.id for r in e.chunks)
+                    stack.append((e.path, e.chunks))
+                elif e.type == FILE and sum(r.size for r in e.chunks) != e.size:
+                    problems.append(TreeProblem(e.path, f"its chunks hold {sum(r.size for r in e.chunks)} bytes, "
+                                                        f"the entry says {e.size}"))
+        by_pack: dict[PackRef, list[tuple[ChunkRef, str]]] = {}
+        for r, where in refs.values():
+            by_pack.setdefault(_pack_ref(r.loc), []).append((r, where))
+        for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
+            info = self.repo.store.stat(pack.key)
+            if info is None:
+                problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
+                                                      f"{len(items)} blocks, e.g. of {items[0][1] or '/'})"))
+                continue
+            end = max(r.loc.offset + r.loc.length for r, _ in items)
+            if info.size < end:
+                problems.append(TreeProblem(pack.key, f"pack has {info.size} bytes, its frames need {end}"))
+                continue
+            if not read_data:
+                continue
+            for r, where in sorted(items, key=lambda it: it[0].loc.offset):
+                if r.id in nodes:
+                    continue  # already opened while walking
+                try:
+                    for _ in self._read_refs([r], where):
+                        pass
+                except SwarmError as exc:
+                    problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
+        return problems
+
+    # -- materialize
+    def materialize(self, dest: Path, *, jobs: int = 4, only: Callable[[str], bool] | None = None,
+                    progress: Callable[[int], None] | None = None) -> MaterializeStats:
+        """Write the snapshot's tree under ``dest`` (an existing directory); return what was written.
+
+        ``only(path)`` selects entries (the directories above a selected entry are created
+        too). Order: directories (mode 0700 while writing), then files (largest first, ``jobs``
+        at a time; adjacent blocks of a pack read in one request; each file's blocks proven
+        to be their ids and its size checked), then symlinks (last, so nothing is written
+        through one), then directory modes and mtimes (deepest first). Every path is opened
+        component by component relative to ``dest`` with ``O_NOFOLLOW``: an existing symlink
+        in the way makes the call fail; nothing is ever written outside ``dest``. ``dest``'s
+        own mode and mtime are left alone.
+
+        Raises IntegrityError naming the file (and pack) on damage; what was written so far
+        stays (callers write into a fresh directory beside the target and rename it into
+        place, or remove it). A kill -9 leaves a partial tree under ``dest``.
+        """
+        entries = [e for e in self.walk() if e.path]
+        if only is not None:
+            chosen = [e for e in entries if only(e.path)]
+            needed: set[str] = set()
+            for e in chosen:
+                p = _parent(e.path)
+                while p and p not in needed:
+                    needed.add(p)
+                    p = _parent(p)
+            keep = {e.path for e in chosen} | needed
+            entries = [e for e in entries if e.path in keep]
+        out = MaterializeStats()
+        root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            dirs = [e for e in entries if e.type == DIR]
+            for e in dirs:
+                with _parent_fd(root_fd, e.path) as pfd:
+                    try:
+                        os.mkdir(e.name, 0o700, dir_fd=pfd)
+                    except FileExistsError:
+                        st = os.stat(e.name, dir_fd=pfd, follow_symlinks=False)
+                        if not stat_mod.S_ISDIR(st.st_mode):
+                            raise IntegrityError(f"cannot restore directory {e.path}: something else is there",
+                                                 hint="Restore into an empty directory.") from None
+                out.dirs += 1
+            files = sorted((e for e in entries if e.type == FILE), key=lambda e: -e.size)
+            with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="materialize") as pool:
+                for n in pool.map(lambda e: self._write_file(root_fd, e), files):
+                    out.files += 1
+                    out.bytes += n
+                    if progress is not None:
+                        progress(n)
+            for e in entries:
+                if e.type == SYMLINK:
+                    with _parent_fd(root_fd, e.path) as pfd:
+                        os.symlink(e.target, e.name, dir_fd=pfd)
+                        os.utime(e.name, ns=(e.meta.mtime_ns, e.meta.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+                    out.symlinks += 1
+            for e in sorted(dirs, key=lambda e: -e.path.count("/")):
+                fd = _open_dir(root_fd, e.path)
+                try:
+                    os.fchmod(fd, e.meta.mode)
+                    os.utime(fd, ns=(e.meta.mtime_ns, e.meta.mtime_ns))
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(root_fd)
+        return out
+
+    def _write_file(self, root_fd: int, e: Entry) -> int:
+        written = 0
+        with _parent_fd(root_fd, e.path) as pfd:
+            fd = os.open(e.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=pfd)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                for plain in self._read_refs(e.chunks, e.path):
+                    fh.write(plain)
+                    written += len(plain)
+            if written != e.size:
+                raise IntegrityError(f"restored {e.path} has {written} bytes, the snapshot says {e.size}")
+            os.fchmod(fd, e.meta.mode)
+            os.utime(fd, ns=(e.meta.mtime_ns, e.meta.mtime_ns))
+        finally:
+            os.close(fd)
+        return written
+
+
+def _open_dir(root_fd: int, path: str) -> int:
+    """A descriptor of directory ``path`` under ``root_fd``, following no symlink on the way."""
+    fd = os.dup(root_fd)
+    if not path:
+        return fd
+    try:
+        for part in path.split("/"):
+            nxt = os.open(check_name(part), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as exc:
+        os.close(fd)
+        raise IntegrityError(f"cannot enter {path} in the restore target: {exc.strerror}",
+                             hint="A symlink or file is in the way; restore into an empty directory.") from exc
+    return fd
+
+
+@contextmanager
+def _parent_fd(root_fd: int, path: str) -> Iterator[int]:
+    """A descriptor of ``path``'s parent directory under ``root_fd`` (closed on exit)."""
+    check_path(path)
+    fd = _open_dir(root_fd, _parent(path))
+    try:
+        yield fd
+    finally:
+        os.close(fd)
