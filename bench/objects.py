@@ -57,8 +57,8 @@ def sizes(n: int, rng: random.Random) -> list[int]:
 
 def worker(op: str, spec: dict[str, Any]) -> None:
     from swarm.clock import parse_iso
-    from swarm.services.objects_replicate import check_replication, replicate
-    from swarm.services.objects_restore import restore_at
+    from swarm.services.objects.replicate import check_replication, replicate
+    from swarm.services.objects.restore import restore_at
     from swarm.sources.objects import Bucket, BucketConfig
 
     def b(d: dict[str, Any]) -> Bucket:

@@ -175,7 +175,7 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
     from swarm.config import load_settings
     from swarm.model.targets import RecoveryTarget
     from swarm.services.context import open_repository
-    from swarm.services.pitr import execute_pitr, plan_pitr
+    from swarm.services.postgres.pitr import execute_pitr, plan_pitr
     from swarm.sources.postgres.cluster import LocalCluster
 
     os.environ["SWARM_HOME"] = str(WORK / "home")

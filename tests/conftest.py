@@ -44,7 +44,7 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
-    from swarm.sources.postgres.server_access import remove_server_access
+    from swarm.services.wal.server_access import remove_server_access
 
     # key copies made for the server user by this session's tests, and only those: a sweep of every
     # copy whose home is gone would also take those of another test session running now (its homes

@@ -16,9 +16,9 @@ from swarm.crypto.keys import LocalKeyFile, create_key_file
 from swarm.errors import IntegrityError, KeyError_, LockedError, RefusedError, SourceError, UnavailableError
 from swarm.repo import Repository
 from swarm.repo.format import data_key, dek_key, manifest_key
-from swarm.services.backup_postgres import backup_postgres_logical
-from swarm.services.restore_postgres import execute_restore, plan_restore
-from swarm.services.verify import verify_backup
+from swarm.services.postgres.logical_backup import backup_postgres_logical
+from swarm.services.postgres.logical_restore import execute_restore, plan_restore
+from swarm.services.repository.verify import verify_backup
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.conn import connect, count_rows, with_dbname
 from swarm.storage.factory import S3Options, open_store
@@ -201,7 +201,7 @@ def test_damaged_manifest_and_data_key(tmp_path: Path, kek: LocalKeyFile, swarm_
     res = verify_backup(Repository.open(LocalStore(root), kek), m.id)
     assert not res.ok and res.problems[0]["where"] == "manifest"
     # one damaged manifest does not hide the healthy backups
-    from swarm.services.catalog import list_backups
+    from swarm.services.repository.catalog import list_backups
 
     rows = {r["id"]: r for r in list_backups(Repository.open(LocalStore(root), kek))}
     assert rows[m.id]["damaged"] and "checksum" in rows[m.id]["problem"]

@@ -9,10 +9,10 @@ import pytest
 
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
-from swarm.services.backup_postgres import backup_postgres_logical
+from swarm.services.postgres.logical_backup import backup_postgres_logical
+from swarm.services.postgres.logical_restore import execute_restore, plan_restore
 from swarm.services.reporting import NullReporter
-from swarm.services.restore_postgres import execute_restore, plan_restore
-from swarm.services.verify import verify_backup
+from swarm.services.repository.verify import verify_backup
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.conn import SnapshotSession, connect, count_rows, redact, with_dbname
 from swarm.sources.postgres.copy import TablePart, copy_columns, copy_out

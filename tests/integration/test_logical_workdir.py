@@ -100,7 +100,7 @@ _HELD: list[object] = []  # entered, never exited: like a killed run (collecting
 
 def _dir_of(work: Path, prefix: str, pid: int) -> Path:
     """A work directory as a run with ``pid`` leaves it (created by the code under test)."""
-    from swarm.services.backup_postgres import work_directory
+    from swarm.services.postgres.logical_backup import work_directory
 
     cm = work_directory(prefix, str(work), pid=pid)
     _HELD.append(cm)

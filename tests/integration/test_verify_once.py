@@ -12,8 +12,8 @@ import pytest
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
 from swarm.repo.format import data_key
-from swarm.services.backup_postgres import backup_postgres_logical
-from swarm.services.verify import verify_backup
+from swarm.services.postgres.logical_backup import backup_postgres_logical
+from swarm.services.repository.verify import verify_backup
 from swarm.storage.local import LocalStore
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 
 from swarm.errors import NotFoundError
 from swarm.repo import Repository
-from swarm.services.objects_backup import INVENTORY, backup_objects, restore_objects
+from swarm.services.objects.backup import INVENTORY, backup_objects, restore_objects
 from swarm.sources.objects import Bucket
 
 from .conftest import get, put, snapshot

@@ -14,7 +14,7 @@ from swarm.model.bucket_policy import (
     default_policy,
     parse_policy,
 )
-from swarm.services.objects_policy import apply_policy, check_policy
+from swarm.services.objects.policy import apply_policy, check_policy
 from swarm.sources.objects import Bucket, BucketConfig
 from swarm.storage.s3 import make_client
 

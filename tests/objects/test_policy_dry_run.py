@@ -7,7 +7,7 @@ import pytest
 
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.model.bucket_policy import DEFAULT_POLICY_TOML, default_policy, parse_policy
-from swarm.services.objects_policy import apply_policy
+from swarm.services.objects.policy import apply_policy
 
 from .conftest import new_bucket
 

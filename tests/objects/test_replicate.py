@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarm.services.objects_replicate import check_replication, replicate
+from swarm.services.objects.replicate import check_replication, replicate
 from swarm.sources.objects import SOURCE_VERSION_META, Bucket
 
 from .conftest import get, put, snapshot

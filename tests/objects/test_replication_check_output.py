@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import typer
 
-from swarm.services.objects_replicate import check_replication
+from swarm.services.objects.replicate import check_replication
 from swarm.sources.objects import Bucket
 
 from .conftest import env_for, put, run_cli

@@ -9,8 +9,8 @@ import pytest
 
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.errors import RefusedError, SwarmError
-from swarm.services.objects_replicate import replicate
-from swarm.services.objects_restore import restore_at, undelete, versions
+from swarm.services.objects.replicate import replicate
+from swarm.services.objects.restore import restore_at, undelete, versions
 from swarm.sources.objects import Bucket
 
 from .conftest import get, new_bucket, put, snapshot
@@ -142,7 +142,7 @@ def test_object_lock_refusal_is_per_key(seaweed: SeaweedServer) -> None:
     res = undelete(b, prefix="l/").to_dict()
     assert res["ok"] and get(b, "l/a") == b"a"
     # removing locked versions: delete a specific version of each key
-    from swarm.services.objects_common import KeyWork, run_bounded
+    from swarm.services.objects.common import KeyWork, run_bounded
 
     work = KeyWork()
 

@@ -12,8 +12,8 @@ import typer
 from swarm.config import Settings, load_settings
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
-from swarm.services.objects_backup import backup_objects
-from swarm.services.verify import verify_backup
+from swarm.services.objects.backup import backup_objects
+from swarm.services.repository.verify import verify_backup
 from swarm.sources.objects import Bucket
 from swarm.storage.local import LocalStore
 

@@ -2,7 +2,7 @@
 
 When the tests run as root, the server (and so archive_command) runs as ``postgres``: the
 repository root is handed to that user and the archive command uses the server user's own
-config + key copy (see swarm.sources.postgres.server_access).
+config + key copy (see swarm.services.wal.server_access).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from swarm.config import Settings, load_settings
 from swarm.crypto.keys import create_key_file
 from swarm.repo import Repository
 from swarm.services.context import open_repository
+from swarm.services.wal.server_access import ServerAccess, server_access
 from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user
-from swarm.sources.postgres.server_access import ServerAccess, server_access
 
 SWARM = [sys.executable, "-m", "swarm.cli.main"]
 

@@ -23,10 +23,10 @@ from swarm.model import wal
 from swarm.model.targets import RecoveryTarget
 from swarm.repo.format import wal_key
 from swarm.services.context import open_repository
-from swarm.services.physical_backup import backup_postgres_physical
-from swarm.services.pitr import execute_pitr, plan_pitr
-from swarm.services.verify import verify_backup
-from swarm.services.wal_archive import push_wal, wal_status
+from swarm.services.postgres.physical_backup import backup_postgres_physical
+from swarm.services.postgres.pitr import execute_pitr, plan_pitr
+from swarm.services.repository.verify import verify_backup
+from swarm.services.wal.archive import push_wal, wal_status
 from swarm.sources.postgres.cluster import LocalCluster
 from tests.physical.conftest import PhysEnv
 
@@ -358,7 +358,7 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
                                                             tmpdir_pg: Path) -> None:
     """A recovery that fails after the server started removes its data directory, log and spool (and says so);
     --keep-failed keeps them."""
-    from swarm.services.wal_archive import spool_root
+    from swarm.services.wal.archive import spool_root
 
     datadir = tmpdir_pg / f"fail-{secrets.token_hex(3)}"
     r = phys.cli("admin", "restore", "postgres", "--physical", "--target-lsn", "FF/0", "--datadir", str(datadir),

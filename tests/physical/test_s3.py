@@ -10,9 +10,9 @@ import pytest
 
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.model.targets import RecoveryTarget
-from swarm.services.physical_backup import backup_postgres_physical
-from swarm.services.pitr import execute_pitr, plan_pitr
-from swarm.services.verify import verify_backup
+from swarm.services.postgres.physical_backup import backup_postgres_physical
+from swarm.services.postgres.pitr import execute_pitr, plan_pitr
+from swarm.services.repository.verify import verify_backup
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.storage.s3 import make_client
 from tests.physical.conftest import PhysEnv, make_env

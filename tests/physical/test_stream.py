@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from swarm.model import wal
-from swarm.services.wal_archive import inventory, wal_status
-from swarm.services.wal_stream import StreamResult, stream_wal
+from swarm.services.wal.archive import inventory, wal_status
+from swarm.services.wal.stream import StreamResult, stream_wal
 from tests.physical.conftest import PhysEnv, make_env
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from swarm.repo.format import data_key
-from swarm.services.physical_backup import backup_postgres_physical
-from swarm.services.verify import verify_backup
+from swarm.services.postgres.physical_backup import backup_postgres_physical
+from swarm.services.repository.verify import verify_backup
 from tests.physical.conftest import PhysEnv
 
 pytestmark = pytest.mark.integration

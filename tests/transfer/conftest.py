@@ -85,7 +85,7 @@ def run_id(prod: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def scrubbed_archive(prod: Stack, run_id: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from swarm.services.runtransfer.export import export_run
+    from swarm.services.transfer.export import export_run
 
     out = tmp_path_factory.mktemp("exports") / f"{run_id}-scrubbed.tar.gz"
     export_run(prod.db_url, prod.bucket, run_id, out, scrub=True)

@@ -13,7 +13,7 @@ import pytest
 
 from swarm.errors import IntegrityError, RefusedError, SwarmError
 from swarm.model.archive import MANIFEST_NAME, Limits, RunManifest
-from swarm.services.runtransfer.imports import import_run
+from swarm.services.transfer.imports import import_run
 
 from .conftest import Stack, state
 

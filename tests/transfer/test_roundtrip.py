@@ -16,8 +16,8 @@ from swarm.model.archive import RunManifest
 from swarm.platform.api import make_server
 from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
-from swarm.services.runtransfer.export import export_run
-from swarm.services.runtransfer.imports import import_run
+from swarm.services.transfer.export import export_run
+from swarm.services.transfer.imports import import_run
 from swarm.sources.postgres.conn import connect
 
 from .conftest import Stack, objects, state

@@ -19,7 +19,7 @@ Layout::
 WAL archiving: the cluster runs with ``wal_level = replica``, ``archive_mode = on``,
 ``archive_timeout = 60`` and ``archive_command`` = ``swarm admin wal push %p``. The server
 runs that command as its own OS user; when we are root that is ``postgres``, who can read
-nothing under ``/root``. So (see swarm.sources.postgres.server_access) the command runs a
+nothing under ``/root``. So (see swarm.services.wal.server_access) the command runs a
 launcher with the server user's own config and key copy (0600, owned by it, in
 ``/var/tmp/swarm-pg/access-<tag>``), and the repository lives where that user can write:
 ``dev/repo`` becomes a symlink to ``/var/tmp/swarm-pg/repo-<tag>`` owned by ``postgres``
@@ -162,7 +162,7 @@ class DevStack:
         kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
         self._prepare_repo()
         Repository.open(open_store(self.repo_url), kek, create=True)
-        from swarm.sources.postgres.server_access import server_access_for
+        from swarm.services.wal.server_access import server_access_for
 
         access = server_access_for(self.repo_url, self.paths.key, self.paths.home)
         archive = {"wal_level": "replica", "archive_mode": "on", "archive_timeout": str(ARCHIVE_TIMEOUT_S),
@@ -311,7 +311,7 @@ class DevStack:
             self.paths.wal_stream_log.unlink(missing_ok=True)
             if self.paths.config.exists() and CONFIG_MARKER in self.paths.config.read_text():
                 self.paths.config.unlink()
-            from swarm.sources.postgres.server_access import remove_server_access
+            from swarm.services.wal.server_access import remove_server_access
 
             remove_server_access(self.paths.home)  # the server user's key copies go with the stack
         return {"stopped": stopped, "purged": purge}

@@ -12,7 +12,7 @@ not list) is refused by :func:`check_member` before a byte of it is used. The ma
 carries the SHA-256 and size of every other member and its own checksum.
 
 No I/O here: the streaming reader that enforces :class:`Limits` lives in
-``swarm.services.runtransfer.tario``.
+``swarm.services.transfer.tario``.
 """
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ def postgres(ctx: typer.Context,
         return
     if wal_wait_timeout is not None:
         raise typer.BadParameter("--wal-wait-timeout applies to --physical backups only")
-    from swarm.services.backup_postgres import backup_postgres_logical, swept_message
     from swarm.services.context import open_repository
+    from swarm.services.postgres.logical_backup import backup_postgres_logical, swept_message
 
     s = settings(ctx, db_url=db_url, work_dir=work_dir)
     url = s.require("db_url", "the database to back up (SWARM_DB_URL)")

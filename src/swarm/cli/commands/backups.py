@@ -18,8 +18,8 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
     A damaged manifest is listed as DAMAGED (the rest still show) and the exit status is 5.
     """
-    from swarm.services.catalog import list_backups
     from swarm.services.context import open_repository
+    from swarm.services.repository.catalog import list_backups
 
     rows = list_backups(open_repository(settings(ctx)))
     bad = [r for r in rows if r.get("damaged")]
@@ -43,8 +43,8 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 @app.command("show")
 def show(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON_OPT) -> None:
     """One backup's manifest: source facts, row counts, objects."""
-    from swarm.services.catalog import show_backup
     from swarm.services.context import open_repository
+    from swarm.services.repository.catalog import show_backup
 
     d = show_backup(open_repository(settings(ctx)), backup_id)
     if as_json:

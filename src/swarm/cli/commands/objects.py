@@ -82,8 +82,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
     def policy_check(ctx: typer.Context, policy_file: Path = POLICY_OPT, bucket: str = BUCKET_OPT,
                      as_json: bool = JSON_OPT) -> None:
         """Compare the bucket with the policy, rule by rule. Exit 1 on drift."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.objects_policy import check_policy
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.policy import check_policy
 
         s = settings(ctx)
         pol = _policy(policy_file)
@@ -97,8 +97,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                      dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
                      as_json: bool = JSON_OPT) -> None:
         """Make the bucket match the policy; report each rule (applied, in sync, unsupported)."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.objects_policy import apply_policy
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.policy import apply_policy
 
         s = settings(ctx)
         res = apply_policy(open_bucket(primary_config(s, bucket)), _policy(policy_file),
@@ -112,8 +112,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                       workers: int = WORKERS_OPT, policy_file: Path = POLICY_OPT,
                       as_json: bool = JSON_OPT) -> None:
         """Copy every version and delete marker the DR bucket lacks (incremental, resumable)."""
-        from swarm.services.objects_common import dr_config, open_bucket, primary_config
-        from swarm.services.objects_replicate import replicate
+        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.objects.replicate import replicate
 
         s = settings(ctx)
         pol = _policy(policy_file)
@@ -139,8 +139,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                           as_json: bool = JSON_OPT) -> None:
         """Compare source and DR: keys, versions, sizes, ETags, latest pointer, delete markers. Exit 1 if
         they differ."""
-        from swarm.services.objects_common import dr_config, open_bucket, primary_config
-        from swarm.services.objects_replicate import check_replication
+        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.objects.replicate import check_replication
 
         s = settings(ctx)
         res = check_replication(open_bucket(primary_config(s)), open_bucket(dr_config(s)), prefix=prefix)
@@ -173,8 +173,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         removed, unchanged keys are not copied). A time before the bucket existed is refused (exit 8)."""
         from dataclasses import replace
 
-        from swarm.services.objects_common import dr_config, open_bucket, primary_config
-        from swarm.services.objects_restore import restore_at
+        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.objects.restore import restore_at
 
         if source not in ("primary", "dr"):
             raise typer.BadParameter("must be primary or dr", param_hint="--from")
@@ -214,8 +214,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                      dry_run: bool = typer.Option(False, "--dry-run"), workers: int = WORKERS_OPT,
                      as_json: bool = JSON_OPT) -> None:
         """Remove the delete markers on top of a deleted key (or every deleted key under --prefix)."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.objects_restore import undelete
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.restore import undelete
 
         if (key is None) == (prefix is None):
             raise typer.BadParameter("give a KEY or --prefix (one of them)")
@@ -238,8 +238,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
     def versions_cmd(ctx: typer.Context, key: str = typer.Argument(..., metavar="KEY"),
                      as_json: bool = JSON_OPT) -> None:
         """Every version and delete marker of one key, newest first."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.objects_restore import versions
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.restore import versions
 
         d = versions(open_bucket(primary_config(settings(ctx))), key)
         if as_json:
@@ -258,8 +258,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         """Record an inventory (key, version id, ETag, size, last-modified, storage class) of the bucket as of
         now in the repository."""
         from swarm.services.context import open_repository
-        from swarm.services.objects_backup import backup_objects
-        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects.backup import backup_objects
+        from swarm.services.objects.common import open_bucket, primary_config
 
         s = settings(ctx)
         bucket = open_bucket(primary_config(s), workers=workers)
@@ -271,7 +271,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         if as_json:
             render.emit_json(d)
             return
-        from swarm.services.catalog import backup_size
+        from swarm.services.repository.catalog import backup_size
 
         render.out.print(f"[bold green]backup {d['id']}[/]: {d['keys']} keys of {d['bucket']} as of {d['at']}")
         render.kv([("size", render.sizes(backup_size(res.manifest), d["stored_size"]))])  # as `backups list`
@@ -289,8 +289,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         from dataclasses import replace
 
         from swarm.services.context import open_repository
-        from swarm.services.objects_backup import restore_objects
-        from swarm.services.objects_common import open_bucket, primary_config
+        from swarm.services.objects.backup import restore_objects
+        from swarm.services.objects.common import open_bucket, primary_config
 
         s = settings(ctx)
         repo = open_repository(s)

@@ -34,7 +34,7 @@ def _config_args(ctx: typer.Context) -> list[str]:
 def backup_physical(ctx: typer.Context, *, db_url: str | None, jobs: int, as_json: bool,
                     wal_wait_timeout: str | None = None) -> None:
     from swarm.services.context import open_repository
-    from swarm.services.physical_backup import backup_postgres_physical
+    from swarm.services.postgres.physical_backup import backup_postgres_physical
 
     s = settings(ctx, db_url=db_url, wal_wait_timeout=wal_wait_timeout)
     url = s.require("db_url", "the database to back up (SWARM_DB_URL)")
@@ -68,7 +68,7 @@ def restore_physical(ctx: typer.Context, *, backup_id: str | None = None, latest
     from swarm.model.recovery import parse_timeline_option
     from swarm.model.targets import from_options
     from swarm.services.context import open_repository
-    from swarm.services.pitr import execute_pitr, plan_pitr
+    from swarm.services.postgres.pitr import execute_pitr, plan_pitr
 
     if not datadir:
         raise typer.BadParameter("a physical restore needs --datadir DIR (an empty directory)")
@@ -125,7 +125,7 @@ def push(ctx: typer.Context, path: Path = typer.Argument(..., metavar="PATH", he
     """archive_command: exit 0 only once the file is durable in the repository."""
     from swarm.errors import SwarmError
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import clear_push_failure, push_wal, record_push_failure
+    from swarm.services.wal.archive import clear_push_failure, push_wal, record_push_failure
 
     if not path.is_file():
         raise RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL file.")
@@ -156,9 +156,9 @@ def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", he
     Any other failure (damaged object, wrong key, repository unreachable) exits 126, which
     makes PostgreSQL abort recovery rather than promote early short of its target.
     """
-    from swarm.cli.walfast import FETCH_ABORT
     from swarm.errors import SwarmError
-    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+    from swarm.services.wal.archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+    from swarm.services.wal.fastpath import FETCH_ABORT
 
     spawn = spawn_detached([*self_argv(), *_config_args(ctx), "admin", "wal"])
     try:
@@ -184,7 +184,7 @@ def prefetch_cmd(ctx: typer.Context, name: str = typer.Argument(...),
                  spool: Path = typer.Option(..., "--spool"), count: int = typer.Option(8, "--count")) -> None:
     """Download the segments after NAME into the fetch spool (started by `wal fetch`)."""
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import prefetch_after
+    from swarm.services.wal.archive import prefetch_after
 
     prefetch_after(open_repository(settings(ctx)), name, spool, count)
 
@@ -198,8 +198,8 @@ def status(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url", help
     Exit status: 0 OK; 1 a gap, a conflict, or archiving failing on the server.
     """
     from swarm.services.context import open_repository
-    from swarm.services.physical_backup import physical_backups
-    from swarm.services.wal_archive import wal_status
+    from swarm.services.postgres.physical_backup import physical_backups
+    from swarm.services.wal.archive import wal_status
 
     s = settings(ctx, db_url=db_url)
     repo = open_repository(s)
@@ -244,7 +244,7 @@ def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
            as_json: bool = JSON_OPT) -> None:
     """pg_receivewal into a spool, uploading completed segments and the current .partial every second."""
     from swarm.services.context import open_repository
-    from swarm.services.wal_stream import stream_wal
+    from swarm.services.wal.stream import stream_wal
 
     s = settings(ctx, db_url=db_url)
     url = s.require("db_url", "the server to stream from (SWARM_DB_URL)")
@@ -270,7 +270,7 @@ def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="N
     """
     from swarm.model.targets import RecoveryTarget
     from swarm.services.context import open_repository
-    from swarm.services.pitr import make_restore_point
+    from swarm.services.postgres.pitr import make_restore_point
 
     try:
         RecoveryTarget("name", name)
@@ -295,7 +295,7 @@ def restore_points(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     Exit status: 0; 5 a record is damaged (it is listed as DAMAGED).
     """
     from swarm.services.context import open_repository
-    from swarm.services.pitr import list_restore_points
+    from swarm.services.postgres.pitr import list_restore_points
 
     points = list_restore_points(open_repository(settings(ctx)))
     if as_json:

@@ -71,7 +71,7 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     if not backup_id or not target_db:
         raise typer.BadParameter("a logical restore needs ID and --target-db URL (or pass --physical)")
     from swarm.services.context import open_repository
-    from swarm.services.restore_postgres import execute_restore, plan_restore
+    from swarm.services.postgres.logical_restore import execute_restore, plan_restore
 
     s = settings(ctx)
     repo = open_repository(s)
@@ -87,7 +87,7 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     else:
         d = res.to_dict()
         if res.swept:
-            from swarm.services.backup_postgres import swept_message
+            from swarm.services.postgres.logical_backup import swept_message
 
             render.out.print(swept_message(res.swept), markup=False, highlight=False)
         ok = "[bold green]validated[/]" if res.validated else "[bold red]ROW COUNTS DIFFER[/]"

@@ -37,8 +37,8 @@ def register(admin: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Export one run's rows and artefacts (pipeline_runs/<run_id>/) into one archive."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.runtransfer.export import export_run
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.transfer.export import export_run
 
         s = settings(ctx)
         db_url = s.require("db_url", "the database (SWARM_DB_URL)")
@@ -70,8 +70,8 @@ def register(admin: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Import an exported run into this deployment (database and artefact bucket)."""
-        from swarm.services.objects_common import open_bucket, primary_config
-        from swarm.services.runtransfer.imports import import_run
+        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.transfer.imports import import_run
 
         if replace and new_id:
             raise typer.BadParameter("use --replace or --new-id, not both", param_hint="--replace/--new-id")

@@ -32,7 +32,7 @@ def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"
     7 a service cannot be reached; 9 no such backup.
     """
     from swarm.services.context import open_repository
-    from swarm.services.verify import verify_backup
+    from swarm.services.repository.verify import verify_backup
 
     s = settings(ctx)
     repo = open_repository(s)

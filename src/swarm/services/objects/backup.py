@@ -44,7 +44,7 @@ from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
 from swarm.repo import Repository
-from swarm.services.objects_common import KeyWork, failures_dict, run_bounded
+from swarm.services.objects.common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 

@@ -44,9 +44,9 @@ from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
 from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
 from swarm.repo.packs import Location
-from swarm.services.physical_backup import load_index, physical_backups
+from swarm.services.postgres.physical_backup import load_index, physical_backups
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.wal_archive import ArchiveInventory, inventory
+from swarm.services.wal.archive import ArchiveInventory, inventory
 from swarm.storage.base import ObjectNotFound
 
 MAX_SPAN = 8 << 20  # coalesce adjacent frames of one pack into range reads up to this size
@@ -498,10 +498,10 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     began, a running server): the next restore into that directory refuses it as not empty or
     running, and ``pg_ctl_command(datadir, "stop")`` stops it.
     """
-    from swarm.services.wal_archive import spool_root
+    from swarm.services.wal.archive import spool_root
+    from swarm.services.wal.server_access import server_access
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, first_unreachable_by_server_user, hand_to_server_user
-    from swarm.sources.postgres.server_access import server_access
 
     reporter = reporter or NullReporter()
     t0 = time.monotonic()

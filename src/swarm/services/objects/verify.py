@@ -30,8 +30,8 @@ from swarm.config import Settings
 from swarm.errors import SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
-from swarm.services.objects_backup import INVENTORY
-from swarm.services.objects_common import open_bucket, primary_config
+from swarm.services.objects.backup import INVENTORY
+from swarm.services.objects.common import open_bucket, primary_config
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket, BucketConfig
 

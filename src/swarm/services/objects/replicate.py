@@ -36,7 +36,7 @@ from swarm.model.object_versions import (
     replication_gap,
     same_content,
 )
-from swarm.services.objects_common import KeyWork, failures_dict, require_distinct, run_bounded
+from swarm.services.objects.common import KeyWork, failures_dict, require_distinct, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 from swarm.sources.objects.bucket import source_meta

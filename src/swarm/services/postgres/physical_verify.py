@@ -52,7 +52,7 @@ from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.repo.format import data_key
 from swarm.repo.packs import Location, split_frames
-from swarm.services.physical_backup import INDEX, load_index
+from swarm.services.postgres.physical_backup import INDEX, load_index
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.storage.base import ObjectNotFound
 
@@ -111,7 +111,7 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
         root = scratch / "data"
         root.mkdir(mode=0o700)
         try:
-            from swarm.services.pitr import materialize_physical
+            from swarm.services.postgres.pitr import materialize_physical
 
             files, nbytes = materialize_physical(repo, manifest, root, reporter=reporter)
         except SwarmError as exc:
@@ -181,10 +181,10 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
     <name>`` for a check. The server is stopped and ``datadir``, its log and WAL spool removed
     on every exit path.
     """
-    from swarm.services.wal_archive import spool_root
+    from swarm.services.wal.archive import spool_root
+    from swarm.services.wal.server_access import server_access
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user
-    from swarm.sources.postgres.server_access import server_access
 
     reporter = reporter or NullReporter()
     t0 = time.monotonic()

@@ -36,7 +36,7 @@ from swarm.errors import IntegrityError, NotFoundError, RefusedError
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
 from swarm.repo import Repository
-from swarm.services.backup_postgres import (
+from swarm.services.postgres.logical_backup import (
     DUMP_PREFIX,
     RESTORE_DIR_PREFIX,
     sweep_work_directories,

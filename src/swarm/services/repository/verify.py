@@ -48,9 +48,9 @@ from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
 from swarm.repo import Repository
 from swarm.repo.format import data_key
-from swarm.services.backup_postgres import DUMP_PREFIX
+from swarm.services.postgres.logical_backup import DUMP_PREFIX
+from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.restore_postgres import restore_into, restored_counts, stage_schema
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
@@ -148,7 +148,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         return result
     bad = _check_listing(repo, manifest, result)
     if manifest.kind == "pg-physical":
-        from swarm.services.physical_verify import restore_test_physical, verify_physical
+        from swarm.services.postgres.physical_verify import restore_test_physical, verify_physical
 
         run: Callable[[Path, int, int], None] | None = None
         if restore_test:
@@ -201,7 +201,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         else:
             _check_objects(repo, manifest, manifest.objects, bad, result)
             if manifest.kind == "objects" and restore_test and not result.problems:
-                from swarm.services.objects_verify import sample_objects
+                from swarm.services.objects.verify import sample_objects
 
                 reporter.stage("restore test: reading back a sample of the inventoried versions")
                 result.restore_test = RestoreTest("objects-sample")

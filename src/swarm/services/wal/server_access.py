@@ -161,7 +161,7 @@ def server_access_for(url: str, key_src: Path, home: Path, *, extra: dict[str, s
     lines = [f"#!{_interpreter()} -s", "import os", "import site", "import sys",
              "os.environ['SWARM_SELF'] = __file__"]
     lines += [f"site.addsitedir({p!r})" for p in _site_dirs()]
-    lines += ["from swarm.cli.walfast import fast_main", "rc = fast_main(sys.argv[1:])",
+    lines += ["from swarm.services.wal.fastpath import fast_main", "rc = fast_main(sys.argv[1:])",
               "if rc is not None:", "    sys.exit(rc)",
               "from swarm.cli.main import main", "sys.argv[0] = 'swarm'", "main()", ""]
     write_for_server_user(launcher, "\n".join(lines).encode(), mode=0o700)

@@ -2,7 +2,7 @@
 
 PostgreSQL starts archive_command and restore_command once per WAL file; building the
 whole Typer application costs more than the work itself when the file is already in the
-prefetch spool. The server user's launcher (swarm.sources.postgres.server_access) calls
+prefetch spool. The server user's launcher (swarm.services.wal.server_access) calls
 ``fast_main`` first; it handles exactly the command lines we write into postgresql.conf
 (``--config C admin wal push P`` and ``--config C admin wal fetch NAME P``) and returns
 None for anything else, which then goes to the full CLI. Same exit codes as the CLI: 0 done,
@@ -34,7 +34,7 @@ FETCH_ABORT = 126
 
 
 def _fetch(config: str, name: str, dest: Path) -> int:
-    from swarm.services.wal_archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+    from swarm.services.wal.archive import fetch_wal, self_argv, spawn_detached, take_from_spool
 
     spawn = spawn_detached([*self_argv(), "--config", config, "admin", "wal"])
     try:
@@ -54,7 +54,7 @@ def _fetch(config: str, name: str, dest: Path) -> int:
 def _push(config: str, path: Path) -> int:
     from swarm.config import load_settings
     from swarm.services.context import open_repository
-    from swarm.services.wal_archive import clear_push_failure, push_wal, record_push_failure
+    from swarm.services.wal.archive import clear_push_failure, push_wal, record_push_failure
 
     try:
         if not path.is_file():

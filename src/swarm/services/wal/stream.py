@@ -24,7 +24,7 @@ from typing import Any
 from swarm.errors import SwarmError
 from swarm.model import wal
 from swarm.repo import Repository
-from swarm.services.wal_archive import push_partial_or_file
+from swarm.services.wal.archive import push_partial_or_file
 
 
 @dataclass

@@ -38,7 +38,7 @@ from swarm.model.object_versions import (
     merge_by_key,
     plan_key_restore,
 )
-from swarm.services.objects_common import KeyWork, failures_dict, run_bounded
+from swarm.services.objects.common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 
