@@ -20,9 +20,10 @@ class ExitCode(IntEnum):
     INTEGRITY = 5  # repository content damaged or of an unknown format
     LOCKED = 6  # another process holds the lock
     UNAVAILABLE = 7  # a service (PostgreSQL, S3, the repository) cannot be reached
-    REFUSED = 8  # a safety check refused the operation (non-empty target, ...)
-    NOT_FOUND = 9  # the named backup, object or run does not exist
+    REFUSED = 8  # a safety check refused the operation (non-empty target, a backup of the wrong kind, ...)
+    NOT_FOUND = 9  # the named backup, bucket, database, object or run does not exist
     SOURCE = 10  # the source failed mid-operation (pg_dump died, server stopped)
+    INTERNAL = 70  # a bug in swarm: an exception that is not a SwarmError (EX_SOFTWARE)
     INTERRUPTED = 130
 
 

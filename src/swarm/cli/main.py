@@ -64,7 +64,7 @@ def main() -> None:
     except Exception:
         traceback.print_exc()
         sys.stderr.write("internal error: this is a bug in swarm; please report it with the traceback above\n")
-        sys.exit(70)
+        sys.exit(int(ExitCode.INTERNAL))
 
 
 if __name__ == "__main__":

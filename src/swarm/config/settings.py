@@ -7,6 +7,12 @@ Lookup order for every value, first found wins:
 3. the TOML file: ``--config``, else ``$SWARM_CONFIG``, else ``$SWARM_HOME/swarm.toml``
    (``swarm dev up`` writes that one, so every later command needs no flags);
 4. defaults (``SWARM_HOME`` = ``~/.swarm``, state dir = ``$SWARM_HOME``).
+
+Every URL-valued setting (``URL_SETTINGS``) is parsed when the settings are loaded, by
+``swarm.config.urls``: a malformed one is a ConfigError (exit 3) naming the setting as it
+was given (``--db-url``, ``SWARM_DB_URL``, ``[database] url``), where it came from, the
+problem and the value with its password redacted, whichever command runs. An invalid
+configuration is refused as a whole, like an unreadable TOML file.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from swarm.config import urls
 from swarm.errors import ConfigError
 
 # setting name -> (environment variable, TOML section, TOML key)
@@ -41,6 +48,16 @@ ENV: dict[str, tuple[str, str, str]] = {
     "pg_bindir": ("SWARM_PG_BINDIR", "postgres", "bindir"),
     "work_dir": ("SWARM_WORK_DIR", "backup", "work_dir"),
     "wal_wait_timeout": ("SWARM_WAL_WAIT_TIMEOUT", "backup", "wal_wait_timeout"),
+}
+
+# setting name -> kind of URL (swarm.config.urls.URL_KINDS), checked by load_settings
+URL_SETTINGS: dict[str, str] = {
+    "db_url": "postgres",
+    "repo": "repository",
+    "key_url": "key",
+    "repo_s3_endpoint": "endpoint",
+    "objects_endpoint": "endpoint",
+    "dr_objects_endpoint": "endpoint",
 }
 
 
@@ -149,4 +166,21 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     if not s.key_url:
         s.key_url = str(s.key_path_default)
         s.sources["key_url"] = "default"
+    for name, kind in URL_SETTINGS.items():
+        value = getattr(s, name)
+        if value is not None:
+            setting, source = _named(name, s.sources.get(name, "default"), path)
+            urls.check(kind, value, setting=setting, source=source)
     return s
+
+
+def _named(name: str, source: str, path: Path) -> tuple[str, str]:
+    """How the operator wrote the setting ``name`` that came from ``source``, and where."""
+    env, section, key = ENV[name]
+    if source == "flag":
+        return "--" + name.replace("_", "-"), "flag"
+    if source == "file":
+        return f"[{section}] {key}", f"file {path}"
+    if source.startswith("env:"):
+        return env, "env"
+    return env, "default"

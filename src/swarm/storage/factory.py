@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from swarm.errors import ConfigError
+from swarm.config import urls
 from swarm.storage.base import Store
 from swarm.storage.wrappers import RetryingStore
 
@@ -19,25 +18,22 @@ class S3Options:
 
 
 def open_store(url: str, s3: S3Options | None = None, *, create: bool = True, retry: bool = True) -> Store:
-    parsed = urlparse(url)
+    """The store ``url`` names, parsed by ``swarm.config.urls.check_repository_url`` (the one
+    parser of repository URLs; settings have already checked theirs, so a ConfigError here
+    is for a URL given some other way)."""
+    try:
+        parsed = urls.check_repository_url(url)
+    except urls.UrlProblem as exc:
+        raise urls.invalid("repository", url, exc, setting="the repository URL", source="") from None
     inner: Store
     if parsed.scheme == "file":
         from swarm.storage.local import LocalStore
 
-        if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"file URL {url!r} names a host", hint="Use file:///absolute/path.")
-        inner = LocalStore(Path(unquote(parsed.path)), create=create)
-    elif parsed.scheme == "s3":
+        inner = LocalStore(Path(parsed.path), create=create)
+    else:
         from swarm.storage.s3 import S3Store
 
-        if not parsed.netloc:
-            raise ConfigError(f"S3 URL {url!r} has no bucket", hint="Use s3://bucket/prefix.")
         o = s3 or S3Options()
-        inner = S3Store(parsed.netloc, parsed.path.strip("/"), endpoint=o.endpoint, access_key=o.access_key,
+        inner = S3Store(parsed.bucket, parsed.prefix, endpoint=o.endpoint, access_key=o.access_key,
                         secret_key=o.secret_key, region=o.region)
-    elif not parsed.scheme and url.startswith("/"):
-        return open_store(f"file://{url}", s3, create=create, retry=retry)
-    else:
-        raise ConfigError(f"unsupported repository URL {url!r}",
-                          hint="Use file:///absolute/path or s3://bucket/prefix.")
     return RetryingStore(inner) if retry else inner

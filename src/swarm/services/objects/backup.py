@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
-from swarm.errors import ConfigError, NotFoundError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, RefusedError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
 from swarm.repo import Repository
@@ -225,8 +225,9 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
     t0 = time.monotonic()
     m = repo.load_manifest(backup_id)
     if m.kind != KIND:
-        raise NotFoundError(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
-                            hint="List objects backups with `swarm admin backups list`.")
+        # a backup of the wrong kind is refused (exit 8) by every restore; a missing one is 9
+        raise RefusedError(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
+                           hint="Pick an id of kind objects from `swarm admin backups list`.")
     if source.name != m.source.get("bucket"):
         raise ConfigError(f"backup {backup_id} is of bucket {m.source.get('bucket')}, not {source.name}",
                           hint="Point SWARM_OBJECTS_BUCKET at the bucket the backup was taken of; use "

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarm.config import urls
 from swarm.errors import IntegrityError, NotFoundError, RefusedError
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
@@ -99,6 +100,10 @@ class RestoreResult:
 
 def plan_restore(repo: Repository, backup_id: str, target_url: str, *, create: bool = False, force: bool = False,
                  jobs: int = 2) -> RestorePlan:
+    """Raises ConfigError (exit 3) for a malformed ``target_url`` (named as ``--target-db``),
+    NotFoundError (9) for a missing backup or target database, RefusedError (8) for a backup
+    of another kind or a non-empty target without ``force``."""
+    urls.check("postgres", target_url, setting="--target-db", source="flag")
     manifest = repo.load_manifest(backup_id)
     if manifest.kind != "pg-logical":
         raise RefusedError(f"backup {backup_id} is a {manifest.kind} backup, not a logical PostgreSQL backup",

@@ -1,7 +1,8 @@
 """Connections and facts: server identity, tables, exact row counts in one snapshot.
 
-Every psycopg error is translated here: an unreachable server becomes UnavailableError,
-anything else SourceError, with the URL's password never printed.
+Every psycopg error is translated here: an unreachable server becomes UnavailableError, a
+connection string libpq cannot parse ConfigError, anything else SourceError, with the URL's
+password never printed (libpq quotes the whole URI in its parse errors: never shown as is).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 from psycopg import sql
 
+from swarm.config import urls
 from swarm.errors import NotFoundError, SourceError, UnavailableError
 
 USER_TABLES_SQL = """
@@ -26,12 +28,9 @@ ORDER BY 1, 2
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    p = urlparse(url)
-    if p.password:
-        netloc = p.netloc.replace(f":{p.password}@", ":***@")
-        return urlunparse(p._replace(netloc=netloc))
-    return url
+    """The URL with its passwords replaced by ***: in the user info, in ``?password=`` and in
+    a ``password=`` of a key=value string (swarm.config.urls.redact, the one redactor)."""
+    return urls.redact(url)
 
 
 def dbname_of(url: str) -> str:
@@ -48,8 +47,18 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name="swarm-backup")
+    except psycopg.ProgrammingError:
+        # libpq refused to parse it; settings and plan_restore check URLs first, so this is
+        # a URL that reached here some other way
+        problem = "libpq cannot parse it"
+        try:
+            urls.check_postgres_url(url)
+        except urls.UrlProblem as p:
+            problem = str(p)
+        raise urls.invalid("postgres", url, problem, setting="the PostgreSQL URL", source="") from None
     except psycopg.OperationalError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = msg.replace(url, redact(url))
         if "does not exist" in msg and "database" in msg:
             raise NotFoundError(f"database {dbname_of(url)} does not exist at {redact(url)}",
                                 hint="Pass --create to create it, or check the URL.") from exc
