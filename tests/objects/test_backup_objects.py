@@ -74,7 +74,18 @@ def test_copy_data_dedupes_per_version_and_restores_lost_versions(repo: Reposito
     assert src.head("cd/a")["Metadata"]["owner"] == "x" and src.tags("cd/a") == {"swarm-class": "model"}
 
 
-def test_restore_objects_refuses_wrong_kind(repo: Repository, src: Bucket) -> None:
+def test_restore_objects_of_a_missing_backup_is_not_found(repo: Repository, src: Bucket) -> None:
     with pytest.raises(NotFoundError):
         restore_objects(repo, "20260101T000000Z-objects-abcdef", src, src)
+    assert snapshot(src) == {}
+
+
+def test_restore_objects_refuses_a_backup_of_another_kind(repo: Repository, src: Bucket) -> None:
+    from swarm.errors import RefusedError
+
+    writer = repo.begin_backup("pg-logical")
+    writer.put_object("pgdump/toc.dat", [b"x"])
+    m = writer.commit({"engine": "postgresql"})
+    with pytest.raises(RefusedError):
+        restore_objects(repo, m.id, src, src)
     assert snapshot(src) == {}

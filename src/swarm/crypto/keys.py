@@ -19,7 +19,6 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlparse
 
 from swarm.crypto.aead import KEY_SIZE, OpenFailed, new_key, open_sealed, seal
 from swarm.errors import ConfigError, KeyError_
@@ -72,13 +71,15 @@ class LocalKeyFile:
 
 
 def key_path_from_url(url: str) -> Path:
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if not parsed.scheme:
-        return Path(url).expanduser()
-    raise ConfigError(f"unsupported key URL {url!r}",
-                      hint="Use file:///path/to/key (AWS KMS and Vault transit providers are not built yet).")
+    """The key file a ``file:///path`` (or plain path) key URL names; ConfigError for anything else."""
+    from swarm.config.urls import UrlProblem, check_key_url
+
+    try:
+        return Path(check_key_url(url)).expanduser()
+    except UrlProblem as exc:
+        raise ConfigError(f"key URL {url!r}: {exc}",
+                          hint="Use file:///path/to/key (AWS KMS and Vault transit providers are not built "
+                               "yet).") from exc
 
 
 def create_key_file(path: Path) -> LocalKeyFile:

@@ -31,6 +31,12 @@ class ObjectNotFound(NotFoundError):
     code = "object_not_found"
 
 
+class BucketNotFound(NotFoundError):
+    """The bucket named by a URL does not exist (exit 9, like every missing thing)."""
+
+    code = "bucket_not_found"
+
+
 class ObjectExists(SwarmError):
     code = "object_exists"
 

@@ -22,8 +22,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from swarm.errors import ConfigError, SwarmError
+from swarm.errors import SwarmError
 from swarm.storage.base import (
+    BucketNotFound,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -52,17 +53,22 @@ def make_client(endpoint: str | None, access_key: str | None, secret_key: str | 
                         aws_secret_access_key=secret_key or None, region_name=region or "us-east-1", config=cfg)
 
 
-def translate(exc: Exception, what: str, endpoint: str | None) -> SwarmError:
-    """Turn a botocore exception into the swarm error an operator can act on."""
+def translate(exc: Exception, what: str, endpoint: str | None, *, bucket_call: bool = False) -> SwarmError:
+    """Turn a botocore exception into the swarm error an operator can act on. ``bucket_call``: the
+    request addressed the bucket itself (HeadBucket), so a bare 404 means the bucket is missing."""
     where = endpoint or "AWS S3"
+    if isinstance(exc, ClientError) and bucket_call and \
+            str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")) == "404":
+        return BucketNotFound(f"{what}: the bucket does not exist on {where}",
+                              hint="Create the bucket, or fix the URL that names it.")
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code in _MISSING or (status == "404" and code != "NoSuchBucket"):
             return ObjectNotFound(f"{what}: not found")
         if code == "NoSuchBucket":
-            return ConfigError(f"{what}: bucket does not exist on {where}",
-                               hint="Create the bucket or fix the repository URL.")
+            return BucketNotFound(f"{what}: the bucket does not exist on {where}",
+                                  hint="Create the bucket, or fix the URL that names it.")
         if code in ("PreconditionFailed", "412", "ConditionalRequestConflict") or status == "412":
             return ObjectExists(f"{what}: already exists")
         if code in _DENIED or status == "403":
@@ -108,7 +114,7 @@ class S3Store:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"bucket {self.bucket}", self.endpoint) from exc
+            raise translate(exc, f"bucket {self.bucket}", self.endpoint, bucket_call=True) from exc
 
     def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
         full = self._k(key)

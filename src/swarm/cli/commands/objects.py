@@ -2,8 +2,8 @@
 
 Exit status (all commands): 0 done / in sync; 1 drift, replicas differ, or some keys failed
 (the result lists them); 3 configuration (missing bucket settings, bad policy file,
-wrong credentials); 7 S3 unreachable; 8 refused (versioning off where it is needed);
-9 no such backup / key.
+wrong credentials); 7 S3 unreachable; 8 refused (versioning off where it is needed, a
+backup of another kind); 9 no such backup, bucket or key.
 """
 from __future__ import annotations
 

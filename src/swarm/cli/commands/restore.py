@@ -70,9 +70,11 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         return
     if not backup_id or not target_db:
         raise typer.BadParameter("a logical restore needs ID and --target-db URL (or pass --physical)")
+    from swarm.config import urls
     from swarm.services.context import open_repository
     from swarm.services.postgres.logical_restore import execute_restore, plan_restore
 
+    urls.check("postgres", target_db, setting="--target-db", source="flag")  # before the repository opens
     s = settings(ctx)
     repo = open_repository(s)
     plan = plan_restore(repo, backup_id, target_db, create=create, force=force, jobs=jobs)

@@ -122,7 +122,10 @@ class Bucket:
         HeadBucket proves the credentials; ``write`` additionally lists versions (the call
         every command needs), which catches keys allowed to HEAD but not to list.
         """
-        self.call("check access", self.client.head_bucket, Bucket=self.name)
+        try:
+            self.client.head_bucket(Bucket=self.name)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"check access (bucket {self.name})", self.cfg.endpoint, bucket_call=True) from exc
         if write:
             self.call("list versions", self.client.list_object_versions, Bucket=self.name, MaxKeys=1)
 
