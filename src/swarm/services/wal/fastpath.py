@@ -21,7 +21,7 @@ def fast_main(argv: list[str]) -> int | None:
         return None
     config, verb, args = argv[1], argv[4], argv[5:]
     if verb == "fetch" and len(args) == 2:
-        return _fetch(config, args[0], Path(args[1]))
+        return fetch_command(config, args[0], Path(args[1]))
     if verb == "push" and len(args) == 1:
         return _push(config, Path(args[0]))
     return None
@@ -33,17 +33,21 @@ def fast_main(argv: list[str]) -> int | None:
 FETCH_ABORT = 126
 
 
-def _fetch(config: str, name: str, dest: Path) -> int:
-    from swarm.services.wal.archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+def fetch_command(config: str | None, name: str, dest: Path, *, prefetch: int | None = None) -> int:
+    """``wal fetch NAME PATH``, the one implementation (the CLI command calls it too): 0 written,
+    1 not archived (quietly: the server probes for files that do not exist), ``FETCH_ABORT`` when
+    the file is archived but cannot be read (message on stderr)."""
+    from swarm.services.wal.archive import PREFETCH, fetch_wal, self_argv, spawn_detached, take_from_spool
 
-    spawn = spawn_detached([*self_argv(), "--config", config, "admin", "wal"])
+    ahead = PREFETCH if prefetch is None else prefetch
+    spawn = spawn_detached([*self_argv(), *(["--config", config] if config else []), "admin", "wal"])
     try:
-        if take_from_spool(name, dest, spawn=spawn):
-            return 0
+        if take_from_spool(name, dest, prefetch=ahead, spawn=spawn):
+            return 0  # prefetched: no repository round trip
         from swarm.config import load_settings
         from swarm.services.context import open_repository
 
-        return 0 if fetch_wal(open_repository(load_settings(config)), name, dest, spawn=spawn) else 1
+        return 0 if fetch_wal(open_repository(load_settings(config)), name, dest, prefetch=ahead, spawn=spawn) else 1
     except ValueError:
         return 1
     except SwarmError as exc:
