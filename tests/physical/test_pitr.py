@@ -159,7 +159,7 @@ def test_refuses_target_before_oldest_backup(phys: PhysEnv, sc: Scenario, tmpdir
     assert "earliest restorable" in (ei.value.hint or "")
     r = phys.cli("admin", "restore", "physical", "--target-time", sc.before_backup_time,
                  "--datadir", str(tmpdir_pg / "y"), "--json", check=False)
-    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused"
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "target-out-of-range"
 
 
 def test_refuses_target_beyond_newest_wal(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
@@ -388,7 +388,7 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
 
 def test_restore_points_are_not_reused_silently(phys: PhysEnv, sc: Scenario) -> None:
     r = phys.cli("admin", "restore-point", sc.name4, "--db-url", phys.url, "--json", check=False)
-    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused" and "--replace" in r.stdout
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "restore-point-exists" and "--replace" in r.stdout
     listed = json.loads(phys.cli("admin", "restore-points", "--json").stdout)["restore_points"]
     assert [p["name"] for p in listed if p["name"] == sc.name4] == [sc.name4]
 
