@@ -386,6 +386,34 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
         LocalCluster(kept.parent, pgdata=kept).destroy()
 
 
+def test_restore_killed_mid_way_leaves_a_directory_the_next_restore_refuses(phys: PhysEnv, sc: Scenario,
+                                                                             tmpdir_pg: Path) -> None:
+    """kill -9 while the files are written: what execute_pitr's docstring says is left (a partial data
+    directory, no server) is refused by the next restore into it, which names it."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.physical.conftest import SWARM
+
+    d = tmpdir_pg / f"killed-{secrets.token_hex(3)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
+    env["SWARM_HOME"] = str(phys.root / "home")
+    proc = subprocess.Popen([*SWARM, "--config", str(phys.config), "admin", "restore", "physical", "--target-latest",
+                             "--datadir", str(d), "--start"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (d / "base").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the restore never started writing"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert d.exists() and not (d / "postmaster.pid").exists()
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--datadir", str(d), "--json", check=False)
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "datadir-not-empty"
+    LocalCluster(d.parent, pgdata=d).destroy()
+
+
 def test_restore_points_are_not_reused_silently(phys: PhysEnv, sc: Scenario) -> None:
     r = phys.cli("admin", "restore-point", sc.name4, "--db-url", phys.url, "--json", check=False)
     assert r.returncode == 8 and json.loads(r.stdout)["error"] == "restore-point-exists" and "--replace" in r.stdout
