@@ -29,6 +29,7 @@ from swarm.crypto.keys import KeyProvider
 from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, RefusedError, SwarmError
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
+from swarm.model.refs import DataRef, Refs
 from swarm.repo.format import (
     BACKUPS_PREFIX,
     CLUSTER_KEY,
@@ -403,13 +404,22 @@ class BackupWriter:
         with self._mutex:
             return sorted(self._entries.values(), key=lambda e: e.name)
 
-    def commit(self, source: dict[str, Any]) -> Manifest:
-        """Write the manifest last; after this returns, the backup exists."""
+    def commit(self, source: dict[str, Any], refs: Refs | None = None) -> Manifest:
+        """Write the manifest last; after this returns, the backup exists.
+
+        The manifest's ``refs`` are ``refs`` (what the backup needs elsewhere: other backups'
+        packs and objects, their data keys, WAL ranges) plus, always, this backup's own data
+        key and packs.
+        """
         if self._lock:
             self._lock.ensure_held()
+        entries = tuple(self.entries)
+        own = Refs.of(packs=(DataRef(self.id, e.name) for e in entries if e.name.startswith("packs/")),
+                      deks=[self.dek_id])
         manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
                             finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
-                            objects=tuple(self.entries), source=source, tool_version=__version__)
+                            objects=entries, source=source, tool_version=__version__,
+                            refs=own if refs is None else own.merge(refs))
         self.repo.store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest

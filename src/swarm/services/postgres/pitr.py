@@ -30,7 +30,6 @@ import re
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +42,11 @@ from swarm.model.manifest import Manifest
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
 from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
-from swarm.repo.packs import Location
-from swarm.services.postgres.physical_backup import load_index, physical_backups
+from swarm.repo.tree import open_snapshot
+from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
 from swarm.storage.base import ObjectNotFound
-
-MAX_SPAN = 8 << 20  # coalesce adjacent frames of one pack into range reads up to this size
 
 
 @dataclass
@@ -421,64 +418,21 @@ def _newest_summary(repo: Repository, archive: recovery.Archive, path: Sequence[
 
 
 # ---- execution -----------------------------------------------------------------------------------
-def _write_file(repo: Repository, root: Path, f: dict[str, Any], blocks: dict[str, Location]) -> int:
-    path = root / f["path"]
-    ids: list[str] = f.get("blocks", [])
-    written = 0
-    with open(path, "wb") as fh:
-        i = 0
-        while i < len(ids):
-            loc = blocks[ids[i]]
-            # coalesce following blocks stored right after this one in the same pack
-            j = i + 1
-            span = loc.length
-            while j < len(ids) and span < MAX_SPAN:
-                nxt = blocks[ids[j]]
-                if nxt.backup_id == loc.backup_id and nxt.pack == loc.pack and nxt.offset == loc.offset + span:
-                    span += nxt.length
-                    j += 1
-                else:
-                    break
-            data = repo.read_span(loc, span)
-            pos = 0
-            for k in range(i, j):
-                bl = blocks[ids[k]]
-                plain = repo.open_block(data[pos:pos + bl.length], bl, ids[k])
-                fh.write(plain)
-                written += len(plain)
-                pos += bl.length
-            i = j
-    if written != int(f.get("size", written)):
-        raise SourceError(f"restored {f['path']} has {written} bytes, the index says {f['size']}")
-    os.chmod(path, f.get("mode", 0o600))
-    os.utime(path, (f["mtime"], f["mtime"]))
-    return written
-
-
 def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jobs: int = 4,
-                         reporter: Reporter | None = None, skip: tuple[str, ...] = ()) -> tuple[int, int]:
-    """Write the backup's files under ``root`` (which must exist); return (files, bytes)."""
+                         reporter: Reporter | None = None) -> tuple[int, int]:
+    """Write the backup's files under ``root`` (an existing directory); return (files, bytes).
+
+    Reads through the tree store (``open_snapshot``: ``tree.json``, or ``index.json`` for a
+    backup of the older block-index format): directories, then files several at once
+    (adjacent blocks in one range request, each block proven), symlinks last, never following
+    one. Raises IntegrityError naming the file and pack on damage; what was written stays
+    (the callers remove the directory).
+    """
     reporter = reporter or NullReporter()
-    index = load_index(repo, manifest)
-    blocks = {bid: Location.from_list(v) for bid, v in index["blocks"].items()}
-    files = [f for f in index["files"] if f["path"] not in skip]
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            (root / f["path"]).mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if f["type"] == "l":
-            (root / f["path"]).symlink_to(f["link"])
-    regular = sorted((f for f in files if f["type"] == "f"), key=lambda f: -int(f.get("size", 0)))
-    reporter.total(sum(int(f.get("size", 0)) for f in regular))
-    total = 0
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for n in pool.map(lambda f: _write_file(repo, root, f, blocks), regular):
-            total += n
-            reporter.advance(n)
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            os.chmod(root / f["path"], f.get("mode", 0o700))
-    return len(regular), total
+    reader = open_snapshot(repo, manifest)
+    reporter.total(int(manifest.physical.size or 0))
+    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance)
+    return stats.files, stats.bytes
 
 
 def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
