@@ -2,7 +2,8 @@
 
 Checks, in order, collecting every problem rather than stopping at the first:
 
-1. the manifest loads and passes its checksum;
+1. the manifest loads and passes its checksum, and every reference it lists (``refs``: packs
+   and data objects of other backups, data keys, WAL segments) exists in the repository;
 2. every object the manifest lists exists, every frame opens (AEAD), it decompresses,
    and its stored bytes hash to the manifest's SHA-256; objects in the backup's data
    prefix that the manifest does not list are reported too. Each damaged object is
@@ -147,6 +148,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.seconds = time.monotonic() - t0
         return result
     bad = _check_listing(repo, manifest, result)
+    _check_refs(repo, manifest, result)
     if manifest.kind == "pg-physical":
         from swarm.services.postgres.physical_verify import restore_test_physical, verify_physical
 
@@ -273,6 +275,14 @@ def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -
     for name in sorted(set(stored) - listed):
         result.problem(name, "present in the repository but not listed in the manifest")
     return bad
+
+
+def _check_refs(repo: Repository, manifest: Manifest, result: VerifyResult) -> None:
+    """Every reference of the manifest exists (its own objects are the listing's business)."""
+    own = data_key(manifest.id, "")
+    for where, problem in repo.missing_refs(manifest):
+        if not where.startswith(own):
+            result.problem(where, problem)
 
 
 def _check_toc(dumpdir: Path, result: VerifyResult, bindir: str | None) -> None:
