@@ -15,7 +15,8 @@ Reference format (recorded in the manifest's ``source.reference_format``): each
 inventory line's ``data`` is ``{"backup": "<backup id>", "object": "versions/<hash>"}``,
 naming the backup whose repository object holds the plaintext bytes (read with
 ``Repository.read_object(load_manifest(backup), object)``). ``source.references`` lists every
-other backup this one points into: ``prune`` must keep those while this one is kept.
+other backup this one points into, and the manifest's ``refs`` list each such object
+(``refs.objects``) and those backups' data keys: ``prune`` must keep them while this one is kept.
 
 Crash safety: the manifest is written last (the Repository's protocol), so an interrupted
 backup does not exist; copied data objects are removed by ``abort`` or swept by ``prune``.
@@ -43,6 +44,7 @@ from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
 from swarm.errors import ConfigError, NotFoundError, RefusedError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
+from swarm.model.refs import DataRef, Refs
 from swarm.repo import Repository
 from swarm.services.objects.common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
@@ -113,6 +115,7 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
     counts = {"keys": 0, "bytes": 0, "versions_stored": 0, "bytes_stored": 0, "versions_referenced": 0}
     refs = _previous_refs(repo, bucket) if copy_data else {}
     referenced: set[str] = set()
+    copied: set[DataRef] = set()  # versions stored by earlier backups that this one reads: its refs
     mutex = threading.Lock()
     with repo.lock("backup-objects") as lock:
         writer = repo.begin_backup(KIND, lock=lock)
@@ -167,6 +170,8 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
                         if ref is not None:
                             line.update(ref)
                             referenced.add(ref["data"]["backup"])
+                            with mutex:
+                                copied.add(DataRef(ref["data"]["backup"], ref["data"]["object"]))
                             counts["versions_referenced"] += 1
                         elif v.archived:
                             line["data"] = None
@@ -182,7 +187,8 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
                       "at": utc_iso(at), "copy_data": copy_data, "inventory": INVENTORY,
                       "keys": counts["keys"], "bytes": counts["bytes"],
                       "reference_format": REFERENCE_FORMAT, "references": sorted(referenced)}
-            manifest = writer.commit(source)
+            deks = {repo.load_manifest(b).dek_id for b in referenced}
+            manifest = writer.commit(source, Refs.of(objects=copied, deks=deks))
         except BaseException:
             writer.abort()
             raise
