@@ -183,7 +183,7 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
         hand_to_server_user(datadir, recursive=True)
         cluster = LocalCluster(datadir.parent, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
         reporter.stage(f"restore test: recovering to the consistency point (stop LSN "
-                       f"{manifest.source.get('stop_lsn')}) on port {port}")
+                       f"{manifest.physical.stop_lsn}) on port {port}")
         try:
             cluster.start(timeout=timeout)
         except SwarmError:
@@ -331,7 +331,7 @@ def _find_superuser(cluster: Any, manifest: Manifest) -> str | None:
 
     from swarm.sources.postgres.cluster import server_user_name
 
-    candidates = [urlparse(str(manifest.source.get("db_url") or "")).username, "postgres", server_user_name(),
+    candidates = [urlparse(manifest.physical.db_url or "").username, "postgres", server_user_name(),
                   cluster.superuser]
     for user in dict.fromkeys(c for c in candidates if c):
         with contextlib.suppress(SwarmError):

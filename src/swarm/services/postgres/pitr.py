@@ -39,6 +39,7 @@ from swarm.config import Settings
 from swarm.errors import IntegrityError, NotFoundError, RefusedError, SourceError, SwarmError
 from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
+from swarm.model.sources import Kind
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
 from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
@@ -80,15 +81,15 @@ class PitrPlan:
         return self.target.settings()
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.backup.source
-        return {"backup_id": self.backup.id, "backup_stop_lsn": s.get("stop_lsn"),
-                "backup_stop_time": s.get("stop_time"),
+        s = self.backup.physical
+        return {"backup_id": self.backup.id, "backup_stop_lsn": s.stop_lsn,
+                "backup_stop_time": s.stop_time,
                 "target": self.target.to_dict(), "datadir": str(self.datadir), "port": self.port, "start": self.start,
                 "timeline": self.timeline, "timeline_reason": self.timeline_reason,
                 "timelines": self.timeline_path, "branches": self.branches, "warnings": self.warnings,
                 "wal_from": self.wal_from, "wal_to": self.wal_to,
                 "newest_reachable": self.newest_reachable, "earliest_restorable": self.earliest_restorable,
-                "size": s.get("size"), "files": s.get("files")}
+                "size": s.size, "files": s.files}
 
 
 @dataclass
@@ -201,13 +202,13 @@ def _check_datadir(datadir: Path) -> None:
 
 
 def _stop_time(m: Manifest) -> datetime:
-    return parse_time(str(m.source["stop_time"]))
+    return parse_time(m.physical.stop_time)
 
 
 def _base_backup(m: Manifest) -> recovery.BaseBackup:
-    s = m.source
-    return recovery.BaseBackup(m.id, int(s["timeline"]), wal.Lsn.parse(s["start_lsn"]), wal.Lsn.parse(s["stop_lsn"]),
-                               _stop_time(m), int(s.get("xid_after") or 0))
+    s = m.physical
+    return recovery.BaseBackup(m.id, s.timeline, wal.Lsn.parse(s.start_lsn), wal.Lsn.parse(s.stop_lsn),
+                               _stop_time(m), s.xid_after or 0)
 
 
 def _archive_facts(repo: Repository, inv: ArchiveInventory, warnings: list[str]) -> recovery.Archive:
@@ -258,7 +259,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     manifests = physical_backups(repo, str(ident["system_identifier"]) if ident else None, warnings)
     if backup_id:
         chosen_m = repo.load_manifest(backup_id)
-        if chosen_m.kind != "pg-physical":
+        if chosen_m.kind != Kind.PG_PHYSICAL:
             raise RefusedError(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
                                hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
         if all(m.id != chosen_m.id for m in manifests):
@@ -268,10 +269,10 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                             hint="Take one with `swarm admin backup postgres --physical`.")
     by_id = {m.id: m for m in manifests}
     oldest = manifests[0]
-    earliest = {"time": oldest.source["stop_time"], "lsn": oldest.source["stop_lsn"],
-                "xid": oldest.source.get("xid_after"), "backup_id": oldest.id}
-    hint_earliest = (f"The earliest restorable point is {oldest.source['stop_time']} "
-                     f"(LSN {oldest.source['stop_lsn']}), the end of the oldest backup {oldest.id}.")
+    first = oldest.physical
+    earliest = {"time": first.stop_time, "lsn": first.stop_lsn, "xid": first.xid_after, "backup_id": oldest.id}
+    hint_earliest = (f"The earliest restorable point is {first.stop_time} "
+                     f"(LSN {first.stop_lsn}), the end of the oldest backup {oldest.id}.")
     # the target as an LSN, where we can know it
     target_lsn: wal.Lsn | None = target.lsn
     point: dict[str, Any] | None = None
@@ -478,7 +479,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
         hand_to_server_user(spool)
         plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(plan.datadir, 0o700)
-        reporter.stage(f"writing {plan.backup.source.get('files')} files of backup {plan.backup.id}")
+        reporter.stage(f"writing {plan.backup.physical.files} files of backup {plan.backup.id}")
         result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs,
                                                           reporter=reporter)
         result.timings["files_s"] = round(time.monotonic() - t0, 3)

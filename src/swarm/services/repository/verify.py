@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from swarm.errors import ConfigError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
+from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.repo.format import data_key
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
@@ -149,7 +150,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         return result
     bad = _check_listing(repo, manifest, result)
     _check_refs(repo, manifest, result)
-    if manifest.kind == "pg-physical":
+    if manifest.kind == Kind.PG_PHYSICAL:
         from swarm.services.postgres.physical_verify import restore_test_physical, verify_physical
 
         run: Callable[[Path, int, int], None] | None = None
@@ -175,7 +176,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
 
     with tempfile.TemporaryDirectory(prefix="swarm-verify-", dir=work_dir) as tmp:
         dumpdir = Path(tmp) / "dump"
-        if manifest.kind == "pg-logical":
+        if manifest.kind == Kind.PG_LOGICAL:
             # only the schema is staged (no row ever reaches local disk, backups of earlier versions
             # included); every other object, table data too, is read end to end in memory
             staged: set[str] = set()
@@ -202,7 +203,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
                                                   row_counts=counts)
         else:
             _check_objects(repo, manifest, manifest.objects, bad, result)
-            if manifest.kind == "objects" and restore_test and not result.problems:
+            if manifest.kind == Kind.OBJECTS and restore_test and not result.problems:
                 from swarm.services.objects.verify import sample_objects
 
                 reporter.stage("restore test: reading back a sample of the inventoried versions")
@@ -214,8 +215,8 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     return result
 
 
-RESTORE_TEST_KINDS = {"pg-logical": "logical-cluster", "pg-physical": "physical-cluster",
-                      "objects": "objects-sample"}
+RESTORE_TEST_KINDS = {Kind.PG_LOGICAL: "logical-cluster", Kind.PG_PHYSICAL: "physical-cluster",
+                      Kind.OBJECTS: "objects-sample"}
 
 
 def _not_run(result: VerifyResult, manifest: Manifest, asked: bool) -> None:
@@ -299,11 +300,12 @@ def _restore_test(repo: Repository, manifest: Manifest, dumpdir: Path, base: Pat
     try:
         cluster.init(fast=True)
         cluster.start()
-        dbname = str(manifest.source.get("database") or "restored")
+        src = manifest.logical
+        dbname = src.database or "restored"
         cluster.psql(f'CREATE DATABASE "{dbname}"')
         url = cluster.url(dbname)
         restore_into(repo, manifest, url, dumpdir, jobs=jobs, no_owner=True, bindir=bindir)
-        expected: dict[str, int] = manifest.source.get("row_counts", {})
+        expected = dict(src.row_counts)
         return compare_row_counts(expected, restored_counts(url, list(expected)))
     finally:
         cluster.destroy()
