@@ -45,12 +45,13 @@ from swarm.errors import ConfigError, NotFoundError, RefusedError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
 from swarm.model.refs import DataRef, Refs
+from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.services.objects.common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 
-KIND = "objects"
+KIND = Kind.OBJECTS
 INVENTORY = "inventory.jsonl"
 REFERENCE_FORMAT = ('inventory line "data": {"backup": <backup id>, "object": "versions/<sha256 hex of '
                     'key + NUL + version_id>"}; the named backup holds the plaintext bytes of that version')
@@ -67,10 +68,10 @@ class ObjectsBackupResult:
     elapsed_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        src = self.manifest.source
-        return {"id": self.manifest.id, "kind": KIND, "bucket": src.get("bucket"), "prefix": src.get("prefix"),
-                "at": src.get("at"), "copy_data": src.get("copy_data"), **self.counts, "size": src.get("bytes"),
-                "stored_size": self.manifest.stored_size, "references": src.get("references", []),
+        src = self.manifest.objects_source
+        return {"id": self.manifest.id, "kind": KIND, "bucket": src.bucket, "prefix": src.prefix,
+                "at": src.at, "copy_data": src.copy_data, **self.counts, "size": src.bytes,
+                "stored_size": self.manifest.stored_size, "references": list(src.references),
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
@@ -234,18 +235,19 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
         # a backup of the wrong kind is refused (exit 8) by every restore; a missing one is 9
         raise RefusedError(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
                            hint="Pick an id of kind objects from `swarm admin backups list`.")
-    if source.name != m.source.get("bucket"):
-        raise ConfigError(f"backup {backup_id} is of bucket {m.source.get('bucket')}, not {source.name}",
+    src = m.objects_source
+    if source.name != src.bucket:
+        raise ConfigError(f"backup {backup_id} is of bucket {src.bucket}, not {source.name}",
                           hint="Point SWARM_OBJECTS_BUCKET at the bucket the backup was taken of; use "
                                "--to-bucket to restore elsewhere.")
     source.check_access()
     if target.cfg != source.cfg:
         target.check_access(write=True)
-    prefix = str(m.source.get("prefix") or "")
+    prefix = src.prefix
     res = ObjectsRestoreResult(backup_id, target.cfg.public(), dry_run)
     manifests: dict[str, Manifest] = {m.id: m}
     mlock = threading.Lock()
-    reporter.stage(f"restoring {m.source.get('keys')} keys of {backup_id} into {target.name}")
+    reporter.stage(f"restoring {src.keys} keys of {backup_id} into {target.name}")
 
     def manifest_of(bid: str) -> Manifest:
         with mlock:

@@ -67,7 +67,6 @@ from swarm.sources.postgres.wal import (
 )
 
 KIND = Kind.PG_PHYSICAL
-INDEX = "index.json"  # the block index of backups written before the tree store (format "blocks")
 TREE_INDEX = TREE_INDEX_NAME
 FORMAT_TREE = "tree"
 LOCK = "backup-postgres-physical"
@@ -164,17 +163,6 @@ class PhysicalBackupResult:
                 "start_wal": s.start_wal, "stop_wal": s.stop_wal,
                 "stop_time": s.stop_time, "started_at": m.started_at, "finished_at": m.finished_at,
                 **self.stats}
-
-
-def load_index(repo: Repository, manifest: Manifest) -> dict[str, Any]:
-    """The ``index.json`` of a backup written before physical backups moved onto the tree store."""
-    try:
-        raw = b"".join(repo.read_object(manifest, INDEX))
-        return dict(json.loads(raw))
-    except KeyError:
-        raise IntegrityError(f"backup {manifest.id} has no {INDEX}") from None
-    except ValueError as exc:
-        raise IntegrityError(f"{INDEX} of backup {manifest.id} is not valid JSON") from exc
 
 
 def known_blocks(repo: Repository, manifest: Manifest) -> dict[str, Location]:
