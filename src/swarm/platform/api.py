@@ -68,7 +68,7 @@ class SwarmAPI:
                                "FROM runs r WHERE r.id = %s", (run_id,))
             rows = _rows(cur)
         if not rows:
-            return 404, {"error": "not_found", "message": f"run {run_id} does not exist"}
+            return 404, {"error": "not-found", "message": f"run {run_id} does not exist"}
         return 200, rows[0]
 
     def handle(self, path: str) -> tuple[int, dict[str, Any]]:
@@ -88,7 +88,7 @@ class SwarmAPI:
         m = RUN_PATH.match(url.path)
         if m:
             return self.run(m.group(1))
-        return 404, {"error": "not_found", "message": f"no route {url.path}"}
+        return 404, {"error": "not-found", "message": f"no route {url.path}"}
 
 
 def make_server(db_url: str, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:

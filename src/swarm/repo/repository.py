@@ -26,7 +26,18 @@ from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
 from swarm.crypto.aead import new_key
 from swarm.crypto.keys import KeyProvider
-from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, RefusedError, SwarmError
+from swarm.errors import (
+    BackupNotFound,
+    ClusterMismatch,
+    ConfigError,
+    FormatUnsupported,
+    IntegrityError,
+    KeyError_,
+    KeyMismatch,
+    NotFoundError,
+    SwarmError,
+    WalConflict,
+)
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.refs import DataRef, Refs
@@ -116,13 +127,13 @@ class Repository:
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{CONFIG_KEY} at {store.url} is damaged") from exc
         if cfg.format_version > FORMAT_VERSION or set(cfg.features) - SUPPORTED_FEATURES:
-            raise IntegrityError(
+            raise FormatUnsupported(
                 f"repository at {store.url} uses format {cfg.format_version} with features "
                 f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
                 hint="Upgrade swarm before using this repository.")
         if cfg.format_version < FORMAT_VERSION and not for_upgrade:
             older = cfg.format_version in UPGRADABLE_VERSIONS
-            raise IntegrityError(
+            raise FormatUnsupported(
                 f"repository at {store.url} uses format version {cfg.format_version}; this swarm ({__version__}) "
                 f"uses version {FORMAT_VERSION}",
                 hint=("Run `swarm admin repo upgrade` once (it adds references to every manifest, then the "
@@ -132,7 +143,7 @@ class Repository:
         try:
             kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
         except KeyError_ as exc:
-            raise KeyError_(
+            raise KeyMismatch(
                 f"wrong key for the repository at {store.url}: it was created with {cfg.kek_id}, "
                 f"the configured key is {kek.key_id}",
                 hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
@@ -226,7 +237,7 @@ class Repository:
             ident = self.cluster_identity()
             assert ident is not None
         if str(ident["system_identifier"]) != str(system_identifier):
-            raise RefusedError(
+            raise ClusterMismatch(
                 f"the repository at {self.url} belongs to PostgreSQL cluster {ident['system_identifier']}, "
                 f"not to cluster {system_identifier}",
                 hint="Each cluster needs its own repository (or prefix): point SWARM_BACKUP_REPO elsewhere. "
@@ -266,7 +277,7 @@ class Repository:
             return "duplicate"
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
         self.store.put(wal_conflict_key(name, stamp), blob)
-        raise RefusedError(f"WAL file {name} is already archived with different content",
+        raise WalConflict(f"WAL file {name} is already archived with different content",
                            hint=f"Both are kept for inspection ({key} and {wal_conflict_key(name, stamp)}). "
                                 "Two clusters may be archiving into one repository, or a restored cluster was "
                                 "not promoted to a new timeline.", details={"name": name})
@@ -336,7 +347,7 @@ class Repository:
         try:
             raw = self.store.get(manifest_key(backup_id))
         except ObjectNotFound:
-            raise NotFoundError(f"backup {backup_id} does not exist in {self.url}",
+            raise BackupNotFound(f"backup {backup_id} does not exist in {self.url}",
                                 hint="List backups with `swarm admin backups list`.") from None
         m = Manifest.from_json(raw, where=manifest_key(backup_id))
         if m.id != backup_id:

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from swarm.errors import ExitCode
+
 if TYPE_CHECKING:
     import typer
 
@@ -47,7 +49,7 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
 
     if fmt not in FORMATS:
         print(f"scrub: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", file=sys.stderr)
-        return 2
+        return int(ExitCode.USAGE)
     own_in = own_out = None
     if inp is None:
         inp = own_in = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="")
@@ -67,7 +69,7 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
             own_in.detach()
     if report is not None:
         report.write_text(json.dumps(scrubber.report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return 0
+    return int(ExitCode.OK)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
-from swarm.errors import ConfigError, NotFoundError, RefusedError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError, WrongKind
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
 from swarm.model.refs import DataRef, Refs
@@ -233,7 +233,7 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
     m = repo.load_manifest(backup_id)
     if m.kind != KIND:
         # a backup of the wrong kind is refused (exit 8) by every restore; a missing one is 9
-        raise RefusedError(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
+        raise WrongKind(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
                            hint="Pick an id of kind objects from `swarm admin backups list`.")
     src = m.objects_source
     if source.name != src.bucket:
@@ -283,7 +283,7 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
             reporter.advance(want.size)
             return
         except SwarmError as exc:
-            if exc.code not in ("object_not_found", "not_found"):
+            if not isinstance(exc, NotFoundError):
                 raise
             if not d.get("data"):
                 raise NotFoundError(f"version {want.version_id} of {want.key} is gone from {source.name} "

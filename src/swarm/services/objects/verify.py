@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from swarm.config import Settings
-from swarm.errors import SwarmError
+from swarm.errors import IntegrityError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.objects.backup import INVENTORY
@@ -37,7 +37,7 @@ from swarm.sources.objects import Bucket, BucketConfig
 
 Fail = Callable[[str, str], None]
 # errors that say something about the sampled version itself (anything else is raised)
-_DATA_ERRORS = ("object_not_found", "not_found", "integrity")
+_DATA_ERRORS = (NotFoundError, IntegrityError)
 
 
 def _lines(repo: Repository, m: Manifest) -> Iterator[dict[str, Any]]:
@@ -127,10 +127,10 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
                 where = f"bucket {bucket.name}"
             differs = _compare(d, counted(chunks))
         except SwarmError as exc:
-            if exc.code not in _DATA_ERRORS:
+            if not isinstance(exc, _DATA_ERRORS):
                 raise  # the bucket or repository cannot be reached, or refuses us: not a finding about this key
             facts["failed"] += 1
-            gone = exc.code in ("object_not_found", "not_found")
+            gone = isinstance(exc, NotFoundError)
             fail(key, f"version {vid}: " + ("gone from the bucket" if gone and not ref else exc.message))
             continue
         etag = str(d.get("etag") or "").strip('"')

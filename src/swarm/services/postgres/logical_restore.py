@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.config import urls
-from swarm.errors import IntegrityError, NotFoundError, RefusedError
+from swarm.errors import DatabaseNotFound, IntegrityError, TargetNotEmpty, WrongKind
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
 from swarm.model.sources import Kind
@@ -107,20 +107,20 @@ def plan_restore(repo: Repository, backup_id: str, target_url: str, *, create: b
     urls.check("postgres", target_url, setting="--target-db", source="flag")
     manifest = repo.load_manifest(backup_id)
     if manifest.kind != Kind.PG_LOGICAL:
-        raise RefusedError(f"backup {backup_id} is a {manifest.kind} backup, not a logical PostgreSQL backup",
+        raise WrongKind(f"backup {backup_id} is a {manifest.kind} backup, not a logical PostgreSQL backup",
                            hint="Pick an id of kind pg-logical from `swarm admin backups list`.")
     dbname = dbname_of(target_url)
     admin_url = with_dbname(target_url, "postgres")
     exists = database_exists(admin_url, dbname)
     if not exists and not create:
-        raise NotFoundError(f"target database {dbname} does not exist at {redact(admin_url)}",
+        raise DatabaseNotFound(f"target database {dbname} does not exist at {redact(admin_url)}",
                             hint="Pass --create to create it.")
     existing = 0
     if exists:
         with connect(target_url) as conn:
             existing = len(user_tables(conn))
         if existing and not force:
-            raise RefusedError(
+            raise TargetNotEmpty(
                 f"target database {dbname} is not empty ({existing} tables); refusing to restore over it",
                 hint="Restore into a new database (--create with a new name), or pass --force to replace "
                      "the objects the backup contains.", details={"existing_tables": existing})

@@ -36,7 +36,21 @@ from pathlib import Path
 from typing import Any
 
 from swarm.config import Settings
-from swarm.errors import IntegrityError, NotFoundError, RefusedError, SourceError, SwarmError
+from swarm.errors import (
+    BackupNotFound,
+    DatadirNotEmpty,
+    IntegrityError,
+    RecoveryFailed,
+    RefusedError,
+    RestorePointExists,
+    RestorePointUnknown,
+    SwarmError,
+    TargetOutOfRange,
+    TimelineMismatch,
+    WalMissing,
+    WalUnreadable,
+    WrongKind,
+)
 from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
 from swarm.model.sources import Kind
@@ -147,7 +161,7 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     RecoveryTarget("name", name)  # validates the name
     old = load_restore_point(repo, name)
     if old is not None and not replace:
-        raise RefusedError(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
+        raise RestorePointExists(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
                            hint="Choose another name, or pass --replace to point the name at a new restore point "
                                 "(`swarm admin restore-points` lists them).", details={"existing": old})
     point = create_restore_point(db_url, name)
@@ -194,10 +208,10 @@ def list_restore_points(repo: Repository) -> list[dict[str, Any]]:
 # ---- planning ------------------------------------------------------------------------------------
 def _check_datadir(datadir: Path) -> None:
     if (datadir / "postmaster.pid").exists():
-        raise RefusedError(f"a PostgreSQL server is running in {datadir} (postmaster.pid exists)",
+        raise DatadirNotEmpty(f"a PostgreSQL server is running in {datadir} (postmaster.pid exists)",
                            hint="Stop it and choose an empty directory; a restore never writes over a cluster.")
     if datadir.exists() and (not datadir.is_dir() or any(datadir.iterdir())):
-        raise RefusedError(f"{datadir} is not empty",
+        raise DatadirNotEmpty(f"{datadir} is not empty",
                            hint="Restore into a new or empty directory (move the old one away first).")
 
 
@@ -241,7 +255,9 @@ def primary_timeline(repo: Repository, db_url: str | None) -> tuple[int | None, 
 
 
 def _refused(exc: recovery.PlanRefused, **kw: Any) -> RefusedError:
-    return RefusedError(str(exc), **kw)
+    """The operator's error for a refused plan: the timeline cases are ``timeline-mismatch``."""
+    timeline = exc.reason in ("history-missing", "history-damaged", "no-backup-on-timeline", "backup-off-timeline")
+    return (TimelineMismatch if timeline else RefusedError)(str(exc), **kw)
 
 
 def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup_id: str | None = None,
@@ -260,12 +276,12 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     if backup_id:
         chosen_m = repo.load_manifest(backup_id)
         if chosen_m.kind != Kind.PG_PHYSICAL:
-            raise RefusedError(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
+            raise WrongKind(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
                                hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
         if all(m.id != chosen_m.id for m in manifests):
             manifests.append(chosen_m)
     if not manifests:
-        raise NotFoundError(f"no physical backup in {repo.url}",
+        raise BackupNotFound(f"no physical backup in {repo.url}",
                             hint="Take one with `swarm admin backup postgres --physical`.")
     by_id = {m.id: m for m in manifests}
     oldest = manifests[0]
@@ -279,7 +295,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     if target.kind == "name":
         point = load_restore_point(repo, target.value)
         if point is None:
-            raise RefusedError(f"restore point {target.value!r} is not recorded in {repo.url}",
+            raise RestorePointUnknown(f"restore point {target.value!r} is not recorded in {repo.url}",
                                hint="Create restore points with `swarm admin restore-point NAME`, which records "
                                     "them (`swarm admin restore-points` lists them); or use --target-time / "
                                     "--target-lsn.")
@@ -298,9 +314,9 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                                  "the archived ones).") from None
     if point is not None and not any(sp.tli == int(point["tli"]) and sp.holds(target_lsn or wal.Lsn(0))
                                       for sp in path):
-        raise RefusedError(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is not on "
-                           f"the history of timeline {choice.tli}, which this restore follows ({choice.reason})",
-                           hint=f"Follow its timeline with --target-timeline {point['tli']}.")
+        raise TimelineMismatch(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is "
+                               f"not on the history of timeline {choice.tli}, which this restore follows "
+                               f"({choice.reason})", hint=f"Follow its timeline with --target-timeline {point['tli']}.")
     branched = recovery.branches(archive, path)
     for br in branched:
         where = (f" off timeline {br['parent']} at {br['switch_lsn']}" if br["parent"] is not None else "")
@@ -318,10 +334,10 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
             base = recovery.choose_backup([b for b in bases if b.id in by_id], path, want)
     except recovery.PlanRefused as exc:
         if exc.reason == "before-oldest-backup":
-            raise RefusedError(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
+            raise TargetOutOfRange(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
                                details={"earliest_restorable": earliest}) from None
         if exc.reason == "target-before-backup":
-            raise RefusedError(f"{target.describe()} is before the end of backup {backup_id}",
+            raise TargetOutOfRange(f"{target.describe()} is before the end of backup {backup_id}",
                                hint="Choose an older backup, or let swarm pick one (omit the ID).") from None
         raise _refused(exc, hint="Follow another timeline with --target-timeline, or take a new physical backup "
                                  "on this one.") from None
@@ -337,13 +353,13 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     else:
         reachable = {"lsn": str(base.stop_lsn), "segment": None, "timeline": final_tli}
     if target_lsn is not None and cov.beyond_archive:
-        raise RefusedError(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
+        raise TargetOutOfRange(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
                            f"{reachable['lsn']} on timeline {reachable['timeline']})",
                            hint="Choose an earlier target, or wait for the segment to be archived "
                                 "(`swarm admin wal status`).", details={"newest_reachable": reachable})
     if cov.missing:
         gap = cov.missing[0]
-        raise RefusedError(f"WAL segment {gap.name} is missing from the repository: recovery from backup "
+        raise WalMissing(f"WAL segment {gap.name} is missing from the repository: recovery from backup "
                            f"{chosen.id} along timeline{'s' if len(path) > 1 else ''} "
                            f"{', '.join(str(sp.tli) for sp in path)} cannot pass it",
                            hint=f"Restore {gap.name} into the archive if you have it; otherwise the newest point "
@@ -364,7 +380,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
             newest_t = max(last_commit, _stop_time(chosen))
             reachable["newest_time"] = newest_t.isoformat()
             if t > newest_t:
-                raise RefusedError(f"{target.describe()} is after the newest archived transaction",
+                raise TargetOutOfRange(f"{target.describe()} is after the newest archived transaction",
                                    hint=f"The newest reachable time is {newest_t.isoformat()} (last commit in "
                                         f"{reachable['segment']}, or the backup's end); choose that or earlier, "
                                         "or --target-latest.",
@@ -377,7 +393,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                 target = RecoveryTarget("latest")
                 reachable["note"] = note
         if target.kind == "xid" and summary and summary.max_xid is not None and (target.xid or 0) > summary.max_xid:
-            raise RefusedError(f"{target.describe()} is not in the archived WAL (the newest transaction id "
+            raise TargetOutOfRange(f"{target.describe()} is not in the archived WAL (the newest transaction id "
                                f"seen is {summary.max_xid})", details={"newest_reachable": reachable},
                                hint="Choose an earlier transaction, or --target-latest.")
     return PitrPlan(chosen, target, datadir, port, start, [sp.tli for sp in path], cov.first.name, cov.last.name,
@@ -570,7 +586,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not cluster.is_running():
             _raise_if_damaged_wal(cluster.logfile)
-            raise SourceError(f"PostgreSQL stopped during recovery: {_log_tail(cluster.logfile)}",
+            raise RecoveryFailed(f"PostgreSQL stopped during recovery: {_log_tail(cluster.logfile)}",
                               hint=f"Read {cluster.logfile}.")
         try:
             if cluster.psql("SELECT pg_is_in_recovery()") == "f":
@@ -578,7 +594,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
         except Exception:
             pass
         time.sleep(0.3)
-    raise SourceError(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
+    raise RecoveryFailed(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
                       hint=f"Read {cluster.logfile}.")
 
 
@@ -600,7 +616,7 @@ def _raise_if_damaged_wal(logfile: Path) -> None:
     """Recovery aborted because `wal fetch` could not read a segment: say which, as IntegrityError."""
     damaged = _damaged_wal_in_log(logfile)
     if damaged:
-        raise IntegrityError(f"recovery stopped: archived WAL cannot be read: {damaged}",
+        raise WalUnreadable(f"recovery stopped: archived WAL cannot be read: {damaged}",
                              hint="Restore to a target before that segment, or put an intact copy of it into the "
                                   f"archive; `swarm admin wal status` lists the archive. Server log: {logfile}.")
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.errors import ConfigError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
 from swarm.model.sources import Kind
@@ -143,7 +143,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     try:
         manifest = repo.load_manifest(backup_id)
     except SwarmError as exc:
-        if exc.code == "not_found":
+        if isinstance(exc, NotFoundError):
             raise
         result.problem("manifest", exc.message)
         result.seconds = time.monotonic() - t0

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from swarm.errors import IntegrityError, NotFoundError, RefusedError
+from swarm.errors import HostileArchive, IntegrityError, NotFoundError, RefusedError
 from swarm.model.archive import MANIFEST_NAME, Limits, Member, RunManifest, check_member, check_ratio
 
 CHUNK = 1 << 20
@@ -250,7 +250,7 @@ def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarf
 def _read_member(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> IO[bytes]:
     f = tf.extractfile(ti)
     if f is None:  # only for non-regular members, already refused
-        raise RefusedError(f"archive member {ti.name!r} has no content")
+        raise HostileArchive(f"archive member {ti.name!r} has no content")
     return f
 
 
@@ -302,11 +302,11 @@ def scan(path: Path, limits: Limits) -> ScanResult:
 
 def _expected(manifest: RunManifest, name: str, index: int) -> Member:
     if index - 1 >= len(manifest.members):
-        raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+        raise HostileArchive(f"archive member {name!r} is not listed in the manifest")
     expected = manifest.members[index - 1]
     if expected.name != name:
         if manifest.member(name) is None:
-            raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+            raise HostileArchive(f"archive member {name!r} is not listed in the manifest")
         raise IntegrityError(f"archive member {name!r} is out of the manifest's order (expected {expected.name!r})")
     return expected
 
