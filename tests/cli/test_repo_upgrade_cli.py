@@ -44,7 +44,7 @@ def test_version_1_refused_then_upgraded_once(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("SWARM_BACKUP_REPO", f"file://{tmp_path / 'repo'}")
 
     code, out = run(monkeypatch, capsys, "admin", "backups", "list")
-    assert code == 5 and out["exit_code"] == 5
+    assert code == 5 and out["exit_code"] == 5 and out["error"] == "format-unsupported"
     assert "format version 1" in out["message"] and "swarm admin repo upgrade" in out["hint"]
 
     code, out = run(monkeypatch, capsys, "admin", "repo", "upgrade")
