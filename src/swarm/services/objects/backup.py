@@ -78,8 +78,8 @@ class ObjectsBackupResult:
 def _previous_refs(repo: Repository, bucket: Bucket) -> dict[tuple[str, str], dict[str, Any]]:
     """(key, version id) → data reference (with the content type, metadata and tags recorded
     with it), from the newest earlier copy-data backup of this bucket."""
-    prev = [m for m in repo.list_backups() if m.kind == KIND and m.source.get("copy_data")
-            and m.source.get("bucket") == bucket.name and m.source.get("endpoint") == bucket.cfg.endpoint]
+    prev = [m for m in repo.list_backups() if m.kind == KIND and m.objects_source.copy_data
+            and m.objects_source.bucket == bucket.name and m.objects_source.endpoint == bucket.cfg.endpoint]
     if not prev:
         return {}
     m = prev[-1]
