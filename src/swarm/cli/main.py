@@ -17,6 +17,7 @@ from swarm.cli.commands import (
     dev,
     keys,
     objects,
+    repo,
     restore,
     scrub,
     transfer,
@@ -36,6 +37,7 @@ admin.add_typer(backup.app, name="backup")
 admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
+admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`

@@ -40,6 +40,8 @@ from swarm.errors import (
 )
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
+from swarm.model.refs import DataRef, Refs
+from swarm.model.wal import DEFAULT_SEGMENT_SIZE, Segment, parse_segment
 from swarm.repo.format import (
     BACKUPS_PREFIX,
     CLUSTER_KEY,
@@ -47,6 +49,7 @@ from swarm.repo.format import (
     DEDUP_KEY,
     FORMAT_VERSION,
     SUPPORTED_FEATURES,
+    UPGRADABLE_VERSIONS,
     data_key,
     dek_key,
     manifest_key,
@@ -102,8 +105,13 @@ class Repository:
 
     @classmethod
     def open(cls, store: Store, kek: KeyProvider, clock: Clock | None = None, *,
-             create: bool = False) -> Repository:
-        """Open and check a repository: format version, features, and that ``kek`` is its key."""
+             create: bool = False, for_upgrade: bool = False) -> Repository:
+        """Open and check a repository: format version, features, and that ``kek`` is its key.
+
+        A repository of an older format version (``UPGRADABLE_VERSIONS``) is refused
+        (IntegrityError, exit 5, naming ``swarm admin repo upgrade``) before anything is
+        read or written, unless ``for_upgrade`` (only ``swarm.repo.upgrade`` passes it).
+        """
         try:
             raw = store.get(CONFIG_KEY)
         except ObjectNotFound:
@@ -123,6 +131,15 @@ class Repository:
                 f"repository at {store.url} uses format {cfg.format_version} with features "
                 f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
                 hint="Upgrade swarm before using this repository.")
+        if cfg.format_version < FORMAT_VERSION and not for_upgrade:
+            older = cfg.format_version in UPGRADABLE_VERSIONS
+            raise FormatUnsupported(
+                f"repository at {store.url} uses format version {cfg.format_version}; this swarm ({__version__}) "
+                f"uses version {FORMAT_VERSION}",
+                hint=("Run `swarm admin repo upgrade` once (it adds references to every manifest, then the "
+                      "version; safe to re-run if interrupted). Nothing was written." if older else
+                      "This version cannot be upgraded by this swarm."),
+                details={"format_version": cfg.format_version, "supported": FORMAT_VERSION})
         try:
             kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
         except KeyError_ as exc:
@@ -337,6 +354,34 @@ class Repository:
             raise IntegrityError(f"manifest {manifest_key(backup_id)} describes backup {m.id}")
         return m
 
+    def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
+        """Every reference of ``manifest`` that is not in the repository, as (where, problem):
+        packs and data objects (``data/<backup>/<name>``), data keys (``keys/<dek>.json``) and
+        each segment of its WAL ranges (the segment's name). A version-1 manifest (no refs)
+        gives one problem saying so. Existence only: contents are checked by ``verify``'s
+        other passes."""
+        refs = manifest.refs
+        if refs is None:
+            return [("refs", "the manifest lists no references (format version 1)")]
+        out: list[tuple[str, str]] = []
+        for r in (*refs.packs, *refs.objects):
+            key = data_key(r.backup_id, r.name)
+            if self.store.stat(key) is None:
+                out.append((key, f"referenced by this backup but missing from the repository"
+                                 f"{'' if r.backup_id == manifest.id else f' (stored by backup {r.backup_id})'}"))
+        for dek_id in refs.deks:
+            if self.store.stat(dek_key(dek_id)) is None:
+                out.append((dek_key(dek_id), "data key referenced by this backup is missing from the repository"))
+        if refs.wal:
+            size = int((self.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
+            for w in refs.wal:
+                first, last = parse_segment(w.first, size), parse_segment(w.last, size)
+                for segno in range(first.segno, last.segno + 1):
+                    name = Segment(w.timeline, segno, size).name
+                    if self.store.stat(wal_key(name)) is None:
+                        out.append((name, "WAL segment referenced by this backup is missing from the repository"))
+        return out
+
     def read_object(self, manifest: Manifest, name: str) -> Iterator[bytes]:
         """Plaintext of one object, verified frame by frame and against the manifest's SHA-256."""
         entry = manifest.object(name)
@@ -414,13 +459,22 @@ class BackupWriter:
         with self._mutex:
             return sorted(self._entries.values(), key=lambda e: e.name)
 
-    def commit(self, source: dict[str, Any]) -> Manifest:
-        """Write the manifest last; after this returns, the backup exists."""
+    def commit(self, source: dict[str, Any], refs: Refs | None = None) -> Manifest:
+        """Write the manifest last; after this returns, the backup exists.
+
+        The manifest's ``refs`` are ``refs`` (what the backup needs elsewhere: other backups'
+        packs and objects, their data keys, WAL ranges) plus, always, this backup's own data
+        key and packs.
+        """
         if self._lock:
             self._lock.ensure_held()
+        entries = tuple(self.entries)
+        own = Refs.of(packs=(DataRef(self.id, e.name) for e in entries if e.name.startswith("packs/")),
+                      deks=[self.dek_id])
         manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
                             finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
-                            objects=tuple(self.entries), source=source, tool_version=__version__)
+                            objects=entries, source=source, tool_version=__version__,
+                            refs=own if refs is None else own.merge(refs))
         self.repo.store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest

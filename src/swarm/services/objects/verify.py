@@ -94,9 +94,8 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
     reporter = reporter or NullReporter()
     rng = random.Random(seed)
     chosen, total = reservoir(_lines(repo, manifest), sample, rng)
-    src = manifest.source
     facts.update(objects_sampled=len(chosen), inventory_keys=total, from_bucket=0, from_repository=0,
-                 bytes_read=0, etags_compared=0, failed=0, bucket=src.get("bucket"))
+                 bytes_read=0, etags_compared=0, failed=0, bucket=manifest.objects_source.bucket)
     reporter.stage(f"restore test: reading {len(chosen)} of {total} inventoried versions")
     reporter.total(sum(int(d.get("size") or 0) for d in chosen))
     bucket: Bucket | None = None
@@ -144,8 +143,8 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
 def _bucket_config(settings: Settings, manifest: Manifest) -> BucketConfig:
     """The backed-up bucket, with the configured endpoint and credentials (the manifest's
     endpoint when none is configured)."""
-    cfg = primary_config(settings, str(manifest.source.get("bucket")))
-    if not cfg.endpoint and manifest.source.get("endpoint"):
-        cfg = BucketConfig(cfg.bucket, str(manifest.source["endpoint"]), cfg.access_key, cfg.secret_key,
-                           cfg.region)
+    src = manifest.objects_source
+    cfg = primary_config(settings, src.bucket)
+    if not cfg.endpoint and src.endpoint:
+        cfg = BucketConfig(cfg.bucket, src.endpoint, cfg.access_key, cfg.secret_key, cfg.region)
     return cfg

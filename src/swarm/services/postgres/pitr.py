@@ -30,7 +30,6 @@ import re
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +44,6 @@ from swarm.errors import (
     RefusedError,
     RestorePointExists,
     RestorePointUnknown,
-    SourceError,
     SwarmError,
     TargetOutOfRange,
     TimelineMismatch,
@@ -55,16 +53,15 @@ from swarm.errors import (
 )
 from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
+from swarm.model.sources import Kind
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
 from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
-from swarm.repo.packs import Location
-from swarm.services.postgres.physical_backup import load_index, physical_backups
+from swarm.repo.tree import open_snapshot
+from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
 from swarm.storage.base import ObjectNotFound
-
-MAX_SPAN = 8 << 20  # coalesce adjacent frames of one pack into range reads up to this size
 
 
 @dataclass
@@ -98,15 +95,15 @@ class PitrPlan:
         return self.target.settings()
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.backup.source
-        return {"backup_id": self.backup.id, "backup_stop_lsn": s.get("stop_lsn"),
-                "backup_stop_time": s.get("stop_time"),
+        s = self.backup.physical
+        return {"backup_id": self.backup.id, "backup_stop_lsn": s.stop_lsn,
+                "backup_stop_time": s.stop_time,
                 "target": self.target.to_dict(), "datadir": str(self.datadir), "port": self.port, "start": self.start,
                 "timeline": self.timeline, "timeline_reason": self.timeline_reason,
                 "timelines": self.timeline_path, "branches": self.branches, "warnings": self.warnings,
                 "wal_from": self.wal_from, "wal_to": self.wal_to,
                 "newest_reachable": self.newest_reachable, "earliest_restorable": self.earliest_restorable,
-                "size": s.get("size"), "files": s.get("files")}
+                "size": s.size, "files": s.files}
 
 
 @dataclass
@@ -219,13 +216,13 @@ def _check_datadir(datadir: Path) -> None:
 
 
 def _stop_time(m: Manifest) -> datetime:
-    return parse_time(str(m.source["stop_time"]))
+    return parse_time(m.physical.stop_time)
 
 
 def _base_backup(m: Manifest) -> recovery.BaseBackup:
-    s = m.source
-    return recovery.BaseBackup(m.id, int(s["timeline"]), wal.Lsn.parse(s["start_lsn"]), wal.Lsn.parse(s["stop_lsn"]),
-                               _stop_time(m), int(s.get("xid_after") or 0))
+    s = m.physical
+    return recovery.BaseBackup(m.id, s.timeline, wal.Lsn.parse(s.start_lsn), wal.Lsn.parse(s.stop_lsn),
+                               _stop_time(m), s.xid_after or 0)
 
 
 def _archive_facts(repo: Repository, inv: ArchiveInventory, warnings: list[str]) -> recovery.Archive:
@@ -278,7 +275,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     manifests = physical_backups(repo, str(ident["system_identifier"]) if ident else None, warnings)
     if backup_id:
         chosen_m = repo.load_manifest(backup_id)
-        if chosen_m.kind != "pg-physical":
+        if chosen_m.kind != Kind.PG_PHYSICAL:
             raise WrongKind(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
                                hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
         if all(m.id != chosen_m.id for m in manifests):
@@ -288,10 +285,10 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                             hint="Take one with `swarm admin backup postgres --physical`.")
     by_id = {m.id: m for m in manifests}
     oldest = manifests[0]
-    earliest = {"time": oldest.source["stop_time"], "lsn": oldest.source["stop_lsn"],
-                "xid": oldest.source.get("xid_after"), "backup_id": oldest.id}
-    hint_earliest = (f"The earliest restorable point is {oldest.source['stop_time']} "
-                     f"(LSN {oldest.source['stop_lsn']}), the end of the oldest backup {oldest.id}.")
+    first = oldest.physical
+    earliest = {"time": first.stop_time, "lsn": first.stop_lsn, "xid": first.xid_after, "backup_id": oldest.id}
+    hint_earliest = (f"The earliest restorable point is {first.stop_time} "
+                     f"(LSN {first.stop_lsn}), the end of the oldest backup {oldest.id}.")
     # the target as an LSN, where we can know it
     target_lsn: wal.Lsn | None = target.lsn
     point: dict[str, Any] | None = None
@@ -438,64 +435,21 @@ def _newest_summary(repo: Repository, archive: recovery.Archive, path: Sequence[
 
 
 # ---- execution -----------------------------------------------------------------------------------
-def _write_file(repo: Repository, root: Path, f: dict[str, Any], blocks: dict[str, Location]) -> int:
-    path = root / f["path"]
-    ids: list[str] = f.get("blocks", [])
-    written = 0
-    with open(path, "wb") as fh:
-        i = 0
-        while i < len(ids):
-            loc = blocks[ids[i]]
-            # coalesce following blocks stored right after this one in the same pack
-            j = i + 1
-            span = loc.length
-            while j < len(ids) and span < MAX_SPAN:
-                nxt = blocks[ids[j]]
-                if nxt.backup_id == loc.backup_id and nxt.pack == loc.pack and nxt.offset == loc.offset + span:
-                    span += nxt.length
-                    j += 1
-                else:
-                    break
-            data = repo.read_span(loc, span)
-            pos = 0
-            for k in range(i, j):
-                bl = blocks[ids[k]]
-                plain = repo.open_block(data[pos:pos + bl.length], bl, ids[k])
-                fh.write(plain)
-                written += len(plain)
-                pos += bl.length
-            i = j
-    if written != int(f.get("size", written)):
-        raise SourceError(f"restored {f['path']} has {written} bytes, the index says {f['size']}")
-    os.chmod(path, f.get("mode", 0o600))
-    os.utime(path, (f["mtime"], f["mtime"]))
-    return written
-
-
 def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jobs: int = 4,
-                         reporter: Reporter | None = None, skip: tuple[str, ...] = ()) -> tuple[int, int]:
-    """Write the backup's files under ``root`` (which must exist); return (files, bytes)."""
+                         reporter: Reporter | None = None) -> tuple[int, int]:
+    """Write the backup's files under ``root`` (an existing directory); return (files, bytes).
+
+    Reads through the tree store (``open_snapshot``: ``tree.json``, or ``index.json`` for a
+    backup of the older block-index format): directories, then files several at once
+    (adjacent blocks in one range request, each block proven), symlinks last, never following
+    one. Raises IntegrityError naming the file and pack on damage; what was written stays
+    (the callers remove the directory).
+    """
     reporter = reporter or NullReporter()
-    index = load_index(repo, manifest)
-    blocks = {bid: Location.from_list(v) for bid, v in index["blocks"].items()}
-    files = [f for f in index["files"] if f["path"] not in skip]
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            (root / f["path"]).mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if f["type"] == "l":
-            (root / f["path"]).symlink_to(f["link"])
-    regular = sorted((f for f in files if f["type"] == "f"), key=lambda f: -int(f.get("size", 0)))
-    reporter.total(sum(int(f.get("size", 0)) for f in regular))
-    total = 0
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for n in pool.map(lambda f: _write_file(repo, root, f, blocks), regular):
-            total += n
-            reporter.advance(n)
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            os.chmod(root / f["path"], f.get("mode", 0o700))
-    return len(regular), total
+    reader = open_snapshot(repo, manifest)
+    reporter.total(int(manifest.physical.size or 0))
+    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance)
+    return stats.files, stats.bytes
 
 
 def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
@@ -541,7 +495,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
         hand_to_server_user(spool)
         plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(plan.datadir, 0o700)
-        reporter.stage(f"writing {plan.backup.source.get('files')} files of backup {plan.backup.id}")
+        reporter.stage(f"writing {plan.backup.physical.files} files of backup {plan.backup.id}")
         result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs,
                                                           reporter=reporter)
         result.timings["files_s"] = round(time.monotonic() - t0, 3)
