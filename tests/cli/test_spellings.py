@@ -44,3 +44,31 @@ def test_an_option_that_does_not_apply_is_a_usage_error(args: list[str], word: s
 def test_a_logical_restore_needs_its_id_and_target() -> None:
     r = run("admin", "restore", "postgres")
     assert r.returncode == 2 and "--target-db" in r.stderr
+
+
+def test_usage_errors_print_json_with_json() -> None:
+    import json
+
+    r = run("admin", "restore", "postgres", "ID", "--target-db", "postgresql://a@h/db", "--start", "--json")
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    assert doc["error"] == "usage" and doc["exit_code"] == 2 and "--start" in doc["message"]
+    r = run("admin", "backups", "list", "--no-such-flag", "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["error"] == "usage"
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """cron's and Kubernetes' timeouts send SIGTERM: exit 130 with a word on stderr, not a silent 143."""
+    import os
+    import signal
+    import time
+
+    key = tmp_path / "scrub.key"
+    key.write_bytes(os.urandom(32))
+    proc = subprocess.Popen([*SWARM, "admin", "scrub", "--key-file", str(key)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)  # started, waiting for input
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert b"interrupted" in err

@@ -485,10 +485,17 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
         assert labels(rc5) == ["s1", "t2"] and out["plan"]["timelines"] == [1, 2]
     finally:
         rc5.destroy()
-    # 5) no primary configured: the newest archived timeline, with the reason and a dry run only
+    # 5) no primary configured while timeline 1 went on after the copy branched: ambiguous, refused
+    #    (following the newest timeline would return the copy's data in a disaster, when the primary is down)
     r = phys.cli("admin", "restore", "physical", "--target-latest", "--datadir",
+                 str(tmpdir_pg / "dry-tl"), "--dry-run", "--json", check=False)
+    err = json.loads(r.stdout)
+    assert r.returncode == 8 and err["error"] == "timeline-mismatch", err
+    assert "--target-timeline 1" in err["hint"] and "--target-timeline 2" in err["hint"]
+    assert "no primary is configured" in err["message"]
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--target-timeline", "latest", "--datadir",
                  str(tmpdir_pg / "dry-tl"), "--dry-run")
-    assert "following timeline 2" in r.stderr and "no primary is configured" in r.stderr
+    assert "following timeline 2" in r.stderr and "timeline 1 has archived WAL after this history left it" in r.stderr
     r = phys.cli("admin", "restore", "physical", "--target-latest", "--db-url", phys.url,
                  "--datadir", str(tmpdir_pg / "dry-tl"), "--dry-run")
     assert "following timeline 1" in r.stderr and "timeline 2 branches off timeline 1" in r.stderr

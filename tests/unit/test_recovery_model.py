@@ -56,6 +56,18 @@ def test_without_a_primary_the_newest_archived_timeline_is_followed_and_said() -
     assert recovery.choose_timeline(1, arch, primary_tli=2).tli == 1
 
 
+def test_a_timeline_that_went_on_after_the_branch_is_reported() -> None:
+    """Following the copy's timeline 2, timeline 1's segments 5..10 (after the branch at segment 4) are
+    WAL that this restore leaves out: the planner must say so (and, without a primary, refuse)."""
+    arch = polluted_archive()
+    assert recovery.continued_ancestors(arch, recovery.timeline_path(arch, 2)) == [
+        {"timeline": 1, "left_at": str(lsn(4, 1000)), "archived_to": "00000001000000000000000A"}]
+    assert recovery.continued_ancestors(arch, recovery.timeline_path(arch, 1)) == []
+    # the copy branched after everything the primary archived: nothing went on
+    quiet = Archive(SEG, {1: frozenset(range(1, 5)), 2: frozenset({4, 5})}, {}, arch.histories)
+    assert recovery.continued_ancestors(quiet, recovery.timeline_path(quiet, 2)) == []
+
+
 def test_coverage_is_per_timeline_never_merged() -> None:
     """Following timeline 2, segment 6 must come from timeline 2: timeline 1's segment 6 (after the
     branch) does not count, so 'latest' ends at timeline 2's segment 5 and a target in 6 is beyond."""

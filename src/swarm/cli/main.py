@@ -4,11 +4,13 @@ This is the only place an exception becomes an exit code (see swarm.errors.ExitC
 """
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 import typer
+from typer._click.exceptions import ClickException, UsageError
 
 from swarm.cli.commands import (
     api,
@@ -51,38 +53,87 @@ def root(ctx: typer.Context,
     ctx.obj = {"config": config}
 
 
-RENAMED = {("restore", "postgres", "--physical"): "swarm admin restore physical [ID|--latest] --datadir DIR "
-                                                    "--target-..."}
+# Command lines written for an older swarm (or mixing up two commands): the options that give
+# them away, and the command that takes them now.
+RENAMED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
+    ("restore", "postgres"): (frozenset({"--physical", "--datadir", "--latest", "--target-time", "--target-lsn",
+                                         "--target-xid", "--target-name", "--target-latest", "--target-timeline",
+                                         "--start", "--port", "--archive", "--no-archive", "--keep-failed"}),
+                              "swarm admin restore physical [ID|--latest] --datadir DIR --target-..."),
+}
 
 
-def _renamed(argv: list[str]) -> str | None:
-    """The new spelling of a command line written for an older swarm, if it is one."""
-    for (group, cmd, flag), new in RENAMED.items():
-        if group in argv and cmd in argv and flag in argv and argv.index(group) + 1 == argv.index(cmd):
-            return new
+def _renamed(argv: list[str]) -> tuple[str, str] | None:
+    """(the option that gives it away, the command that takes it now), if this command line was
+    written for another command."""
+    for (group, cmd), (flags, new) in RENAMED.items():
+        if group in argv and cmd in argv and argv.index(group) + 1 == argv.index(cmd):
+            hit = next((a.split("=", 1)[0] for a in argv if a.split("=", 1)[0] in flags), None)
+            if hit:
+                return hit, new
     return None
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (cron's and Kubernetes' timeout) ends a command like Ctrl-C: the same cleanup runs
+    (a failed restore removes what it created, locks are released) and the exit code is 130."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    as_json = "--json" in sys.argv
-    renamed = _renamed(sys.argv[1:])
+    argv = sys.argv[1:]
+    as_json = "--json" in argv
+    renamed = _renamed(argv)
     if renamed:
-        sys.stderr.write(f"error: this command is now `{renamed}` (see its --help)\n")
-        sys.exit(int(ExitCode.USAGE))
+        flag, new = renamed
+        _usage_error(f"{flag} belongs to a physical restore (base backup + WAL), which is `{new}`; `restore "
+                     "postgres` restores logical backups (see the --help of both)", as_json=as_json)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app()
+        rc = app(standalone_mode=False)
     except SwarmError as exc:
         from swarm.ui import render
 
         render.error(exc, as_json=as_json)
         sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
+    except (KeyboardInterrupt, typer.Abort):
+        rc = int(ExitCode.INTERRUPTED)
+    except UsageError as exc:
+        if as_json:
+            from swarm.ui import render
+
+            render.emit_json({"error": "usage", "message": exc.format_message(), "exit_code": int(ExitCode.USAGE)})
+        _show(exc)
+        sys.exit(int(ExitCode.USAGE))
+    except ClickException as exc:
+        _show(exc)
+        sys.exit(exc.exit_code)
     except Exception:
         traceback.print_exc()
         sys.stderr.write("internal error: this is a bug in swarm; please report it with the traceback above\n")
         sys.exit(int(ExitCode.INTERNAL))
+    if rc == int(ExitCode.INTERRUPTED):  # Typer turns KeyboardInterrupt (and so SIGTERM) into a silent 130
+        sys.stderr.write("interrupted\n")
+    sys.exit(rc if isinstance(rc, int) else int(ExitCode.OK))
+
+
+def _show(exc: ClickException) -> None:
+    """A usage error as Typer shows it (a framed box on a terminal)."""
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except Exception:
+        exc.show()
+
+
+def _usage_error(message: str, *, as_json: bool) -> None:
+    if as_json:
+        from swarm.ui import render
+
+        render.emit_json({"error": "usage", "message": message, "exit_code": int(ExitCode.USAGE)})
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(int(ExitCode.USAGE))
 
 
 if __name__ == "__main__":

@@ -162,6 +162,23 @@ def branches(archive: Archive, path: Sequence[Span]) -> list[dict[str, object]]:
     return out
 
 
+def continued_ancestors(archive: Archive, path: Sequence[Span]) -> list[dict[str, object]]:
+    """Ancestor timelines of ``path`` that have archived segments after the path left them: a server
+    kept writing on that timeline after the followed one branched off (typically the primary, while
+    a restored copy archived the branch). Their WAL after the switch is not on the followed path."""
+    out: list[dict[str, object]] = []
+    size = archive.segment_size
+    for sp in path:
+        if sp.end is None:
+            continue
+        left_segno = sp.end.value // size
+        later = [n for n in archive.segments.get(sp.tli, frozenset()) if n > left_segno]
+        if later:
+            out.append({"timeline": sp.tli, "left_at": str(sp.end),
+                        "archived_to": Segment(sp.tli, max(later), size).name})
+    return out
+
+
 # ---- which base backup ---------------------------------------------------------------------------
 def on_path(backup: BaseBackup, path: Sequence[Span]) -> bool:
     """Can recovery along ``path`` start from ``backup``?"""

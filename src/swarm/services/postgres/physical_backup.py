@@ -74,7 +74,8 @@ WAL_WAIT_S = 60.0  # default of --wal-wait-timeout / [backup] wal_wait_timeout
 WAITING_PHASE = "waiting for wal archiving to finish"  # pg_stat_progress_basebackup.phase
 
 
-def archive_failing_error(state: ArchiverState, repo_url: str, *, waited_s: float | None = None) -> ArchiveFailing:
+def archive_failing_error(state: ArchiverState, repo_url: str, *, waited_s: float | None = None,
+                          consequence: str = "a physical backup would wait for it for ever") -> ArchiveFailing:
     """The operator's error for broken archiving: which segment, since when, the server's words, the fix."""
     last_ok = (f"the last success was {state.last_archived_wal} at {state.last_archived_time:%Y-%m-%d %H:%M:%S}"
                if state.last_archived_time else "nothing was ever archived")
@@ -86,7 +87,7 @@ def archive_failing_error(state: ArchiverState, repo_url: str, *, waited_s: floa
                f"({fail}; {last_ok})") if state.failing else (
                f"the backup's WAL was not archived within {waited_s:.0f} s ({last_ok})")
     else:
-        msg = f"WAL archiving is failing ({fail}; {last_ok}): a physical backup would wait for it for ever"
+        msg = f"WAL archiving is failing ({fail}; {last_ok}): {consequence}"
     hints = []
     if state.log_excerpt:
         hints.append(f"The server says: {state.log_excerpt}")
@@ -98,7 +99,9 @@ def archive_failing_error(state: ArchiverState, repo_url: str, *, waited_s: floa
             hints.append(f"Likely cause: {problem}.")
     hints.append("Fix archive_command (`SHOW archive_command`; it must be `swarm admin wal push %p` with a "
                  "configuration the server user can read), check `swarm admin wal status --db-url URL`, then "
-                 "run the backup again" + ("; --wal-wait-timeout waits longer" if waited_s is not None else "") + ".")
+                 "run the backup again" + ("; --wal-wait-timeout waits longer" if waited_s is not None else "") +
+                 ". Just fixed it? The server retries a failed segment within a minute; `SELECT pg_switch_wal()` "
+                 "on it makes it try now.")
     return ArchiveFailing(msg, hint=" ".join(hints),
                           details={"segment": state.last_failed_wal, "archiver": state.to_dict()})
 

@@ -159,6 +159,13 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     from swarm.sources.postgres.wal import create_restore_point
 
     RecoveryTarget("name", name)  # validates the name
+    from swarm.services.postgres.physical_backup import archive_failing_error
+    from swarm.sources.postgres.wal import archiver_state
+
+    state = archiver_state(db_url)
+    if state.failing:  # the point would be recorded but unreachable until archiving works again
+        raise archive_failing_error(state, repo.url, consequence="a restore point made now could not be recovered "
+                                                                 "to until its WAL is archived")
     old = load_restore_point(repo, name)
     if old is not None and not replace:
         raise RestorePointExists(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
@@ -317,6 +324,23 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
         raise TimelineMismatch(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is "
                                f"not on the history of timeline {choice.tli}, which this restore follows "
                                f"({choice.reason})", hint=f"Follow its timeline with --target-timeline {point['tli']}.")
+    continued = recovery.continued_ancestors(archive, path)
+    if continued and timeline == "current" and primary_tli is None:
+        # The primary cannot tell us which history is production, and both go on after the branch:
+        # following the newest timeline could return a copy's data instead of the primary's.
+        c = continued[0]
+        raise TimelineMismatch(
+            f"cannot tell which timeline to follow: timeline {choice.tli} branched off timeline {c['timeline']} at "
+            f"{c['left_at']}, and timeline {c['timeline']} has archived WAL after that (up to {c['archived_to']}); "
+            f"{primary_problem or 'the primary could not be asked'}",
+            hint=f"Choose: --target-timeline {c['timeline']} (the timeline that went on, usually the primary's) or "
+                 f"--target-timeline {choice.tli} (the branch, e.g. a restored copy that archived); or configure the "
+                 "primary (SWARM_DB_URL / --db-url) so `current` can ask it.",
+            details={"continued": continued, "newest_timeline": choice.tli})
+    for c in continued:
+        warnings.append(f"timeline {c['timeline']} has archived WAL after this history left it at {c['left_at']} "
+                        f"(up to {c['archived_to']}): a server kept writing on it; that WAL is not in this restore "
+                        f"(--target-timeline {c['timeline']} follows it)")
     branched = recovery.branches(archive, path)
     for br in branched:
         where = (f" off timeline {br['parent']} at {br['switch_lsn']}" if br["parent"] is not None else "")
@@ -485,6 +509,12 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
         raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir}: it may not enter {blocked}",
                            hint=f"Let it through (`chmod o+x {blocked}`), or choose a data directory under a "
                                 "path it can enter (e.g. /var/lib/postgresql/restores).")
+    if plan.port is not None and plan.start:
+        from swarm.sources.netutil import port_open
+
+        if port_open("127.0.0.1", plan.port):
+            raise RefusedError(f"port {plan.port} is already in use", hint="Choose another --port, or leave it out "
+                                                                          "(a free port is picked).")
     access = server_access(settings)
     existed = plan.datadir.exists()
     spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
@@ -525,9 +555,10 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
                        f"on timeline {plan.timeline}")
         try:
             cluster.start(timeout=timeout)
-        except SwarmError:
+        except SwarmError as exc:
             _raise_if_damaged_wal(cluster.logfile)
-            raise
+            raise RecoveryFailed(f"the restored server did not come up: {exc.message.splitlines()[0]} "
+                                 f"(server log: {_log_tail(cluster.logfile)})") from exc
         result.started = True
         _wait_promoted(cluster, timeout)
     except BaseException as exc:
@@ -573,7 +604,10 @@ def _after_failure(exc: BaseException, cluster: Any, spool: Path, *, existed: bo
         note = (f"Removed what the failed restore created: {what}, its server log and spool; run it again with "
                 "--keep-failed to inspect them.")
     if isinstance(exc, SwarmError):
-        exc.hint = f"{exc.hint} {note}" if exc.hint else note
+        hint = exc.hint or ""
+        if not keep:  # the log is gone: drop the sentences that send the operator to it
+            hint = " ".join(sent for sent in re.split(r"(?<=\.)\s+", hint) if str(logfile) not in sent)
+        exc.hint = f"{hint} {note}".strip()
         exc.details = {**exc.details, "kept": keep, "datadir": str(datadir)}
 
 

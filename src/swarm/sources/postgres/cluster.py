@@ -220,13 +220,19 @@ class LocalCluster:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until the server accepts connections; fail at once (SourceError, with the log's
+        errors) if its postmaster is gone, instead of polling a dead server until ``timeout``."""
         deadline = time.monotonic() + timeout
+        pid = self.pid()
         while time.monotonic() < deadline:
             r = subprocess.run([self._bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.superuser,
                                 "-d", "postgres", "-q"],
                                check=False, capture_output=True)
             if r.returncode == 0:
                 return
+            if not self._alive(pid):
+                raise SourceError(f"PostgreSQL in {self.datadir} stopped while starting: {self.log_errors()}",
+                                  hint=f"Read {self.logfile}.")
             time.sleep(0.1)
         raise UnavailableError(f"PostgreSQL on port {self.port} did not accept connections in {timeout:.0f} s",
                                hint=f"Read {self.logfile}.")
@@ -236,6 +242,28 @@ class LocalCluster:
             return
         self._run([self._bin("pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "-t", str(int(timeout)),
                    "stop"], check=False, timeout=timeout + 10)
+
+    def _alive(self, pid: int | None) -> bool:
+        """Is the postmaster ``pid`` (read when waiting began) still running here?"""
+        pid = pid or self.pid()
+        if pid is None:
+            return (self.datadir / "postmaster.pid").exists()
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def log_errors(self, n: int = 3) -> str:
+        """The last FATAL / ERROR / PANIC lines of the server log, or a note that there are none."""
+        try:
+            lines = [ln for ln in self.logfile.read_text(errors="replace").splitlines()
+                     if any(w in ln for w in ("FATAL", "ERROR", "PANIC"))]
+        except OSError:
+            return "(no server log)"
+        return "; ".join(lines[-n:]) or "(no error in the server log)"
 
     def pid(self) -> int | None:
         try:
