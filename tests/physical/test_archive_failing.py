@@ -113,3 +113,26 @@ def test_wal_status_is_not_ok_while_archiving_fails(broken: PhysEnv) -> None:
         assert time.monotonic() < deadline, r.stdout
         time.sleep(1)
     assert json.loads(r.stdout)["ok"]
+
+
+def test_restore_point_is_refused_while_archiving_fails(services_dir: Path) -> None:
+    """A restore point made while archive_command fails would be recorded but unreachable (trial D3)."""
+    env = make_env(services_dir / "phys-rp-failing")
+    try:
+        _break_repository(env)
+        env.cluster.psql("CREATE TABLE t AS SELECT 1 AS x")
+        env.cluster.psql("SELECT pg_switch_wal()")
+        deadline = time.monotonic() + 30
+        while int(env.cluster.psql("SELECT failed_count FROM pg_stat_archiver")) == 0:
+            assert time.monotonic() < deadline, "archive_command never failed"
+            time.sleep(0.3)
+        r = env.cli("admin", "restore-point", "before-migration", "--db-url", env.url, "--json", check=False)
+        assert r.returncode == 10, (r.stdout, r.stderr)
+        err = json.loads(r.stdout)
+        assert err["error"] == "archive-failing" and "restore point made now could not be recovered" in err["message"]
+        hand_to_server_user(env.repo_dir, recursive=True)
+        listed = json.loads(env.cli("admin", "restore-points", "--json").stdout)["restore_points"]
+        assert listed == []
+    finally:
+        hand_to_server_user(env.repo_dir, recursive=True)
+        env.cluster.destroy()
