@@ -32,6 +32,8 @@ BAD_PG = [
     f"postgresql://u@h/db?password={PASSWORD}&foo=bar",
     f"host=h password={PASSWORD}",
     "postgresql://u:hun/ter2@h/db",  # an unencoded "/" in the password
+    "postgresql://u:hun?ter2@h:5432/db",  # an unencoded "?": the parse sees a port or query made of it
+    "postgresql://u:5432?hunter2@h:5432/db",
     f"postgresql://u:{PASSWORD}@h/d%zz",
     f"postgresql://u:{PASSWORD}@h/db?connect_timeout=soon",
     "   ",

@@ -148,7 +148,7 @@ def check_postgres_url(url: str) -> PostgresUrl:
     if "@" in authority:
         userinfo, _, authority = authority.partition("@")
         _percent_ok(userinfo, "user name or password", quote=False)
-    if "@" in authority or "@" in tail.partition("?")[0]:
+    if "@" in authority or "@" in tail:
         # never quote these parts: they may hold the rest of a password
         raise UrlProblem("an '@', '/' or '?' inside the user name or password is not percent-encoded "
                          "(write @ as %40, / as %2F, ? as %3F)")
@@ -332,13 +332,38 @@ def invalid(kind: str, url: str, problem: UrlProblem | str, *, setting: str, sou
     (``flag``, ``env``, ``file <path>``, ``default``)."""
     k = URL_KINDS[kind]
     shown = redact(url)
+    problem = _without_secrets(str(problem), url)
     where = {"flag": "on the command line", "env": "in the environment", "default": "by default",
              "": ""}.get(source, source.replace("file ", "in ", 1))
     named = f"{setting} ({where})" if where else setting
     return InvalidUrl(f"{named} is not a valid {k.what}: {problem}: {shown!r}",
                       hint=f"Write it as {k.example}.",
-                       details={"setting": setting, "source": source.split(" ", 1)[0] or "unknown", "value": shown,
+                      details={"setting": setting, "source": source.split(" ", 1)[0] or "unknown", "value": shown,
                                 "problem": str(problem)})
+
+
+def _without_secrets(problem: str, url: str) -> str:
+    """``problem`` if it quotes nothing of what could be the URL's password, else a wording that
+    quotes nothing (a parse error near the user info may quote a piece of the password)."""
+    if "://" not in url:
+        secrets = [m.group(2) for m in _CONNINFO_SECRET.finditer(url)]
+    else:
+        userinfo = url.partition("://")[2].rpartition("@")[0]
+        secrets = [userinfo.partition(":")[2]] if ":" in userinfo else []
+        query = url.partition("?")[2]
+        secrets += [v for k, _, v in (i.partition("=") for i in query.split("&")) if k.lower() in _SECRET_KEYS]
+    quoted = re.findall(r"'([^']*)'", problem) + re.findall(r'"([^"]*)"', problem)
+    for secret in (x for x in secrets if x):
+        # a shared run of 3 characters quotes a piece of the password (shorter runs say nothing useful)
+        if any(q == secret or _overlap(q, secret) for q in quoted) or (len(secret) >= 3 and secret in problem):
+            return ("it cannot be parsed around the user name and password (is a special character in the "
+                    "password not percent-encoded? write @ as %40, / as %2F, ? as %3F, : as %3A)")
+    return problem
+
+
+def _overlap(a: str, b: str, n: int = 3) -> bool:
+    """Do ``a`` and ``b`` share a run of ``n`` characters?"""
+    return any(a[i:i + n] in b for i in range(max(0, len(a) - n + 1)))
 
 
 def check(kind: str, url: str, *, setting: str, source: str) -> None:
