@@ -126,7 +126,7 @@ def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     if not as_json:
         pg_view.pitr_plan_notes(plan)
     if dry_run:
-        render.dry_run_plan(plan.to_dict(), as_json=as_json)
+        render.dry_run_plan({**plan.to_dict(), "archive": archive}, as_json=as_json)
         return
     with progress(as_json) as reporter:
         res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive, keep_failed=keep_failed)

@@ -99,6 +99,8 @@ class PitrPlan:
         return {"backup_id": self.backup.id, "backup_stop_lsn": s.stop_lsn,
                 "backup_stop_time": s.stop_time,
                 "target": self.target.to_dict(), "datadir": str(self.datadir), "port": self.port, "start": self.start,
+                "restore_point": ({k: self.restore_point.get(k) for k in ("name", "lsn", "tli", "time")}
+                                  if self.restore_point else None),
                 "timeline": self.timeline, "timeline_reason": self.timeline_reason,
                 "timelines": self.timeline_path, "branches": self.branches, "warnings": self.warnings,
                 "wal_from": self.wal_from, "wal_to": self.wal_to,
