@@ -113,6 +113,9 @@ def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         raise typer.BadParameter("give a backup ID or --latest, not both")
     if archive and no_archive:
         raise typer.BadParameter("give --archive or --no-archive, not both")
+    if keep_failed and not start:
+        raise UsageError("--keep-failed applies to a recovery, which only --start runs: add --start (without it "
+                         "nothing is started, so nothing can fail to recover)", ctx=ctx)
     try:
         target = from_options(time=target_time, lsn=target_lsn, xid=target_xid, name=target_name,
                               latest=target_latest)
