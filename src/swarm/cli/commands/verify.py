@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
 
 
-def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
+def verify(ctx: typer.Context,
+           backup_id: str = typer.Argument(..., metavar="ID",
+                                           help="The backup to verify (`swarm admin backups list`)."),
            restore_test: bool = typer.Option(
                False, "--restore-test",
                help="Also prove a restore: logical, restore into a throwaway cluster and compare row counts; "
@@ -23,12 +25,17 @@ def verify(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"
            sample: int | None = typer.Option(None, "--sample", min=0, show_default=False,
                                       help="Objects backups, with --restore-test: how many versions the restore "
                                            "test reads (default 20; 0: all)."),
-           jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64),
+           jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64,
+                                    help="Logical restore test: parallel pg_restore jobs and COPYs."),
            as_json: bool = JSON_OPT) -> None:
     """Check every object (checksum, decryption), the dump's table of contents, optionally a test restore.
 
-    Exit status: 0 all holds; 1 a check failed (each problem names the object, table, index,
-    key or WAL file); 3 the restore test cannot run here (configuration); 4 wrong key;
+    Exit status:
+    0 all holds;
+    1 a check failed (each problem names the object, table, index, key
+      or WAL file);
+    2 bad command line (--sample without an objects --restore-test);
+    3 the restore test cannot run here (configuration); 4 wrong key;
     7 a service cannot be reached; 9 no such backup.
     """
     from swarm.services.context import open_repository
