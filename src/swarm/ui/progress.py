@@ -16,6 +16,14 @@ Three modes, chosen by ``cli.common.progress``:
 
 Nothing is printed before the first ``stage``. ``advance`` may be called from several
 threads at once.
+
+A stage that counts no bytes (it never called ``total`` or ``advance``: waiting for WAL,
+recovery) shows no byte counters: the line is ``progress: <stage>, 12 s elapsed``, the JSON
+fields ``done_bytes``, ``total_bytes``, ``percent`` and ``rate_bytes_per_s`` are null, the bar
+shows no amount or rate. A total is what the service expected (a physical backup's is an
+estimate); once more bytes than that are done, ``done_bytes`` stays the true count,
+``percent`` stays at 100, ``total_estimated`` is true (JSON) and the line reads ``7.2 MB (more
+than the estimated 6.9 MB)``.
 """
 from __future__ import annotations
 
@@ -49,8 +57,23 @@ class _BytesColumn(ProgressColumn):
     """``1.2 MB/6.3 MB`` with a total, ``1.2 MB`` without (never ``0/?``)."""
 
     def render(self, task: Task) -> Text:
+        if task.total is None and not task.completed:
+            return Text("")  # a stage that counts no bytes
         done = human_bytes(task.completed)
-        return Text(done if task.total is None else f"{done}/{human_bytes(task.total)}")
+        if task.total is None:
+            return Text(done)
+        if task.completed > task.total:
+            return Text(f"{done} (estimated {human_bytes(task.total)})")
+        return Text(f"{done}/{human_bytes(task.total)}")
+
+
+class _SpeedColumn(TransferSpeedColumn):
+    """The transfer rate, or nothing for a stage that counts no bytes (never ``?``)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None and not task.completed:
+            return Text("")
+        return super().render(task)
 
 
 class ProgressReporter:
@@ -70,6 +93,7 @@ class ProgressReporter:
         self._t0 = clock()
         self._done = 0
         self._total: int | None = None
+        self._counted = False  # the current stage called total() or advance()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._progress: Progress | None = None
@@ -84,7 +108,7 @@ class ProgressReporter:
         self._t0 = self._clock()
         if self.mode == "bar":
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), _BytesColumn(),
-                                      TransferSpeedColumn(), TimeElapsedColumn(), console=err, transient=True)
+                                      _SpeedColumn(), TimeElapsedColumn(), console=err, transient=True)
             self._progress.start()
         elif self.mode in ("lines", "json"):
             self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
@@ -102,6 +126,7 @@ class ProgressReporter:
     def stage(self, name: str) -> None:
         with self._lock:
             self._stage, self._stage_t0, self._done, self._total = name, self._clock(), 0, None
+            self._counted = False
         if self._progress is not None:
             if self._task is not None:
                 self._progress.update(self._task, visible=False)
@@ -110,12 +135,14 @@ class ProgressReporter:
     def total(self, n: int) -> None:
         with self._lock:
             self._total = int(n)
+            self._counted = True
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=n)
 
     def advance(self, n: int) -> None:
         with self._lock:
             self._done += n
+            self._counted = True
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
@@ -127,10 +154,11 @@ class ProgressReporter:
                 return None
             now = self._clock()
             stage_s = max(0.0, now - self._stage_t0)
-            done, total = self._done, self._total
-            return {"stage": self._stage, "done_bytes": done, "total_bytes": total,
+            done, total, counted = self._done, self._total, self._counted
+            return {"stage": self._stage, "done_bytes": done if counted else None, "total_bytes": total,
+                    "total_estimated": bool(total) and done > (total or 0),
                     "percent": round(min(100.0, 100.0 * done / total), 1) if total else None,
-                    "rate_bytes_per_s": round(done / stage_s) if stage_s > 0 else 0,
+                    "rate_bytes_per_s": (round(done / stage_s) if stage_s > 0 else 0) if counted else None,
                     "stage_elapsed_s": round(stage_s, 1), "elapsed_s": round(max(0.0, now - self._t0), 1)}
 
     def line(self) -> str | None:
@@ -138,8 +166,12 @@ class ProgressReporter:
         s = self.snapshot()
         if s is None:
             return None
+        if s["done_bytes"] is None:  # a stage that counts no bytes
+            return f"progress: {s['stage']}, {s['elapsed_s']:.0f} s elapsed"
         amount = human_bytes(s["done_bytes"])
-        if s["total_bytes"]:
+        if s["total_estimated"]:
+            amount += f" (more than the estimated {human_bytes(s['total_bytes'])})"
+        elif s["total_bytes"]:
             amount += f" of {human_bytes(s['total_bytes'])} ({s['percent']:.0f}%)"
         return (f"progress: {s['stage']}: {amount}, {human_bytes(s['rate_bytes_per_s'])}/s, "
                 f"{s['elapsed_s']:.0f} s elapsed")

@@ -67,19 +67,25 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 def kv(pairs: Sequence[tuple[str, Any]], *, indent: int = 0) -> None:
     """Aligned ``key  value`` lines; values go through ``plain`` (no markup is interpreted in
-    them). A dict value, or a list of dicts, is printed as an indented block under its key."""
+    them). A dict value, a list of dicts, or a list of sentences (``warnings``: strings with a
+    space in them) is printed as an indented block under its key, one item a line; a list of
+    words or numbers (timelines) stays on the key's line, comma separated."""
     width = max(len(k) for k, _ in pairs) if pairs else 0
     pad = " " * indent
     for k, v in pairs:
         if isinstance(v, dict) and v:
             out.print(f"{pad}{k}", markup=False)
             kv([(str(k2), v2) for k2, v2 in v.items()], indent=indent + 2)
-        elif isinstance(v, list | tuple) and v and all(isinstance(x, dict) for x in v):
+        elif isinstance(v, list | tuple) and v and (all(isinstance(x, dict) for x in v) or _sentences(v)):
             out.print(f"{pad}{k}", markup=False)
             for item in v:
                 out.print(f"{pad}  - {plain(item)}", markup=False)
         else:
             out.print(f"{pad}{k.ljust(width)}  {plain(v)}", markup=False)
+
+
+def _sentences(items: Sequence[Any]) -> bool:
+    return all(isinstance(x, str) for x in items) and any(" " in x.strip() for x in items)
 
 
 def error(exc: SwarmError, *, as_json: bool) -> None:

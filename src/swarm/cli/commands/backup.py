@@ -21,15 +21,17 @@ def postgres(ctx: typer.Context,
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
              wal_wait_timeout: str = typer.Option(None, "--wal-wait-timeout", metavar="SECONDS",
                                                   help="Physical: how long to wait for the backup's WAL to be "
-                                                       "archived before failing (default 60; [backup] "
-                                                       "wal_wait_timeout)."),
+                                                       "archived before failing (default 60; \\[backup] "
+                                                       "wal_wait_timeout in the config file)."),
              as_json: bool = JSON_OPT) -> None:
     """Logical backup of one snapshot: the schema by pg_dump, every table's rows by parallel COPY
     streamed into the repository, with exact row counts; or, with --physical, a deduplicated
     base backup.
 
-    Exit status: 0 done; 3 configuration; 6 another backup of this kind runs; 7 PostgreSQL or the
-    repository cannot be reached; 10 the source failed (pg_dump, pg_basebackup; archive-failing).
+    Exit status:
+    0 done; 3 configuration; 6 another backup of this kind runs;
+    7 PostgreSQL or the repository cannot be reached;
+    10 the source failed (pg_dump, pg_basebackup; archive-failing).
     """
     from swarm.services.context import open_repository
 

@@ -21,7 +21,9 @@ app = typer.Typer(help="Restore from the repository.", no_args_is_help=True)
 
 
 @app.command("postgres")
-def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="ID"),
+def postgres(ctx: typer.Context,
+             backup_id: str = typer.Argument(None, metavar="ID", show_default=False,
+                                             help="The logical backup to restore (required)."),
              target_db: str = typer.Option(None, "--target-db",
                                            help="postgresql:// URL of the database to restore into (required)."),
              create: bool = typer.Option(False, "--create", help="Create the target database if it does not exist."),
@@ -36,9 +38,11 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     """Restore a logical backup (schema by pg_restore, rows by parallel COPY), then compare every
     table's row count with the manifest. Physical backups: `swarm admin restore physical`.
 
-    Exit status: 0 restored and validated; 1 restored but row counts differ; 2 bad command line;
-    3 malformed --target-db; 8 refused (non-empty target without --force, a backup of another
-    kind); 9 no such backup or target database.
+    Exit status:
+    0 restored and validated; 1 restored but row counts differ;
+    2 bad command line; 3 malformed --target-db;
+    8 refused (non-empty target without --force, a backup of another kind);
+    9 no such backup or target database.
     """
     if physical or datadir:
         raise UsageError("`restore postgres --physical` is now `swarm admin restore physical [ID|--latest] --datadir "
@@ -65,7 +69,10 @@ def postgres(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
 
 
 @app.command("physical")
-def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="[ID]"),
+def physical(ctx: typer.Context,
+             backup_id: str = typer.Argument(None, metavar="ID", show_default=False,
+                                             help="The backup to start from (default: the newest suitable one, "
+                                                  "as --latest)."),
              datadir: Path = typer.Option(..., "--datadir", help="Empty directory to restore into."),
              latest: bool = typer.Option(False, "--latest",
                                          help="Which BACKUP to start from: the newest suitable one (the default "
@@ -89,8 +96,9 @@ def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
              archive: bool = typer.Option(False, "--archive",
                                           help="The restored cluster archives its WAL into the repository (only for "
                                                "a copy that becomes the new primary)."),
-             no_archive: bool = typer.Option(False, "--no-archive", hidden=True,
-                                             help="The restored cluster does not archive WAL (the default)."),
+             no_archive: bool = typer.Option(False, "--no-archive",
+                                             help="The restored cluster does not archive WAL: the default; "
+                                                  "accepted for old scripts."),
              keep_failed: bool = typer.Option(False, "--keep-failed",
                                               help="Keep the data directory and log of a recovery that failed "
                                                    "(default: remove them)."),
@@ -99,9 +107,12 @@ def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
     """Point-in-time recovery: a physical backup plus archived WAL, replayed to a target, into an
     empty data directory; with --start, recovered and promoted.
 
-    Exit status: 0 restored; 2 bad command line; 5 archived WAL or a backup cannot be read;
-    8 refused (target outside the recoverable range, a missing WAL segment, a non-empty data
-    directory, a backup or restore point off the followed timeline); 9 no physical backup;
+    Exit status:
+    0 restored; 2 bad command line;
+    5 archived WAL or a backup cannot be read;
+    8 refused: a target outside the recoverable range, a missing WAL segment,
+      a non-empty data directory, a backup or restore point off the timeline;
+    9 no physical backup;
     10 recovery failed (what it created is removed unless --keep-failed).
     """
     from swarm.model.recovery import parse_timeline_option
@@ -113,6 +124,9 @@ def physical(ctx: typer.Context, backup_id: str = typer.Argument(None, metavar="
         raise typer.BadParameter("give a backup ID or --latest, not both")
     if archive and no_archive:
         raise typer.BadParameter("give --archive or --no-archive, not both")
+    if keep_failed and not start:
+        raise UsageError("--keep-failed applies to a recovery, which only --start runs: add --start (without it "
+                         "nothing is started, so nothing can fail to recover)", ctx=ctx)
     try:
         target = from_options(time=target_time, lsn=target_lsn, xid=target_xid, name=target_name,
                               latest=target_latest)

@@ -59,8 +59,10 @@ def fetch(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", he
           ) -> None:
     """restore_command: exit 0 with the file at PATH, or 1 (quietly) when it is not archived.
 
-    Any other failure (damaged object, wrong key, repository unreachable) exits 126, which
-    makes PostgreSQL abort recovery rather than promote early short of its target.
+    Exit status:
+    0 fetched; 1 not archived (quietly);
+    126 any other failure (damaged object, wrong key, repository unreachable),
+    which makes PostgreSQL abort recovery rather than promote short of its target.
     """
     from swarm.services.wal.fastpath import fetch_command
 
@@ -100,7 +102,9 @@ def status(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url", help
 
 
 @wal_app.command("stream")
-def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
+def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url",
+                                                          help="Server to stream WAL from, as a user with the "
+                                                               "REPLICATION attribute (default: SWARM_DB_URL)."),
            slot: str = typer.Option("swarm", "--slot", help="Replication slot (created if missing)."),
            spool: Path = typer.Option(None, "--spool", help="Local spool (default: $SWARM_HOME/wal-stream)."),
            duration: float = typer.Option(0, "--duration", help="Stop after this many seconds (0: run until killed)."),
@@ -120,8 +124,13 @@ def stream(ctx: typer.Context, db_url: str = typer.Option(None, "--db-url"),
     wal_view.stream_summary(res, as_json=as_json)
 
 
-def restore_point(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
-                  db_url: str = typer.Option(None, "--db-url"),
+def restore_point(ctx: typer.Context,
+                  name: str = typer.Argument(..., metavar="NAME",
+                                             help="The restore point's name (what --target-name recovers to)."),
+                  db_url: str = typer.Option(None, "--db-url",
+                                             help="Server to create the restore point on, as a superuser or a "
+                                                  "role allowed to run pg_create_restore_point (default: "
+                                                  "SWARM_DB_URL)."),
                   replace: bool = typer.Option(False, "--replace",
                                                help="Point an existing NAME at a new restore point."),
                   as_json: bool = JSON_OPT) -> None:

@@ -13,7 +13,9 @@ versions can still be brought back:
   the bucket by its version id (GET ?versionId=);
 * the bytes read must have the inventoried size and, when the ETag is a plain MD5 (not a
   multipart ``"...-N"`` ETag, which depends on the part size), that MD5. A version gone
-  from the bucket, or bytes that differ, is a failure naming the key and version id.
+  from the bucket, or bytes that differ, is a failure naming the key and version id; the
+  versions gone from the bucket are also counted apart (``versions_gone``): they were deleted
+  in the bucket, not damaged in the repository, and call for other action.
 
 It only reads: nothing is written to the bucket or the repository. An unreachable bucket or
 repository, or refused credentials, raise (exit 7 / 3) instead of failing every key.
@@ -88,14 +90,16 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
     """Read back ``sample`` inventoried versions and compare them (see the module docstring).
 
     ``facts`` gets ``objects_sampled``, ``inventory_keys``, ``from_bucket``,
-    ``from_repository``, ``bytes_read``, ``etags_compared`` and ``failed``; each failure
-    is passed to ``fail(key, message)``.
+    ``from_repository``, ``bytes_read``, ``etags_compared``, ``failed`` and, of those,
+    ``versions_gone`` (versions no longer in the bucket); each failure is passed to
+    ``fail(key, message)``.
     """
     reporter = reporter or NullReporter()
     rng = random.Random(seed)
     chosen, total = reservoir(_lines(repo, manifest), sample, rng)
     facts.update(objects_sampled=len(chosen), inventory_keys=total, from_bucket=0, from_repository=0,
-                 bytes_read=0, etags_compared=0, failed=0, bucket=manifest.objects_source.bucket)
+                 bytes_read=0, etags_compared=0, failed=0, versions_gone=0,
+                 bucket=manifest.objects_source.bucket)
     reporter.stage(f"restore test: reading {len(chosen)} of {total} inventoried versions")
     reporter.total(sum(int(d.get("size") or 0) for d in chosen))
     bucket: Bucket | None = None
@@ -129,8 +133,10 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
             if not isinstance(exc, _DATA_ERRORS):
                 raise  # the bucket or repository cannot be reached, or refuses us: not a finding about this key
             facts["failed"] += 1
-            gone = isinstance(exc, NotFoundError)
-            fail(key, f"version {vid}: " + ("gone from the bucket" if gone and not ref else exc.message))
+            gone = isinstance(exc, NotFoundError) and not ref
+            if gone:
+                facts["versions_gone"] += 1
+            fail(key, f"version {vid}: " + ("gone from the bucket" if gone else exc.message))
             continue
         etag = str(d.get("etag") or "").strip('"')
         if etag and "-" not in etag and len(etag) == 32:

@@ -56,6 +56,7 @@ from swarm.sources.postgres.conn import (
     split_table,
     user_tables,
     with_dbname,
+    without_password,
 )
 from swarm.sources.postgres.copy import copy_from_statement, copy_in, strip_end_marker
 from swarm.sources.postgres.dump import (
@@ -94,9 +95,13 @@ class RestoreResult:
         return self.comparison.validated
 
     def to_dict(self) -> dict[str, Any]:
+        """``swarm_db_url`` is the target to point swarm at, with no password in it (never
+        ``***``, which pasted into a shell would become the password);
+        ``swarm_db_url_password_omitted`` says the target URL had one, left out."""
+        url, omitted = without_password(self.plan.target_url)
         return {"backup": self.plan.manifest.id, "target": redact(self.plan.target_url), "validated": self.validated,
                 "tables": self.comparison.to_dict(), "timings": self.timings,
-                "swarm_db_url": redact(self.plan.target_url), "swept": self.swept}
+                "swarm_db_url": url, "swarm_db_url_password_omitted": omitted, "swept": self.swept}
 
 
 def plan_restore(repo: Repository, backup_id: str, target_url: str, *, create: bool = False, force: bool = False,

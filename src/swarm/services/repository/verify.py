@@ -33,7 +33,10 @@ Checks, in order, collecting every problem rather than stopping at the first:
 
 What the restore test did is reported in ``VerifyResult.restore_test`` (``RestoreTest``);
 what it found wrong is in ``problems`` like every other problem, each naming the table,
-index, key or WAL file.
+index, key or WAL file. A problem with one of a logical backup's COPY parts
+(``tables/0008-p000.copy``) also names the table whose rows it holds: ``table``
+(``public.bulk``) and, for a table copied in several page ranges, ``rows`` (``from page 0
+to 1023``), from the manifest's ``parallel_tables``.
 """
 from __future__ import annotations
 
@@ -148,6 +151,15 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.problem("manifest", exc.message)
         result.seconds = time.monotonic() - t0
         return result
+    _verify(repo, manifest, result, restore_test=restore_test, jobs=jobs, work_dir=work_dir, reporter=reporter,
+            bindir=bindir, settings=settings, sample=sample, t0=t0)
+    _name_tables(manifest, result)
+    return result
+
+
+def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, restore_test: bool, jobs: int,
+            work_dir: str | None, reporter: Reporter, bindir: str | None, settings: Settings | None, sample: int,
+            t0: float) -> VerifyResult:
     bad = _check_listing(repo, manifest, result)
     _check_refs(repo, manifest, result)
     if manifest.kind == Kind.PG_PHYSICAL:
@@ -213,6 +225,35 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     _not_run(result, manifest, restore_test)
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _name_tables(manifest: Manifest, result: VerifyResult) -> None:
+    """Add ``table`` (and ``rows`` for one of several page ranges) to every problem naming a
+    COPY part of a logical backup, so a problem says which table it hurts."""
+    if manifest.kind != Kind.PG_LOGICAL or not result.problems:
+        return
+    try:
+        tables = manifest.logical.parallel_tables
+    except SwarmError:  # a manifest whose source cannot be read: its problems stand as they are
+        return
+    parts: dict[str, tuple[str, str | None]] = {}
+    for qualified, t in tables.items():
+        if not isinstance(t, dict):
+            continue
+        plist = [p for p in t.get("parts") or [] if isinstance(p, dict) and "name" in p]
+        for p in plist:
+            rows = None
+            if len(plist) > 1 or p.get("end_page") is not None or (p.get("first_page") or 0) != 0:
+                end = p.get("end_page")
+                rows = (f"from page {p.get('first_page', 0)} " +
+                        ("to the end" if end is None else f"to {int(end) - 1}"))
+            parts[str(p["name"])] = (str(qualified), rows)
+    for problem in result.problems:
+        named = parts.get(problem["where"])
+        if named is not None:
+            problem["table"] = named[0]
+            if named[1] is not None:
+                problem["rows"] = named[1]
 
 
 RESTORE_TEST_KINDS = {Kind.PG_LOGICAL: "logical-cluster", Kind.PG_PHYSICAL: "physical-cluster",

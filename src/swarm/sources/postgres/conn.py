@@ -3,14 +3,19 @@
 Every psycopg error is translated here: an unreachable server becomes UnavailableError, a
 connection string libpq cannot parse ConfigError, anything else SourceError, with the URL's
 password never printed (libpq quotes the whole URI in its parse errors: never shown as is).
+That holds for queries too: a psycopg error raised by a query inside ``with connect(...)``
+(the helpers here and in ``wal.py``) leaves it as a SourceError carrying the server's message
+and a hint (``query_failed``), as does ``server_facts`` on a connection opened elsewhere.
+Code that catches a psycopg error itself, inside the block, still sees it first.
 """
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 import psycopg
 from psycopg import sql
@@ -31,6 +36,35 @@ def redact(url: str) -> str:
     """The URL with its passwords replaced by ***: in the user info, in ``?password=`` and in
     a ``password=`` of a key=value string (swarm.config.urls.redact, the one redactor)."""
     return urls.redact(url)
+
+
+_SECRET_QUERY_KEYS = ("password", "sslpassword")
+_CONNINFO_PASSWORD = re.compile(r"\s*\b(?:ssl)?password\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+
+
+def without_password(url: str) -> tuple[str, bool]:
+    """``url`` with every password left out (not masked: a ``***`` pasted into a shell would
+    become the password), and whether it had one. Removes the user info's ``:password``,
+    ``password`` / ``sslpassword`` query parameters and a key=value string's ``password=``;
+    the client then takes the password from ``PGPASSWORD`` or ``PGPASSFILE``."""
+    if "://" not in url:
+        stripped = _CONNINFO_PASSWORD.sub("", url).strip()
+        return stripped, stripped != url.strip()
+    scheme, _, rest = url.partition("://")
+    had = False
+    userinfo, at, rest = rest.rpartition("@")  # the user info ends at the last "@" (as urls.redact)
+    if at and ":" in userinfo:
+        userinfo, had = userinfo.split(":", 1)[0], True
+    if "?" in rest:
+        head, _, query = rest.partition("?")
+        kept = []
+        for item in query.split("&"):
+            if unquote(item.partition("=")[0]).strip().lower() in _SECRET_QUERY_KEYS:
+                had = True
+            elif item:
+                kept.append(item)
+        rest = head + ("?" + "&".join(kept) if kept else "")
+    return f"{scheme}://{userinfo}{at}{rest}", had
 
 
 def dbname_of(url: str) -> str:
@@ -66,8 +100,36 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
                                hint="Is the server running and the URL (SWARM_DB_URL) right?") from exc
     try:
         yield conn
+    except psycopg.Error as exc:
+        raise query_failed(exc, url) from exc
     finally:
         conn.close()
+
+
+def query_failed(exc: psycopg.Error, url: str | None = None, what: str = "a query") -> SourceError:
+    """The SourceError for a psycopg error raised by a query: the server's message (first
+    line, the URL's password hidden) and a hint that depends on the SQLSTATE: a privilege the
+    role lacks, or a file the server itself cannot read (PostgreSQL reports EACCES on its own
+    files with the same SQLSTATE 42501), or the server gone mid-operation."""
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else type(exc).__name__
+    if url:
+        msg = msg.replace(url, redact(url))
+    where = f" at {redact(url)}" if url else ""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        if "could not open" in msg or "could not read" in msg or "Permission denied" in msg:
+            hint = ("The PostgreSQL server cannot read one of its own files: check that the data directory and "
+                    "every directory above it are owned by, or readable by, the server's user (e.g. after a "
+                    "chmod or a restore as another user), then run again.")
+        else:
+            hint = ("The role in the URL lacks a privilege this needs: connect as a superuser, or grant the role "
+                    "what the message names (e.g. pg_read_all_settings / pg_monitor, EXECUTE on the function, "
+                    "or the REPLICATION attribute), then run again.")
+    elif isinstance(exc, psycopg.OperationalError):
+        hint = "The server may have stopped or the connection dropped; check it and run again."
+    else:
+        hint = "Check the server's log for the statement that failed; nothing was recorded."
+    return SourceError(f"PostgreSQL{where} refused {what}: {msg}", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -85,20 +147,27 @@ class ServerFacts:
 
 
 def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
-    row = conn.execute(
-        "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
-        "(SELECT system_identifier::text FROM pg_control_system()), current_database(), "
-        "pg_database_size(current_database()), pg_is_in_recovery()").fetchone()
-    assert row is not None
-    lsn = None
-    if not row[5]:
-        lsn_row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        lsn = lsn_row[0] if lsn_row else None
+    """The server's identity and size; a failing query raises SourceError (``query_failed``)."""
+    try:
+        row = conn.execute(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+            "(SELECT system_identifier::text FROM pg_control_system()), current_database(), "
+            "pg_database_size(current_database()), pg_is_in_recovery()").fetchone()
+        assert row is not None
+        lsn = None
+        if not row[5]:
+            lsn_row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            lsn = lsn_row[0] if lsn_row else None
+    except psycopg.Error as exc:
+        raise query_failed(exc, what="the query for its identity (version, system identifier, size)") from exc
     return ServerFacts(row[0], row[1], row[2], row[3], int(row[4]), bool(row[5]), lsn)
 
 
 def user_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in conn.execute(USER_TABLES_SQL).fetchall()]
+    try:
+        return [(r[0], r[1]) for r in conn.execute(USER_TABLES_SQL).fetchall()]
+    except psycopg.Error as exc:
+        raise query_failed(exc, what="listing the tables") from exc
 
 
 def count_rows(conn: psycopg.Connection[Any], tables: list[tuple[str, str]] | None = None) -> dict[str, int]:
@@ -142,7 +211,7 @@ class SnapshotSession:
             assert row is not None
             self.snapshot = str(row[0])
         except psycopg.Error as exc:
-            self._cm.__exit__(type(exc), exc, None)
+            self._cm.__exit__(None, None, None)
             raise SourceError(f"cannot export a snapshot from {redact(self.url)}: {exc}") from exc
         return self
 

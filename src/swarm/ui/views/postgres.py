@@ -53,7 +53,8 @@ def logical_restore(res: Any, backup_id: str, *, as_json: bool) -> None:
                      f"{d['timings']['total_s']:.1f} s: {ok}")
     render.table(None, ["table", "expected", "restored"],
                  [[t.table, t.expected, t.restored] for t in res.comparison.tables])
-    render.out.print(f"Point swarm at it:  export SWARM_DB_URL='{d['swarm_db_url']}'", markup=False)
+    note = "  (add the password, or use PGPASSFILE)" if d.get("swarm_db_url_password_omitted") else ""
+    render.out.print(f"Point swarm at it:  export SWARM_DB_URL='{d['swarm_db_url']}'{note}", markup=False)
 
 
 def pitr_plan_notes(plan: Any) -> None:

@@ -16,14 +16,50 @@ def verify_result(res: Any, backup_id: str, *, as_json: bool) -> None:
         if res.toc_entries is not None:
             render.out.print(f"pg_restore -l: {res.toc_entries} table-of-contents entries")
         for p in res.problems:
-            render.out.print(f"  {p['where']}: {p['problem']}", markup=False)
+            render.out.print(f"  {problem_place(p)}: {p['problem']}", markup=False)
         if res.restore_test is not None:
             for line in restore_test_lines(res.restore_test):
                 render.out.print(line, markup=False)
-        if res.problems:
-            render.err.print("hint: do not restore from this backup; take a new one now, and keep the repository's "
-                             "storage under watch (a damaged object means the medium or something writing to it "
-                             "is faulty).", markup=False)
+        for hint in hints(res):
+            render.err.print(f"hint: {hint}", markup=False)
+
+
+def problem_place(p: dict[str, str]) -> str:
+    """Where a problem is, with the table a COPY part holds: ``tables/0008-p000.copy
+    (public.bulk, rows from page 0 to 1023)``."""
+    if not p.get("table"):
+        return p["where"]
+    rows = f", rows {p['rows']}" if p.get("rows") else ""
+    return f"{p['where']} ({p['table']}{rows})"
+
+
+def hints(res: Any) -> list[str]:
+    """What to do next, by what failed: repository objects damaged or missing (the storage
+    medium or something writing to it); sampled bucket versions gone (deleted in the bucket:
+    a new backup will not bring them back); a restore test that failed on intact objects."""
+    rt = res.restore_test
+    test_failures = rt.failures if rt is not None else 0
+    out: list[str] = []
+    if len(res.problems) > test_failures:
+        out.append("do not restore from this backup; take a new one now, and keep the repository's storage "
+                   "under watch (a damaged or missing object means the medium or something writing to it is "
+                   "faulty).")
+    gone = int(rt.facts.get("versions_gone", 0)) if rt is not None and rt.kind == "objects-sample" else 0
+    if gone:
+        bucket = rt.facts.get("bucket") or "the bucket"
+        out.append(f"{gone} version(s) this backup pins are gone from {bucket}: they were deleted there despite "
+                   "versioning, and a new backup will not bring them back. Check the bucket's lifecycle rules "
+                   "(noncurrent-version expiration), its object lock, and who may delete versions "
+                   "(`swarm admin objects policy check`). `swarm admin objects versions KEY` lists what the "
+                   "bucket still has; the DR bucket may still hold them: `swarm admin objects restore --from dr "
+                   "--at TIME --prefix KEY --dry-run` (TIME: the backup's) shows what it can bring back.")
+    if rt is not None and rt.ran and test_failures > gone:
+        out.append("the backup's objects are intact but its restore test failed: the problems above name "
+                   "what did not come back; take a new backup, and verify it with --restore-test.")
+    elif rt is not None and rt.ran and not rt.validated and not test_failures:
+        out.append("the restored row counts differ from the backup's: the backup does not restore what was "
+                   "dumped; take a new backup and verify it with --restore-test.")
+    return out
 
 
 def restore_test_lines(rt: Any) -> list[str]:
