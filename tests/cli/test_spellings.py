@@ -69,6 +69,6 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path) -> None:  # type: ignore[n
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1.5)  # started, waiting for input
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (proc.returncode, err)
     assert b"interrupted" in err
