@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from swarm.crypto.keys import LocalKeyFile, create_key_file
 from swarm.devstack.seaweed import SeaweedServer
@@ -23,6 +24,11 @@ from swarm.repo import Repository
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.conn import create_database, with_dbname
 from swarm.storage.s3 import S3Store, make_client
+
+# No per-example deadline anywhere: timing is not what the property tests check, and a loaded CI
+# machine must not turn a slow example into a failure.
+hypothesis_settings.register_profile("swarm", deadline=None)
+hypothesis_settings.load_profile("swarm")
 
 
 @pytest.fixture(autouse=True)
