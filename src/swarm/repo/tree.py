@@ -614,7 +614,7 @@ class TreeReader:
         for r, where in refs.values():
             by_pack.setdefault(_pack_ref(r.loc), []).append((r, where))
         for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
-            info = self.repo.store.stat(pack.key)
+            info = self.repo._store.stat(pack.key)
             if info is None:
                 problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
                                                       f"{len(items)} blocks, e.g. of {items[0][1] or '/'})"))

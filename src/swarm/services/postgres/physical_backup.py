@@ -40,7 +40,6 @@ from swarm.errors import ArchiveFailing, IntegrityError, SourceError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.wal import Lsn, segments_between
 from swarm.repo import Repository
-from swarm.repo.format import wal_key
 from swarm.repo.packs import BLOCK_SIZE, Location, PackWriter, block_id
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.postgres.basebackup import BaseBackupStream, read_exact
@@ -204,7 +203,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
     if previous:
         reporter.stage(f"loading the block index of {previous[-1].id}")
         prev_index = load_index(repo, previous[-1])
-        known = {bid: Location.from_list(v) for bid, v in prev_index["blocks"].items()}
+        known = repo.present_blocks({bid: Location.from_list(v) for bid, v in prev_index["blocks"].items()})
     with repo.lock(LOCK) as lock:
         writer = repo.begin_backup(KIND, lock=lock)
         packs = PackWriter(repo_id=repo.config.repo_id, backup_id=writer.id, dek_id=writer.dek_id, dek=writer.dek,
@@ -312,7 +311,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
             }
             source["seconds"] = round(time.monotonic() - t0, 3)
             reporter.stage("writing manifest")
-            manifest = writer.commit(source)
+            manifest = writer.commit(source, requires={(loc.backup_id, loc.pack_name()) for loc in used.values()})
         except BaseException:
             packs.abort()
             writer.abort()
@@ -326,7 +325,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
 def _wait_for_wal(repo: Repository, names: list[str], wait_s: float) -> list[str]:
     deadline = time.monotonic() + wait_s
     while True:
-        missing = [n for n in names if repo.store.stat(wal_key(n)) is None]
+        missing = [n for n in names if not repo.has_wal(n)]
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.5)

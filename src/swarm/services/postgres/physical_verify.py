@@ -47,14 +47,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.errors import ConfigError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
-from swarm.repo.format import data_key
 from swarm.repo.packs import Location, split_frames
 from swarm.services.postgres.physical_backup import INDEX, load_index
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.storage.base import ObjectNotFound
 
 if TYPE_CHECKING:
     from swarm.config import Settings
@@ -100,7 +98,7 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             data = repo.get_wal(name)
             if len(data) != int(manifest.source.get("segment_size") or len(data)):
                 result.problem(name, f"archived segment has {len(data)} bytes")
-        except ObjectNotFound:
+        except NotFoundError:
             result.problem(name, "WAL segment needed to make the backup consistent is missing from the repository")
         except SwarmError as exc:
             result.problem(name, exc.message)
@@ -135,10 +133,8 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
 def _check_pack(repo: Repository, manifest: Manifest, entry: Any, blocks: dict[str, Location],
                 by_place: dict[tuple[int, int], str]) -> list[str]:
     """Everything wrong with one pack of this backup (empty: intact)."""
-    key = data_key(manifest.id, entry.name)
-    try:
-        data = repo.store.get(key)
-    except ObjectNotFound:
+    data = repo.read_stored(manifest.id, entry.name)
+    if data is None:
         return ["missing from the repository"]
     found: list[str] = []
     if hashlib.sha256(data).hexdigest() != entry.sha256:
@@ -156,7 +152,7 @@ def _check_pack(repo: Repository, manifest: Manifest, entry: Any, blocks: dict[s
         try:
             repo.open_block(data[offset:offset + length], blocks[bid], bid)
         except SwarmError as exc:
-            found.append(exc.message.removeprefix(f"{key}: "))
+            found.append(exc.message.removeprefix(f"{repo.object_key(manifest.id, entry.name)}: "))
     return found
 
 

@@ -47,7 +47,6 @@ from swarm.errors import ConfigError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
 from swarm.repo import Repository
-from swarm.repo.format import data_key
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
@@ -258,8 +257,7 @@ def _check_objects(repo: Repository, manifest: Manifest, entries: list[ObjectEnt
 def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -> set[str]:
     """Compare the backup's data prefix with the manifest; return the names found missing or
     of the wrong stored size (the later passes do not report them again)."""
-    prefix = data_key(manifest.id, "")
-    stored = {i.key[len(prefix):]: i.size for i in repo.store.list(prefix)}
+    stored = repo.stored_objects(manifest.id)
     bad: set[str] = set()
     for entry in manifest.objects:
         if entry.name not in stored:
