@@ -77,6 +77,11 @@ class RepoConfig:
                            "features": list(self.features)}, indent=1).encode()
 
 
+# The unwrapped WAL data key per (repository, KEK, data key id), shared by every Repository of
+# this process: push + push-ahead and fetch + prefetch call the key provider once, not per segment.
+_WAL_DEKS: dict[tuple[str, str, str], bytes] = {}
+
+
 @dataclass(frozen=True)
 class WalFile:
     """One object of the WAL archive, as ``Repository.wal_files`` lists it."""
@@ -93,8 +98,10 @@ class HeldLock(Protocol):
 
 
 class Repository:
-    def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None, *,
+                 key_checked: bool = True) -> None:
         self._store = store
+        self._key_checked = key_checked
         self.kek = kek
         self.config = config
         self.clock = clock or SystemClock()
@@ -120,8 +127,13 @@ class Repository:
 
     @classmethod
     def open(cls, store: Store, kek: KeyProvider, clock: Clock | None = None, *,
-             create: bool = False) -> Repository:
-        """Open and check a repository: format version, features, and that ``kek`` is its key."""
+             create: bool = False, check_key: bool = True) -> Repository:
+        """Open and check a repository: format version, features, and that ``kek`` is its key.
+
+        ``check_key=False`` (``wal push`` / ``wal fetch``, one process per segment) defers the key
+        check: it then runs before the first write that wraps a key with ``kek`` and when an unwrap
+        fails, so a wrong key is still reported as such before anything is written, and the common
+        push calls the key provider once (to unwrap the WAL data key) instead of twice."""
         try:
             raw = store.get(CONFIG_KEY)
         except ObjectNotFound:
@@ -141,15 +153,25 @@ class Repository:
                 f"repository at {store.url} uses format {cfg.format_version} with features "
                 f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
                 hint="Upgrade swarm before using this repository.")
+        repo = cls(store, kek, cfg, clock, key_checked=False)
+        if check_key:
+            repo._check_key()
+        return repo
+
+    def _check_key(self) -> None:
+        """Prove ``kek`` is this repository's key (unwrap ``key_check``); KeyError_ naming both ids if not."""
+        if self._key_checked:
+            return
+        cfg = self.config
         try:
-            kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
+            self.kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
         except KeyError_ as exc:
             raise KeyError_(
-                f"wrong key for the repository at {store.url}: it was created with {cfg.kek_id}, "
-                f"the configured key is {kek.key_id}",
+                f"wrong key for the repository at {self._store.url}: it was created with {cfg.kek_id}, "
+                f"the configured key is {self.kek.key_id}",
                 hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
                      "was created with. Nothing was written.") from exc
-        return cls(store, kek, cfg, clock)
+        self._key_checked = True
 
     @property
     def url(self) -> str:
@@ -157,6 +179,7 @@ class Repository:
 
     # ---- keys ------------------------------------------------------------------------------
     def _new_dek(self) -> tuple[str, bytes]:
+        self._check_key()
         dek_id = "dek-" + secrets.token_hex(8)
         dek = new_key()
         wrapped = self.kek.wrap(dek, _dek_ctx(self.config.repo_id, dek_id))
@@ -179,6 +202,7 @@ class Repository:
             try:
                 self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
             except KeyError_ as exc:
+                self._check_key()  # a deferred check names a wrong key as such
                 # The KEK was proven right when the repository was opened, so this file is damaged.
                 raise IntegrityError(f"data key file {dek_key(dek_id)} is damaged: it does not unwrap with the "
                                      "repository's key", hint="Backups sealed with it cannot be read.") from exc
@@ -195,6 +219,7 @@ class Repository:
             try:
                 raw = self._store.get(DEDUP_KEY)
             except ObjectNotFound:
+                self._check_key()
                 body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
                         "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
                 try:
@@ -205,6 +230,7 @@ class Repository:
             try:
                 self._dedup_key = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
             except (ValueError, KeyError, KeyError_) as exc:
+                self._check_key()
                 raise IntegrityError(f"{DEDUP_KEY} is damaged", hint="Physical backups cannot be read.") from exc
         return self._dedup_key
 
@@ -256,7 +282,12 @@ class Repository:
             raise NotFoundError(f"no WAL has been archived to {self.url} yet (no {CLUSTER_KEY})",
                                 hint="Configure archive_command = 'swarm admin wal push %p' or take a physical "
                                      "backup first.")
-        return str(ident["wal_dek_id"]), self.dek(str(ident["wal_dek_id"]))
+        dek_id = str(ident["wal_dek_id"])
+        cache_key = (self.config.repo_id, self.kek.key_id, dek_id)
+        dek = _WAL_DEKS.get(cache_key)
+        if dek is None:
+            dek = _WAL_DEKS[cache_key] = self.dek(dek_id)
+        return dek_id, dek
 
     def put_wal(self, name: str, data: bytes, *, overwrite: bool = False) -> str:
         """Store a WAL file. Returns ``stored``, ``duplicate`` (same content already there).
