@@ -1,0 +1,85 @@
+"""`wal push` (as PostgreSQL runs it) under the repository's shared lock: its WAL lease keeps an
+exclusive taker (prune) out, and while an exclusive holder has the repository the push fails
+with exit 6 naming it, and PostgreSQL archives the segment once it is released."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarm.errors import LockedError
+from tests.physical.conftest import PhysEnv, make_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def env(services_dir: Path) -> Iterator[PhysEnv]:
+    e = make_env(services_dir / "phys-wal-lock")
+    e.cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+    yield e
+    e.cluster.destroy()
+
+
+def _switch(env: PhysEnv) -> str:
+    env.cluster.psql("INSERT INTO t SELECT g FROM generate_series(1, 100) g")
+    seg = env.cluster.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())").strip()
+    env.cluster.psql("SELECT pg_switch_wal()")
+    return seg
+
+
+def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_wal_push_holds_a_lease_that_keeps_prune_out_and_waits_for_it(env: PhysEnv) -> None:
+    repo = env.repo()
+    seg = _switch(env)
+    _wait(lambda: repo.has_wal(seg), 30, f"{seg} was not archived")
+    spool = env.cluster.datadir.parent / f"{env.cluster.datadir.name}.swarm-spool" / "push"
+    assert (spool / "lease.json").exists()  # the refresh time is remembered beside the data directory
+    holders = repo.lock_holders()
+    assert [h.mode for h in holders] == ["lease"] and holders[0].command == "wal push"
+    with pytest.raises(LockedError, match="wal push") as err:
+        repo.exclusive_lock().acquire()
+    assert err.value.exit_code == 6
+
+    # the lease gone (archiving stopped long enough): prune gets the repository, and a push now
+    # fails with exit 6 naming it; PostgreSQL keeps the segment and retries
+    for info in list(repo._store.list("locks/repository/shared-")):
+        repo._store.delete(info.key)
+    (spool / "lease.json").unlink()
+    with repo.exclusive_lock(command="swarm admin prune"):
+        seg2 = _switch(env)
+        _wait(lambda: (spool / "last-failure.txt").exists(), 30, "the push did not fail")
+        assert "locked for maintenance" in (spool / "last-failure.txt").read_text()
+        assert "swarm admin prune" in (spool / "last-failure.txt").read_text()
+        assert not repo.has_wal(seg2), (seg, seg2)
+    env.cluster.psql("SELECT pg_switch_wal()")  # wakes the archiver, which retries
+    _wait(lambda: repo.has_wal(seg2), 90, f"{seg2} was not archived after the exclusive lock was released")
+
+
+def test_backup_after_a_pack_was_deleted_writes_its_blocks_again(env: PhysEnv) -> None:
+    """A pack of the previous backup is gone (a prune that broke an expired lock, a hand deletion):
+    the next backup must not point at it (old code deduplicated against it and committed a
+    manifest whose blocks were missing); it stores those blocks anew and verifies."""
+    import json
+
+    from swarm.services.repository.verify import verify_backup
+
+    first = json.loads(env.cli("admin", "backup", "postgres", "--physical", "--db-url", env.url, "--json").stdout)
+    repo = env.repo()
+    m1 = repo.list_backups()[-1]
+    packs = [o.name for o in m1.objects if o.name.startswith("packs/")]
+    assert packs, first
+    repo._store.delete(repo.object_key(m1.id, packs[0]))
+    env.cli("admin", "backup", "postgres", "--physical", "--db-url", env.url, "--json")
+    m2 = env.repo().list_backups()[-1]
+    assert m2.id != m1.id and m2.source["new_blocks"] > 0
+    v = verify_backup(env.repo(), m2.id)
+    assert v.ok, v.problems
