@@ -56,7 +56,7 @@ def test_wal_push_holds_a_lease_that_keeps_prune_out_and_waits_for_it(env: PhysE
     (spool / "lease.json").unlink()
     with repo.exclusive_lock(command="swarm admin prune"):
         seg2 = _switch(env)
-        _wait(lambda: (spool / "last-failure.txt").exists(), 30, "the push did not fail")
+        _wait((spool / "last-failure.txt").exists, 30, "the push did not fail")
         assert "locked for maintenance" in (spool / "last-failure.txt").read_text()
         assert "swarm admin prune" in (spool / "last-failure.txt").read_text()
         assert not repo.has_wal(seg2), (seg, seg2)
