@@ -11,7 +11,7 @@ alternating order, and times the whole process (interpreter start included), so 
 versions see the same machine load. The first push of each version (creating the
 repository's cluster record and WAL key) is reported apart from the steady state.
 
-    .venv/bin/python bench/wal_push.py --baseline /path/to/other/checkout [--pushes 25]
+    .venv/bin/python bench/wal_push.py --baseline /path/to/other/checkout [--pushes 25] [--s3]
 
 Writes the `walpush` section of bench/RESULTS.md.
 """
@@ -51,7 +51,7 @@ def _chown_tree(path: Path) -> None:
             os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
 
 
-def _version(base: Path, name: str, src: Path) -> tuple[list[str], Path]:
+def _version(base: Path, name: str, src: Path, s3: dict[str, str] | None = None) -> tuple[list[str], Path]:
     """A repository, config and launcher running the code in ``src``; returns (argv prefix, pg_wal dir)."""
     d = base / name
     d.mkdir()
@@ -60,7 +60,10 @@ def _version(base: Path, name: str, src: Path) -> tuple[list[str], Path]:
     repo_dir.mkdir()
     hand_to_server_user(repo_dir)
     config = d / "swarm.toml"
-    config.write_text(tomli_w.dumps({"repository": {"url": f"file://{repo_dir}", "key": f"file://{key.path}"}}))
+    repo_doc = {"url": f"file://{repo_dir}", "key": f"file://{key.path}"}
+    if s3:
+        repo_doc.update(s3, url=f"{s3['url']}/{name}")
+    config.write_text(tomli_w.dumps({"repository": repo_doc}))
     os.environ["SWARM_HOME"] = str(d / "home")
     settings = load_settings(config)
     open_repository(settings, create=True)
@@ -115,11 +118,35 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, required=True, help="checkout of the code to compare with")
     ap.add_argument("--pushes", type=int, default=25)
     ap.add_argument("--no-write", action="store_true", help="print only, leave bench/RESULTS.md alone")
+    ap.add_argument("--s3", action="store_true", help="also (after the file:// run) on a local SeaweedFS S3")
     args = ap.parse_args()
+    sections = [run(args.baseline, args.pushes, None)]
+    if args.s3:
+        sections.append(run(args.baseline, args.pushes, "s3"))
+    md = "\n\n".join([f"## `wal push` latency (archive_command)\n\n{machine_line()}", *sections])
+    print(md)
+    if not args.no_write:
+        update_section("walpush", md)
+
+
+def run(baseline: Path, pushes: int, kind: str | None) -> str:
     base = Path(tempfile.mkdtemp(prefix="swarm-bench-walpush-", dir="/work" if Path("/work").is_dir() else None))
     base.chmod(0o755)
-    versions = {"baseline": _version(base, "baseline", args.baseline.resolve() / "src"),
-                "this": _version(base, "this", HERE / "src")}
+    seaweed = None
+    s3: dict[str, str] | None = None
+    if kind == "s3":
+        import secrets
+
+        from swarm.devstack.seaweed import SeaweedServer
+        from swarm.storage.s3 import make_client
+
+        seaweed = SeaweedServer(base / "seaweed", "benchkey", "benchsecret-" + secrets.token_hex(4))
+        seaweed.start()
+        make_client(seaweed.endpoint, seaweed.access_key, seaweed.secret_key).create_bucket(Bucket="walpush")
+        s3 = {"url": "s3://walpush", "s3_endpoint": seaweed.endpoint, "s3_access_key": seaweed.access_key,
+              "s3_secret_key": seaweed.secret_key}
+    versions = {"baseline": _version(base, "baseline", baseline.resolve() / "src", s3),
+                "this": _version(base, "this", HERE / "src", s3)}
     cluster = LocalCluster(base / "pg")
     cluster.init(fast=True, conf={"archive_mode": "on", "archive_command": "'/bin/true'",
                                   "wal_keep_size": "'2GB'", "max_wal_size": "'4GB'"})
@@ -128,7 +155,7 @@ def main() -> None:
     first: dict[str, float] = {}
     load = []
     try:
-        segs = _segments(cluster, args.pushes + 1)
+        segs = _segments(cluster, pushes + 1)
         for i, seg in enumerate(segs):
             order = list(versions) if i % 2 == 0 else list(reversed(versions))
             for v in order:
@@ -144,18 +171,20 @@ def main() -> None:
             load.append(os.getloadavg()[0])
     finally:
         cluster.destroy()
+        if seaweed is not None:
+            seaweed.stop(grace=5)
         shutil.rmtree(base, ignore_errors=True)
     ratio = statistics.median(times["this"]) / statistics.median(times["baseline"])
-    rev = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"], capture_output=True,
+    rev = subprocess.run(["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True, check=False).stdout.strip() or "?"
-    md = "\n".join([
-        "## `wal push` latency (archive_command)",
-        "",
-        machine_line(),
+    where = ("an S3 repository on a local SeaweedFS (same machine, so the figures show the request count more "
+             "than network latency)") if kind == "s3" else "a file:// repository on local disk"
+    return "\n".join([
+        f"### {'S3 (SeaweedFS)' if kind == 's3' else 'file://'}",
         "",
         f"Script: `bench/wal_push.py`. A PostgreSQL 15 cluster writes real 16 MB segments; each is pushed by the "
         f"server user's launcher exactly as archive_command runs it (process start to exit, fast path "
-        f"`swarm.services.wal.fastpath`), into a file:// repository on local disk, once by the baseline "
+        f"`swarm.services.wal.fastpath`), into {where}, once by the baseline "
         f"(`{rev}`, before the shared lock) and once by this code, alternating which goes first. "
         f"{len(times['this'])} steady-state pushes each (the first push of each, which creates the cluster record "
         f"and the WAL key, is listed apart). Load average (1 min) during the run: "
@@ -168,9 +197,6 @@ def main() -> None:
         "",
         f"Median ratio this / baseline: **{ratio:.3f}** (aim: at most 1.10).",
     ])
-    print(md)
-    if not args.no_write:
-        update_section("walpush", md)
 
 
 if __name__ == "__main__":
