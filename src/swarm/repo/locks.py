@@ -173,6 +173,14 @@ class _HeldRecord:
         self.store.put(self.key, self._body(), if_absent=if_absent)
         self._refreshed = now
 
+    def _rewrite_own(self) -> None:
+        """Rewrite our record, unless someone broke it (we were frozen past ``stale_after``) and took it."""
+        holder = self.read_holder()
+        if holder is None or holder.token != self.token:
+            raise LockedError(f"lost the repository lock '{self.label}' while waiting: the lock object was removed "
+                              "or taken over by another process", hint="Run the operation again.")
+        self._write()
+
     def read_holder(self) -> Holder | None:
         return read_record(self.store, self.key, self.clock)
 
@@ -386,13 +394,13 @@ class ExclusiveLock(_HeldRecord):
             while True:
                 if not shared_holders(self.store, self.clock, self.stale_after):
                     self.state = "held"
-                    self._write()
+                    self._rewrite_own()
                     live = shared_holders(self.store, self.clock, self.stale_after)
                     if not live:
                         self._start_heartbeat()
                         return self
                     self.state = "waiting"
-                    self._write()
+                    self._rewrite_own()
                 else:
                     live = shared_holders(self.store, self.clock, self.stale_after, break_stale=False)
                 self.waited = live
@@ -406,7 +414,7 @@ class ExclusiveLock(_HeldRecord):
                         details={"lock": "repository", "mode": "exclusive",
                                  "holders": [h.to_dict() for h in live]})
                 self._sleep(min(self.poll, max(0.01, deadline - time.monotonic())))
-                self._write()  # heartbeat while waiting
+                self._rewrite_own()  # heartbeat while waiting
         except BaseException:
             self.release()
             raise
