@@ -83,3 +83,27 @@ def test_backup_after_a_pack_was_deleted_writes_its_blocks_again(env: PhysEnv) -
     assert m2.id != m1.id and m2.source["new_blocks"] > 0
     v = verify_backup(env.repo(), m2.id)
     assert v.ok, v.problems
+
+
+def test_restore_point_refused_unless_replace_and_damaged_record(env: PhysEnv) -> None:
+    """Names are not reused silently; a damaged record is reported, listed as damaged, and
+    --replace overwrites it (old code could not: loading the damaged record failed first)."""
+    import json
+
+    env.cli("admin", "restore-point", "lock-test", "--db-url", env.url)
+    r = env.cli("admin", "restore-point", "lock-test", "--db-url", env.url, check=False)
+    assert r.returncode == 8 and "already exists" in r.stderr + r.stdout
+    repo = env.repo()
+    key = "restore-points/lock-test.json"
+    body = json.loads(repo._store.get(key))
+    body["lsn"] = "0/1"
+    repo._store.put(key, json.dumps(body).encode())
+    r = env.cli("admin", "restore-point", "lock-test", "--db-url", env.url, check=False)
+    assert r.returncode == 5 and "fails its checksum" in r.stderr + r.stdout
+    r = env.cli("admin", "restore-points", "--json", check=False)
+    assert r.returncode == 5  # a damaged record makes the listing fail
+    listed = json.loads(r.stdout)["restore_points"]
+    assert [p.get("damaged") for p in listed if p["name"] == "lock-test"] == [True]
+    env.cli("admin", "restore-point", "lock-test", "--replace", "--db-url", env.url)
+    point = env.repo().get_restore_point("lock-test")
+    assert point is not None and point["lsn"] != "0/1"

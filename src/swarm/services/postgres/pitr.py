@@ -141,11 +141,19 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     WAL does not stop it early). Steps: check the name, create the point on the server, record
     it. A crash between the last two leaves a point in the WAL that the repository does not
     know: harmless, and creating it again under the same name works (nothing was recorded).
+    A damaged record (IntegrityError) is refused like an existing one; ``replace`` overwrites it.
+    The record is a conditional create, so of two runs racing on one new name the second is
+    refused at the last step (its point stays in the WAL unrecorded, harmless as above).
     """
     from swarm.sources.postgres.wal import create_restore_point
 
     RecoveryTarget("name", name)  # validates the name
-    old = load_restore_point(repo, name)
+    try:
+        old = load_restore_point(repo, name)
+    except IntegrityError:
+        if not replace:
+            raise
+        old = None  # a damaged record is what --replace is for
     if old is not None and not replace:
         raise RefusedError(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
                            hint="Choose another name, or pass --replace to point the name at a new restore point "
@@ -153,7 +161,7 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     point = create_restore_point(db_url, name)
     if old is not None:
         point["replaced"] = {k: old.get(k) for k in ("lsn", "time", "tli")}
-    record_restore_point(repo, point, replace=old is not None)
+    record_restore_point(repo, point, replace=replace)
     # wait (bounded) until the segment holding the point is archived, so a restore to it can start now
     ident = repo.cluster_identity() or {}
     seg = wal.segment_of(wal.Lsn.parse(point["lsn"]), int(point["tli"]),
