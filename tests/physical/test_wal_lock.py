@@ -107,3 +107,24 @@ def test_restore_point_refused_unless_replace_and_damaged_record(env: PhysEnv) -
     env.cli("admin", "restore-point", "lock-test", "--replace", "--db-url", env.url)
     point = env.repo().get_restore_point("lock-test")
     assert point is not None and point["lsn"] != "0/1"
+
+
+def test_wal_stream_holds_the_shared_lock_while_it_runs(env: PhysEnv, tmp_path: Path) -> None:
+    import threading
+
+    from swarm.services.wal.stream import StreamResult, stream_wal
+
+    out: list[StreamResult] = []
+    th = threading.Thread(target=lambda: out.append(stream_wal(env.repo(), env.url, tmp_path / "spool",
+                                                               slot="swarm_lock_test", duration=4, interval=0.5)))
+    th.start()
+    try:
+        repo = env.repo()
+        _wait(lambda: any(h.command == "wal stream" for h in repo.lock_holders()), 20, "no shared holder")
+        with pytest.raises(LockedError, match="wal stream"):
+            repo.exclusive_lock().acquire()
+    finally:
+        th.join(60)
+    assert out and not out[0].errors, out
+    assert not [h for h in env.repo().lock_holders() if h.command == "wal stream"]  # released at the end
+    env.cluster.psql("SELECT pg_drop_replication_slot('swarm_lock_test')")
