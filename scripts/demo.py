@@ -70,7 +70,7 @@ def pitr_demo(info: dict[str, Any]) -> None:
         conn.execute("DELETE FROM run_events")  # the accident
     console.print(f"  accident: DELETE FROM run_events ({n} rows) on the primary")
     datadir = HOME / "pitr-restored"
-    r = step("point-in-time recovery to the restore point", "admin", "restore", "postgres", "--physical",
+    r = step("point-in-time recovery to the restore point", "admin", "restore", "physical",
              "--target-name", "before-accident", "--datadir", str(datadir), "--start")
     try:
         with psycopg.connect(f"postgresql://swarm@127.0.0.1:{r['port']}/swarm") as conn:

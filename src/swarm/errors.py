@@ -48,9 +48,23 @@ class SwarmError(Exception):
         return out
 
 
+# ---- the catalogue ------------------------------------------------------------------------------
+# One class per failure an operator (or a scheduler, a drill, a metric) may want to act on. The
+# ``code`` is stable kebab-case and is what ``--json`` prints as ``error``; the exit code is the
+# class's family. A class's docstring is its entry in docs/exit-codes.md (generated:
+# ``python -m swarm.errors``; a test checks the file is current).
+
 class ConfigError(SwarmError):
+    """Missing or invalid configuration."""
+
     code = "config"
     exit_code = ExitCode.CONFIG
+
+
+class InvalidUrl(ConfigError):
+    """A URL-valued setting or flag is malformed (named, with where it was set; passwords hidden)."""
+
+    code = "invalid-url"
 
 
 class KeyError_(SwarmError):
@@ -60,6 +74,18 @@ class KeyError_(SwarmError):
     exit_code = ExitCode.KEY
 
 
+class KeyMissing(KeyError_):
+    """The key-encryption key file is absent or unreadable, or has unsafe permissions."""
+
+    code = "key-missing"
+
+
+class KeyMismatch(KeyError_):
+    """The key does not open this repository (it was sealed with another key)."""
+
+    code = "key-mismatch"
+
+
 class IntegrityError(SwarmError):
     """Bytes read back do not match what was written (checksum, AEAD tag, truncation, format)."""
 
@@ -67,13 +93,29 @@ class IntegrityError(SwarmError):
     exit_code = ExitCode.INTEGRITY
 
 
+class FormatUnsupported(IntegrityError):
+    """The repository (or one of its files) has a format this swarm does not read, or must be upgraded."""
+
+    code = "format-unsupported"
+
+
+class WalUnreadable(IntegrityError):
+    """An archived WAL file exists but cannot be read (damaged, truncated): recovery stopped there."""
+
+    code = "wal-unreadable"
+
+
 class LockedError(SwarmError):
-    code = "locked"
+    """Another process holds the lock (the message names the holder)."""
+
+    code = "lock-held"
     exit_code = ExitCode.LOCKED
 
 
 class UnavailableError(SwarmError):
-    """A service did not answer. ``transient`` tells retry wrappers whether trying again may help."""
+    """A service did not answer.
+
+    ``transient`` tells retry wrappers whether trying again may help."""
 
     code = "unavailable"
     exit_code = ExitCode.UNAVAILABLE
@@ -84,14 +126,102 @@ class UnavailableError(SwarmError):
         self.transient = transient
 
 
+class DatabaseUnavailable(UnavailableError):
+    """PostgreSQL cannot be reached."""
+
+    code = "database-unavailable"
+
+
 class RefusedError(SwarmError):
+    """A safety check refused the operation; nothing was changed."""
+
     code = "refused"
     exit_code = ExitCode.REFUSED
 
 
+class WrongKind(RefusedError):
+    """The backup exists but is of another kind than the command works on."""
+
+    code = "wrong-kind"
+
+
+class TargetNotEmpty(RefusedError):
+    """A restore target (database or bucket) holds data and --force was not given."""
+
+    code = "target-not-empty"
+
+
+class DatadirNotEmpty(RefusedError):
+    """A physical restore's data directory is not empty, or a server runs in it."""
+
+    code = "datadir-not-empty"
+
+
+class TargetOutOfRange(RefusedError):
+    """A recovery target (time, LSN, xid) is before the oldest backup or after the newest archived WAL."""
+
+    code = "target-out-of-range"
+
+
+class WalMissing(RefusedError):
+    """A WAL segment recovery needs is not in the archive (the message names it)."""
+
+    code = "wal-missing"
+
+
+class TimelineMismatch(RefusedError):
+    """The backup, restore point or timeline asked for is not on the followed timeline's history."""
+
+    code = "timeline-mismatch"
+
+
+class WalConflict(RefusedError):
+    """A different file was offered under a WAL name already archived (both kept)."""
+
+    code = "wal-conflict"
+
+
+class ClusterMismatch(RefusedError):
+    """The repository belongs to another PostgreSQL cluster (another system identifier)."""
+
+    code = "cluster-mismatch"
+
+
+class RestorePointExists(RefusedError):
+    """A restore point of that name is recorded already (--replace moves it)."""
+
+    code = "restore-point-exists"
+
+
+class RestorePointUnknown(RefusedError):
+    """No restore point of that name is recorded in the repository."""
+
+    code = "restore-point-unknown"
+
+
+class HostileArchive(RefusedError):
+    """An import archive is unsafe (path escape, link, device, bomb, bad checksum) or of a future schema."""
+
+    code = "hostile-archive"
+
+
 class NotFoundError(SwarmError):
-    code = "not_found"
+    """The named backup, bucket, database, object or run does not exist."""
+
+    code = "not-found"
     exit_code = ExitCode.NOT_FOUND
+
+
+class BackupNotFound(NotFoundError):
+    """No backup has that id (or no backup of the kind needed exists)."""
+
+    code = "backup-not-found"
+
+
+class DatabaseNotFound(NotFoundError):
+    """The target database does not exist (pass --create)."""
+
+    code = "database-not-found"
 
 
 class SourceError(SwarmError):
@@ -107,13 +237,90 @@ class ArchiveFailing(SourceError):
     code = "archive-failing"
 
 
+class RecoveryFailed(SourceError):
+    """A restored server stopped or timed out before reaching its recovery target."""
+
+    code = "recovery-failed"
+
+
 class ValidationFailed(SwarmError):
     """The operation completed but its check did not hold (row counts differ, verify failed)."""
 
-    code = "validation_failed"
+    code = "validation-failed"
     exit_code = ExitCode.FAILED
 
 
 class Interrupted(SwarmError):
+    """Interrupted (Ctrl-C, SIGTERM)."""
+
     code = "interrupted"
     exit_code = ExitCode.INTERRUPTED
+
+
+# ---- the generated document -------------------------------------------------------------------
+MEANINGS: dict[ExitCode, tuple[str, str]] = {
+    ExitCode.OK: ("done, and every check held", ""),
+    ExitCode.FAILED: ("the operation ran and its check failed",
+                      "`verify` found a damaged object or a `--restore-test` failed; restored row counts differ; "
+                      "`wal status` found a gap, a conflict or failing archiving"),
+    ExitCode.USAGE: ("bad command line", "unknown option; an option that does not apply to the command "
+                                         "(`restore postgres --physical` names `restore physical`)"),
+    ExitCode.CONFIG: ("missing or invalid configuration",
+                      "no `SWARM_DB_URL`; a malformed URL in any setting or flag (`SWARM_DB_URL`/`--db-url`, "
+                      "`--target-db`, `SWARM_BACKUP_REPO`, `SWARM_KEY_URL`, `SWARM_*_ENDPOINT`); S3 access denied"),
+    ExitCode.KEY: ("missing or wrong encryption key",
+                   "key file absent, mode not 0600, repository sealed with another key"),
+    ExitCode.INTEGRITY: ("repository content damaged or of an unknown format",
+                         "manifest fails its checksum during restore; archived WAL that cannot be read"),
+    ExitCode.LOCKED: ("another process holds the lock", "a second backup while one runs (the message names "
+                                                       "the holder)"),
+    ExitCode.UNAVAILABLE: ("a service cannot be reached (after retries)", "PostgreSQL down, S3 endpoint unreachable"),
+    ExitCode.REFUSED: ("a safety check refused the operation; nothing was changed",
+                       "a backup of the wrong kind for the command; restore into a non-empty database without "
+                       "`--force`; a PITR target outside the recoverable range, a missing WAL segment, an unknown "
+                       "restore point; `objects restore --at` before the bucket existed; a conflicting WAL segment; "
+                       "a hostile import archive"),
+    ExitCode.NOT_FOUND: ("the named backup, bucket, database or object does not exist",
+                         "`backups show <unknown id>`; `restore postgres --target-db` naming a missing database "
+                         "without `--create`; `restore objects --to-bucket` naming a missing bucket"),
+    ExitCode.SOURCE: ("the source failed mid-operation",
+                      "`pg_dump` killed, server stopped during a backup; WAL archiving failing; a restored server "
+                      "that stopped before its target"),
+    ExitCode.INTERNAL: ("a bug in swarm (a traceback is printed)", "any exception that is not one of swarm's "
+                                                                   "typed errors"),
+    ExitCode.INTERRUPTED: ("interrupted (Ctrl-C)", ""),
+}
+
+RULES = """\
+## Rules that hold for every command
+
+- **Missing is 9, wrong kind is 8.** A backup id, bucket, database, key or run that does not
+  exist is NOT_FOUND (9); a backup that exists but is of another kind than the command
+  restores is REFUSED (8, `wrong-kind`), whichever restore is asked.
+- **A malformed URL is 3, before anything is contacted.** Every URL-valued setting is parsed
+  when the settings are loaded (`src/swarm/config/urls.py`), and `--target-db` when the
+  restore is planned. The message names the setting as it was given (`--db-url`,
+  `SWARM_DB_URL`, `[database] url`), where it came from (command line, environment, or the
+  config file's path), what is wrong, and the value with every password replaced by `***`
+  (in the user info, `?password=` / `?sslpassword=`, or `password=` of a key=value string);
+  the hint shows a valid example. With `--json`, `details` holds
+  `{"setting", "source", "value", "problem"}`. A malformed URL in any setting fails every
+  command that loads the settings, like an unreadable config file.
+- **The error code is specific, the exit code is its family.** A scheduler, a drill or a
+  metric can act on `error` (below); the exit code stays the family's, so scripts written
+  against exit codes keep working.
+- **A traceback is a bug.** Exit 70 only ever comes with a traceback; please report it.
+"""
+
+
+def catalogue() -> list[type[SwarmError]]:
+    """Every error class loaded so far (swarm's modules only), by exit code then code."""
+    seen: list[type[SwarmError]] = []
+    todo: list[type[SwarmError]] = [SwarmError]
+    while todo:
+        c = todo.pop()
+        for sub in c.__subclasses__():
+            if sub not in seen and sub.__module__.startswith("swarm."):
+                seen.append(sub)
+                todo.append(sub)
+    return sorted(seen, key=lambda c: (int(c.exit_code), c.code))

@@ -84,7 +84,7 @@ def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], a
     assert code == 3, f"exit {code}\nstdout: {out}\nstderr: {err}"
     doc = json.loads(out)
     assert {"error", "message", "hint", "exit_code"} <= set(doc), doc
-    assert doc["error"] == "config" and doc["exit_code"] == 3, doc
+    assert doc["error"] == "invalid-url" and doc["exit_code"] == 3, doc
     assert setting in doc["message"], doc
     assert "Traceback" not in err
     assert _secret_free(out + err), out + err

@@ -74,7 +74,7 @@ def test_backup_list_show_verify_restore(stack_env: dict[str, str]) -> None:
     assert all(t["expected"] == t["restored"] for t in r["tables"].values())
     # the same target again: not empty → refused with exit 8, nothing changed
     err = run_json(stack_env, "admin", "restore", "postgres", b["id"], "--target-db", target, expect=8)
-    assert err["error"] == "refused"
+    assert err["error"] == "target-not-empty"
     human = run(stack_env, "admin", "restore", "postgres", b["id"], "--target-db", target, expect=8)
     assert "hint:" in human.stderr and "--force" in human.stderr
     # the restored database serves the API
@@ -87,7 +87,7 @@ def test_backup_list_show_verify_restore(stack_env: dict[str, str]) -> None:
 def test_exit_codes_for_bad_input(stack_env: dict[str, str], tmp_path: Path) -> None:
     b = run_json(stack_env, "admin", "backup", "postgres")
     assert run_json(stack_env, "admin", "backups", "show", "20990101T000000Z-pg-logical-000000", expect=9)["error"]
-    assert run_json(stack_env, "admin", "verify", "not-an-id", expect=9)["error"] == "not_found"
+    assert run_json(stack_env, "admin", "verify", "not-an-id", expect=9)["error"] == "not-found"
     # wrong key: exit 4, says which key the repository needs
     other = tmp_path / "other.key"
     run(stack_env, "admin", "keys", "init", "--path", str(other))

@@ -67,7 +67,7 @@ def test_restore_objects_of_a_logical_backup_is_refused(repo: Repository, monkey
     backup_id = committed(repo, "pg-logical")
     code, doc = swarm(monkeypatch, capsys, "admin", "restore", "objects", backup_id)
     assert code == ExitCode.REFUSED, doc
-    assert doc["error"] == "refused" and "not an objects backup" in doc["message"]
+    assert doc["error"] == "wrong-kind" and "not an objects backup" in doc["message"]
 
 
 def test_restore_postgres_of_an_objects_backup_is_refused(repo: Repository, monkeypatch: pytest.MonkeyPatch,

@@ -107,7 +107,7 @@ def test_undelete_key_and_prefix(src: Bucket) -> None:
     assert undelete(src, prefix="u/").to_dict()["undeleted"] == 1 and get(src, "u/b") == b"b1"
     with pytest.raises(SwarmError) as exc:
         undelete(src, key="u/live")
-    assert exc.value.code == "not_found"
+    assert exc.value.code == "not-found"
     v = versions(src, "u/a")
     assert [x["delete_marker"] for x in v["versions"]] == [False, False] and v["versions"][0]["is_latest"]
 
@@ -126,7 +126,7 @@ def test_wrong_credentials_fail_before_any_change(src: Bucket, dr_remote: Bucket
     bad_dr = Bucket(replace(dr_remote.cfg, secret_key="wrong"))
     with pytest.raises(SwarmError) as exc:
         replicate(src, bad_dr)
-    assert exc.value.code == "store_access_denied" and exc.value.exit_code == 3
+    assert exc.value.code == "access-denied" and exc.value.exit_code == 3
     assert get(dr_remote, "w/1") is None
 
 
@@ -152,7 +152,7 @@ def test_object_lock_refusal_is_per_key(seaweed: SeaweedServer) -> None:
 
     run_bounded(["l/a", "l/held", "l/c"], purge, workers=2, work=work, key_of=lambda k: k)
     assert [f.key for f in work.failed] == ["l/held"] and work.counts["purged"] == 2
-    assert work.failed[0].error == "store_access_denied"
+    assert work.failed[0].error == "access-denied"
     b.client.put_object_legal_hold(Bucket=b.name, Key="l/held", LegalHold={"Status": "OFF"})
 
 

@@ -157,9 +157,9 @@ def test_refuses_target_before_oldest_backup(phys: PhysEnv, sc: Scenario, tmpdir
     with pytest.raises(RefusedError) as ei:
         plan_pitr(phys.repo(), RecoveryTarget("time", sc.before_backup_time), tmpdir_pg / "x")
     assert "earliest restorable" in (ei.value.hint or "")
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.before_backup_time,
+    r = phys.cli("admin", "restore", "physical", "--target-time", sc.before_backup_time,
                  "--datadir", str(tmpdir_pg / "y"), "--json", check=False)
-    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused"
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "target-out-of-range"
 
 
 def test_refuses_target_beyond_newest_wal(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
@@ -191,13 +191,13 @@ def test_refuses_nonempty_or_running_datadir(phys: PhysEnv, sc: Scenario, tmpdir
         plan_pitr(phys.repo(), RecoveryTarget("latest"), busy)
     with pytest.raises(RefusedError, match="running"):
         plan_pitr(phys.repo(), RecoveryTarget("latest"), phys.cluster.datadir)
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--datadir", str(busy), check=False)
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--datadir", str(busy), check=False)
     assert r.returncode == 8 and "not empty" in r.stderr
 
 
 def test_dry_run_plans_without_writing(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
     target = tmpdir_pg / "dry"
-    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--latest", "--target-xid", sc.xid3,
+    out = json.loads(phys.cli("admin", "restore", "physical", "--latest", "--target-xid", sc.xid3,
                               "--datadir", str(target), "--dry-run", "--json").stdout)
     assert out["dry_run"] and out["plan"]["backup_id"] == sc.backup2 and not target.exists()
 
@@ -245,11 +245,11 @@ def test_damaged_unrelated_manifest_does_not_block_wal_status_or_restore(phys: P
     out = json.loads(r.stdout)
     assert out["ok"] and any(other in w for w in out["warnings"])
     for args in (["--target-latest"], [sc.backup2, "--target-latest"]):
-        r = phys.cli("admin", "restore", "postgres", "--physical", *args, "--datadir", str(tmpdir_pg / "dmg-dry"),
+        r = phys.cli("admin", "restore", "physical", *args, "--datadir", str(tmpdir_pg / "dmg-dry"),
                      "--dry-run", "--json", config=cfg)
         plan = json.loads(r.stdout)["plan"]
         assert plan["backup_id"] == sc.backup2 and any(other in w for w in plan["warnings"])
-    r = phys.cli("admin", "restore", "postgres", "--physical", other, "--target-latest", "--datadir",
+    r = phys.cli("admin", "restore", "physical", other, "--target-latest", "--datadir",
                  str(tmpdir_pg / "dmg-dry"), "--dry-run", "--json", config=cfg, check=False)
     assert r.returncode == 5 and json.loads(r.stdout)["error"] == "integrity"
 
@@ -341,7 +341,7 @@ def test_wal_status_cli_reports_lag(phys: PhysEnv, sc: Scenario) -> None:
 def test_restored_copy_does_not_archive_by_default(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
     """A restored copy is not production: with the default, its new timeline never reaches the archive."""
     d = tmpdir_pg / f"noarch-{secrets.token_hex(3)}"
-    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.t1, "--datadir",
+    out = json.loads(phys.cli("admin", "restore", "physical", "--target-time", sc.t1, "--datadir",
                               str(d), "--start", "--json").stdout)
     rc = LocalCluster(d.parent, port=out["port"], pgdata=d)
     sc.restored.append(rc)
@@ -361,7 +361,7 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
     from swarm.services.wal.archive import spool_root
 
     datadir = tmpdir_pg / f"fail-{secrets.token_hex(3)}"
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-lsn", "FF/0", "--datadir", str(datadir),
+    r = phys.cli("admin", "restore", "physical", "--target-lsn", "FF/0", "--datadir", str(datadir),
                  "--start", "--json", check=False)
     assert r.returncode == 8  # refused at planning: nothing created
     assert not datadir.exists()
@@ -386,9 +386,37 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
         LocalCluster(kept.parent, pgdata=kept).destroy()
 
 
+def test_restore_killed_mid_way_leaves_a_directory_the_next_restore_refuses(phys: PhysEnv, sc: Scenario,
+                                                                             tmpdir_pg: Path) -> None:
+    """kill -9 while the files are written: what execute_pitr's docstring says is left (a partial data
+    directory, no server) is refused by the next restore into it, which names it."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.physical.conftest import SWARM
+
+    d = tmpdir_pg / f"killed-{secrets.token_hex(3)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
+    env["SWARM_HOME"] = str(phys.root / "home")
+    proc = subprocess.Popen([*SWARM, "--config", str(phys.config), "admin", "restore", "physical", "--target-latest",
+                             "--datadir", str(d), "--start"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (d / "base").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the restore never started writing"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert d.exists() and not (d / "postmaster.pid").exists()
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--datadir", str(d), "--json", check=False)
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "datadir-not-empty"
+    LocalCluster(d.parent, pgdata=d).destroy()
+
+
 def test_restore_points_are_not_reused_silently(phys: PhysEnv, sc: Scenario) -> None:
     r = phys.cli("admin", "restore-point", sc.name4, "--db-url", phys.url, "--json", check=False)
-    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "refused" and "--replace" in r.stdout
+    assert r.returncode == 8 and json.loads(r.stdout)["error"] == "restore-point-exists" and "--replace" in r.stdout
     listed = json.loads(phys.cli("admin", "restore-points", "--json").stdout)["restore_points"]
     assert [p["name"] for p in listed if p["name"] == sc.name4] == [sc.name4]
 
@@ -400,7 +428,7 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
     the end), a name moved with --replace is reached at its new position, and timeline 2 is followed only
     when asked (or when the primary cannot be asked), with a warning."""
     d1 = tmpdir_pg / "tl2"
-    out = json.loads(phys.cli("admin", "restore", "postgres", "--physical", "--target-time", sc.t1, "--datadir",
+    out = json.loads(phys.cli("admin", "restore", "physical", "--target-time", sc.t1, "--datadir",
                               str(d1), "--start", "--archive", "--json").stdout)
     assert out["timeline"] == 2 and out["last_transaction_time"] and out["archive"] is True
     rc = LocalCluster(d1.parent, port=out["port"], pgdata=d1)
@@ -448,7 +476,7 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
         rc4.destroy()
     # 4) the copy's timeline only when asked for, through the CLI, which says what it follows
     d5 = tmpdir_pg / "follow-tl2"
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--target-timeline", "2",
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--target-timeline", "2",
                  "--datadir", str(d5), "--start", "--json")
     out = json.loads(r.stdout)
     rc5 = LocalCluster(d5.parent, port=out["port"], pgdata=d5)
@@ -458,9 +486,9 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
     finally:
         rc5.destroy()
     # 5) no primary configured: the newest archived timeline, with the reason and a dry run only
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--datadir",
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--datadir",
                  str(tmpdir_pg / "dry-tl"), "--dry-run")
     assert "following timeline 2" in r.stderr and "no primary is configured" in r.stderr
-    r = phys.cli("admin", "restore", "postgres", "--physical", "--target-latest", "--db-url", phys.url,
+    r = phys.cli("admin", "restore", "physical", "--target-latest", "--db-url", phys.url,
                  "--datadir", str(tmpdir_pg / "dry-tl"), "--dry-run")
     assert "following timeline 1" in r.stderr and "timeline 2 branches off timeline 1" in r.stderr

@@ -97,17 +97,17 @@ def test_one_flipped_pack_is_one_problem_line(phys: PhysEnv, backup_id: str) -> 
     assert verify_backup(repo, backup_id).ok
 
 
-def test_missing_or_truncated_index_is_one_problem_line(phys: PhysEnv, backup_id: str) -> None:
+def test_missing_or_truncated_tree_index_is_one_problem_line(phys: PhysEnv, backup_id: str) -> None:
     repo = phys.repo()
-    path = phys.repo_dir / data_key(backup_id, "index.json")
+    path = phys.repo_dir / data_key(backup_id, "tree.json")
     original = path.read_bytes()
     try:
         path.unlink()
         res = verify_backup(repo, backup_id)
-        assert [p["where"] for p in res.problems] == ["index.json"], res.problems
+        assert [p["where"] for p in res.problems] == ["tree.json"], res.problems
         path.write_bytes(original[:-5])
         res = verify_backup(repo, backup_id)
-        assert [p["where"] for p in res.problems] == ["index.json"], res.problems
+        assert [p["where"] for p in res.problems] == ["tree.json"], res.problems
     finally:
         path.write_bytes(original)
     assert verify_backup(repo, backup_id).ok

@@ -183,3 +183,105 @@ def test_dry_run_writes_nothing(dev: Stack, scrubbed_archive: Path) -> None:
     assert res.dry_run and res.plan.mode == "new" and res.plan.objects == 4 and res.plan.rows["run_events"] > 0
     assert res.rows_written == {} and res.objects_written == 0
     assert state(dev) == before
+
+
+# ---- PAX headers and tarfile's data filter (CPython 3.11.7 lacks the CVE-2024-6232 and CVE-2025-8194 fixes) ----
+
+def with_pax(archive: Path, out: Path, index: int, pax: dict[str, str]) -> Path:
+    e = entries_of(archive)
+    ti, data = e[index]
+    ti2 = info(ti.name, ti.size)
+    ti2.pax_headers = dict(pax)
+    e[index] = (ti2, data)
+    return write(out, e)
+
+
+@pytest.mark.parametrize("pax,match", [
+    ({"comment": "harmless?"}, r"PAX header with key 'comment'"),
+    ({"linkpath": "/etc/passwd"}, r"PAX header with key 'linkpath'"),
+    ({"SCHILY.xattr.security.capability": "x"}, r"PAX header with key 'SCHILY"),
+    ({"GNU.sparse.map": "0,1"}, r"PAX header with key 'GNU.sparse.map'"),
+    ({"hdrcharset": "BINARY"}, r"PAX header with key 'hdrcharset'"),
+    ({"path": "objects/" + "a" * 9000}, r"PAX header of \d+ bytes"),
+])
+def test_unneeded_pax_headers_refused(dev: Stack, scrubbed_archive: Path, tmp_path: Path, pax: dict[str, str],
+                                      match: str) -> None:
+    """Before, a PAX record exports never need went through tarfile's own parser and was accepted."""
+    for index in (0, 1):
+        assert_refused(dev, with_pax(scrubbed_archive, tmp_path / f"pax{index}.tar.gz", index, pax),
+                       RefusedError, match)
+
+
+def test_global_pax_header_refused(dev: Stack, scrubbed_archive: Path, tmp_path: Path) -> None:
+    e = entries_of(scrubbed_archive)
+    path = tmp_path / "global.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, pax_headers={"comment": "global"}) as tf:
+        for ti, data in e:
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    assert_refused(dev, path, RefusedError, r"global PAX header")
+
+
+def _raw_archive(path: Path, blocks: bytes) -> Path:
+    path.write_bytes(gzip.compress(blocks + bytes(1024)))
+    return path
+
+
+def _fix_checksum(header: bytearray) -> bytes:
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def test_malformed_pax_records_refused(dev: Stack, scrubbed_archive: Path, tmp_path: Path) -> None:
+    """A hand-made PAX payload (the CVE-2024-6232 shape: long digit runs, no record structure)
+    is refused by our parser before tarfile's regular expressions ever see it."""
+    for payload, match in [(b"9" * 4000, r"malformed PAX header"), (b"30 path=objects/x\n", r"malformed"),
+                           (b"12 pathx\n\n\n\n", r"malformed|no '='")]:
+        pax = tarfile.TarInfo("././@PaxHeader")
+        pax.type, pax.size = tarfile.XHDTYPE, len(payload)
+        blocks = pax.tobuf(format=tarfile.USTAR_FORMAT) + payload + bytes(-len(payload) % 512)
+        e = entries_of(scrubbed_archive)
+        man = e[0][0].tobuf(format=tarfile.USTAR_FORMAT) + (e[0][1] or b"") + bytes(-len(e[0][1] or b"") % 512)
+        assert_refused(dev, _raw_archive(tmp_path / "raw.tar.gz", blocks + man), RefusedError, match)
+
+
+@pytest.mark.timeout(120)
+def test_negative_size_refused(dev: Stack, scrubbed_archive: Path, tmp_path: Path) -> None:
+    """CVE-2025-8194: a base-256 negative size sends an unpatched tarfile backwards in the stream."""
+    e = entries_of(scrubbed_archive)
+    man = e[0][0].tobuf(format=tarfile.USTAR_FORMAT) + (e[0][1] or b"") + bytes(-len(e[0][1] or b"") % 512)
+    evil = bytearray(info("objects/neg.bin", 0).tobuf(format=tarfile.USTAR_FORMAT))
+    evil[124:136] = b"\xff" * 12
+    assert_refused(dev, _raw_archive(tmp_path / "neg.tar.gz", man + _fix_checksum(evil)), RefusedError,
+                   r"base-256")
+
+
+def test_gnu_long_names_and_odd_types_refused(dev: Stack, scrubbed_archive: Path, tmp_path: Path) -> None:
+    e = entries_of(scrubbed_archive)
+    path = tmp_path / "gnu.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tf:
+        for ti, data in [e[0], (info("objects/" + "b" * 150, 3), b"abc"), *e[1:]]:
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    assert_refused(dev, path, RefusedError, r"GNU long name")
+    assert_refused(dev, with_extra(scrubbed_archive, tmp_path / "cont.tar.gz",
+                                   (info("objects/c.bin", 3, tarfile.CONTTYPE), b"abc")), RefusedError,
+                   r"tar type b'7'")
+
+
+def test_long_object_names_still_import(dev: Stack, scrubbed_archive: Path, tmp_path: Path) -> None:
+    """What exports do need passes: a PAX ``path`` for a long name (checked, then not in the manifest)."""
+    assert_refused(dev, with_extra(scrubbed_archive, tmp_path / "long.tar.gz",
+                                   (info("objects/" + "c" * 300, 3), b"abc")), RefusedError,
+                   r"not listed in the manifest")
+
+
+def test_data_filter_applies_to_every_member() -> None:
+    """The second line of defence: tarfile's data filter, as extractall(filter="data") applies it."""
+    from swarm.errors import HostileArchive
+    from swarm.services.transfer import tario
+    assert tario._pax_records(b"18 path=objects/x\n") == {"path": "objects/x"}
+    ti = info("objects/x", 1, tarfile.FIFOTYPE)
+    with pytest.raises(tarfile.FilterError):
+        tarfile.data_filter(ti, tario._FILTER_ROOT)
+    with pytest.raises(HostileArchive, match="comment"):
+        tario._pax_records(b"15 comment=abc\n")

@@ -17,6 +17,7 @@ import pytest
 from swarm.clock import FrozenClock
 from swarm.crypto.keys import create_key_file
 from swarm.errors import IntegrityError, KeyError_, LockedError
+from swarm.model.refs import DataRef, Refs
 from swarm.repo import Repository
 from swarm.repo.locks import WAL_LEASE_TTL, ExclusiveLock, SharedLock, hold_wal_lease
 from swarm.repo.packs import PackWriter, block_id
@@ -190,22 +191,28 @@ def _physical(repo: Repository, blocks: list[bytes], known: dict[str, Any] | Non
     return w, used
 
 
+def _refs(used: dict[str, Any]) -> Refs:
+    """The packs (and their data keys) the blocks of ``used`` live in, as a backup's refs name them."""
+    return Refs.of(packs=(DataRef(loc.backup_id, loc.pack_name()) for loc in used.values()),
+                   deks=(loc.dek_id for loc in used.values()))
+
+
 def test_commit_refuses_when_a_referenced_pack_is_gone(tmp_path: Path) -> None:
     store = MemoryStore()
     repo = Repository.init(store, create_key_file(tmp_path / "k"))
     w1, used1 = _physical(repo, [b"a" * 1000, b"b" * 1000])
-    w1.commit({}, requires={(loc.backup_id, loc.pack_name()) for loc in used1.values()})
+    w1.commit({}, _refs(used1))
     w2, used2 = _physical(repo, [b"a" * 1000, b"c" * 1000], known=used1)
     pack = repo.object_key(w1.id, "packs/000000.pack")
     store.delete(pack)  # a prune (or a hand) removed it while the second backup ran
     with pytest.raises(IntegrityError, match="was not committed: .*" + pack) as err:
-        w2.commit({}, requires={(loc.backup_id, loc.pack_name()) for loc in used2.values()})
+        w2.commit({}, _refs(used2))
     assert "Run the backup again" in (err.value.hint or "")
     assert [m.id for m in repo.list_backups()] == [w1.id]
     # a new run leaves the missing pack out of its dedup, so it writes those blocks anew
     assert repo.present_blocks(used1) == {}
     w3, used3 = _physical(repo, [b"a" * 1000], known=repo.present_blocks(used1))
-    w3.commit({}, requires={(loc.backup_id, loc.pack_name()) for loc in used3.values()})
+    w3.commit({}, _refs(used3))
     assert {loc.backup_id for loc in used3.values()} == {w3.id}
 
 

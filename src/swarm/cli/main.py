@@ -17,11 +17,12 @@ from swarm.cli.commands import (
     dev,
     keys,
     objects,
-    physical,
+    repo,
     restore,
     scrub,
     transfer,
     verify,
+    wal,
 )
 from swarm.errors import ExitCode, SwarmError
 
@@ -36,10 +37,11 @@ admin.add_typer(backup.app, name="backup")
 admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
+admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
-physical.register(admin)  # `admin wal ...` and `admin restore-point`
+wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`
 objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
 
 
@@ -49,8 +51,24 @@ def root(ctx: typer.Context,
     ctx.obj = {"config": config}
 
 
+RENAMED = {("restore", "postgres", "--physical"): "swarm admin restore physical [ID|--latest] --datadir DIR "
+                                                    "--target-..."}
+
+
+def _renamed(argv: list[str]) -> str | None:
+    """The new spelling of a command line written for an older swarm, if it is one."""
+    for (group, cmd, flag), new in RENAMED.items():
+        if group in argv and cmd in argv and flag in argv and argv.index(group) + 1 == argv.index(cmd):
+            return new
+    return None
+
+
 def main() -> None:
     as_json = "--json" in sys.argv
+    renamed = _renamed(sys.argv[1:])
+    if renamed:
+        sys.stderr.write(f"error: this command is now `{renamed}` (see its --help)\n")
+        sys.exit(int(ExitCode.USAGE))
     try:
         app()
     except SwarmError as exc:

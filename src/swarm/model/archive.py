@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm.errors import IntegrityError, RefusedError
+from swarm.errors import HostileArchive, IntegrityError, RefusedError
 
 FORMAT = "swarm-run-export"
 FORMAT_VERSION = 1
@@ -54,7 +54,7 @@ class Limits:
 
 
 def _refuse(message: str, **details: object) -> RefusedError:
-    return RefusedError(message, hint="The archive is not a well-formed swarm run export; nothing was "
+    return HostileArchive(message, hint="The archive is not a well-formed swarm run export; nothing was "
                                       "written. Export the run again with `swarm admin export`.",
                         details=dict(details))
 
@@ -242,7 +242,7 @@ class RunManifest:
             raise IntegrityError(f"{MANIFEST_NAME} is not a {FORMAT} manifest")
         version = d.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise RefusedError(f"archive format version {version} is newer than this swarm understands "
+            raise HostileArchive(f"archive format version {version} is newer than this swarm understands "
                                f"({FORMAT_VERSION})", hint="Import it with the swarm version that exported it, "
                                                            "or a newer one.")
         claimed = d.pop("manifest_sha256", None)

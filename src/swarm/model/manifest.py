@@ -4,6 +4,12 @@ A manifest is the last thing written for a backup; a backup without one does not
 It is serialised as canonical JSON (sorted keys, no whitespace) and carries
 ``checksum`` = SHA-256 of that canonical form without the checksum field, so a damaged
 manifest is detected before anything trusts it.
+
+Version 2 (repository format 2) adds ``refs`` (``swarm.model.refs.Refs``): what the backup
+needs from other backups and shared places. A version-2 manifest without ``refs`` is
+damaged; a version-1 manifest has none (``refs`` is None) until ``swarm admin repo
+upgrade`` rewrites it. ``source`` stays the JSON object it was written with; the typed
+views (``logical``, ``physical``, ``objects_source``, ``typed_source()``) parse it.
 """
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.errors import IntegrityError
+from swarm.model.refs import Refs
+from swarm.model.sources import PARSERS, Kind, LogicalSource, ObjectsSource, PhysicalSource, Source
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     tool_version: str = ""
     version: int = MANIFEST_VERSION
+    refs: Refs | None = None  # None only in a version-1 manifest (before the repository's upgrade)
+
+    def __post_init__(self) -> None:
+        if self.version >= 2 and self.refs is None:
+            object.__setattr__(self, "refs", Refs())  # a version-2 manifest always has refs
 
     @property
     def size(self) -> int:
@@ -70,13 +83,48 @@ class Manifest:
                 return o
         raise KeyError(name)
 
+    # ---- typed views of ``source`` ----------------------------------------------------------
+    def typed_source(self) -> Source | None:
+        """The source parsed for this kind (None for a kind this swarm has no class for).
+        IntegrityError naming the field when the manifest lacks one its kind requires."""
+        parse = PARSERS.get(self.kind)
+        return None if parse is None else parse(self.source, f"manifest of {self.id}")  # type: ignore[no-any-return]
+
+    def _typed(self, kind: Kind, cls: type) -> Any:
+        if self.kind != kind:
+            raise ValueError(f"backup {self.id} is a {self.kind} backup, not {kind.value}")
+        out = self.typed_source()
+        assert isinstance(out, cls)
+        return out
+
+    @property
+    def logical(self) -> LogicalSource:
+        return self._typed(Kind.PG_LOGICAL, LogicalSource)  # type: ignore[no-any-return]
+
+    @property
+    def physical(self) -> PhysicalSource:
+        return self._typed(Kind.PG_PHYSICAL, PhysicalSource)  # type: ignore[no-any-return]
+
+    @property
+    def objects_source(self) -> ObjectsSource:
+        return self._typed(Kind.OBJECTS, ObjectsSource)  # type: ignore[no-any-return]
+
+    def with_refs(self, refs: Refs) -> Manifest:
+        """This manifest at version 2 with ``refs`` (what ``repo upgrade`` writes)."""
+        return Manifest(id=self.id, kind=self.kind, started_at=self.started_at, finished_at=self.finished_at,
+                        dek_id=self.dek_id, objects=self.objects, source=self.source,
+                        tool_version=self.tool_version, version=MANIFEST_VERSION, refs=refs)
+
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "version": self.version, "id": self.id, "kind": self.kind,
             "started_at": self.started_at, "finished_at": self.finished_at,
             "dek_id": self.dek_id, "tool_version": self.tool_version,
             "objects": [o.to_dict() for o in self.objects], "source": self.source,
         }
+        if self.refs is not None:
+            body["refs"] = self.refs.to_dict()
+        return body
 
     def to_json(self) -> bytes:
         body = self.body()
@@ -100,10 +148,19 @@ class Manifest:
             raise IntegrityError(f"manifest {where} has format version {body['version']}, newer than this "
                                  f"tool understands ({MANIFEST_VERSION})",
                                  hint="Upgrade swarm to read this backup.")
+        version = int(body.get("version", 0))
+        refs: Refs | None = None
+        try:
+            if version >= 2:
+                refs = Refs.from_dict(body["refs"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"manifest {where} has damaged or missing refs ({exc})",
+                                 hint="Do not restore from this backup; run `swarm admin verify` on the rest.") from exc
         return cls(
             id=body["id"], kind=body["kind"], started_at=body["started_at"], finished_at=body["finished_at"],
-            dek_id=body["dek_id"], tool_version=body.get("tool_version", ""), version=int(body["version"]),
+            dek_id=body["dek_id"], tool_version=body.get("tool_version", ""), version=version,
             objects=tuple(ObjectEntry.from_dict(o) for o in body["objects"]), source=body.get("source", {}),
+            refs=refs,
         )
 
 

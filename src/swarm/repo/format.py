@@ -1,7 +1,8 @@
 """Repository layout and format constants (see docs/design/repository-format.md)."""
 from __future__ import annotations
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifests carry refs; physical backups on the tree store (tree.json)
+UPGRADABLE_VERSIONS: frozenset[int] = frozenset({1})  # `swarm admin repo upgrade` brings these to FORMAT_VERSION
 CONFIG_KEY = "swarm-repo.json"
 KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"

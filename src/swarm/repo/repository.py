@@ -28,9 +28,23 @@ from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
 from swarm.crypto.aead import new_key
 from swarm.crypto.keys import KeyProvider
-from swarm.errors import ConfigError, IntegrityError, KeyError_, NotFoundError, RefusedError, SwarmError
+from swarm.errors import (
+    BackupNotFound,
+    ClusterMismatch,
+    ConfigError,
+    FormatUnsupported,
+    IntegrityError,
+    KeyError_,
+    KeyMismatch,
+    NotFoundError,
+    RestorePointExists,
+    SwarmError,
+    WalConflict,
+)
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
+from swarm.model.refs import DataRef, Refs
+from swarm.model.wal import DEFAULT_SEGMENT_SIZE, Segment, parse_segment
 from swarm.repo.format import (
     BACKUPS_PREFIX,
     CLUSTER_KEY,
@@ -39,6 +53,7 @@ from swarm.repo.format import (
     FORMAT_VERSION,
     RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
+    UPGRADABLE_VERSIONS,
     WAL_PREFIX,
     data_key,
     dek_key,
@@ -127,8 +142,12 @@ class Repository:
 
     @classmethod
     def open(cls, store: Store, kek: KeyProvider, clock: Clock | None = None, *,
-             create: bool = False, check_key: bool = True) -> Repository:
+             create: bool = False, for_upgrade: bool = False, check_key: bool = True) -> Repository:
         """Open and check a repository: format version, features, and that ``kek`` is its key.
+
+        A repository of an older format version (``UPGRADABLE_VERSIONS``) is refused
+        (IntegrityError, exit 5, naming ``swarm admin repo upgrade``) before anything is
+        read or written, unless ``for_upgrade`` (only ``swarm.repo.upgrade`` passes it).
 
         ``check_key=False`` (``wal push`` / ``wal fetch``, one process per segment) defers the key
         check: it then runs before the first write that wraps a key with ``kek`` and when an unwrap
@@ -149,10 +168,19 @@ class Repository:
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{CONFIG_KEY} at {store.url} is damaged") from exc
         if cfg.format_version > FORMAT_VERSION or set(cfg.features) - SUPPORTED_FEATURES:
-            raise IntegrityError(
+            raise FormatUnsupported(
                 f"repository at {store.url} uses format {cfg.format_version} with features "
                 f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
                 hint="Upgrade swarm before using this repository.")
+        if cfg.format_version < FORMAT_VERSION and not for_upgrade:
+            older = cfg.format_version in UPGRADABLE_VERSIONS
+            raise FormatUnsupported(
+                f"repository at {store.url} uses format version {cfg.format_version}; this swarm ({__version__}) "
+                f"uses version {FORMAT_VERSION}",
+                hint=("Run `swarm admin repo upgrade` once (it adds references to every manifest, then the "
+                      "version; safe to re-run if interrupted). Nothing was written." if older else
+                      "This version cannot be upgraded by this swarm."),
+                details={"format_version": cfg.format_version, "supported": FORMAT_VERSION})
         repo = cls(store, kek, cfg, clock, key_checked=False)
         if check_key:
             repo._check_key()
@@ -166,7 +194,7 @@ class Repository:
         try:
             self.kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
         except KeyError_ as exc:
-            raise KeyError_(
+            raise KeyMismatch(
                 f"wrong key for the repository at {self._store.url}: it was created with {cfg.kek_id}, "
                 f"the configured key is {self.kek.key_id}",
                 hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
@@ -264,7 +292,7 @@ class Repository:
             ident = self.cluster_identity()
             assert ident is not None
         if str(ident["system_identifier"]) != str(system_identifier):
-            raise RefusedError(
+            raise ClusterMismatch(
                 f"the repository at {self.url} belongs to PostgreSQL cluster {ident['system_identifier']}, "
                 f"not to cluster {system_identifier}",
                 hint="Each cluster needs its own repository (or prefix): point SWARM_BACKUP_REPO elsewhere. "
@@ -309,7 +337,7 @@ class Repository:
             return "duplicate"
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
         self._store.put(wal_conflict_key(name, stamp), blob)
-        raise RefusedError(f"WAL file {name} is already archived with different content",
+        raise WalConflict(f"WAL file {name} is already archived with different content",
                            hint=f"Both are kept for inspection ({key} and {wal_conflict_key(name, stamp)}). "
                                 "Two clusters may be archiving into one repository, or a restored cluster was "
                                 "not promoted to a new timeline.", details={"name": name})
@@ -369,7 +397,7 @@ class Repository:
             self._store.put(restore_point_key(name), raw, if_absent=not replace)
         except ObjectExists:
             old = self.get_restore_point(name)
-            raise RefusedError(f"restore point {name!r} already exists"
+            raise RestorePointExists(f"restore point {name!r} already exists"
                                + (f" (LSN {old.get('lsn')}, {old.get('time')})" if old else ""),
                                hint="Choose another name, or pass --replace to point the name at a new restore "
                                     "point (`swarm admin restore-points` lists them).",
@@ -492,7 +520,7 @@ class Repository:
         try:
             raw = self._store.get(manifest_key(backup_id))
         except ObjectNotFound:
-            raise NotFoundError(f"backup {backup_id} does not exist in {self.url}",
+            raise BackupNotFound(f"backup {backup_id} does not exist in {self.url}",
                                 hint="List backups with `swarm admin backups list`.") from None
         m = Manifest.from_json(raw, where=manifest_key(backup_id))
         if m.id != backup_id:
@@ -533,6 +561,34 @@ class Repository:
         if not gone:
             return blocks
         return {bid: loc for bid, loc in blocks.items() if data_key(loc.backup_id, loc.pack_name()) not in gone}
+
+    def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
+        """Every reference of ``manifest`` that is not in the repository, as (where, problem):
+        packs and data objects (``data/<backup>/<name>``), data keys (``keys/<dek>.json``) and
+        each segment of its WAL ranges (the segment's name). A version-1 manifest (no refs)
+        gives one problem saying so. Existence only: contents are checked by ``verify``'s
+        other passes."""
+        refs = manifest.refs
+        if refs is None:
+            return [("refs", "the manifest lists no references (format version 1)")]
+        out: list[tuple[str, str]] = []
+        for r in (*refs.packs, *refs.objects):
+            key = data_key(r.backup_id, r.name)
+            if self._store.stat(key) is None:
+                out.append((key, f"referenced by this backup but missing from the repository"
+                                 f"{'' if r.backup_id == manifest.id else f' (stored by backup {r.backup_id})'}"))
+        for dek_id in refs.deks:
+            if self._store.stat(dek_key(dek_id)) is None:
+                out.append((dek_key(dek_id), "data key referenced by this backup is missing from the repository"))
+        if refs.wal:
+            size = int((self.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
+            for w in refs.wal:
+                first, last = parse_segment(w.first, size), parse_segment(w.last, size)
+                for segno in range(first.segno, last.segno + 1):
+                    name = Segment(w.timeline, segno, size).name
+                    if self._store.stat(wal_key(name)) is None:
+                        out.append((name, "WAL segment referenced by this backup is missing from the repository"))
+        return out
 
     def read_object(self, manifest: Manifest, name: str) -> Iterator[bytes]:
         """Plaintext of one object, verified frame by frame and against the manifest's SHA-256."""
@@ -609,23 +665,33 @@ class BackupWriter:
         with self._mutex:
             return sorted(self._entries.values(), key=lambda e: e.name)
 
-    def commit(self, source: dict[str, Any], *, requires: Iterable[tuple[str, str]] = ()) -> Manifest:
+    def commit(self, source: dict[str, Any], refs: Refs | None = None) -> Manifest:
         """Write the manifest last; after this returns, the backup exists.
 
-        Before it, the commit checks that the lock is still held (read back from the store) and
-        that every object this backup wrote and every pack of another backup it ``requires``
-        ((backup id, name) pairs, e.g. the packs its block index points into) still exists. If
-        one is missing (a prune that broke an expired lock, a hand deletion), nothing is committed:
-        IntegrityError naming it. The missing blocks are not written again here (their bytes are
-        gone from this process); a new run of the backup leaves missing packs out of its dedup
-        (``Repository.present_blocks``) and so writes them anew."""
+        The manifest's ``refs`` are ``refs`` (what the backup needs elsewhere: other backups'
+        packs and objects, their data keys, WAL ranges) plus, always, this backup's own data
+        key and packs.
+
+        Before writing it, the commit checks that the lock is still held (read back from the
+        store) and that every object this backup wrote, and every pack, data object and data key
+        of another backup its refs name, still exists. If one is missing (a prune that broke an
+        expired lock, a hand deletion), nothing is committed: IntegrityError naming it. The
+        missing blocks are not written again here (their bytes are gone from this process); a
+        new run leaves missing packs out of its dedup (``Repository.present_blocks``) and so
+        writes them anew.
+        """
         if self._lock:
             self._lock.ensure_held(check_store=True)
-        entries = self.entries
+        entries = tuple(self.entries)
+        own = Refs.of(packs=(DataRef(self.id, e.name) for e in entries if e.name.startswith("packs/")),
+                      deks=[self.dek_id])
+        merged = own if refs is None else own.merge(refs)
         stored = self.repo.stored_objects(self.id)
         gone = [data_key(self.id, e.name) for e in entries if e.name not in stored]
-        others = {(b, n) for b, n in requires if b != self.id}
-        gone += self.repo.missing_objects(others)
+        gone += self.repo.missing_objects({(r.backup_id, r.name) for r in (*merged.packs, *merged.objects)
+                                           if r.backup_id != self.id})
+        gone += [dek_key(d) for d in sorted(merged.deks) if d != self.dek_id
+                 and self.repo._store.stat(dek_key(d)) is None]
         if gone:
             more = f" (and {len(gone) - 3} more)" if len(gone) > 3 else ""
             raise IntegrityError(
@@ -635,7 +701,7 @@ class BackupWriter:
                 details={"missing": gone})
         manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
                             finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
-                            objects=tuple(entries), source=source, tool_version=__version__)
+                            objects=entries, source=source, tool_version=__version__, refs=merged)
         self.repo._store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest

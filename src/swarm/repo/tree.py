@@ -39,6 +39,7 @@ the snapshot needs (for explicit references and garbage collection).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat as stat_mod
@@ -52,11 +53,12 @@ from typing import Any
 
 from swarm.errors import IntegrityError, SwarmError
 from swarm.model.ids import is_backup_id
-from swarm.model.manifest import Manifest
+from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.repo.chunker import Chunker, FastCDC, split
 from swarm.repo.format import data_key
-from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, pack_name
+from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, pack_name, split_frames
 from swarm.repo.repository import BackupWriter, Repository
+from swarm.storage.base import ObjectNotFound
 
 INDEX_NAME = "tree.json"
 INDEX_VERSION = 1
@@ -635,6 +637,47 @@ class TreeReader:
                     problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
         return problems
 
+    def check_packs(self, backup_id: str, packs: Iterable[ObjectEntry]) -> dict[str, list[str]]:
+        """What is wrong with each pack ``backup_id`` wrote (``packs``: its manifest's entries).
+
+        For each pack, read whole: its stored bytes hash to the manifest's SHA-256, its frames
+        lie end to end, every frame is one this snapshot references, and every frame opens
+        (AEAD under its data key, bound to its block id; keyed hash = id). Returns pack name →
+        problems (only damaged packs). Packs of other backups are ``check``'s business.
+        """
+        by_place: dict[tuple[int, int], tuple[str, Location]] = {
+            (loc.pack, loc.offset): (bid, loc) for bid, loc in self.referenced_blocks().items()
+            if loc.backup_id == backup_id}
+        out: dict[str, list[str]] = {}
+        for entry in packs:
+            key = data_key(backup_id, entry.name)
+            try:
+                data = self.repo._store.get(key)
+            except ObjectNotFound:
+                out[entry.name] = ["missing from the repository"]
+                continue
+            found: list[str] = []
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                found.append("SHA-256 of the stored pack differs from the manifest's")
+            try:
+                frames = split_frames(data, where=entry.name)
+            except SwarmError as exc:
+                out[entry.name] = [*found, exc.message]
+                continue
+            number = int(entry.name.split("/")[-1].split(".")[0])
+            for offset, length in frames:
+                hit = by_place.get((number, offset))
+                if hit is None:
+                    found.append(f"frame at byte {offset} is not referenced by the index")
+                    continue
+                try:
+                    self.repo.open_block(data[offset:offset + length], hit[1], hit[0])
+                except SwarmError as exc:
+                    found.append(exc.message.removeprefix(f"{key}: "))
+            if found:
+                out[entry.name] = found
+        return out
+
     # -- materialize
     def materialize(self, dest: Path, *, jobs: int = 4, only: Callable[[str], bool] | None = None,
                     progress: Callable[[int], None] | None = None) -> MaterializeStats:
@@ -747,3 +790,111 @@ def _parent_fd(root_fd: int, path: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+# ---- physical backups of the block-index format ---------------------------------------------------
+LEGACY_INDEX_NAME = "index.json"  # physical backups written before they moved onto the tree store
+
+
+class BlockIndexReader(TreeReader):
+    """A physical backup of the older format, read through the tree store's interface.
+
+    Its ``index.json`` (``{"version": 1, "block_size", "files": [{"path", "type", "mode",
+    "mtime", "size", "blocks"|"link"}], "blocks": {id: location}}``, see
+    docs/design/repository-format.md) is turned into the entries ``walk`` yields, so
+    ``materialize``, ``check_packs`` and ``referenced_blocks`` work unchanged; ``check``
+    proves every block's pack present and long enough (there are no nodes), and with
+    ``read_data`` every block.
+    """
+
+    def __init__(self, repo: Repository, manifest: Manifest) -> None:  # not TreeReader's: there is no tree.json
+        self.repo = repo
+        try:
+            raw = b"".join(repo.read_object(manifest, LEGACY_INDEX_NAME))
+        except KeyError:
+            raise IntegrityError(f"backup {manifest.id} has no {LEGACY_INDEX_NAME}") from None
+        where = f"{manifest.id}/{LEGACY_INDEX_NAME}"
+        try:
+            d = json.loads(raw)
+            bs = int(d["block_size"])
+            self._blocks = {str(b): Location.from_list(v) for b, v in d["blocks"].items()}
+            entries: dict[str, Entry] = {}
+            for f in d["files"]:
+                path = check_path(str(f["path"]))
+                meta = Meta(int(f.get("mode", 0o700)) & 0o7777, int(f.get("mtime", 0)) * 1_000_000_000)
+                if f["type"] == DIR:
+                    entries[path] = Entry(path, DIR, meta)
+                elif f["type"] == SYMLINK:
+                    entries[path] = Entry(path, SYMLINK, meta, target=str(f["link"]))
+                elif f["type"] == FILE:
+                    size, ids = int(f["size"]), list(f.get("blocks", []))
+                    sizes = [bs] * len(ids)
+                    if ids:
+                        sizes[-1] = size - bs * (len(ids) - 1)
+                    chunks = tuple(ChunkRef(b, n, self._blocks[b]) for b, n in zip(ids, sizes, strict=True))
+                    entries[path] = Entry(path, FILE, meta, size=size, chunks=chunks)
+                else:
+                    raise ValueError(f"unknown entry type {f['type']!r}")
+            for path in list(entries):  # parents the index does not list (pg_basebackup lists them all)
+                p = _parent(path)
+                while p and p not in entries:
+                    entries[p] = Entry(p, DIR, DEFAULT_DIR_META)
+                    p = _parent(p)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{where}: the block index is damaged ({exc})") from exc
+        self._entries = sorted(entries.values(), key=lambda e: (e.path.count("/"), e.path))
+        packs = {_pack_ref(loc) for loc in self._blocks.values()}
+        self.root = TreeRoot((), DEFAULT_DIR_META, {"kind": "fixed", "size": bs},
+                             tuple(sorted(packs, key=lambda p: (p.backup_id, p.name))))
+
+    def walk(self) -> Iterator[Entry]:
+        """The root, then every entry, parents before children (by depth, then name)."""
+        yield Entry("", DIR, self.root.root_meta)
+        yield from self._entries
+
+    def referenced_blocks(self) -> dict[str, Location]:
+        return dict(self._blocks)
+
+    def check(self, read_data: bool = False) -> list[TreeProblem]:
+        problems: list[TreeProblem] = []
+        by_pack: dict[PackRef, list[tuple[ChunkRef, str]]] = {}
+        seen: set[str] = set()
+        for e in self._entries:
+            if e.type == FILE and sum(r.size for r in e.chunks) != e.size:
+                problems.append(TreeProblem(e.path, "its blocks do not add up to its size"))
+            for r in e.chunks:
+                if r.id not in seen:
+                    seen.add(r.id)
+                    by_pack.setdefault(_pack_ref(r.loc), []).append((r, e.path))
+        for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
+            info = self.repo._store.stat(pack.key)
+            if info is None:
+                problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
+                                                      f"{len(items)} blocks, e.g. of {items[0][1]})"))
+                continue
+            end = max(r.loc.offset + r.loc.length for r, _ in items)
+            if info.size < end:
+                problems.append(TreeProblem(pack.key, f"pack has {info.size} bytes, its frames need {end}"))
+                continue
+            if read_data:
+                for r, where in sorted(items, key=lambda it: it[0].loc.offset):
+                    try:
+                        for _ in self._read_refs([r], where):
+                            pass
+                    except SwarmError as exc:
+                        problems.append(TreeProblem(where, _unprefixed(exc.message, f"{where}: ")))
+        return problems
+
+
+def snapshot_index_name(manifest: Manifest) -> str:
+    """The index object a backup's tree is read from: ``tree.json``, or ``index.json`` for a
+    physical backup of the block-index format (chosen by which one its manifest lists)."""
+    names = {o.name for o in manifest.objects}
+    return LEGACY_INDEX_NAME if INDEX_NAME not in names and LEGACY_INDEX_NAME in names else INDEX_NAME
+
+
+def open_snapshot(repo: Repository, manifest: Manifest) -> TreeReader:
+    """A reader of ``manifest``'s tree, whichever index format it has (IntegrityError if unreadable)."""
+    if snapshot_index_name(manifest) == LEGACY_INDEX_NAME:
+        return BlockIndexReader(repo, manifest)
+    return TreeReader(repo, manifest)

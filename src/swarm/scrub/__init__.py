@@ -7,7 +7,8 @@ handed to :func:`swarm.scrub.stream.scrub_stream`.
 Entities: payment card numbers (PAN), Aadhaar, US SSN, email addresses and
 phone numbers, validated by checksum / numbering plan and, for bare numbers,
 by context (see ``docs/scrub.md``).  Values are replaced by typed tokens
-``[TYPE:hhhhhh]`` keyed by an HMAC of the export key.
+``[TYPE:<16 letters>]``: 64 bits of an HMAC under the scrub key (at least 32
+bytes), i.e. keyed pseudonyms (see :mod:`swarm.scrub.tokens`).
 
 Public API::
 
@@ -25,6 +26,6 @@ from swarm.scrub.scrubber import FORMATS, Scrubber
 from swarm.scrub.tokens import TOKEN_RE
 
 # Recorded in export manifests; bump when detection or token output changes.
-VERSION = "2"
+VERSION = "3"  # 3: 64-bit tokens in a digit-free alphabet (2: 24-bit hex tokens)
 
 __all__ = ["FORMATS", "TOKEN_RE", "TYPES", "VERSION", "ScrubReport", "Scrubber", "Span", "detect"]

@@ -22,18 +22,21 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from swarm.scrub.tokens import TOKEN_CHARS, TOKEN_RE_SOURCE
+
 __all__ = ["KeyContext", "Window", "key_words", "window"]
 
 _WORD_RE = re.compile(r"[a-z\u0900-\u0965\u0970-\u097f]+")
-_TOKEN_RE = re.compile(r"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[0-9a-f]{6}\]")
+_TOKEN_RE = re.compile(TOKEN_RE_SOURCE)
+_TOKEN_MAX = len("[AADHAAR:]") + TOKEN_CHARS  # the longest token
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 RAW_SPAN = 400  # characters looked at on each side of a candidate; windows are counted in words
 # what a window ignores: replacement tokens, e-mail addresses (and their %40 form), digit runs
 _NEUTRAL_RE = re.compile(
-    r"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[0-9a-f]{6}\]"
-    r"|[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+"
-    r"|\+?[0-9\u0966-\u096f][0-9\u0966-\u096f .\-()/]*")
+    TOKEN_RE_SOURCE
+    + r"|[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+"
+    + r"|\+?[0-9\u0966-\u096f][0-9\u0966-\u096f .\-()/]*")
 BEFORE_WORDS = 6
 AFTER_WORDS = 4
 NEAR_WORDS = 2
@@ -138,8 +141,19 @@ def window(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) 
     """
     if hi is None:
         hi = len(text)
-    before = text[max(lo, start - RAW_SPAN):start]
-    after = text[end:min(hi, end + RAW_SPAN)]
+    b0 = max(lo, start - RAW_SPAN)
+    a1 = min(hi, end + RAW_SPAN)
+    # a replacement token cut by an edge of the window is left out whole (its type name is no word)
+    if b0 > lo:
+        for m in _TOKEN_RE.finditer(text, max(lo, b0 - _TOKEN_MAX), min(start, b0 + _TOKEN_MAX)):
+            if m.start() < b0 < m.end():
+                b0 = m.end()
+    if a1 < hi:
+        for m in _TOKEN_RE.finditer(text, max(end, a1 - _TOKEN_MAX), min(hi, a1 + _TOKEN_MAX)):
+            if m.start() < a1 < m.end():
+                a1 = m.start()
+    before = text[b0:start]
+    after = text[end:a1]
     # a context window never crosses a line (one chat turn / log line)
     nl = before.rfind("\n")
     if nl >= 0:

@@ -28,25 +28,33 @@ from swarm.errors import ConfigError, NotFoundError, SwarmError, UnavailableErro
 
 
 class ObjectNotFound(NotFoundError):
-    code = "object_not_found"
+    """An object (a repository file, a bucket key or version) does not exist."""
+
+    code = "object-not-found"
 
 
 class BucketNotFound(NotFoundError):
     """The bucket named by a URL does not exist (exit 9, like every missing thing)."""
 
-    code = "bucket_not_found"
+    code = "bucket-not-found"
 
 
 class ObjectExists(SwarmError):
-    code = "object_exists"
+    """A conditional create found the object already there (a lost race, or a retried write)."""
+
+    code = "object-exists"
 
 
 class StoreUnavailable(UnavailableError):
-    code = "store_unavailable"
+    """The storage endpoint (S3, a file system) cannot be reached or keeps failing."""
+
+    code = "store-unavailable"
 
 
 class StoreAccessDenied(ConfigError):
-    code = "store_access_denied"
+    """The storage endpoint refused the credentials (the hint names the settings to check)."""
+
+    code = "access-denied"
 
 
 @dataclass(frozen=True)

@@ -86,12 +86,12 @@ def test_tokens_deterministic_per_key(text: str) -> None:
     a1 = Scrubber(KEY).scrub_text(text)
     a2 = Scrubber(KEY).scrub_text(text)
     assert a1 == a2
-    b = Scrubber(b"another key").scrub_text(text)
+    b = Scrubber(b"another key".ljust(32, b"!")).scrub_text(text)
     assert len(TOKEN_RE.findall(a1)) == len(TOKEN_RE.findall(b))
 
 
 def test_different_keys_give_different_tokens() -> None:
     a = Scrubber(KEY).scrub_text("a.b@ex.com")
-    b = Scrubber(b"another key").scrub_text("a.b@ex.com")
+    b = Scrubber(b"another key".ljust(32, b"!")).scrub_text("a.b@ex.com")
     assert a != b and TOKEN_RE.fullmatch(a) and TOKEN_RE.fullmatch(b)
     assert Scrubber(KEY).scrub_text("A.B@EX.COM") == a

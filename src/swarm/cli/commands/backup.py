@@ -1,10 +1,10 @@
-"""``swarm admin backup``: take backups."""
+"""``swarm admin backup``: take backups (``backup objects`` is registered by ``objects``)."""
 from __future__ import annotations
 
 import typer
 
 from swarm.cli.common import JSON_OPT, progress, settings
-from swarm.ui import render
+from swarm.ui.views import postgres as pg_view
 
 app = typer.Typer(help="Take a backup into the repository.", no_args_is_help=True)
 
@@ -12,10 +12,11 @@ app = typer.Typer(help="Take a backup into the repository.", no_args_is_help=Tru
 @app.command("postgres")
 def postgres(ctx: typer.Context,
              jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64,
-                                      help="Parallel jobs: table COPYs (logical) and uploads."),
+                                      help="Parallel jobs: table COPYs (logical), pack uploads (physical)."),
              db_url: str = typer.Option(None, "--db-url", help="Database to back up (default: SWARM_DB_URL)."),
              work_dir: str = typer.Option(None, "--work-dir",
-                                          help="Where the schema is staged (default: system temp); never rows."),
+                                          help="Logical: where the schema is staged (default: system temp); "
+                                               "never rows."),
              physical: bool = typer.Option(False, "--physical",
                                            help="Physical base backup (for point-in-time recovery with WAL)."),
              wal_wait_timeout: str = typer.Option(None, "--wal-wait-timeout", metavar="SECONDS",
@@ -25,31 +26,33 @@ def postgres(ctx: typer.Context,
              as_json: bool = JSON_OPT) -> None:
     """Logical backup of one snapshot: the schema by pg_dump, every table's rows by parallel COPY
     streamed into the repository, with exact row counts; or, with --physical, a deduplicated
-    base backup."""
-    if physical:
-        from swarm.cli.commands import physical as physical_cmd
+    base backup.
 
-        physical_cmd.backup_physical(ctx, db_url=db_url, jobs=jobs, as_json=as_json,
-                                     wal_wait_timeout=wal_wait_timeout)
-        return
-    if wal_wait_timeout is not None:
-        raise typer.BadParameter("--wal-wait-timeout applies to --physical backups only")
+    Exit status: 0 done; 3 configuration; 6 another backup of this kind runs; 7 PostgreSQL or the
+    repository cannot be reached; 10 the source failed (pg_dump, pg_basebackup; archive-failing).
+    """
     from swarm.services.context import open_repository
-    from swarm.services.postgres.logical_backup import backup_postgres_logical, swept_message
 
-    s = settings(ctx, db_url=db_url, work_dir=work_dir)
+    if physical and work_dir is not None:
+        raise typer.BadParameter("--work-dir applies to logical backups only (a physical backup stages nothing)")
+    if not physical and wal_wait_timeout is not None:
+        raise typer.BadParameter("--wal-wait-timeout applies to --physical backups only")
+    s = settings(ctx, db_url=db_url, work_dir=work_dir, wal_wait_timeout=wal_wait_timeout)
     url = s.require("db_url", "the database to back up (SWARM_DB_URL)")
+    if physical:
+        from swarm.services.postgres.physical_backup import backup_postgres_physical
+
+        wait_s = s.seconds("wal_wait_timeout", 60.0)
+        repo = open_repository(s, create=True)
+        with progress(as_json) as reporter:
+            res = backup_postgres_physical(repo, url, jobs=jobs, reporter=reporter, bindir=s.pg_bindir,
+                                           wal_wait_s=wait_s)
+        pg_view.physical_backup(res, repo.url, as_json=as_json)
+        return
+    from swarm.services.postgres.logical_backup import backup_postgres_logical
+
     repo = open_repository(s, create=True)
     with progress(as_json) as reporter:
         res = backup_postgres_logical(repo, url, jobs=jobs, work_dir=s.work_dir, reporter=reporter,
                                       bindir=s.pg_bindir)
-    d = res.to_dict()
-    if as_json:
-        render.emit_json(d)
-        return
-    if res.swept:
-        render.out.print(swept_message(res.swept), markup=False, highlight=False)
-    render.out.print(f"[bold green]backup {d['id']}[/] of {d['database']} (PostgreSQL {d['server_version']})")
-    render.kv([("tables", f"{d['tables']} ({d['rows']} rows, counted in the dump's snapshot)"),
-               ("size", render.sizes(d["size"], d["stored_size"])),  # as `backups list` / `show` label it
-               ("time", f"{d['timings']['total_s']:.1f} s"), ("repository", repo.url)])
+    pg_view.logical_backup(res, repo.url, as_json=as_json)

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from swarm.cli.common import JSON_OPT, progress, settings
 from swarm.errors import ExitCode
-from swarm.ui import render
+from swarm.ui.views import objects as objects_view
 
 WORKERS_OPT = typer.Option(8, "--workers", "-w", min=1, max=128, help="Parallel S3 operations.")
 POLICY_OPT = typer.Option(None, "--policy", help="Policy TOML file (default: the built-in policy, see "
                                                  "docs/objects.md).", exists=True, dir_okay=False)
 BUCKET_OPT = typer.Option(None, "--bucket", help="Bucket (default: SWARM_OBJECTS_BUCKET).")
-LIST_LIMIT = 50  # rows a human table shows; the rest is counted, never silently dropped
 
 
 def _policy(path: Path | None) -> Any:
@@ -48,21 +46,6 @@ def _fail_if(cond: bool) -> None:
         raise typer.Exit(int(ExitCode.FAILED))
 
 
-def _more(total: int, shown: int, in_json: int) -> None:
-    """Say how many rows a table left out (and where to get them)."""
-    if total > shown:
-        where = "all of them" if in_json >= total else f"the first {in_json}"
-        render.out.print(f"... and {total - shown} more (`--json` lists {where})")
-
-
-def _print_failed(d: dict[str, Any]) -> None:
-    if d.get("failed"):
-        render.err.print(f"[bold red]{d['failed_count']} key(s) failed[/] (re-run to retry them):", markup=True)
-        for f in d["failed"]:
-            render.err.print(f"  {f['key']}" + (f" (version {f['version_id']})" if f.get("version_id") else "")
-                             + f": {f['message']}", markup=False)  # keys may hold [brackets]
-
-
 def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> None:
     objects = typer.Typer(help="Object storage: policy, DR replication, point-in-time restore.",
                           no_args_is_help=True)
@@ -71,12 +54,6 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
     admin.add_typer(objects, name="objects")
     objects.add_typer(policy, name="policy")
     objects.add_typer(replication, name="replication")
-
-    def _render_policy(d: dict[str, Any]) -> None:
-        render.out.print(f"bucket {d['bucket']['bucket']} on {d['bucket']['endpoint']} ({d['mode']})")
-        render.table(None, ["rule", "status", "difference / what to do"],
-                     [[r["rule"], r["status"], r.get("difference", "") + (f" → {r['instead']}" if r.get("instead")
-                                                                          else "")] for r in d["rules"]])
 
     @policy.command("check")
     def policy_check(ctx: typer.Context, policy_file: Path = POLICY_OPT, bucket: str = BUCKET_OPT,
@@ -89,7 +66,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         pol = _policy(policy_file)
         res = check_policy(open_bucket(primary_config(s, bucket)), pol, dr_bucket=s.dr_objects_bucket)
         d = res.to_dict()
-        render.emit_json(d) if as_json else _render_policy(d)
+        objects_view.policy(d, as_json=as_json)
         _fail_if(res.drifted)
 
     @policy.command("apply")
@@ -104,7 +81,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         res = apply_policy(open_bucket(primary_config(s, bucket)), _policy(policy_file),
                            dr_bucket=s.dr_objects_bucket, dry_run=dry_run)
         d = res.to_dict()
-        render.emit_json(d) if as_json else _render_policy(d)
+        objects_view.policy(d, as_json=as_json)
         _fail_if(not dry_run and res.drifted)
 
     @objects.command("replicate")
@@ -122,16 +99,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         with progress(as_json) as reporter:
             res = replicate(src, dr, prefix=prefix, workers=workers, storage_class=pol.replication.storage_class
                             or None, reporter=reporter)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-        else:
-            render.out.print(f"replicated {d['source']['bucket']} → {d['dr']['bucket']}"
-                             f" ({'server-side copy' if d['server_side'] else 'streamed'}): "
-                             f"{d['versions_copied']} version(s), {d['delete_markers_copied']} delete marker(s), "
-                             f"{render.human_bytes(d['bytes_copied'])} in {d['elapsed_s']:.1f} s; "
-                             f"{d['keys_examined']} keys examined")
-            _print_failed(d)
+        objects_view.replicated(res.to_dict(), as_json=as_json)
         _fail_if(not res.ok)
 
     @replication.command("check")
@@ -144,17 +112,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
 
         s = settings(ctx)
         res = check_replication(open_bucket(primary_config(s)), open_bucket(dr_config(s)), prefix=prefix)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-        else:
-            state = "[bold green]in sync[/]" if res.in_sync else f"[bold red]{d['difference_count']} difference(s)[/]"
-            render.out.print(f"{d['source']['bucket']} vs DR {d['dr']['bucket']}: {state}; lag {d['lag_s']:.0f} s")
-            render.kv(sorted(d["counts"].items()))
-            if d["differences"]:
-                shown = d["differences"][:LIST_LIMIT]
-                render.table(None, ["key", "difference", "detail"], [[x["key"], x["kind"], x["detail"]] for x in shown])
-                _more(d["difference_count"], len(shown), len(d["differences"]))
+        objects_view.replication_check(res.to_dict(), as_json=as_json)
         _fail_if(not res.in_sync)
 
     @objects.command("restore")
@@ -188,24 +146,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         with progress(as_json) as reporter:
             res = restore_at(src, tgt, when, prefix=prefix, dry_run=dry_run, workers=workers, reporter=reporter,
                              force=force)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-        else:
-            p = d["plan"]
-            verb = "would" if dry_run else "did"
-            render.out.print(f"{d['target']['bucket']}/{escape(prefix)} as of {d['at']} (history from {source}): "
-                             f"{p['keys_examined']} keys, {p['unchanged']} unchanged; {verb} copy {p['copy']} "
-                             f"({render.human_bytes(p['bytes_to_copy'])}), {verb} delete {p['delete']}")
-            if d["actions"]:
-                shown = d["actions"][:LIST_LIMIT]
-                render.table(None, ["action", "key", "version"],
-                             [[a["action"], a["key"], a.get("version_id", "")] for a in shown])
-                _more(int(p["copy"]) + int(p["delete"]), len(shown), len(d["actions"]))
-            for a in d["archived"]:
-                render.err.print(f"archived: {a['key']} version {a['version_id']} is in {a['storage_class']}; "
-                                 "restore (thaw) it first, then re-run", markup=False)
-            _print_failed(d)
+        objects_view.restored_at(res.to_dict(), prefix=prefix, source=source, dry_run=dry_run,
+                                 as_json=as_json)
         _fail_if(not res.ok)
 
     @objects.command("undelete")
@@ -222,16 +164,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         s = settings(ctx)
         res = undelete(open_bucket(primary_config(s), workers=workers), key=key, prefix=prefix, dry_run=dry_run,
                        workers=workers)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-        else:
-            render.out.print(f"{'would undelete' if dry_run else 'undeleted'} {d['undeleted']} key(s) in "
-                             f"{d['bucket']['bucket']}")
-            for k in d["keys"][:LIST_LIMIT]:
-                render.out.print(f"  {k['key']} → version {k['restored_version_id']}", markup=False)
-            _more(d["undeleted"], min(LIST_LIMIT, len(d["keys"])), len(d["keys"]))
-            _print_failed(d)
+        objects_view.undeleted(res.to_dict(), dry_run=dry_run, as_json=as_json)
         _fail_if(not res.ok)
 
     @objects.command("versions")
@@ -241,14 +174,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         from swarm.services.objects.common import open_bucket, primary_config
         from swarm.services.objects.restore import versions
 
-        d = versions(open_bucket(primary_config(settings(ctx))), key)
-        if as_json:
-            render.emit_json(d)
-            return
-        render.table(f"{d['bucket']}/{key}", ["version", "last modified", "latest", "kind", "size", "class"],
-                     [[v["version_id"], v["last_modified"], "*" if v["is_latest"] else "",
-                       "delete marker" if v["delete_marker"] else "object", v.get("size"),
-                       v.get("storage_class")] for v in d["versions"]])
+        objects_view.versions(versions(open_bucket(primary_config(settings(ctx))), key), key, as_json=as_json)
 
     @backup.command("objects")
     def backup_objects_cmd(ctx: typer.Context, prefix: str = typer.Option("", "--prefix"),
@@ -267,17 +193,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         with progress(as_json) as reporter:
             res = backup_objects(repo, bucket, prefix=prefix, copy_data=copy_data, workers=workers,
                                  reporter=reporter)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-            return
-        from swarm.services.repository.catalog import backup_size
-
-        render.out.print(f"[bold green]backup {d['id']}[/]: {d['keys']} keys of {d['bucket']} as of {d['at']}")
-        render.kv([("size", render.sizes(backup_size(res.manifest), d["stored_size"]))])  # as `backups list`
-        if copy_data:
-            render.out.print(f"stored {d['versions_stored']} version(s) ({render.human_bytes(d['bytes_stored'])}), "
-                             f"referenced {d['versions_referenced']} already stored")
+        objects_view.backed_up(res, copy_data=copy_data, as_json=as_json)
 
     @restore.command("objects")
     def restore_objects_cmd(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
@@ -300,14 +216,5 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         tgt = open_bucket(replace(cfg, bucket=to_bucket), workers=workers) if to_bucket else src
         with progress(as_json) as reporter:
             res = restore_objects(repo, backup_id, src, tgt, dry_run=dry_run, workers=workers, reporter=reporter)
-        d = res.to_dict()
-        if as_json:
-            render.emit_json(d)
-        else:
-            c = d["counts"]
-            render.out.print(f"{'dry run: ' if dry_run else ''}{backup_id} → {d['target']['bucket']}: "
-                             f"{c.get('keys', 0)} keys, {c.get('unchanged', 0)} unchanged, "
-                             f"{c.get('would_restore', 0) + c.get('copied', 0) + c.get('uploaded_from_backup', 0)}"
-                             " restored" + (" (planned)" if dry_run else ""))
-            _print_failed(d)
+        objects_view.restored_backup(res.to_dict(), backup_id, dry_run=dry_run, as_json=as_json)
         _fail_if(not res.ok)

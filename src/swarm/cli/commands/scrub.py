@@ -2,7 +2,8 @@
 
 Thin wrapper around :mod:`swarm.scrub`.  The key for the deterministic tokens
 comes from ``--key-file`` (raw bytes), else the ``SWARM_SCRUB_KEY`` environment
-variable (hex), else a random key for this invocation.
+variable (hex), else a random key for this invocation; a given key shorter than
+32 bytes is refused with exit 3 before any input is read.
 
 Typer is imported only inside :func:`register`, so that
 ``python -m swarm.cli.commands.scrub`` (argparse) starts fast.
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from swarm.errors import ConfigError, ExitCode, SwarmError
+
 if TYPE_CHECKING:
     import typer
 
@@ -27,16 +30,33 @@ FORMATS = ("auto", "text", "json", "jsonl")
 
 
 def load_key(key_file: Path | None) -> bytes:
-    """Key bytes from a file, else $SWARM_SCRUB_KEY (hex), else random."""
+    """Key bytes from a file, else $SWARM_SCRUB_KEY (hex), else 32 random bytes.
+
+    A key from a file or the environment must be at least 32 bytes (64 hex digits from the
+    environment): anything shorter is a :class:`ConfigError` (exit 3), since whoever guesses a
+    short key can hash candidates and turn tokens back into values.
+    """
+    from swarm.scrub.tokens import MIN_KEY_BYTES, check_key
+
     if key_file is not None:
-        data = key_file.read_bytes().strip()
-        if not data:
-            raise ValueError(f"key file {key_file} is empty")
-        return data
+        try:
+            data = key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the scrub key file {key_file}: {exc.strerror or exc}",
+                              hint="Pass --key-file naming a readable file of at least "
+                                   f"{MIN_KEY_BYTES} random bytes.") from exc
+        # a key written with `echo` ends with a newline; only the line end is stripped, raw bytes stay
+        return check_key(data.rstrip(b"\r\n"), source=f"the scrub key in {key_file}")
     env = os.environ.get("SWARM_SCRUB_KEY")
     if env:
-        return bytes.fromhex(env.strip())
-    return secrets.token_bytes(32)
+        try:
+            raw = bytes.fromhex(env.strip())
+        except ValueError as exc:
+            raise ConfigError("SWARM_SCRUB_KEY is not hexadecimal",
+                              hint=f"Set it to {2 * MIN_KEY_BYTES} hex digits, e.g. the output of "
+                                   "python -c 'import secrets; print(secrets.token_hex(32))'.") from exc
+        return check_key(raw, source="SWARM_SCRUB_KEY")
+    return secrets.token_bytes(MIN_KEY_BYTES)
 
 
 def run(fmt: str, report: Path | None, key_file: Path | None,
@@ -47,7 +67,14 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
 
     if fmt not in FORMATS:
         print(f"scrub: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", file=sys.stderr)
-        return 2
+        return int(ExitCode.USAGE)
+    try:
+        scrubber = Scrubber(key=load_key(key_file))
+    except SwarmError as exc:  # checked before any input is read or output written
+        print(f"scrub: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return int(exc.exit_code)
     own_in = own_out = None
     if inp is None:
         inp = own_in = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape", newline="")
@@ -55,7 +82,6 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
         out = own_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape",
                                          newline="")
     try:
-        scrubber = Scrubber(key=load_key(key_file))
         scrub_stream(inp, out, scrubber, fmt)
         out.flush()
     finally:
@@ -67,7 +93,7 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
             own_in.detach()
     if report is not None:
         report.write_text(json.dumps(scrubber.report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return 0
+    return int(ExitCode.OK)
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +104,7 @@ def register(app: typer.Typer) -> None:
     def scrub(
         fmt: str = typer.Option("auto", "--format", help="auto | text | json | jsonl"),
         report: Path | None = typer.Option(None, "--report", help="write redaction counts (JSON) here"),
-        key_file: Path | None = typer.Option(None, "--key-file", help="file with the export key bytes"),
+        key_file: Path | None = typer.Option(None, "--key-file", help="scrub key file (>= 32 random bytes)"),
     ) -> None:
         """Redact PII (cards, Aadhaar, SSN, email, phone) from stdin to stdout."""
         code = run(fmt, report, key_file)

@@ -15,7 +15,8 @@ Reference format (recorded in the manifest's ``source.reference_format``): each
 inventory line's ``data`` is ``{"backup": "<backup id>", "object": "versions/<hash>"}``,
 naming the backup whose repository object holds the plaintext bytes (read with
 ``Repository.read_object(load_manifest(backup), object)``). ``source.references`` lists every
-other backup this one points into: ``prune`` must keep those while this one is kept.
+other backup this one points into, and the manifest's ``refs`` list each such object
+(``refs.objects``) and those backups' data keys: ``prune`` must keep them while this one is kept.
 
 Crash safety: the manifest is written last (the Repository's protocol), so an interrupted
 backup does not exist; copied data objects are removed by ``abort`` or swept by ``prune``.
@@ -40,15 +41,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
-from swarm.errors import ConfigError, NotFoundError, RefusedError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError, WrongKind
 from swarm.model.manifest import Manifest
 from swarm.model.object_versions import Version, current, group_by_key, live_at, same_content
+from swarm.model.refs import DataRef, Refs
+from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.services.objects.common import KeyWork, failures_dict, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
 
-KIND = "objects"
+KIND = Kind.OBJECTS
 INVENTORY = "inventory.jsonl"
 REFERENCE_FORMAT = ('inventory line "data": {"backup": <backup id>, "object": "versions/<sha256 hex of '
                     'key + NUL + version_id>"}; the named backup holds the plaintext bytes of that version')
@@ -65,18 +68,18 @@ class ObjectsBackupResult:
     elapsed_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        src = self.manifest.source
-        return {"id": self.manifest.id, "kind": KIND, "bucket": src.get("bucket"), "prefix": src.get("prefix"),
-                "at": src.get("at"), "copy_data": src.get("copy_data"), **self.counts, "size": src.get("bytes"),
-                "stored_size": self.manifest.stored_size, "references": src.get("references", []),
+        src = self.manifest.objects_source
+        return {"id": self.manifest.id, "kind": KIND, "bucket": src.bucket, "prefix": src.prefix,
+                "at": src.at, "copy_data": src.copy_data, **self.counts, "size": src.bytes,
+                "stored_size": self.manifest.stored_size, "references": list(src.references),
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
 def _previous_refs(repo: Repository, bucket: Bucket) -> dict[tuple[str, str], dict[str, Any]]:
     """(key, version id) → data reference (with the content type, metadata and tags recorded
     with it), from the newest earlier copy-data backup of this bucket."""
-    prev = [m for m in repo.list_backups() if m.kind == KIND and m.source.get("copy_data")
-            and m.source.get("bucket") == bucket.name and m.source.get("endpoint") == bucket.cfg.endpoint]
+    prev = [m for m in repo.list_backups() if m.kind == KIND and m.objects_source.copy_data
+            and m.objects_source.bucket == bucket.name and m.objects_source.endpoint == bucket.cfg.endpoint]
     if not prev:
         return {}
     m = prev[-1]
@@ -113,6 +116,7 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
     counts = {"keys": 0, "bytes": 0, "versions_stored": 0, "bytes_stored": 0, "versions_referenced": 0}
     refs = _previous_refs(repo, bucket) if copy_data else {}
     referenced: set[str] = set()
+    copied: set[DataRef] = set()  # versions stored by earlier backups that this one reads: its refs
     mutex = threading.Lock()
     with repo.lock("backup-objects") as lock:
         writer = repo.begin_backup(KIND, lock=lock)
@@ -167,6 +171,8 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
                         if ref is not None:
                             line.update(ref)
                             referenced.add(ref["data"]["backup"])
+                            with mutex:
+                                copied.add(DataRef(ref["data"]["backup"], ref["data"]["object"]))
                             counts["versions_referenced"] += 1
                         elif v.archived:
                             line["data"] = None
@@ -182,7 +188,8 @@ def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_d
                       "at": utc_iso(at), "copy_data": copy_data, "inventory": INVENTORY,
                       "keys": counts["keys"], "bytes": counts["bytes"],
                       "reference_format": REFERENCE_FORMAT, "references": sorted(referenced)}
-            manifest = writer.commit(source)
+            deks = {repo.load_manifest(b).dek_id for b in referenced}
+            manifest = writer.commit(source, Refs.of(objects=copied, deks=deks))
         except BaseException:
             writer.abort()
             raise
@@ -226,20 +233,21 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
     m = repo.load_manifest(backup_id)
     if m.kind != KIND:
         # a backup of the wrong kind is refused (exit 8) by every restore; a missing one is 9
-        raise RefusedError(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
+        raise WrongKind(f"backup {backup_id} is a {m.kind} backup, not an objects backup",
                            hint="Pick an id of kind objects from `swarm admin backups list`.")
-    if source.name != m.source.get("bucket"):
-        raise ConfigError(f"backup {backup_id} is of bucket {m.source.get('bucket')}, not {source.name}",
+    src = m.objects_source
+    if source.name != src.bucket:
+        raise ConfigError(f"backup {backup_id} is of bucket {src.bucket}, not {source.name}",
                           hint="Point SWARM_OBJECTS_BUCKET at the bucket the backup was taken of; use "
                                "--to-bucket to restore elsewhere.")
     source.check_access()
     if target.cfg != source.cfg:
         target.check_access(write=True)
-    prefix = str(m.source.get("prefix") or "")
+    prefix = src.prefix
     res = ObjectsRestoreResult(backup_id, target.cfg.public(), dry_run)
     manifests: dict[str, Manifest] = {m.id: m}
     mlock = threading.Lock()
-    reporter.stage(f"restoring {m.source.get('keys')} keys of {backup_id} into {target.name}")
+    reporter.stage(f"restoring {src.keys} keys of {backup_id} into {target.name}")
 
     def manifest_of(bid: str) -> Manifest:
         with mlock:
@@ -275,7 +283,7 @@ def restore_objects(repo: Repository, backup_id: str, source: Bucket, target: Bu
             reporter.advance(want.size)
             return
         except SwarmError as exc:
-            if exc.code not in ("object_not_found", "not_found"):
+            if not isinstance(exc, NotFoundError):
                 raise
             if not d.get("data"):
                 raise NotFoundError(f"version {want.version_id} of {want.key} is gone from {source.name} "

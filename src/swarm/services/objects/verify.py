@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from swarm.config import Settings
-from swarm.errors import SwarmError
+from swarm.errors import IntegrityError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.objects.backup import INVENTORY
@@ -37,7 +37,7 @@ from swarm.sources.objects import Bucket, BucketConfig
 
 Fail = Callable[[str, str], None]
 # errors that say something about the sampled version itself (anything else is raised)
-_DATA_ERRORS = ("object_not_found", "not_found", "integrity")
+_DATA_ERRORS = (NotFoundError, IntegrityError)
 
 
 def _lines(repo: Repository, m: Manifest) -> Iterator[dict[str, Any]]:
@@ -94,9 +94,8 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
     reporter = reporter or NullReporter()
     rng = random.Random(seed)
     chosen, total = reservoir(_lines(repo, manifest), sample, rng)
-    src = manifest.source
     facts.update(objects_sampled=len(chosen), inventory_keys=total, from_bucket=0, from_repository=0,
-                 bytes_read=0, etags_compared=0, failed=0, bucket=src.get("bucket"))
+                 bytes_read=0, etags_compared=0, failed=0, bucket=manifest.objects_source.bucket)
     reporter.stage(f"restore test: reading {len(chosen)} of {total} inventoried versions")
     reporter.total(sum(int(d.get("size") or 0) for d in chosen))
     bucket: Bucket | None = None
@@ -127,10 +126,10 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
                 where = f"bucket {bucket.name}"
             differs = _compare(d, counted(chunks))
         except SwarmError as exc:
-            if exc.code not in _DATA_ERRORS:
+            if not isinstance(exc, _DATA_ERRORS):
                 raise  # the bucket or repository cannot be reached, or refuses us: not a finding about this key
             facts["failed"] += 1
-            gone = exc.code in ("object_not_found", "not_found")
+            gone = isinstance(exc, NotFoundError)
             fail(key, f"version {vid}: " + ("gone from the bucket" if gone and not ref else exc.message))
             continue
         etag = str(d.get("etag") or "").strip('"')
@@ -144,8 +143,8 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
 def _bucket_config(settings: Settings, manifest: Manifest) -> BucketConfig:
     """The backed-up bucket, with the configured endpoint and credentials (the manifest's
     endpoint when none is configured)."""
-    cfg = primary_config(settings, str(manifest.source.get("bucket")))
-    if not cfg.endpoint and manifest.source.get("endpoint"):
-        cfg = BucketConfig(cfg.bucket, str(manifest.source["endpoint"]), cfg.access_key, cfg.secret_key,
-                           cfg.region)
+    src = manifest.objects_source
+    cfg = primary_config(settings, src.bucket)
+    if not cfg.endpoint and src.endpoint:
+        cfg = BucketConfig(cfg.bucket, src.endpoint, cfg.access_key, cfg.secret_key, cfg.region)
     return cfg

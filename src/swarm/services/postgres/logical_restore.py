@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from swarm.config import urls
-from swarm.errors import IntegrityError, NotFoundError, RefusedError
+from swarm.errors import DatabaseNotFound, IntegrityError, TargetNotEmpty, WrongKind
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
+from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import (
     DUMP_PREFIX,
@@ -105,21 +106,21 @@ def plan_restore(repo: Repository, backup_id: str, target_url: str, *, create: b
     of another kind or a non-empty target without ``force``."""
     urls.check("postgres", target_url, setting="--target-db", source="flag")
     manifest = repo.load_manifest(backup_id)
-    if manifest.kind != "pg-logical":
-        raise RefusedError(f"backup {backup_id} is a {manifest.kind} backup, not a logical PostgreSQL backup",
+    if manifest.kind != Kind.PG_LOGICAL:
+        raise WrongKind(f"backup {backup_id} is a {manifest.kind} backup, not a logical PostgreSQL backup",
                            hint="Pick an id of kind pg-logical from `swarm admin backups list`.")
     dbname = dbname_of(target_url)
     admin_url = with_dbname(target_url, "postgres")
     exists = database_exists(admin_url, dbname)
     if not exists and not create:
-        raise NotFoundError(f"target database {dbname} does not exist at {redact(admin_url)}",
+        raise DatabaseNotFound(f"target database {dbname} does not exist at {redact(admin_url)}",
                             hint="Pass --create to create it.")
     existing = 0
     if exists:
         with connect(target_url) as conn:
             existing = len(user_tables(conn))
         if existing and not force:
-            raise RefusedError(
+            raise TargetNotEmpty(
                 f"target database {dbname} is not empty ({existing} tables); refusing to restore over it",
                 hint="Restore into a new database (--create with a new name), or pass --force to replace "
                      "the objects the backup contains.", details={"existing_tables": existing})
@@ -146,7 +147,7 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
                      no_owner=no_owner, bindir=bindir, reporter=reporter)
         timings["restore_s"] = round(time.monotonic() - t0 - timings["download_s"], 3)
     reporter.stage("validating row counts")
-    expected: dict[str, int] = plan.manifest.source.get("row_counts", {})
+    expected = dict(plan.manifest.logical.row_counts)
     comparison = compare_row_counts(expected, restored_counts(plan.target_url, list(expected)))
     timings["total_s"] = round(time.monotonic() - t0, 3)
     return RestoreResult(plan, comparison, timings, swept)
@@ -194,10 +195,11 @@ class _Load:
 def _loads(manifest: Manifest, dumpdir: Path, toc: list[str], bindir: str | None) -> list[_Load]:
     """Every table's rows, as streams to load: the manifest's COPY parts (``parallel_tables``)
     and pg_dump table files (``pgdump/<id>.dat``, each TABLE DATA entry of the dump)."""
-    encoding = manifest.source.get("encoding")
+    src = manifest.logical
+    encoding = src.encoding
     out = [_Load(f"{t['schema']}.{t['table']}", copy_from_statement(t["schema"], t["table"], t["columns"]),
                  p["name"], p["rows"], False, encoding)
-           for t in manifest.source.get("parallel_tables", {}).values() for p in t["parts"]]
+           for t in src.parallel_tables.values() for p in t["parts"]]
     entries = table_data_entries(toc)
     statements, dump_encoding = copy_statements(dumpdir, entries, bindir)
     listed = {o.name for o in manifest.objects}

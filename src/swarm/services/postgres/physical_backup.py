@@ -1,12 +1,16 @@
-"""Physical PostgreSQL backup: ``pg_basebackup`` streamed into deduplicated, encrypted packs.
+"""Physical PostgreSQL backup: ``pg_basebackup`` streamed into the repository's tree store.
 
 Nothing of the cluster is staged on local disk. The tar stream pg_basebackup writes to
-stdout is parsed as it arrives (``tarfile`` mode ``r|``); every regular file is cut into
-``BLOCK_SIZE`` blocks at fixed offsets; each block is named by a keyed hash; blocks the
-previous physical backup (or this one) already stored are only referenced, new ones are
-sealed into packs uploaded in the background. The backup's ``index.json`` (an encrypted
-object) lists every file with its block ids and every block's location, so a restore
-needs this manifest alone. See docs/design/physical-backups.md for the reasons.
+stdout is parsed as it arrives (``tarfile`` mode ``r|``); every member goes into a
+``TreeWriter`` (``swarm.repo.tree``): regular files cut by ``FixedChunker(block_size)``
+(32 KiB: pages change in place), directories and symlinks with their modes and mtimes.
+Blocks the previous physical backup of the cluster already stored (its tree's
+``referenced_blocks()``, or for a backup of the older ``index.json`` format its index's
+``blocks``) are only referenced; new ones are sealed into packs uploaded in the background.
+The backup's ``tree.json`` needs no other backup's index, and its manifest's ``refs`` list
+every pack (of this and earlier backups) and data key it reads and its WAL range. This
+service never handles block ids or pack offsets. See docs/design/physical-backups.md and
+docs/design/tree-store.md.
 
 Order of steps, and what a crash between them leaves:
 
@@ -20,10 +24,11 @@ Order of steps, and what a crash between them leaves:
    waits for its WAL to be archived (``pg_stat_progress_basebackup``) a watch ends it after
    ``wal_wait_timeout`` seconds (and ends its walsender, which would wait on), failing with
    ``archive-failing``, the segment and the cause;
-5. write ``index.json``, then the manifest, last.
+5. ``TreeWriter.finish``: node packs, then ``tree.json``; then the manifest (with ``refs``), last.
 
-A crash before 5 leaves packs and a data key without a manifest: no backup is listed, and
-no later backup references those packs (dedup only trusts committed manifests).
+A crash before 5 completes leaves packs (maybe ``tree.json``) and a data key without a
+manifest: no backup is listed, and no later backup references those packs (dedup only
+trusts committed manifests); ``prune`` sweeps them.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import json
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +44,14 @@ from urllib.parse import unquote, urlparse
 
 from swarm.errors import ArchiveFailing, IntegrityError, SourceError, SwarmError
 from swarm.model.manifest import Manifest
+from swarm.model.refs import Refs, WalRange, pack_refs
+from swarm.model.sources import Kind
 from swarm.model.wal import Lsn, segments_between
 from swarm.repo import Repository
-from swarm.repo.packs import BLOCK_SIZE, Location, PackWriter, block_id
+from swarm.repo.chunker import FixedChunker
+from swarm.repo.packs import BLOCK_SIZE, Location
+from swarm.repo.tree import INDEX_NAME as TREE_INDEX_NAME
+from swarm.repo.tree import Meta, TreeRoot, TreeWriter, open_snapshot
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.postgres.basebackup import BaseBackupStream, read_exact
 from swarm.sources.postgres.conn import connect, redact, server_facts
@@ -54,8 +65,9 @@ from swarm.sources.postgres.wal import (
     wal_position,
 )
 
-KIND = "pg-physical"
-INDEX = "index.json"
+KIND = Kind.PG_PHYSICAL
+TREE_INDEX = TREE_INDEX_NAME
+FORMAT_TREE = "tree"
 LOCK = "backup-postgres-physical"
 WAL_WAIT_S = 60.0  # default of --wal-wait-timeout / [backup] wal_wait_timeout
 WAITING_PHASE = "waiting for wal archiving to finish"  # pg_stat_progress_basebackup.phase
@@ -143,23 +155,61 @@ class PhysicalBackupResult:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
-        s = m.source
-        return {"id": m.id, "kind": m.kind, "server_version": s.get("server_version"),
-                "system_identifier": s.get("system_identifier"), "timeline": s.get("timeline"),
-                "start_lsn": s.get("start_lsn"), "stop_lsn": s.get("stop_lsn"),
-                "start_wal": s.get("start_wal"), "stop_wal": s.get("stop_wal"),
-                "stop_time": s.get("stop_time"), "started_at": m.started_at, "finished_at": m.finished_at,
+        s = m.physical
+        return {"id": m.id, "kind": m.kind, "server_version": s.server_version,
+                "system_identifier": s.system_identifier, "timeline": s.timeline,
+                "start_lsn": s.start_lsn, "stop_lsn": s.stop_lsn,
+                "start_wal": s.start_wal, "stop_wal": s.stop_wal,
+                "stop_time": s.stop_time, "started_at": m.started_at, "finished_at": m.finished_at,
                 **self.stats}
 
 
-def load_index(repo: Repository, manifest: Manifest) -> dict[str, Any]:
-    try:
-        raw = b"".join(repo.read_object(manifest, INDEX))
-        return dict(json.loads(raw))
-    except KeyError:
-        raise IntegrityError(f"backup {manifest.id} has no {INDEX}") from None
-    except ValueError as exc:
-        raise IntegrityError(f"{INDEX} of backup {manifest.id} is not valid JSON") from exc
+def known_blocks(repo: Repository, manifest: Manifest) -> dict[str, Location]:
+    """What a new backup deduplicates against: every block ``manifest`` (a committed physical
+    backup, of either index format) uses. Opaque to this service: handed to ``TreeWriter``."""
+    return open_snapshot(repo, manifest).referenced_blocks()
+
+
+def physical_refs(repo: Repository, root: TreeRoot, timeline: int, first_wal: str, last_wal: str) -> Refs:
+    """A tree-format physical backup's refs: every pack its tree lists (with their data keys),
+    its WAL range and the WAL data key."""
+    packs, deks = pack_refs((p.backup_id, p.name, p.dek_id) for p in root.packs)
+    ident = repo.cluster_identity() or {}
+    if ident.get("wal_dek_id"):
+        deks.add(str(ident["wal_dek_id"]))
+    return Refs.of(packs=packs, deks=deks, wal=[WalRange(timeline, first_wal, last_wal)])
+
+
+def _add_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tree: TreeWriter, chunker: FixedChunker,
+                special: dict[str, bytes], reporter: Reporter) -> None:
+    """One tar member of pg_basebackup's stream into the tree (``backup_label`` and
+    ``backup_manifest`` are also kept in ``special``)."""
+    path = member.name.removeprefix("./").rstrip("/")
+    if path == ".":
+        path = ""
+    meta = Meta(member.mode & 0o7777, int(member.mtime) * 1_000_000_000)
+    if member.isdir():
+        tree.add_dir(path, meta)
+    elif member.issym():
+        tree.add_symlink(path, member.linkname, meta)
+    elif member.isfile():
+        fh = tar.extractfile(member)
+        assert fh is not None
+        keep = path in ("backup_label", "backup_manifest", "tablespace_map")
+        kept = bytearray()
+
+        def pieces() -> Iterator[bytes]:
+            for plain in read_exact(fh, member.size, chunker.size):  # type: ignore[arg-type]
+                if keep:
+                    kept.extend(plain)
+                reporter.advance(len(plain))
+                yield plain
+
+        tree.add_file(path, meta, chunker.chunks(pieces()))
+        if keep:
+            special[path] = bytes(kept)
+    else:
+        raise SourceError(f"unexpected tar member type in the base backup: {member.name}")
 
 
 def physical_backups(repo: Repository, system_identifier: str | None = None,
@@ -171,8 +221,17 @@ def physical_backups(repo: Repository, system_identifier: str | None = None,
     that was asked for that very backup loads it with ``load_manifest`` and gets its error.
     """
     damaged: dict[str, str] = {}
-    found = [m for m in repo.list_backups(damaged) if m.kind == KIND
-             and (system_identifier is None or str(m.source.get("system_identifier")) == str(system_identifier))]
+    found = []
+    for m in repo.list_backups(damaged):
+        if m.kind != KIND:
+            continue
+        try:
+            src = m.physical
+        except IntegrityError as exc:
+            damaged[m.id] = exc.message
+            continue
+        if system_identifier is None or src.system_identifier == str(system_identifier):
+            found.append(m)
     if warnings is not None:
         warnings.extend(f"skipped damaged manifest of backup {bid}: {problem}" for bid, problem in sorted(
             damaged.items()))
@@ -197,25 +256,20 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
     pos = wal_position(db_url)
     repo.bind_cluster(facts.system_identifier, server_version=facts.server_version,
                       segment_size=pos.segment_size)
-    dedup = repo.dedup_key()
     previous = physical_backups(repo, facts.system_identifier)
+    chunker = FixedChunker(block_size)
     known: dict[str, Location] = {}
     if previous:
-        reporter.stage(f"loading the block index of {previous[-1].id}")
-        prev_index = load_index(repo, previous[-1])
-        known = repo.present_blocks({bid: Location.from_list(v) for bid, v in prev_index["blocks"].items()})
+        reporter.stage(f"loading the blocks of {previous[-1].id}")
+        known = repo.present_blocks(known_blocks(repo, previous[-1]))
     with repo.lock(LOCK) as lock:
         writer = repo.begin_backup(KIND, lock=lock)
-        packs = PackWriter(repo_id=repo.config.repo_id, backup_id=writer.id, dek_id=writer.dek_id, dek=writer.dek,
-                           upload=writer.put_pack, workers=max(1, jobs))
+        tree = TreeWriter(repo, writer, chunker=chunker, known=known, workers=max(1, jobs))
         try:
             before = backup_bounds(db_url)
             size_hint = cluster_size(db_url)
             reporter.stage(f"streaming pg_basebackup of {size_hint / 1e6:.0f}+ MB into packs")
             reporter.total(size_hint)
-            files: list[dict[str, Any]] = []
-            used: dict[str, Location] = {}
-            reused = reused_bytes = total_bytes = 0
             special: dict[str, bytes] = {}
             app = f"swarm-basebackup-{writer.id}"[:63]
             with BaseBackupStream(db_url, bindir=bindir, application_name=app) as stream, \
@@ -223,49 +277,14 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                 try:
                     with tarfile.open(fileobj=stream.stdout, mode="r|") as tar:
                         for member in tar:
-                            path = member.name.removeprefix("./").rstrip("/")
-                            entry: dict[str, Any] = {"path": path, "mode": member.mode & 0o7777,
-                                                     "mtime": int(member.mtime)}
-                            if member.isdir():
-                                entry["type"] = "d"
-                            elif member.issym():
-                                entry.update(type="l", link=member.linkname)
-                            elif member.isfile():
-                                entry.update(type="f", size=member.size)
-                                fh = tar.extractfile(member)
-                                assert fh is not None
-                                ids: list[str] = []
-                                keep = path in ("backup_label", "backup_manifest", "tablespace_map")
-                                kept = bytearray()
-                                for plain in read_exact(fh, member.size, block_size):  # type: ignore[arg-type]
-                                    bid = block_id(dedup, plain)
-                                    ids.append(bid)
-                                    total_bytes += len(plain)
-                                    if keep:
-                                        kept += plain
-                                    reporter.advance(len(plain))
-                                    if bid in used:
-                                        reused += 1
-                                        reused_bytes += len(plain)
-                                        continue
-                                    if bid in known:
-                                        used[bid] = known[bid]
-                                        reused += 1
-                                        reused_bytes += len(plain)
-                                        continue
-                                    used[bid] = packs.add(bid, plain)
-                                entry["blocks"] = ids
-                                if keep:
-                                    special[path] = bytes(kept)
-                            else:
-                                raise SourceError(f"unexpected tar member type in the base backup: {member.name}")
-                            files.append(entry)
+                            _add_member(tar, member, tree, chunker, special, reporter)
                     stream.finish()
-                except (SwarmError, tarfile.TarError, OSError) as exc:
+                except (SwarmError, tarfile.TarError, OSError, ValueError) as exc:
                     if watch.failure is not None:
                         raise watch.failure from exc
+                    if isinstance(exc, ValueError):  # an unsafe or repeated member name
+                        raise SourceError(f"pg_basebackup's stream has a member swarm refuses: {exc}") from exc
                     raise
-            packs.close()
             after = backup_bounds(db_url)
             if "backup_manifest" not in special or "backup_label" not in special:
                 raise SourceError("pg_basebackup's stream had no backup_manifest or backup_label",
@@ -289,11 +308,10 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                     hint="Is archive_command = 'swarm admin wal push %p' (with archive_mode = on) configured "
                          "and working, or `swarm admin wal stream` running? See the server log. The backup was "
                          "discarded.")
-            index = {"version": 1, "block_size": block_size, "files": files,
-                     "blocks": {bid: loc.to_list() for bid, loc in used.items()}}
-            writer.put_object(INDEX, [json.dumps(index, separators=(",", ":")).encode()])
+            root = tree.finish()
+            st = root.stats
             source = {
-                "engine": "postgresql", "method": "pg_basebackup", "format": "blocks",
+                "engine": "postgresql", "method": "pg_basebackup", "format": FORMAT_TREE,
                 "db_url": redact(db_url), "server_version": facts.server_version,
                 "server_version_num": facts.server_version_num, "system_identifier": facts.system_identifier,
                 "timeline": tli, "start_lsn": str(start_lsn), "stop_lsn": str(stop_lsn),
@@ -303,17 +321,17 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
                 "xid_before": before["xmax"], "xid_after": after["xmax"],
                 "backup_label": special["backup_label"].decode(errors="replace"),
                 "backup_manifest_checksum": bm.get("Manifest-Checksum"),
-                "files": sum(1 for f in files if f["type"] == "f"), "size": total_bytes,
-                "new_blocks": packs.stats.new_blocks, "reused_blocks": reused,
-                "new_bytes": packs.stats.new_plain_bytes, "reused_bytes": reused_bytes,
-                "stored_new_bytes": packs.stats.stored_bytes, "packs": packs.stats.packs,
+                "files": st.files, "size": st.size,
+                "new_blocks": st.new_blocks, "reused_blocks": st.reused_blocks,
+                "new_bytes": st.new_bytes, "reused_bytes": st.reused_bytes,
+                "stored_new_bytes": st.stored_bytes, "packs": st.packs,
                 "dedup_base": previous[-1].id if previous else None,
             }
             source["seconds"] = round(time.monotonic() - t0, 3)
             reporter.stage("writing manifest")
-            manifest = writer.commit(source, requires={(loc.backup_id, loc.pack_name()) for loc in used.values()})
+            manifest = writer.commit(source, physical_refs(repo, root, tli, needed[0], needed[-1]))
         except BaseException:
-            packs.abort()
+            tree.abort()
             writer.abort()
             raise
     stats = {k: source[k] for k in ("files", "size", "new_blocks", "reused_blocks", "new_bytes", "reused_bytes",

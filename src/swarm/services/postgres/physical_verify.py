@@ -2,7 +2,10 @@
 
 1. every pack this backup wrote: its stored bytes hash to the manifest's SHA-256, and every
    frame in it opens (AEAD under the backup's data key, bound to the block id) and its
-   plaintext's keyed hash equals the block id;
+   plaintext's keyed hash equals the block id; then the tree's structure (every node, and
+   every pack of earlier backups it reads present and long enough: ``TreeReader.check``).
+   Both through the tree store (``open_snapshot``: ``tree.json``, or ``index.json`` for a
+   backup of the older block-index format); this module never sees a block id or offset;
 2. the WAL the backup needs to become consistent (the segments from its start to its stop
    LSN) is in the repository and every such file decrypts;
 3. every file is re-assembled into a temporary directory from its blocks (also those
@@ -36,7 +39,6 @@ directory (or the system's temporary directory) with the server possibly still r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -50,8 +52,7 @@ from typing import TYPE_CHECKING, Any
 from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
-from swarm.repo.packs import Location, split_frames
-from swarm.services.postgres.physical_backup import INDEX, load_index
+from swarm.repo.tree import open_snapshot, snapshot_index_name
 from swarm.services.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:
@@ -69,39 +70,51 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
     found a problem, ``restore_test(datadir, files, bytes)`` runs on them before they are
     removed (so the backup is read once for both)."""
     reporter = reporter or NullReporter()
+    index = snapshot_index_name(manifest)
     try:
-        index = load_index(repo, manifest)
+        src = manifest.physical
+        reader = open_snapshot(repo, manifest)
     except SwarmError as exc:
-        if INDEX not in result.reported():  # else the listing named it already
-            result.problem(INDEX, exc.message)
+        if index not in result.reported():  # else the listing named it already
+            result.problem(index, exc.message)
         return
     result.objects_checked += 1
-    blocks = {bid: Location.from_list(v) for bid, v in index["blocks"].items()}
-    by_place = {(loc.pack, loc.offset): bid for bid, loc in blocks.items() if loc.backup_id == manifest.id}
     packs = [o for o in manifest.objects if o.name.startswith("packs/")]
     damaged: set[str] = set(result.reported())  # packs the listing already found missing or resized
     reporter.stage(f"checking {len(packs)} packs")
+    try:
+        found = reader.check_packs(manifest.id, [p for p in packs if p.name not in damaged])
+    except SwarmError as exc:  # a node of the tree cannot be read: the structure check names it
+        found = {}
+        result.problem(index, exc.message)
+        damaged.add(index)
     for entry in packs:
         if entry.name in damaged:
             continue
-        found = _check_pack(repo, manifest, entry, blocks, by_place)
-        if found:
-            more = f" (and {len(found) - PACK_DETAIL} more)" if len(found) > PACK_DETAIL else ""
-            result.problem(entry.name, "; ".join(found[:PACK_DETAIL]) + more)
+        if entry.name in found:
+            problems = found[entry.name]
+            more = f" (and {len(problems) - PACK_DETAIL} more)" if len(problems) > PACK_DETAIL else ""
+            result.problem(entry.name, "; ".join(problems[:PACK_DETAIL]) + more)
             damaged.add(entry.name)
             continue
         result.objects_checked += 1
         result.bytes_checked += entry.size
+    if index not in damaged:
+        for p in reader.check():  # the tree's nodes, and the packs of earlier backups it reads
+            if not any(name in p.where or name in p.message for name in damaged):
+                result.problem(p.where, p.message)
     reporter.stage("checking the backup's WAL is archived")
-    for name in manifest.source.get("wal_segments", []):
+    for name in src.wal_segments:
         try:
             data = repo.get_wal(name)
-            if len(data) != int(manifest.source.get("segment_size") or len(data)):
+            if len(data) != src.segment_size:
                 result.problem(name, f"archived segment has {len(data)} bytes")
         except NotFoundError:
             result.problem(name, "WAL segment needed to make the backup consistent is missing from the repository")
         except SwarmError as exc:
             result.problem(name, exc.message)
+    if index in damaged:
+        return
     reporter.stage("re-assembling files and running pg_verifybackup")
     scratch = (_scratch_dir(work_dir) if restore_test is not None
                else Path(tempfile.mkdtemp(prefix="swarm-verify-phys-", dir=work_dir)))
@@ -114,7 +127,7 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             files, nbytes = materialize_physical(repo, manifest, root, reporter=reporter)
         except SwarmError as exc:
             # a block of a pack already named fails again here: that is the same damage
-            if not any(name in exc.message for name in damaged):
+            if not any(name in exc.message for name in damaged | result.reported()):
                 result.problem("files", exc.message)
             return
         from swarm.sources.postgres.binaries import tool
@@ -128,32 +141,6 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             restore_test(root, files, nbytes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _check_pack(repo: Repository, manifest: Manifest, entry: Any, blocks: dict[str, Location],
-                by_place: dict[tuple[int, int], str]) -> list[str]:
-    """Everything wrong with one pack of this backup (empty: intact)."""
-    data = repo.read_stored(manifest.id, entry.name)
-    if data is None:
-        return ["missing from the repository"]
-    found: list[str] = []
-    if hashlib.sha256(data).hexdigest() != entry.sha256:
-        found.append("SHA-256 of the stored pack differs from the manifest's")
-    try:
-        frames = split_frames(data, where=entry.name)
-    except SwarmError as exc:
-        return [*found, exc.message]
-    number = int(entry.name.split("/")[-1].split(".")[0])
-    for offset, length in frames:
-        bid = by_place.get((number, offset))
-        if bid is None:
-            found.append(f"frame at byte {offset} is not referenced by the index")
-            continue
-        try:
-            repo.open_block(data[offset:offset + length], blocks[bid], bid)
-        except SwarmError as exc:
-            found.append(exc.message.removeprefix(f"{repo.object_key(manifest.id, entry.name)}: "))
-    return found
 
 
 # ---- restore test --------------------------------------------------------------------------------
@@ -195,7 +182,7 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
         hand_to_server_user(datadir, recursive=True)
         cluster = LocalCluster(datadir.parent, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
         reporter.stage(f"restore test: recovering to the consistency point (stop LSN "
-                       f"{manifest.source.get('stop_lsn')}) on port {port}")
+                       f"{manifest.physical.stop_lsn}) on port {port}")
         try:
             cluster.start(timeout=timeout)
         except SwarmError:
@@ -343,7 +330,7 @@ def _find_superuser(cluster: Any, manifest: Manifest) -> str | None:
 
     from swarm.sources.postgres.cluster import server_user_name
 
-    candidates = [urlparse(str(manifest.source.get("db_url") or "")).username, "postgres", server_user_name(),
+    candidates = [urlparse(manifest.physical.db_url or "").username, "postgres", server_user_name(),
                   cluster.superuser]
     for user in dict.fromkeys(c for c in candidates if c):
         with contextlib.suppress(SwarmError):

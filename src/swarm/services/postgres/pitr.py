@@ -29,24 +29,36 @@ import re
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from swarm.config import Settings
-from swarm.errors import IntegrityError, NotFoundError, RefusedError, SourceError, SwarmError
+from swarm.errors import (
+    BackupNotFound,
+    DatadirNotEmpty,
+    IntegrityError,
+    RecoveryFailed,
+    RefusedError,
+    RestorePointExists,
+    RestorePointUnknown,
+    SwarmError,
+    TargetOutOfRange,
+    TimelineMismatch,
+    WalMissing,
+    WalUnreadable,
+    WrongKind,
+)
 from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
+from swarm.model.sources import Kind
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
-from swarm.repo.packs import Location
-from swarm.services.postgres.physical_backup import load_index, physical_backups
+from swarm.repo.tree import open_snapshot
+from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
-
-MAX_SPAN = 8 << 20  # coalesce adjacent frames of one pack into range reads up to this size
 
 
 @dataclass
@@ -80,15 +92,15 @@ class PitrPlan:
         return self.target.settings()
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.backup.source
-        return {"backup_id": self.backup.id, "backup_stop_lsn": s.get("stop_lsn"),
-                "backup_stop_time": s.get("stop_time"),
+        s = self.backup.physical
+        return {"backup_id": self.backup.id, "backup_stop_lsn": s.stop_lsn,
+                "backup_stop_time": s.stop_time,
                 "target": self.target.to_dict(), "datadir": str(self.datadir), "port": self.port, "start": self.start,
                 "timeline": self.timeline, "timeline_reason": self.timeline_reason,
                 "timelines": self.timeline_path, "branches": self.branches, "warnings": self.warnings,
                 "wal_from": self.wal_from, "wal_to": self.wal_to,
                 "newest_reachable": self.newest_reachable, "earliest_restorable": self.earliest_restorable,
-                "size": s.get("size"), "files": s.get("files")}
+                "size": s.size, "files": s.files}
 
 
 @dataclass
@@ -155,7 +167,7 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
             raise
         old = None  # a damaged record is what --replace is for
     if old is not None and not replace:
-        raise RefusedError(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
+        raise RestorePointExists(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
                            hint="Choose another name, or pass --replace to point the name at a new restore point "
                                 "(`swarm admin restore-points` lists them).", details={"existing": old})
     point = create_restore_point(db_url, name)
@@ -190,21 +202,21 @@ def list_restore_points(repo: Repository) -> list[dict[str, Any]]:
 # ---- planning ------------------------------------------------------------------------------------
 def _check_datadir(datadir: Path) -> None:
     if (datadir / "postmaster.pid").exists():
-        raise RefusedError(f"a PostgreSQL server is running in {datadir} (postmaster.pid exists)",
+        raise DatadirNotEmpty(f"a PostgreSQL server is running in {datadir} (postmaster.pid exists)",
                            hint="Stop it and choose an empty directory; a restore never writes over a cluster.")
     if datadir.exists() and (not datadir.is_dir() or any(datadir.iterdir())):
-        raise RefusedError(f"{datadir} is not empty",
+        raise DatadirNotEmpty(f"{datadir} is not empty",
                            hint="Restore into a new or empty directory (move the old one away first).")
 
 
 def _stop_time(m: Manifest) -> datetime:
-    return parse_time(str(m.source["stop_time"]))
+    return parse_time(m.physical.stop_time)
 
 
 def _base_backup(m: Manifest) -> recovery.BaseBackup:
-    s = m.source
-    return recovery.BaseBackup(m.id, int(s["timeline"]), wal.Lsn.parse(s["start_lsn"]), wal.Lsn.parse(s["stop_lsn"]),
-                               _stop_time(m), int(s.get("xid_after") or 0))
+    s = m.physical
+    return recovery.BaseBackup(m.id, s.timeline, wal.Lsn.parse(s.start_lsn), wal.Lsn.parse(s.stop_lsn),
+                               _stop_time(m), s.xid_after or 0)
 
 
 def _archive_facts(repo: Repository, inv: ArchiveInventory, warnings: list[str]) -> recovery.Archive:
@@ -237,7 +249,9 @@ def primary_timeline(repo: Repository, db_url: str | None) -> tuple[int | None, 
 
 
 def _refused(exc: recovery.PlanRefused, **kw: Any) -> RefusedError:
-    return RefusedError(str(exc), **kw)
+    """The operator's error for a refused plan: the timeline cases are ``timeline-mismatch``."""
+    timeline = exc.reason in ("history-missing", "history-damaged", "no-backup-on-timeline", "backup-off-timeline")
+    return (TimelineMismatch if timeline else RefusedError)(str(exc), **kw)
 
 
 def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup_id: str | None = None,
@@ -255,27 +269,27 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     manifests = physical_backups(repo, str(ident["system_identifier"]) if ident else None, warnings)
     if backup_id:
         chosen_m = repo.load_manifest(backup_id)
-        if chosen_m.kind != "pg-physical":
-            raise RefusedError(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
+        if chosen_m.kind != Kind.PG_PHYSICAL:
+            raise WrongKind(f"backup {backup_id} is a {chosen_m.kind} backup, not a physical one",
                                hint="Point-in-time recovery needs a physical backup (`backup postgres --physical`).")
         if all(m.id != chosen_m.id for m in manifests):
             manifests.append(chosen_m)
     if not manifests:
-        raise NotFoundError(f"no physical backup in {repo.url}",
+        raise BackupNotFound(f"no physical backup in {repo.url}",
                             hint="Take one with `swarm admin backup postgres --physical`.")
     by_id = {m.id: m for m in manifests}
     oldest = manifests[0]
-    earliest = {"time": oldest.source["stop_time"], "lsn": oldest.source["stop_lsn"],
-                "xid": oldest.source.get("xid_after"), "backup_id": oldest.id}
-    hint_earliest = (f"The earliest restorable point is {oldest.source['stop_time']} "
-                     f"(LSN {oldest.source['stop_lsn']}), the end of the oldest backup {oldest.id}.")
+    first = oldest.physical
+    earliest = {"time": first.stop_time, "lsn": first.stop_lsn, "xid": first.xid_after, "backup_id": oldest.id}
+    hint_earliest = (f"The earliest restorable point is {first.stop_time} "
+                     f"(LSN {first.stop_lsn}), the end of the oldest backup {oldest.id}.")
     # the target as an LSN, where we can know it
     target_lsn: wal.Lsn | None = target.lsn
     point: dict[str, Any] | None = None
     if target.kind == "name":
         point = load_restore_point(repo, target.value)
         if point is None:
-            raise RefusedError(f"restore point {target.value!r} is not recorded in {repo.url}",
+            raise RestorePointUnknown(f"restore point {target.value!r} is not recorded in {repo.url}",
                                hint="Create restore points with `swarm admin restore-point NAME`, which records "
                                     "them (`swarm admin restore-points` lists them); or use --target-time / "
                                     "--target-lsn.")
@@ -294,9 +308,9 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                                  "the archived ones).") from None
     if point is not None and not any(sp.tli == int(point["tli"]) and sp.holds(target_lsn or wal.Lsn(0))
                                       for sp in path):
-        raise RefusedError(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is not on "
-                           f"the history of timeline {choice.tli}, which this restore follows ({choice.reason})",
-                           hint=f"Follow its timeline with --target-timeline {point['tli']}.")
+        raise TimelineMismatch(f"restore point {target.value!r} (LSN {point['lsn']}, timeline {point['tli']}) is "
+                               f"not on the history of timeline {choice.tli}, which this restore follows "
+                               f"({choice.reason})", hint=f"Follow its timeline with --target-timeline {point['tli']}.")
     branched = recovery.branches(archive, path)
     for br in branched:
         where = (f" off timeline {br['parent']} at {br['switch_lsn']}" if br["parent"] is not None else "")
@@ -314,10 +328,10 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
             base = recovery.choose_backup([b for b in bases if b.id in by_id], path, want)
     except recovery.PlanRefused as exc:
         if exc.reason == "before-oldest-backup":
-            raise RefusedError(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
+            raise TargetOutOfRange(f"{target.describe()} is earlier than the oldest backup's end", hint=hint_earliest,
                                details={"earliest_restorable": earliest}) from None
         if exc.reason == "target-before-backup":
-            raise RefusedError(f"{target.describe()} is before the end of backup {backup_id}",
+            raise TargetOutOfRange(f"{target.describe()} is before the end of backup {backup_id}",
                                hint="Choose an older backup, or let swarm pick one (omit the ID).") from None
         raise _refused(exc, hint="Follow another timeline with --target-timeline, or take a new physical backup "
                                  "on this one.") from None
@@ -333,13 +347,13 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
     else:
         reachable = {"lsn": str(base.stop_lsn), "segment": None, "timeline": final_tli}
     if target_lsn is not None and cov.beyond_archive:
-        raise RefusedError(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
+        raise TargetOutOfRange(f"{target.describe()} is beyond the newest archived WAL (archived up to LSN "
                            f"{reachable['lsn']} on timeline {reachable['timeline']})",
                            hint="Choose an earlier target, or wait for the segment to be archived "
                                 "(`swarm admin wal status`).", details={"newest_reachable": reachable})
     if cov.missing:
         gap = cov.missing[0]
-        raise RefusedError(f"WAL segment {gap.name} is missing from the repository: recovery from backup "
+        raise WalMissing(f"WAL segment {gap.name} is missing from the repository: recovery from backup "
                            f"{chosen.id} along timeline{'s' if len(path) > 1 else ''} "
                            f"{', '.join(str(sp.tli) for sp in path)} cannot pass it",
                            hint=f"Restore {gap.name} into the archive if you have it; otherwise the newest point "
@@ -360,7 +374,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
             newest_t = max(last_commit, _stop_time(chosen))
             reachable["newest_time"] = newest_t.isoformat()
             if t > newest_t:
-                raise RefusedError(f"{target.describe()} is after the newest archived transaction",
+                raise TargetOutOfRange(f"{target.describe()} is after the newest archived transaction",
                                    hint=f"The newest reachable time is {newest_t.isoformat()} (last commit in "
                                         f"{reachable['segment']}, or the backup's end); choose that or earlier, "
                                         "or --target-latest.",
@@ -373,7 +387,7 @@ def plan_pitr(repo: Repository, target: RecoveryTarget, datadir: Path, *, backup
                 target = RecoveryTarget("latest")
                 reachable["note"] = note
         if target.kind == "xid" and summary and summary.max_xid is not None and (target.xid or 0) > summary.max_xid:
-            raise RefusedError(f"{target.describe()} is not in the archived WAL (the newest transaction id "
+            raise TargetOutOfRange(f"{target.describe()} is not in the archived WAL (the newest transaction id "
                                f"seen is {summary.max_xid})", details={"newest_reachable": reachable},
                                hint="Choose an earlier transaction, or --target-latest.")
     return PitrPlan(chosen, target, datadir, port, start, [sp.tli for sp in path], cov.first.name, cov.last.name,
@@ -415,64 +429,21 @@ def _newest_summary(repo: Repository, archive: recovery.Archive, path: Sequence[
 
 
 # ---- execution -----------------------------------------------------------------------------------
-def _write_file(repo: Repository, root: Path, f: dict[str, Any], blocks: dict[str, Location]) -> int:
-    path = root / f["path"]
-    ids: list[str] = f.get("blocks", [])
-    written = 0
-    with open(path, "wb") as fh:
-        i = 0
-        while i < len(ids):
-            loc = blocks[ids[i]]
-            # coalesce following blocks stored right after this one in the same pack
-            j = i + 1
-            span = loc.length
-            while j < len(ids) and span < MAX_SPAN:
-                nxt = blocks[ids[j]]
-                if nxt.backup_id == loc.backup_id and nxt.pack == loc.pack and nxt.offset == loc.offset + span:
-                    span += nxt.length
-                    j += 1
-                else:
-                    break
-            data = repo.read_span(loc, span)
-            pos = 0
-            for k in range(i, j):
-                bl = blocks[ids[k]]
-                plain = repo.open_block(data[pos:pos + bl.length], bl, ids[k])
-                fh.write(plain)
-                written += len(plain)
-                pos += bl.length
-            i = j
-    if written != int(f.get("size", written)):
-        raise SourceError(f"restored {f['path']} has {written} bytes, the index says {f['size']}")
-    os.chmod(path, f.get("mode", 0o600))
-    os.utime(path, (f["mtime"], f["mtime"]))
-    return written
-
-
 def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jobs: int = 4,
-                         reporter: Reporter | None = None, skip: tuple[str, ...] = ()) -> tuple[int, int]:
-    """Write the backup's files under ``root`` (which must exist); return (files, bytes)."""
+                         reporter: Reporter | None = None) -> tuple[int, int]:
+    """Write the backup's files under ``root`` (an existing directory); return (files, bytes).
+
+    Reads through the tree store (``open_snapshot``: ``tree.json``, or ``index.json`` for a
+    backup of the older block-index format): directories, then files several at once
+    (adjacent blocks in one range request, each block proven), symlinks last, never following
+    one. Raises IntegrityError naming the file and pack on damage; what was written stays
+    (the callers remove the directory).
+    """
     reporter = reporter or NullReporter()
-    index = load_index(repo, manifest)
-    blocks = {bid: Location.from_list(v) for bid, v in index["blocks"].items()}
-    files = [f for f in index["files"] if f["path"] not in skip]
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            (root / f["path"]).mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if f["type"] == "l":
-            (root / f["path"]).symlink_to(f["link"])
-    regular = sorted((f for f in files if f["type"] == "f"), key=lambda f: -int(f.get("size", 0)))
-    reporter.total(sum(int(f.get("size", 0)) for f in regular))
-    total = 0
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for n in pool.map(lambda f: _write_file(repo, root, f, blocks), regular):
-            total += n
-            reporter.advance(n)
-    for f in files:
-        if f["type"] == "d" and f["path"]:
-            os.chmod(root / f["path"], f.get("mode", 0o700))
-    return len(regular), total
+    reader = open_snapshot(repo, manifest)
+    reporter.total(int(manifest.physical.size or 0))
+    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance)
+    return stats.files, stats.bytes
 
 
 def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
@@ -518,7 +489,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
         hand_to_server_user(spool)
         plan.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(plan.datadir, 0o700)
-        reporter.stage(f"writing {plan.backup.source.get('files')} files of backup {plan.backup.id}")
+        reporter.stage(f"writing {plan.backup.physical.files} files of backup {plan.backup.id}")
         result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs,
                                                           reporter=reporter)
         result.timings["files_s"] = round(time.monotonic() - t0, 3)
@@ -609,7 +580,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not cluster.is_running():
             _raise_if_damaged_wal(cluster.logfile)
-            raise SourceError(f"PostgreSQL stopped during recovery: {_log_tail(cluster.logfile)}",
+            raise RecoveryFailed(f"PostgreSQL stopped during recovery: {_log_tail(cluster.logfile)}",
                               hint=f"Read {cluster.logfile}.")
         try:
             if cluster.psql("SELECT pg_is_in_recovery()") == "f":
@@ -617,7 +588,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
         except Exception:
             pass
         time.sleep(0.3)
-    raise SourceError(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
+    raise RecoveryFailed(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
                       hint=f"Read {cluster.logfile}.")
 
 
@@ -639,7 +610,7 @@ def _raise_if_damaged_wal(logfile: Path) -> None:
     """Recovery aborted because `wal fetch` could not read a segment: say which, as IntegrityError."""
     damaged = _damaged_wal_in_log(logfile)
     if damaged:
-        raise IntegrityError(f"recovery stopped: archived WAL cannot be read: {damaged}",
+        raise WalUnreadable(f"recovery stopped: archived WAL cannot be read: {damaged}",
                              hint="Restore to a target before that segment, or put an intact copy of it into the "
                                   f"archive; `swarm admin wal status` lists the archive. Server log: {logfile}.")
 

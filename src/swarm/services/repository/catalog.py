@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarm.errors import IntegrityError
 from swarm.model.manifest import Manifest
+from swarm.model.sources import Kind, ObjectsSource, PhysicalSource
 from swarm.repo import Repository
 
-# manifest kinds (the engines' KIND constants; not imported so listing stays light)
-LOGICAL, PHYSICAL, OBJECTS = "pg-logical", "pg-physical", "objects"
+LOGICAL, PHYSICAL, OBJECTS = Kind.PG_LOGICAL, Kind.PG_PHYSICAL, Kind.OBJECTS
 
 _PHYSICAL_FIELDS = ("system_identifier", "timeline", "start_lsn", "stop_lsn", "start_wal", "stop_wal",
                     "start_time", "stop_time", "files", "dedup_base")
@@ -27,9 +28,14 @@ _OBJECTS_FIELDS = ("bucket", "endpoint", "prefix", "at", "keys", "copy_data")
 
 def backup_size(m: Manifest) -> int:
     """``size`` as defined above."""
-    key = {PHYSICAL: "size", OBJECTS: "bytes"}.get(m.kind)
-    if key is not None and isinstance(m.source.get(key), int):
-        return int(m.source[key])
+    try:
+        src = m.typed_source()
+    except IntegrityError:  # listed anyway; its own objects are what it holds for sure
+        return m.size
+    if isinstance(src, PhysicalSource) and src.size is not None:
+        return src.size
+    if isinstance(src, ObjectsSource) and src.bytes is not None:
+        return src.bytes
     return m.size
 
 
@@ -68,6 +74,8 @@ def show_backup(repo: Repository, backup_id: str) -> dict[str, Any]:
     out = summary(m)
     out["source"] = m.source
     out["dek_id"] = m.dek_id
+    if m.refs is not None:
+        out["refs"] = m.refs.to_dict()
     out["tool_version"] = m.tool_version
     out["objects_list"] = [o.to_dict() for o in m.objects]
     return out

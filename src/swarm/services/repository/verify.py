@@ -2,7 +2,8 @@
 
 Checks, in order, collecting every problem rather than stopping at the first:
 
-1. the manifest loads and passes its checksum;
+1. the manifest loads and passes its checksum, and every reference it lists (``refs``: packs
+   and data objects of other backups, data keys, WAL segments) exists in the repository;
 2. every object the manifest lists exists, every frame opens (AEAD), it decompresses,
    and its stored bytes hash to the manifest's SHA-256; objects in the backup's data
    prefix that the manifest does not list are reported too. Each damaged object is
@@ -43,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.errors import ConfigError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
+from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
@@ -140,13 +142,14 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     try:
         manifest = repo.load_manifest(backup_id)
     except SwarmError as exc:
-        if exc.code == "not_found":
+        if isinstance(exc, NotFoundError):
             raise
         result.problem("manifest", exc.message)
         result.seconds = time.monotonic() - t0
         return result
     bad = _check_listing(repo, manifest, result)
-    if manifest.kind == "pg-physical":
+    _check_refs(repo, manifest, result)
+    if manifest.kind == Kind.PG_PHYSICAL:
         from swarm.services.postgres.physical_verify import restore_test_physical, verify_physical
 
         run: Callable[[Path, int, int], None] | None = None
@@ -172,7 +175,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
 
     with tempfile.TemporaryDirectory(prefix="swarm-verify-", dir=work_dir) as tmp:
         dumpdir = Path(tmp) / "dump"
-        if manifest.kind == "pg-logical":
+        if manifest.kind == Kind.PG_LOGICAL:
             # only the schema is staged (no row ever reaches local disk, backups of earlier versions
             # included); every other object, table data too, is read end to end in memory
             staged: set[str] = set()
@@ -199,7 +202,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
                                                   row_counts=counts)
         else:
             _check_objects(repo, manifest, manifest.objects, bad, result)
-            if manifest.kind == "objects" and restore_test and not result.problems:
+            if manifest.kind == Kind.OBJECTS and restore_test and not result.problems:
                 from swarm.services.objects.verify import sample_objects
 
                 reporter.stage("restore test: reading back a sample of the inventoried versions")
@@ -211,8 +214,8 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     return result
 
 
-RESTORE_TEST_KINDS = {"pg-logical": "logical-cluster", "pg-physical": "physical-cluster",
-                      "objects": "objects-sample"}
+RESTORE_TEST_KINDS = {Kind.PG_LOGICAL: "logical-cluster", Kind.PG_PHYSICAL: "physical-cluster",
+                      Kind.OBJECTS: "objects-sample"}
 
 
 def _not_run(result: VerifyResult, manifest: Manifest, asked: bool) -> None:
@@ -273,6 +276,14 @@ def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -
     return bad
 
 
+def _check_refs(repo: Repository, manifest: Manifest, result: VerifyResult) -> None:
+    """Every reference of the manifest exists (its own objects are the listing's business)."""
+    own = repo.object_key(manifest.id, "")
+    for where, problem in repo.missing_refs(manifest):
+        if not where.startswith(own):
+            result.problem(where, problem)
+
+
 def _check_toc(dumpdir: Path, result: VerifyResult, bindir: str | None) -> None:
     try:
         toc = pg_restore_list(dumpdir, bindir)
@@ -287,11 +298,12 @@ def _restore_test(repo: Repository, manifest: Manifest, dumpdir: Path, base: Pat
     try:
         cluster.init(fast=True)
         cluster.start()
-        dbname = str(manifest.source.get("database") or "restored")
+        src = manifest.logical
+        dbname = src.database or "restored"
         cluster.psql(f'CREATE DATABASE "{dbname}"')
         url = cluster.url(dbname)
         restore_into(repo, manifest, url, dumpdir, jobs=jobs, no_owner=True, bindir=bindir)
-        expected: dict[str, int] = manifest.source.get("row_counts", {})
+        expected = dict(src.row_counts)
         return compare_row_counts(expected, restored_counts(url, list(expected)))
     finally:
         cluster.destroy()

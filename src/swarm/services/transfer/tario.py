@@ -13,6 +13,18 @@ hashed while it is read. ``scan`` reads the whole archive once and checks every 
 against the manifest; ``members`` reads it again for the import, re-checking each hash as
 the member ends (so an archive changed between the two passes fails the import, which
 then rolls back).
+
+The tar headers are checked twice. Before :mod:`tarfile` parses a header, :class:`_TarGate`
+looks at its raw 512 bytes in the stream: only regular files, the link/device/directory
+types :func:`check_member` names in its refusal, and local PAX headers (``x``) pass; a PAX
+header must be small (:data:`MAX_PAX_BYTES`), well formed (checked by a linear parser of ours,
+never tarfile's regular expressions) and hold only the keys an export needs
+(:data:`PAX_KEYS`); global PAX headers, GNU long names, sparse files and base-256 (possibly
+negative) sizes are refused. This keeps CPython 3.11.7's tarfile away from the inputs of
+CVE-2024-6232 (quadratic PAX parsing) and CVE-2025-8194 (negative offsets), whose fixes it
+lacks. After tarfile parsed a header, the member passes :func:`check_member` and then
+tarfile's own ``data`` extraction filter (:func:`tarfile.data_filter`), which is what
+``extractall(filter="data")`` would apply; nothing is ever extracted to disk.
 """
 from __future__ import annotations
 
@@ -29,11 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from swarm.errors import IntegrityError, NotFoundError, RefusedError
+from swarm.errors import HostileArchive, IntegrityError, NotFoundError, RefusedError
 from swarm.model.archive import MANIFEST_NAME, Limits, Member, RunManifest, check_member, check_ratio
 
 CHUNK = 1 << 20
 _IN_CHUNK = 64 << 10
+BLOCK = 512
+MAX_PAX_BYTES = 8192  # one path of up to MAX_NAME characters, a size and an mtime fit easily
+PAX_KEYS = frozenset({"path", "size", "mtime"})  # what tarfile's PAX writer emits for our members
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
+_NAMED_BY_CHECK_MEMBER = (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.DIRTYPE,
+                          tarfile.FIFOTYPE)  # no data follows; check_member refuses them by name
+_FILTER_ROOT = "/nonexistent/swarm-import"  # data_filter checks names against a root; never created
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -149,6 +168,149 @@ class _Inflater(io.RawIOBase):
         return k
 
 
+def _pax_records(payload: bytes) -> dict[str, str]:
+    """Parse a PAX extended header (``"<len> <key>=<value>\\n"`` records) in linear time; refuse
+    anything malformed or any key outside :data:`PAX_KEYS`."""
+    out: dict[str, str] = {}
+    pos = 0
+    n = len(payload)
+    while pos < n:
+        if payload[pos] == 0:  # NUL padding after the records
+            if payload[pos:].strip(b"\0"):
+                raise HostileArchive("archive has data after the records of a PAX header")
+            break
+        sp = payload.find(b" ", pos, min(n, pos + 8))
+        digits = payload[pos:sp] if sp > pos else b""
+        if not digits or not digits.isdigit():
+            raise HostileArchive("archive has a malformed PAX header (record length)")
+        length = int(digits)
+        end = pos + length
+        if length < len(digits) + 4 or end > n or payload[end - 1:end] != b"\n":
+            raise HostileArchive("archive has a malformed PAX header (record bounds)")
+        key, eq, value = payload[sp + 1:end - 1].partition(b"=")
+        if not eq:
+            raise HostileArchive("archive has a malformed PAX header (no '=')")
+        try:
+            k, v = key.decode("ascii"), value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HostileArchive("archive has a PAX header that is not UTF-8") from exc
+        if k not in PAX_KEYS:
+            raise HostileArchive(f"archive has a PAX header with key {k[:40]!r}, which exports never use",
+                                 details={"pax_key": k[:40]})
+        if k in out:
+            raise HostileArchive(f"archive has a PAX header that sets {k!r} twice")
+        if k == "size" and not (v.isdigit() and len(v) <= 20):
+            raise HostileArchive("archive has a PAX size that is not a decimal number")
+        if k == "mtime" and not all(p.isdigit() and len(p) <= 20 for p in v.split(".", 1)):
+            raise HostileArchive("archive has a PAX mtime that is not a decimal number")
+        if "\0" in v:
+            raise HostileArchive("archive has a PAX value with a NUL byte")
+        out[k] = v
+        pos = end
+    return out
+
+
+def _octal_size(header: bytes) -> int:
+    field = header[124:136]
+    if field[:1] and field[0] & 0x80:  # base-256: exports never need it, and it can be negative
+        raise HostileArchive("archive has a member size in base-256 encoding; refused")
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    if text and not all(48 <= c <= 55 for c in text):
+        raise HostileArchive("archive has a member size that is not octal")
+    return int(text, 8) if text else 0
+
+
+class _TarGate(io.RawIOBase):
+    """Passes the decompressed tar stream to tarfile, inspecting each header block first.
+
+    Only the header types named in the module docstring pass; a PAX header is parsed by
+    :func:`_pax_records` before tarfile sees it. The gate follows the stream's block structure
+    (header, then the member's data rounded up to 512 bytes).
+    """
+
+    def __init__(self, src: IO[bytes]) -> None:
+        self._src = src
+        self._pos = 0
+        self._next_header = 0
+        self._out = bytearray()  # inspected bytes not yet handed on
+        self._after_pax = False
+        self._zero_blocks = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _read_exact(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._src.read(n - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        return bytes(buf)
+
+    def _header(self) -> None:
+        header = self._read_exact(BLOCK)
+        self._pos += len(header)
+        self._out += header
+        if len(header) < BLOCK:
+            self._next_header = -1  # truncated: tarfile reports it
+            return
+        if not header.strip(b"\0"):
+            self._zero_blocks += 1
+            self._next_header = self._pos
+            if self._zero_blocks >= 2:
+                self._next_header = -1  # end of archive: tarfile stops reading here
+            return
+        self._zero_blocks = 0
+        kind = header[156:157]
+        size = _octal_size(header)
+        if kind == tarfile.XHDTYPE:
+            if self._after_pax:
+                raise HostileArchive("archive has two PAX headers in a row")
+            if size > MAX_PAX_BYTES:
+                raise HostileArchive(f"archive has a PAX header of {size} bytes (limit {MAX_PAX_BYTES})",
+                                     details={"size": size, "limit": MAX_PAX_BYTES})
+            padded = -(-size // BLOCK) * BLOCK
+            payload = self._read_exact(padded)
+            self._pos += len(payload)
+            self._out += payload
+            if len(payload) < padded:
+                self._next_header = -1
+                return
+            _pax_records(payload[:size])
+            self._after_pax = True
+            self._next_header = self._pos
+            return
+        self._after_pax = False
+        if kind in _REGULAR:
+            self._next_header = self._pos + -(-size // BLOCK) * BLOCK
+        elif kind in _NAMED_BY_CHECK_MEMBER and size == 0:
+            self._next_header = self._pos
+        else:
+            what = {tarfile.XGLTYPE: "a global PAX header", tarfile.GNUTYPE_LONGNAME: "a GNU long name",
+                    tarfile.GNUTYPE_LONGLINK: "a GNU long link name", tarfile.GNUTYPE_SPARSE: "a sparse file",
+                    }.get(kind, f"a member of tar type {kind!r} ({size} bytes)")
+            raise HostileArchive(f"archive has {what}; exports contain only regular files",
+                                 details={"tar_type": kind.decode("latin-1")})
+
+    def readinto(self, b: Any) -> int:
+        want = len(b)
+        while not self._out:
+            if self._next_header == self._pos:
+                self._header()
+                continue
+            limit = want if self._next_header < 0 else min(want, self._next_header - self._pos)
+            data = self._src.read(limit)
+            if not data:
+                return 0
+            self._pos += len(data)
+            self._out += data
+        k = min(want, len(self._out))
+        b[:k] = self._out[:k]
+        del self._out[:k]
+        return k
+
+
 def _kind(ti: tarfile.TarInfo) -> str:
     if ti.issym():
         return "symlink"
@@ -219,7 +381,7 @@ def _open(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, _Inflat
         raise RefusedError(f"cannot read archive {path}: {exc.strerror}") from exc
     try:
         inflater = _Inflater(raw, limits)
-        stream = io.BufferedReader(inflater, buffer_size=CHUNK)
+        stream = io.BufferedReader(_TarGate(io.BufferedReader(inflater, buffer_size=CHUNK)), buffer_size=CHUNK)
         try:
             tf = tarfile.open(fileobj=stream, mode="r|", ignore_zeros=False)
         except tarfile.TarError as exc:
@@ -243,6 +405,11 @@ def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarf
             if ti is None:
                 return
             check_member(ti.name, _kind(ti), ti.size, index, limits)
+            try:  # what extractall(filter="data") would refuse, refused here too
+                tarfile.data_filter(ti, _FILTER_ROOT)
+            except tarfile.FilterError as exc:
+                raise HostileArchive(f"archive member {ti.name!r} is refused by tarfile's data filter: {exc}",
+                                     details={"member": ti.name}) from exc
             yield tf, ti, index
             index += 1
 
@@ -250,7 +417,7 @@ def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarf
 def _read_member(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> IO[bytes]:
     f = tf.extractfile(ti)
     if f is None:  # only for non-regular members, already refused
-        raise RefusedError(f"archive member {ti.name!r} has no content")
+        raise HostileArchive(f"archive member {ti.name!r} has no content")
     return f
 
 
@@ -302,11 +469,11 @@ def scan(path: Path, limits: Limits) -> ScanResult:
 
 def _expected(manifest: RunManifest, name: str, index: int) -> Member:
     if index - 1 >= len(manifest.members):
-        raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+        raise HostileArchive(f"archive member {name!r} is not listed in the manifest")
     expected = manifest.members[index - 1]
     if expected.name != name:
         if manifest.member(name) is None:
-            raise RefusedError(f"archive member {name!r} is not listed in the manifest")
+            raise HostileArchive(f"archive member {name!r} is not listed in the manifest")
         raise IntegrityError(f"archive member {name!r} is out of the manifest's order (expected {expected.name!r})")
     return expected
 

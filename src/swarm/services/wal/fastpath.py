@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from swarm.errors import SwarmError
+from swarm.errors import ExitCode, RefusedError, SourceError, SwarmError
 
 
 def fast_main(argv: list[str]) -> int | None:
@@ -21,7 +21,7 @@ def fast_main(argv: list[str]) -> int | None:
         return None
     config, verb, args = argv[1], argv[4], argv[5:]
     if verb == "fetch" and len(args) == 2:
-        return _fetch(config, args[0], Path(args[1]))
+        return fetch_command(config, args[0], Path(args[1]))
     if verb == "push" and len(args) == 1:
         return _push(config, Path(args[0]))
     return None
@@ -31,22 +31,29 @@ def fast_main(argv: list[str]) -> int | None:
 # repository unreachable): above 125, so PostgreSQL aborts recovery instead of taking it
 # for the end of the archive and promoting early, silently short of its target.
 FETCH_ABORT = 126
+# restore_command exit status for "not archived": PostgreSQL's protocol (any status 1..125)
+NOT_ARCHIVED = 1
 
 
-def _fetch(config: str, name: str, dest: Path) -> int:
-    from swarm.services.wal.archive import fetch_wal, self_argv, spawn_detached, take_from_spool
+def fetch_command(config: str | None, name: str, dest: Path, *, prefetch: int | None = None) -> int:
+    """``wal fetch NAME PATH``, the one implementation (the CLI command calls it too): 0 written,
+    1 not archived (quietly: the server probes for files that do not exist), ``FETCH_ABORT`` when
+    the file is archived but cannot be read (message on stderr)."""
+    from swarm.services.wal.archive import PREFETCH, fetch_wal, self_argv, spawn_detached, take_from_spool
 
-    spawn = spawn_detached([*self_argv(), "--config", config, "admin", "wal"])
+    ahead = PREFETCH if prefetch is None else prefetch
+    spawn = spawn_detached([*self_argv(), *(["--config", config] if config else []), "admin", "wal"])
     try:
-        if take_from_spool(name, dest, spawn=spawn):
-            return 0
+        if take_from_spool(name, dest, prefetch=ahead, spawn=spawn):
+            return int(ExitCode.OK)  # prefetched: no repository round trip
         from swarm.config import load_settings
         from swarm.services.context import open_repository
 
-        repo = open_repository(load_settings(config), check_key=False)
-        return 0 if fetch_wal(repo, name, dest, spawn=spawn) else 1
+        found = fetch_wal(open_repository(load_settings(config), check_key=False), name, dest, prefetch=ahead,
+                          spawn=spawn)
+        return int(ExitCode.OK) if found else NOT_ARCHIVED
     except ValueError:
-        return 1
+        return NOT_ARCHIVED
     except SwarmError as exc:
         _fail(exc)
         return FETCH_ABORT
@@ -59,22 +66,20 @@ def _push(config: str, path: Path) -> int:
 
     try:
         if not path.is_file():
-            sys.stderr.write(f"error: {path} is not a file\n")
-            return 8
+            return _fail(RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL "
+                                                                    "file."))
         push_wal(open_repository(load_settings(config), create=True, check_key=False), path)
         clear_push_failure(path)
-        return 0
+        return int(ExitCode.OK)
     except ValueError as exc:
         record_push_failure(path, str(exc))
-        sys.stderr.write(f"error: {exc}\n")
-        return 8
+        return _fail(RefusedError(str(exc)))
     except SwarmError as exc:
         record_push_failure(path, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         return _fail(exc)
     except OSError as exc:
         record_push_failure(path, str(exc))
-        sys.stderr.write(f"error: {exc}\n")
-        return 10
+        return _fail(SourceError(f"cannot push {path.name}: {exc}"))
 
 
 def _fail(exc: SwarmError) -> int:

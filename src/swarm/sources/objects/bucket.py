@@ -54,7 +54,7 @@ class BucketConfig:
 class CopyFailed(SwarmError):
     """One key could not be copied / deleted after retries (reported per key, the run goes on)."""
 
-    code = "object_failed"
+    code = "copy-failed"
 
 
 @dataclass(frozen=True)

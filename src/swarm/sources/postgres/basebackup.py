@@ -18,28 +18,44 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import urlparse
 
 from swarm.errors import SourceError, UnavailableError
 from swarm.sources.postgres.binaries import tool
 
 
 def libpq_env(db_url: str) -> dict[str, str]:
-    """Environment for libpq tools (PG* variables of ours only)."""
+    """Environment for libpq tools: PG* variables of ours only, and the URL's password as
+    ``PGPASSWORD`` (an environment is readable only by the same user and root; an argument
+    list is readable by every local user through ``ps``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    p = urlparse(db_url)
-    if p.password:
-        env["PGPASSWORD"] = p.password
+    password = _parts(db_url).get("password")
+    if password:
+        env["PGPASSWORD"] = password
     env["LC_ALL"] = "C.UTF-8"
     return env
 
 
+def _parts(db_url: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return {k: str(v) for k, v in conninfo_to_dict(db_url).items() if v is not None}
+
+
+def conninfo_without_password(db_url: str, **extra: str) -> str:
+    """The whole connection string (host, port, user, dbname and every other setting: ``sslmode``,
+    ``sslrootcert``, ``target_session_attrs``...) as libpq key=value text, without the password,
+    for a tool's ``-d`` / ``--dbname``. Dropping settings here once sent physical backups over
+    ``sslmode=prefer`` when the operator asked for ``verify-full``."""
+    from psycopg.conninfo import make_conninfo
+
+    parts = {k: v for k, v in _parts(db_url).items() if k != "password"}
+    parts.update(extra)
+    return make_conninfo("", **parts)
+
+
 def conninfo_args(db_url: str) -> list[str]:
-    p = urlparse(db_url)
-    args = ["-h", p.hostname or "127.0.0.1", "-p", str(p.port or 5432)]
-    if p.username:
-        args += ["-U", p.username]
-    return args
+    """``-d <conninfo>`` for pg_basebackup / pg_receivewal (replication tools ignore the dbname)."""
+    return ["-d", conninfo_without_password(db_url)]
 
 
 class BaseBackupStream:

@@ -326,16 +326,37 @@ def server_user_dir(tag: str, home: Path) -> Path:
 
 
 def write_for_server_user(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``path`` atomically with ``mode``, owned by the server user."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    hand_to_server_user(tmp)
-    os.replace(tmp, path)
+    """Write ``path`` atomically with ``mode``, owned by the server user.
+
+    The directory usually belongs to the server user, so it may hold anything that user put
+    there (a symlink named like our temporary file, or like ``path`` itself, pointing at a file
+    of root's). So every step works on the directory's handle and never follows a link: a fresh
+    random temporary name created with ``O_EXCL | O_NOFOLLOW``, ownership and mode set on the open
+    file, then ``rename`` (which replaces a link at ``path`` instead of writing through it). A
+    crash leaves at most a ``.tmp-*`` file in that directory.
+    """
+    import secrets
+
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        tmp = f".tmp-{path.name}-{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dfd)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), mode)
+                user = _server_user()
+                if user is not None:
+                    os.fchown(fh.fileno(), user.pw_uid, user.pw_gid)
+                os.fsync(fh.fileno())
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+    finally:
+        os.close(dfd)
 
 
 def run_as_server_user_check(args: list[str]) -> subprocess.CompletedProcess[str]:

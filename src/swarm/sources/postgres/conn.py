@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from swarm.config import urls
-from swarm.errors import NotFoundError, SourceError, UnavailableError
+from swarm.errors import DatabaseNotFound, DatabaseUnavailable, SourceError
 
 USER_TABLES_SQL = """
 SELECT n.nspname, c.relname
@@ -60,9 +60,9 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = msg.replace(url, redact(url))
         if "does not exist" in msg and "database" in msg:
-            raise NotFoundError(f"database {dbname_of(url)} does not exist at {redact(url)}",
+            raise DatabaseNotFound(f"database {dbname_of(url)} does not exist at {redact(url)}",
                                 hint="Pass --create to create it, or check the URL.") from exc
-        raise UnavailableError(f"cannot connect to PostgreSQL at {redact(url)}: {msg}",
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(url)}: {msg}",
                                hint="Is the server running and the URL (SWARM_DB_URL) right?") from exc
     try:
         yield conn

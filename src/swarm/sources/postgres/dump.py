@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from swarm.errors import Interrupted, SourceError
+from swarm.sources.postgres.basebackup import conninfo_without_password, libpq_env
 from swarm.sources.postgres.binaries import tool
 from swarm.sources.postgres.conn import redact
 
@@ -32,7 +33,11 @@ def _env(pgoptions: str | None = None) -> dict[str, str]:
 
 def _run(args: list[str], what: str, url: str, *, on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
          timeout: float | None = None, pgoptions: str | None = None) -> str:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(pgoptions))
+    env = _env(pgoptions)
+    password = libpq_env(url).get("PGPASSWORD")
+    if password:
+        env["PGPASSWORD"] = password
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     if on_start:
         on_start(proc)
     try:
@@ -68,7 +73,8 @@ def pg_dump_directory(url: str, outdir: Path, *, jobs: int, snapshot: str | None
     the caller copies them itself (swarm.sources.postgres.copy). The dump keeps their
     definitions and everything else: sequences and their values, large objects, ownership
     and privileges, materialized views (refreshed on restore)."""
-    args = [tool("pg_dump", bindir), "--format=directory", "--compress=0", f"--file={outdir}", f"--dbname={url}",
+    args = [tool("pg_dump", bindir), "--format=directory", "--compress=0", f"--file={outdir}",
+            f"--dbname={conninfo_without_password(url)}",
             "--no-sync"]
     if jobs > 1:
         args.append(f"--jobs={jobs}")
@@ -160,7 +166,7 @@ def pg_restore(url: str, dumpdir: Path, *, jobs: int, clean: bool = False, no_ow
                bindir: str | None = None, section: str | None = None, use_list: Path | None = None) -> str:
     """``pg_restore -j`` of the whole dump or of one ``section`` (pre-data, data, post-data),
     only the entries of ``use_list`` (``-L``) if given."""
-    args = [tool("pg_restore", bindir), f"--dbname={url}", "--exit-on-error"]
+    args = [tool("pg_restore", bindir), f"--dbname={conninfo_without_password(url)}", "--exit-on-error"]
     if use_list is not None:
         args.append(f"--use-list={use_list}")
     if section != "pre-data":  # pre-data is restored serially by pg_restore anyway
