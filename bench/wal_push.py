@@ -34,7 +34,7 @@ from _results import machine_line, update_section
 
 from swarm.config import load_settings
 from swarm.crypto.keys import create_key_file
-from swarm.services.wal.server_access import server_access
+from swarm.services.wal.server_access import remove_server_access, server_access
 from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user, running_as_root
 
 HERE = Path(__file__).resolve().parent.parent
@@ -138,28 +138,29 @@ def run(baseline: Path, pushes: int, kind: str | None) -> str:
     base = Path(tempfile.mkdtemp(prefix="swarm-bench-walpush-", dir="/work" if Path("/work").is_dir() else None))
     base.chmod(0o755)
     seaweed = None
+    cluster: LocalCluster | None = None
     s3: dict[str, str] | None = None
-    if kind == "s3":
-        import secrets
-
-        from swarm.devstack.seaweed import SeaweedServer
-        from swarm.storage.s3 import make_client
-
-        seaweed = SeaweedServer(base / "seaweed", "benchkey", "benchsecret-" + secrets.token_hex(4))
-        seaweed.start()
-        make_client(seaweed.endpoint, seaweed.access_key, seaweed.secret_key).create_bucket(Bucket="walpush")
-        s3 = {"url": "s3://walpush", "s3_endpoint": seaweed.endpoint, "s3_access_key": seaweed.access_key,
-              "s3_secret_key": seaweed.secret_key}
-    versions = {"baseline": _version(base, "baseline", baseline.resolve() / "src", s3),
-                "this": _version(base, "this", HERE / "src", s3)}
-    cluster = LocalCluster(base / "pg")
-    cluster.init(fast=True, conf={"archive_mode": "on", "archive_command": "'/bin/true'",
-                                  "wal_keep_size": "'2GB'", "max_wal_size": "'4GB'"})
-    cluster.start()
-    times: dict[str, list[float]] = {k: [] for k in versions}
+    times: dict[str, list[float]] = {"baseline": [], "this": []}
     first: dict[str, float] = {}
     load = []
     try:
+        if kind == "s3":
+            import secrets
+
+            from swarm.devstack.seaweed import SeaweedServer
+            from swarm.storage.s3 import make_client
+
+            seaweed = SeaweedServer(base / "seaweed", "benchkey", "benchsecret-" + secrets.token_hex(4))
+            seaweed.start()
+            make_client(seaweed.endpoint, seaweed.access_key, seaweed.secret_key).create_bucket(Bucket="walpush")
+            s3 = {"url": "s3://walpush", "s3_endpoint": seaweed.endpoint, "s3_access_key": seaweed.access_key,
+                  "s3_secret_key": seaweed.secret_key}
+        versions = {"baseline": _version(base, "baseline", baseline.resolve() / "src", s3),
+                    "this": _version(base, "this", HERE / "src", s3)}
+        cluster = LocalCluster(base / "pg")
+        cluster.init(fast=True, conf={"archive_mode": "on", "archive_command": "'/bin/true'",
+                                      "wal_keep_size": "'2GB'", "max_wal_size": "'4GB'"})
+        cluster.start()
         segs = _segments(cluster, pushes + 1)
         for i, seg in enumerate(segs):
             order = list(versions) if i % 2 == 0 else list(reversed(versions))
@@ -175,9 +176,11 @@ def run(baseline: Path, pushes: int, kind: str | None) -> str:
                     times[v].append(dt)
             load.append(os.getloadavg()[0])
     finally:
-        cluster.destroy()
+        if cluster is not None:
+            cluster.destroy()
         if seaweed is not None:
             seaweed.stop(grace=5)
+        remove_server_access(under=base)  # the server user's key copies made for this run
         shutil.rmtree(base, ignore_errors=True)
     ratio = statistics.median(times["this"]) / statistics.median(times["baseline"])
     rev = subprocess.run(["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"], capture_output=True,
