@@ -70,10 +70,10 @@ def write_legacy_physical(repo: Repository, src: Path, source: dict[str, Any], *
     m = Manifest(id=writer.id, kind="pg-physical", started_at=writer.started_at,
                  finished_at=utc_iso(repo.clock.now()), dek_id=writer.dek_id, objects=tuple(writer.entries),
                  source=src_doc, tool_version=__version__, version=1)
-    repo.store.put(manifest_key(writer.id), m.to_json(), if_absent=True)
+    repo._store.put(manifest_key(writer.id), m.to_json(), if_absent=True)
     if not version_1:  # as `swarm admin repo upgrade` leaves it
         from swarm.repo.upgrade import refs_of_v1
 
         m = m.with_refs(refs_of_v1(repo, m))
-        repo.store.put(manifest_key(writer.id), m.to_json())
+        repo._store.put(manifest_key(writer.id), m.to_json())
     return m

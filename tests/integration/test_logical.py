@@ -248,7 +248,7 @@ def _blocked_backup(tmp_path: Path, kek: LocalKeyFile, cluster: LocalCluster, db
         pass
     assert errors, "the backup should have failed"
     assert repo.list_backups() == []
-    assert list(repo.store.list("data/")) == []
+    assert list(repo._store.list("data/")) == []
     return errors[0]
 
 

@@ -53,7 +53,7 @@ def wait_archived(env: PhysEnv, timeout: float = 30) -> str:
     env.cluster.psql("SELECT pg_switch_wal()")
     repo = env.repo()
     deadline = time.monotonic() + timeout
-    while repo.store.stat(wal_key(seg)) is None:
+    while repo._store.stat(wal_key(seg)) is None:
         assert time.monotonic() < deadline, f"{seg} was not archived in {timeout} s"
         time.sleep(0.2)
     return seg
@@ -217,7 +217,7 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
     m2 = repo.load_manifest(sc.backup2)
     # drop the segment right after the second backup's WAL: restore beyond it must name it
     victim = wal.parse_segment(m2.source["stop_wal"]).next().name
-    repo.store.delete(wal_key(victim))
+    repo._store.delete(wal_key(victim))
     with pytest.raises(RefusedError) as ei:
         plan_pitr(repo, RecoveryTarget("latest"), tmpdir_pg / "gap")
     assert victim in ei.value.message
@@ -226,7 +226,7 @@ def test_wal_gap_is_refused_and_reported(phys: PhysEnv, sc: Scenario, tmp_path: 
     r = phys.cli("admin", "wal", "status", "--json", check=False, config=cfg)
     assert r.returncode == 1 and {"timeline": "1", "missing": victim} in json.loads(r.stdout)["gaps"]
     # verify names a missing segment the backup itself needs
-    repo.store.delete(wal_key(m2.source["start_wal"]))
+    repo._store.delete(wal_key(m2.source["start_wal"]))
     v = verify_backup(repo, sc.backup2)
     assert not v.ok and any(p["where"] == m2.source["start_wal"] for p in v.problems)
 
@@ -238,9 +238,9 @@ def test_damaged_unrelated_manifest_does_not_block_wal_status_or_restore(phys: P
     cfg = _copy_repo(phys, tmp_path)
     repo = open_repository(load_settings(cfg))
     other = "20261127T000000Z-objects-0badc0"
-    blob = bytearray(repo.store.get(f"backups/{sc.backup1}.json"))
+    blob = bytearray(repo._store.get(f"backups/{sc.backup1}.json"))
     blob[len(blob) // 2] ^= 0x01
-    repo.store.put(f"backups/{other}.json", bytes(blob))
+    repo._store.put(f"backups/{other}.json", bytes(blob))
     r = phys.cli("admin", "wal", "status", "--json", config=cfg)
     out = json.loads(r.stdout)
     assert out["ok"] and any(other in w for w in out["warnings"])
@@ -275,9 +275,9 @@ def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Sc
     m2 = repo.load_manifest(sc.backup2)
     victim = wal.parse_segment(m2.source["stop_wal"]).next().name
     key = wal_key(victim)
-    blob = bytearray(repo.store.get(key))
+    blob = bytearray(repo._store.get(key))
     blob[len(blob) // 2] ^= 0x01
-    repo.store.put(key, bytes(blob))
+    repo._store.put(key, bytes(blob))
     datadir = tmpdir_pg / f"damaged-{secrets.token_hex(3)}"
     plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, backup_id=sc.backup2, start=True)
     try:
@@ -349,7 +349,7 @@ def test_restored_copy_does_not_archive_by_default(phys: PhysEnv, sc: Scenario, 
     rc.psql("INSERT INTO sentinel (label) VALUES ('copy')")
     rc.psql("SELECT pg_switch_wal()")
     time.sleep(1.5)
-    names = {i.key.rsplit("/", 1)[-1] for i in phys.repo().store.list("wal/")}
+    names = {i.key.rsplit("/", 1)[-1] for i in phys.repo()._store.list("wal/")}
     assert not any(n.endswith(".history") for n in names), names
     rc.destroy()
 
@@ -439,7 +439,7 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
     rc.psql("SELECT pg_switch_wal()")
     repo = phys.repo()
     deadline = time.monotonic() + 30
-    while repo.store.stat(wal_key(seg)) is None or repo.store.stat(wal_key("00000002.history")) is None:
+    while repo._store.stat(wal_key(seg)) is None or repo._store.stat(wal_key("00000002.history")) is None:
         assert time.monotonic() < deadline, "timeline 2 was not archived"
         time.sleep(0.2)
     rc.destroy()

@@ -75,7 +75,7 @@ def commit_v1(repo: Repository, w: BackupWriter, source: dict[str, Any]) -> Mani
     """What the version-1 code wrote: a manifest without refs."""
     m = Manifest(id=w.id, kind=w.kind, started_at=w.started_at, finished_at=utc_iso(repo.clock.now()),
                  dek_id=w.dek_id, objects=tuple(w.entries), source=source, tool_version=__version__, version=1)
-    repo.store.put(manifest_key(w.id), m.to_json(), if_absent=True)
+    repo._store.put(manifest_key(w.id), m.to_json(), if_absent=True)
     return m
 
 

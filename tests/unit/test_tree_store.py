@@ -239,9 +239,9 @@ def test_flipped_byte_in_a_pack_is_found(repo: Repository, src: Path, tmp_path: 
     big = next(e for e in reader.walk() if e.path == "a/deep/er/big.bin")
     loc = big.chunks[1].loc
     key = data_key(loc.backup_id, loc.pack_name())
-    raw = bytearray(repo.store.get(key))
+    raw = bytearray(repo._store.get(key))
     raw[loc.offset + 30] ^= 0x01
-    repo.store.put(key, bytes(raw))
+    repo._store.put(key, bytes(raw))
     assert reader.check(read_data=False) == []  # data is not read without read_data
     problems = reader.check(read_data=True)
     assert len(problems) == 1 and problems[0].where == "a/deep/er/big.bin", problems
@@ -255,7 +255,7 @@ def test_flipped_byte_in_a_pack_is_found(repo: Repository, src: Path, tmp_path: 
 def test_deleted_pack_is_found(repo: Repository, src: Path) -> None:
     m, _ = snapshot(repo, src)
     victim = _packs(repo, m)[0]
-    repo.store.delete(victim)
+    repo._store.delete(victim)
     problems = TreeReader(repo, m).check(read_data=False)
     assert any(p.where == victim and "missing" in p.message for p in problems), problems
 
@@ -263,7 +263,7 @@ def test_deleted_pack_is_found(repo: Repository, src: Path) -> None:
 def test_truncated_pack_is_found_without_reading_data(repo: Repository, src: Path) -> None:
     m, _ = snapshot(repo, src)
     victim = _packs(repo, m)[0]
-    repo.store.put(victim, repo.store.get(victim)[:-10])
+    repo._store.put(victim, repo._store.get(victim)[:-10])
     problems = TreeReader(repo, m).check(read_data=False)
     assert [p.where for p in problems] == [victim]
 
@@ -273,15 +273,15 @@ def test_damaged_or_deleted_node_is_found(repo: Repository, src: Path) -> None:
     reader = TreeReader(repo, m)
     node = next(e for e in reader.walk() if e.path == "a/deep").chunks[0].loc
     key = data_key(node.backup_id, node.pack_name())
-    raw = bytearray(repo.store.get(key))
+    raw = bytearray(repo._store.get(key))
     raw[node.offset:node.offset + node.length] = b"\0" * node.length  # the node's frame is gone
-    repo.store.put(key, bytes(raw))
+    repo._store.put(key, bytes(raw))
     problems = reader.check()
     assert [p.where for p in problems] == ["a/deep"], problems
     with pytest.raises(IntegrityError, match="a/deep"):
         list(reader.walk())
     # nodes live in packs of their own: deleting that pack loses the tree, not the data packs
-    repo.store.delete(key)
+    repo._store.delete(key)
     problems = reader.check()
     assert any(p.where == "/" for p in problems) and any(p.where == key for p in problems), problems
 

@@ -43,7 +43,7 @@ def test_block_ids_are_keyed_and_stable(repo: Repository, tmp_path: Path) -> Non
 
     assert block_id(k, b"page") != hashlib.sha256(b"page").hexdigest()  # not a bare hash of the plaintext
     # another process opening the same repository reads the same secret
-    again = Repository.open(repo.store, repo.kek)
+    again = Repository.open(repo._store, repo.kek)
     assert again.dedup_key() == k
 
 
@@ -57,7 +57,7 @@ def test_pack_roundtrip_and_range_reads(repo: Repository) -> None:
         assert repo.read_block(loc, b) == plain
     # frames of each pack line up with the locations
     for o in packs:
-        frames = split_frames(repo.store.get(data_key(bid, o.name)), where=o.name)
+        frames = split_frames(repo._store.get(data_key(bid, o.name)), where=o.name)
         assert frames
 
 
@@ -68,7 +68,7 @@ def test_damage_is_caught(repo: Repository) -> None:
     with pytest.raises(IntegrityError, match="fails authentication"):
         repo.read_block(loc0, b1)  # a frame served for another block id
     key = data_key(bid, loc0.pack_name())
-    store = repo.store
+    store = repo._store
     assert isinstance(store, MemoryStore)
     blob, t = store.objects[key]
     damaged = bytearray(blob)
@@ -100,7 +100,7 @@ def test_wal_objects_duplicate_conflict_and_binding(repo: Repository) -> None:
     with pytest.raises(RefusedError, match="different content"):
         repo.put_wal(name, data[:-1] + b"\1")
     assert repo.get_wal(name) == data
-    assert any(i.key.startswith("wal/conflicts/" + name) for i in repo.store.list("wal/"))
+    assert any(i.key.startswith("wal/conflicts/" + name) for i in repo._store.list("wal/"))
     # partials are replaced, never refused
     p = name + ".partial"
     assert repo.put_wal(p, b"a", overwrite=True) == "stored"
@@ -108,7 +108,7 @@ def test_wal_objects_duplicate_conflict_and_binding(repo: Repository) -> None:
     assert repo.get_wal(p) == b"ab"
     assert wal_key("00000002.history") == "wal/history/00000002.history"
     # a WAL object moved to another name does not open
-    store = repo.store
+    store = repo._store
     assert isinstance(store, MemoryStore)
     store.objects[wal_key("000000010000000000000004")] = store.objects[wal_key(name)]
     with pytest.raises(IntegrityError):

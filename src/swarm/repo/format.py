@@ -8,6 +8,8 @@ KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"
 BACKUPS_PREFIX = "backups/"
 LOCKS_PREFIX = "locks/"
+SHARED_LOCKS_PREFIX = "locks/repository/shared-"
+EXCLUSIVE_LOCK_KEY = "locks/repository/exclusive.json"
 WAL_PREFIX = "wal/"
 CLUSTER_KEY = "cluster.json"
 DEDUP_KEY = "keys/dedup.json"
@@ -30,6 +32,10 @@ def manifest_key(backup_id: str) -> str:
 
 def lock_key(name: str) -> str:
     return f"{LOCKS_PREFIX}{name}.json"
+
+
+def shared_lock_key(holder_id: str) -> str:
+    return f"{SHARED_LOCKS_PREFIX}{holder_id}.json"
 
 
 def wal_key(name: str) -> str:

@@ -14,13 +14,15 @@ not exist for ``list``, ``verify`` or ``restore``; ``abort`` (called on any erro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
@@ -35,6 +37,7 @@ from swarm.errors import (
     KeyError_,
     KeyMismatch,
     NotFoundError,
+    RestorePointExists,
     SwarmError,
     WalConflict,
 )
@@ -48,15 +51,27 @@ from swarm.repo.format import (
     CONFIG_KEY,
     DEDUP_KEY,
     FORMAT_VERSION,
+    RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
     UPGRADABLE_VERSIONS,
+    WAL_PREFIX,
     data_key,
     dek_key,
     manifest_key,
+    restore_point_key,
     wal_conflict_key,
     wal_key,
 )
-from swarm.repo.locks import RepoLock
+from swarm.repo.locks import (
+    ExclusiveLock,
+    Holder,
+    RepoLock,
+    SharedLock,
+    WriterLock,
+    hold_wal_lease,
+    shared_holders,
+    wal_lease_id,
+)
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
 from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
 from swarm.storage.base import ObjectExists, ObjectNotFound, Store
@@ -77,9 +92,31 @@ class RepoConfig:
                            "features": list(self.features)}, indent=1).encode()
 
 
+# The unwrapped WAL data key per (repository, KEK, data key id), shared by every Repository of
+# this process: push + push-ahead and fetch + prefetch call the key provider once, not per segment.
+_WAL_DEKS: dict[tuple[str, str, str], bytes] = {}
+
+
+@dataclass(frozen=True)
+class WalFile:
+    """One object of the WAL archive, as ``Repository.wal_files`` lists it."""
+
+    name: str
+    modified: datetime | None
+    conflict: bool
+
+
+class HeldLock(Protocol):
+    """A lock a writer holds (``WriterLock``, ``RepoLock``, ...): checked before each write and at commit."""
+
+    def ensure_held(self, *, check_store: bool = False) -> None: ...
+
+
 class Repository:
-    def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None) -> None:
-        self.store = store
+    def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None, *,
+                 key_checked: bool = True) -> None:
+        self._store = store
+        self._key_checked = key_checked
         self.kek = kek
         self.config = config
         self.clock = clock or SystemClock()
@@ -105,13 +142,17 @@ class Repository:
 
     @classmethod
     def open(cls, store: Store, kek: KeyProvider, clock: Clock | None = None, *,
-             create: bool = False, for_upgrade: bool = False) -> Repository:
+             create: bool = False, for_upgrade: bool = False, check_key: bool = True) -> Repository:
         """Open and check a repository: format version, features, and that ``kek`` is its key.
 
         A repository of an older format version (``UPGRADABLE_VERSIONS``) is refused
         (IntegrityError, exit 5, naming ``swarm admin repo upgrade``) before anything is
         read or written, unless ``for_upgrade`` (only ``swarm.repo.upgrade`` passes it).
-        """
+
+        ``check_key=False`` (``wal push`` / ``wal fetch``, one process per segment) defers the key
+        check: it then runs before the first write that wraps a key with ``kek`` and when an unwrap
+        fails, so a wrong key is still reported as such before anything is written, and the common
+        push calls the key provider once (to unwrap the WAL data key) instead of twice."""
         try:
             raw = store.get(CONFIG_KEY)
         except ObjectNotFound:
@@ -140,35 +181,46 @@ class Repository:
                       "version; safe to re-run if interrupted). Nothing was written." if older else
                       "This version cannot be upgraded by this swarm."),
                 details={"format_version": cfg.format_version, "supported": FORMAT_VERSION})
+        repo = cls(store, kek, cfg, clock, key_checked=False)
+        if check_key:
+            repo._check_key()
+        return repo
+
+    def _check_key(self) -> None:
+        """Prove ``kek`` is this repository's key (unwrap ``key_check``); KeyError_ naming both ids if not."""
+        if self._key_checked:
+            return
+        cfg = self.config
         try:
-            kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
+            self.kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
         except KeyError_ as exc:
             raise KeyMismatch(
-                f"wrong key for the repository at {store.url}: it was created with {cfg.kek_id}, "
-                f"the configured key is {kek.key_id}",
+                f"wrong key for the repository at {self._store.url}: it was created with {cfg.kek_id}, "
+                f"the configured key is {self.kek.key_id}",
                 hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
                      "was created with. Nothing was written.") from exc
-        return cls(store, kek, cfg, clock)
+        self._key_checked = True
 
     @property
     def url(self) -> str:
-        return self.store.url
+        return self._store.url
 
     # ---- keys ------------------------------------------------------------------------------
     def _new_dek(self) -> tuple[str, bytes]:
+        self._check_key()
         dek_id = "dek-" + secrets.token_hex(8)
         dek = new_key()
         wrapped = self.kek.wrap(dek, _dek_ctx(self.config.repo_id, dek_id))
         body = {"dek_id": dek_id, "kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
                 "wrapped": base64.b64encode(wrapped).decode()}
-        self.store.put(dek_key(dek_id), json.dumps(body).encode(), if_absent=True)
+        self._store.put(dek_key(dek_id), json.dumps(body).encode(), if_absent=True)
         self._deks[dek_id] = dek
         return dek_id, dek
 
     def dek(self, dek_id: str) -> bytes:
         if dek_id not in self._deks:
             try:
-                body = json.loads(self.store.get(dek_key(dek_id)))
+                body = json.loads(self._store.get(dek_key(dek_id)))
                 wrapped = base64.b64decode(body["wrapped"])
             except ObjectNotFound as exc:
                 raise IntegrityError(f"data key {dek_id} is missing from the repository",
@@ -178,6 +230,7 @@ class Repository:
             try:
                 self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
             except KeyError_ as exc:
+                self._check_key()  # a deferred check names a wrong key as such
                 # The KEK was proven right when the repository was opened, so this file is damaged.
                 raise IntegrityError(f"data key file {dek_key(dek_id)} is damaged: it does not unwrap with the "
                                      "repository's key", hint="Backups sealed with it cannot be read.") from exc
@@ -192,18 +245,20 @@ class Repository:
         if self._dedup_key is None:
             ctx = f"swarm-dedup\0{self.config.repo_id}".encode()
             try:
-                raw = self.store.get(DEDUP_KEY)
+                raw = self._store.get(DEDUP_KEY)
             except ObjectNotFound:
+                self._check_key()
                 body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
                         "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
                 try:
-                    self.store.put(DEDUP_KEY, json.dumps(body).encode(), if_absent=True)
+                    self._store.put(DEDUP_KEY, json.dumps(body).encode(), if_absent=True)
                 except ObjectExists:
                     pass  # another writer created it first: use theirs
-                raw = self.store.get(DEDUP_KEY)
+                raw = self._store.get(DEDUP_KEY)
             try:
                 self._dedup_key = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
             except (ValueError, KeyError, KeyError_) as exc:
+                self._check_key()
                 raise IntegrityError(f"{DEDUP_KEY} is damaged", hint="Physical backups cannot be read.") from exc
         return self._dedup_key
 
@@ -211,7 +266,7 @@ class Repository:
         """``cluster.json``: the PostgreSQL cluster whose WAL and physical backups this repository holds."""
         if self._cluster is None:
             try:
-                self._cluster = dict(json.loads(self.store.get(CLUSTER_KEY)))
+                self._cluster = dict(json.loads(self._store.get(CLUSTER_KEY)))
             except ObjectNotFound:
                 return None
             except ValueError as exc:
@@ -230,9 +285,9 @@ class Repository:
             body = {"system_identifier": str(system_identifier), "wal_dek_id": dek_id,
                     "created_at": utc_iso(self.clock.now()), **facts}
             try:
-                self.store.put(CLUSTER_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
+                self._store.put(CLUSTER_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
             except ObjectExists:
-                self.store.delete(dek_key(dek_id))
+                self._store.delete(dek_key(dek_id))
             self._cluster = None
             ident = self.cluster_identity()
             assert ident is not None
@@ -255,7 +310,12 @@ class Repository:
             raise NotFoundError(f"no WAL has been archived to {self.url} yet (no {CLUSTER_KEY})",
                                 hint="Configure archive_command = 'swarm admin wal push %p' or take a physical "
                                      "backup first.")
-        return str(ident["wal_dek_id"]), self.dek(str(ident["wal_dek_id"]))
+        dek_id = str(ident["wal_dek_id"])
+        cache_key = (self.config.repo_id, self.kek.key_id, dek_id)
+        dek = _WAL_DEKS.get(cache_key)
+        if dek is None:
+            dek = _WAL_DEKS[cache_key] = self.dek(dek_id)
+        return dek_id, dek
 
     def put_wal(self, name: str, data: bytes, *, overwrite: bool = False) -> str:
         """Store a WAL file. Returns ``stored``, ``duplicate`` (same content already there).
@@ -268,7 +328,7 @@ class Repository:
         blob = b"".join(encode_stream([data], dek, self._wal_ctx(name), stats))
         key = wal_key(name)
         try:
-            self.store.put(key, blob, if_absent=not overwrite)
+            self._store.put(key, blob, if_absent=not overwrite)
             return "stored"
         except ObjectExists:
             pass
@@ -276,24 +336,119 @@ class Repository:
         if existing == data:
             return "duplicate"
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
-        self.store.put(wal_conflict_key(name, stamp), blob)
+        self._store.put(wal_conflict_key(name, stamp), blob)
         raise WalConflict(f"WAL file {name} is already archived with different content",
                            hint=f"Both are kept for inspection ({key} and {wal_conflict_key(name, stamp)}). "
                                 "Two clusters may be archiving into one repository, or a restored cluster was "
                                 "not promoted to a new timeline.", details={"name": name})
 
     def get_wal(self, name: str) -> bytes:
-        """The plaintext of an archived WAL file; ObjectNotFound if it is not archived."""
+        """The plaintext of an archived WAL file; NotFoundError if it is not archived,
+        IntegrityError if it is damaged."""
+        data = self.find_wal(name)
+        if data is None:
+            raise NotFoundError(f"WAL file {name} is not archived in {self.url}",
+                                hint="`swarm admin wal status` shows what the archive holds.")
+        return data
+
+    def find_wal(self, name: str) -> bytes | None:
+        """The plaintext of an archived WAL file, or None if it is not archived."""
         _dek_id, dek = self._wal_dek()
-        stored = self.store.iter_get(wal_key(name))
-        return b"".join(decode_stream(stored, dek, self._wal_ctx(name), name=wal_key(name)))
+        try:
+            stored = self._store.iter_get(wal_key(name))
+            return b"".join(decode_stream(stored, dek, self._wal_ctx(name), name=wal_key(name)))
+        except ObjectNotFound:
+            return None
+
+    def has_wal(self, name: str) -> bool:
+        """Whether ``name`` is archived (one stat; the content is not read)."""
+        return self._store.stat(wal_key(name)) is not None
+
+    def wal_files(self) -> list[WalFile]:
+        """Every object of the WAL archive with its store mtime: segments, partials, history and
+        backup files (``conflict`` False) and the kept conflicting copies (``conflict`` True)."""
+        out = []
+        for info in self._store.list(WAL_PREFIX):
+            rest = info.key[len(WAL_PREFIX):]
+            out.append(WalFile(rest.rsplit("/", 1)[-1], info.modified, rest.startswith("conflicts/")))
+        return out
+
+    def hold_wal_lease(self, owner: str, remembered: datetime | None) -> datetime:
+        """Keep this cluster's WAL lease (the shared lock of ``wal push``) live; see
+        ``swarm.repo.locks.hold_wal_lease``. ``owner`` names the cluster's data directory (host and
+        path); returns the refresh time the caller remembers for the next push."""
+        return hold_wal_lease(self._store, wal_lease_id(self.config.repo_id, owner), owner, remembered,
+                              clock=self.clock)
+
+    # ---- restore points ---------------------------------------------------------------------
+    def put_restore_point(self, point: dict[str, Any], *, replace: bool = False) -> None:
+        """Record a restore point under its ``name`` (a JSON object with a SHA-256 ``checksum`` over
+        the canonical JSON of the rest, like manifests).
+
+        An existing name is refused (RefusedError) unless ``replace``; the refusal is a conditional
+        create, so two recorders of one name cannot both win. One store put: a kill -9 leaves the
+        record written or not."""
+        name = str(point["name"])
+        body = {k: v for k, v in point.items() if k != "checksum"}
+        body = json.loads(json.dumps(body, default=str))
+        body["checksum"] = _canonical_sha256(body)
+        raw = json.dumps(body, sort_keys=True, indent=1).encode()
+        try:
+            self._store.put(restore_point_key(name), raw, if_absent=not replace)
+        except ObjectExists:
+            old = self.get_restore_point(name)
+            raise RestorePointExists(f"restore point {name!r} already exists"
+                               + (f" (LSN {old.get('lsn')}, {old.get('time')})" if old else ""),
+                               hint="Choose another name, or pass --replace to point the name at a new restore "
+                                    "point (`swarm admin restore-points` lists them).",
+                               details={"existing": old}) from None
+
+    def get_restore_point(self, name: str) -> dict[str, Any] | None:
+        """The record of restore point ``name``; None if there is none; IntegrityError if it is damaged
+        (not JSON, or its checksum fails). Records written before checksums existed have none and are
+        read as they are."""
+        try:
+            raw = self._store.get(restore_point_key(name))
+        except ObjectNotFound:
+            return None
+        hint = "Recover to its time or LSN instead, or create it again with --replace."
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise IntegrityError(f"the record of restore point {name!r} is damaged ({exc})", hint=hint) from exc
+        stored = body.pop("checksum", None)
+        if stored is not None and stored != _canonical_sha256(body):
+            raise IntegrityError(f"the record of restore point {name!r} fails its checksum: it was altered or "
+                                 "damaged", hint=hint)
+        if body.get("name") != name:
+            raise IntegrityError(f"the record of restore point {name!r} names {body.get('name')!r}", hint=hint)
+        return dict(body)
+
+    def list_restore_points(self, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every readable restore point record (unordered). A damaged one is recorded in ``damaged``
+        (name → problem) when given, else raises IntegrityError."""
+        out = []
+        for info in self._store.list(RESTORE_POINTS_PREFIX):
+            name = info.key[len(RESTORE_POINTS_PREFIX):].removesuffix(".json")
+            try:
+                point = self.get_restore_point(name)
+            except IntegrityError as exc:
+                if damaged is None:
+                    raise
+                damaged[name] = exc.message
+                continue
+            if point is not None:
+                out.append(point)
+        return out
 
     # ---- packs ------------------------------------------------------------------------------
     def read_block(self, loc: Location, bid: str) -> bytes:
         """One block's plaintext, read by byte range and proven to be ``bid``."""
         key = data_key(loc.backup_id, loc.pack_name())
         try:
-            frame = self.store.get_range(key, loc.offset, loc.length)
+            frame = self._store.get_range(key, loc.offset, loc.length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {key} is missing from the repository") from None
         return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
@@ -303,7 +458,7 @@ class Repository:
         """``length`` stored bytes of ``loc``'s pack from ``loc.offset`` (several adjacent frames at once)."""
         key = data_key(loc.backup_id, loc.pack_name())
         try:
-            data = self.store.get_range(key, loc.offset, length)
+            data = self._store.get_range(key, loc.offset, length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {key} is missing from the repository") from None
         if len(data) != length:
@@ -315,14 +470,32 @@ class Repository:
                           dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
 
     # ---- writing ---------------------------------------------------------------------------
-    def begin_backup(self, kind: str, *, lock: RepoLock | None = None) -> BackupWriter:
+    def begin_backup(self, kind: str, *, lock: HeldLock | None = None) -> BackupWriter:
         started = self.clock.now()
         backup_id = new_backup_id(kind, started)
         dek_id, dek = self._new_dek()
         return BackupWriter(self, backup_id, kind, utc_iso(started), dek_id, dek, lock)
 
-    def lock(self, name: str, **kw: Any) -> RepoLock:
-        return RepoLock(self.store, name, clock=self.clock, **kw)
+    # ---- locks -------------------------------------------------------------------------------
+    def lock(self, name: str, **kw: Any) -> WriterLock:
+        """What a backup of one kind holds while it writes: the named lock ``name`` (one backup of a
+        kind at a time) and the repository's shared lock (keeps prune out). ``kw`` go to both
+        (``command``, ``stale_after``, ``refresh_every``)."""
+        return WriterLock(SharedLock(self._store, clock=self.clock, **kw),
+                          RepoLock(self._store, name, clock=self.clock, **kw))
+
+    def shared_lock(self, **kw: Any) -> WriterLock:
+        """The repository's shared lock alone, for writers without a per-kind lock (``wal stream``)."""
+        return WriterLock(SharedLock(self._store, clock=self.clock, **kw))
+
+    def exclusive_lock(self, *, wait: float = 0.0, **kw: Any) -> ExclusiveLock:
+        """The repository's exclusive lock, for maintenance that deletes: waits up to ``wait`` seconds
+        for the writers to finish, then fails (LockedError, exit 6) naming them."""
+        return ExclusiveLock(self._store, clock=self.clock, wait=wait, **kw)
+
+    def lock_holders(self) -> list[Holder]:
+        """The live holders of the repository's shared lock (running writers and WAL leases)."""
+        return shared_holders(self._store, self.clock, 120.0, break_stale=False)
 
     # ---- reading ---------------------------------------------------------------------------
     def list_backups(self, damaged: dict[str, str] | None = None) -> list[Manifest]:
@@ -331,7 +504,7 @@ class Repository:
         A damaged manifest never hides the others: with ``damaged`` given, it is recorded
         there (backup id → problem) and skipped; without, it raises IntegrityError."""
         out = []
-        for info in self.store.list(BACKUPS_PREFIX):
+        for info in self._store.list(BACKUPS_PREFIX):
             name = info.key[len(BACKUPS_PREFIX):]
             if name.endswith(".json") and is_backup_id(name[:-5]):
                 try:
@@ -345,7 +518,7 @@ class Repository:
     def load_manifest(self, backup_id: str) -> Manifest:
         check_backup_id(backup_id)
         try:
-            raw = self.store.get(manifest_key(backup_id))
+            raw = self._store.get(manifest_key(backup_id))
         except ObjectNotFound:
             raise BackupNotFound(f"backup {backup_id} does not exist in {self.url}",
                                 hint="List backups with `swarm admin backups list`.") from None
@@ -353,6 +526,41 @@ class Repository:
         if m.id != backup_id:
             raise IntegrityError(f"manifest {manifest_key(backup_id)} describes backup {m.id}")
         return m
+
+    def object_key(self, backup_id: str, name: str) -> str:
+        """Where object ``name`` of backup ``backup_id`` is stored (to name it in messages)."""
+        return data_key(backup_id, name)
+
+    def stored_objects(self, backup_id: str) -> dict[str, int]:
+        """What the store holds under backup ``backup_id``'s data prefix: object name → stored size."""
+        prefix = data_key(backup_id, "")
+        return {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
+
+    def read_stored(self, backup_id: str, name: str) -> bytes | None:
+        """The stored (sealed) bytes of object ``name`` of backup ``backup_id``, unchecked; None if absent."""
+        try:
+            return self._store.get(data_key(backup_id, name))
+        except ObjectNotFound:
+            return None
+
+    def missing_objects(self, wanted: Iterable[tuple[str, str]]) -> list[str]:
+        """The keys of the (backup id, object name) pairs the store does not hold, sorted; one
+        listing per backup named."""
+        by_backup: dict[str, set[str]] = {}
+        for backup_id, name in wanted:
+            by_backup.setdefault(backup_id, set()).add(name)
+        missing = []
+        for backup_id, names in by_backup.items():
+            have = self.stored_objects(backup_id)
+            missing += [data_key(backup_id, n) for n in names if n not in have]
+        return sorted(missing)
+
+    def present_blocks(self, blocks: dict[str, Location]) -> dict[str, Location]:
+        """``blocks`` without those whose pack is gone, so a new backup never dedups against a missing pack."""
+        gone = set(self.missing_objects({(loc.backup_id, loc.pack_name()) for loc in blocks.values()}))
+        if not gone:
+            return blocks
+        return {bid: loc for bid, loc in blocks.items() if data_key(loc.backup_id, loc.pack_name()) not in gone}
 
     def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
         """Every reference of ``manifest`` that is not in the repository, as (where, problem):
@@ -366,11 +574,11 @@ class Repository:
         out: list[tuple[str, str]] = []
         for r in (*refs.packs, *refs.objects):
             key = data_key(r.backup_id, r.name)
-            if self.store.stat(key) is None:
+            if self._store.stat(key) is None:
                 out.append((key, f"referenced by this backup but missing from the repository"
                                  f"{'' if r.backup_id == manifest.id else f' (stored by backup {r.backup_id})'}"))
         for dek_id in refs.deks:
-            if self.store.stat(dek_key(dek_id)) is None:
+            if self._store.stat(dek_key(dek_id)) is None:
                 out.append((dek_key(dek_id), "data key referenced by this backup is missing from the repository"))
         if refs.wal:
             size = int((self.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
@@ -378,7 +586,7 @@ class Repository:
                 first, last = parse_segment(w.first, size), parse_segment(w.last, size)
                 for segno in range(first.segno, last.segno + 1):
                     name = Segment(w.timeline, segno, size).name
-                    if self.store.stat(wal_key(name)) is None:
+                    if self._store.stat(wal_key(name)) is None:
                         out.append((name, "WAL segment referenced by this backup is missing from the repository"))
         return out
 
@@ -388,7 +596,7 @@ class Repository:
         dek = self.dek(manifest.dek_id)
         key = data_key(manifest.id, name)
         try:
-            stored = self.store.iter_get(key)
+            stored = self._store.iter_get(key)
         except ObjectNotFound:
             raise IntegrityError(f"object {name} of backup {manifest.id} is missing from the repository") from None
         return decode_stream(stored, dek, self._object_ctx(manifest.id, name), name=name,
@@ -410,7 +618,7 @@ class BackupWriter:
     """
 
     def __init__(self, repo: Repository, backup_id: str, kind: str, started_at: str, dek_id: str, dek: bytes,
-                 lock: RepoLock | None) -> None:
+                 lock: HeldLock | None) -> None:
         self.repo = repo
         self.id = backup_id
         self.kind = kind
@@ -427,7 +635,7 @@ class BackupWriter:
             self._lock.ensure_held()
         stats = WriteStats()
         ctx = self.repo._object_ctx(self.id, name)
-        self.repo.store.put(data_key(self.id, name), encode_stream(plain, self._dek, ctx, stats))
+        self.repo._store.put(data_key(self.id, name), encode_stream(plain, self._dek, ctx, stats))
         entry = ObjectEntry(name, stats.size, stats.stored_size, stats.sha256, stats.plain_sha256)
         with self._mutex:
             if name in self._entries:
@@ -443,10 +651,8 @@ class BackupWriter:
         """Store a finished pack (already sealed block by block) as ``packs/<n>.pack`` of this backup."""
         if self._lock:
             self._lock.ensure_held()
-        import hashlib
-
         name = pack_name(pack.number)
-        self.repo.store.put(data_key(self.id, name), pack.data, if_absent=True)
+        self.repo._store.put(data_key(self.id, name), pack.data, if_absent=True)
         entry = ObjectEntry(name, pack.plain_size, len(pack.data), hashlib.sha256(pack.data).hexdigest(), "")
         with self._mutex:
             if name in self._entries:
@@ -465,17 +671,38 @@ class BackupWriter:
         The manifest's ``refs`` are ``refs`` (what the backup needs elsewhere: other backups'
         packs and objects, their data keys, WAL ranges) plus, always, this backup's own data
         key and packs.
+
+        Before writing it, the commit checks that the lock is still held (read back from the
+        store) and that every object this backup wrote, and every pack, data object and data key
+        of another backup its refs name, still exists. If one is missing (a prune that broke an
+        expired lock, a hand deletion), nothing is committed: IntegrityError naming it. The
+        missing blocks are not written again here (their bytes are gone from this process); a
+        new run leaves missing packs out of its dedup (``Repository.present_blocks``) and so
+        writes them anew.
         """
         if self._lock:
-            self._lock.ensure_held()
+            self._lock.ensure_held(check_store=True)
         entries = tuple(self.entries)
         own = Refs.of(packs=(DataRef(self.id, e.name) for e in entries if e.name.startswith("packs/")),
                       deks=[self.dek_id])
+        merged = own if refs is None else own.merge(refs)
+        stored = self.repo.stored_objects(self.id)
+        gone = [data_key(self.id, e.name) for e in entries if e.name not in stored]
+        gone += self.repo.missing_objects({(r.backup_id, r.name) for r in (*merged.packs, *merged.objects)
+                                           if r.backup_id != self.id})
+        gone += [dek_key(d) for d in sorted(merged.deks) if d != self.dek_id
+                 and self.repo._store.stat(dek_key(d)) is None]
+        if gone:
+            more = f" (and {len(gone) - 3} more)" if len(gone) > 3 else ""
+            raise IntegrityError(
+                f"backup {self.id} was not committed: {', '.join(gone[:3])}{more}, which it needs, is missing "
+                "from the repository", hint="Something deleted data while the backup ran (a prune that broke an "
+                "expired lock, or a manual deletion). Run the backup again: it writes the missing blocks anew.",
+                details={"missing": gone})
         manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
                             finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
-                            objects=entries, source=source, tool_version=__version__,
-                            refs=own if refs is None else own.merge(refs))
-        self.repo.store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
+                            objects=entries, source=source, tool_version=__version__, refs=merged)
+        self.repo._store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest
 
@@ -484,11 +711,15 @@ class BackupWriter:
         if self.committed:
             return
         try:
-            for info in list(self.repo.store.list(data_key(self.id, ""))):
-                self.repo.store.delete(info.key)
-            self.repo.store.delete(dek_key(self.dek_id))
+            for info in list(self.repo._store.list(data_key(self.id, ""))):
+                self.repo._store.delete(info.key)
+            self.repo._store.delete(dek_key(self.dek_id))
         except SwarmError:
             pass
+
+
+def _canonical_sha256(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _check_ctx(repo_id: str) -> bytes:

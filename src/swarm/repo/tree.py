@@ -616,7 +616,7 @@ class TreeReader:
         for r, where in refs.values():
             by_pack.setdefault(_pack_ref(r.loc), []).append((r, where))
         for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
-            info = self.repo.store.stat(pack.key)
+            info = self.repo._store.stat(pack.key)
             if info is None:
                 problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
                                                       f"{len(items)} blocks, e.g. of {items[0][1] or '/'})"))
@@ -652,7 +652,7 @@ class TreeReader:
         for entry in packs:
             key = data_key(backup_id, entry.name)
             try:
-                data = self.repo.store.get(key)
+                data = self.repo._store.get(key)
             except ObjectNotFound:
                 out[entry.name] = ["missing from the repository"]
                 continue
@@ -867,7 +867,7 @@ class BlockIndexReader(TreeReader):
                     seen.add(r.id)
                     by_pack.setdefault(_pack_ref(r.loc), []).append((r, e.path))
         for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
-            info = self.repo.store.stat(pack.key)
+            info = self.repo._store.stat(pack.key)
             if info is None:
                 problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
                                                       f"{len(items)} blocks, e.g. of {items[0][1]})"))

@@ -49,7 +49,6 @@ from swarm.model.sources import Kind
 from swarm.model.wal import Lsn, segments_between
 from swarm.repo import Repository
 from swarm.repo.chunker import FixedChunker
-from swarm.repo.format import wal_key
 from swarm.repo.packs import BLOCK_SIZE, Location
 from swarm.repo.tree import INDEX_NAME as TREE_INDEX_NAME
 from swarm.repo.tree import Meta, TreeRoot, TreeWriter, open_snapshot
@@ -265,7 +264,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
     known: dict[str, Location] = {}
     if previous:
         reporter.stage(f"loading the blocks of {previous[-1].id}")
-        known = known_blocks(repo, previous[-1])
+        known = repo.present_blocks(known_blocks(repo, previous[-1]))
     with repo.lock(LOCK) as lock:
         writer = repo.begin_backup(KIND, lock=lock)
         tree = TreeWriter(repo, writer, chunker=chunker, known=known, workers=max(1, jobs))
@@ -347,7 +346,7 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
 def _wait_for_wal(repo: Repository, names: list[str], wait_s: float) -> list[str]:
     deadline = time.monotonic() + wait_s
     while True:
-        missing = [n for n in names if repo.store.stat(wal_key(n)) is None]
+        missing = [n for n in names if not repo.has_wal(n)]
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.5)

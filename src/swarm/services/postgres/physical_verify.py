@@ -49,12 +49,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.errors import ConfigError, SwarmError
+from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.repo.tree import open_snapshot, snapshot_index_name
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.storage.base import ObjectNotFound
 
 if TYPE_CHECKING:
     from swarm.config import Settings
@@ -110,7 +109,7 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
             data = repo.get_wal(name)
             if len(data) != src.segment_size:
                 result.problem(name, f"archived segment has {len(data)} bytes")
-        except ObjectNotFound:
+        except NotFoundError:
             result.problem(name, "WAL segment needed to make the backup consistent is missing from the repository")
         except SwarmError as exc:
             result.problem(name, exc.message)

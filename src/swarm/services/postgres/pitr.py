@@ -24,7 +24,6 @@ running server; run it again into a new (or emptied) directory.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tempfile
@@ -56,12 +55,10 @@ from swarm.model.manifest import Manifest
 from swarm.model.sources import Kind
 from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
-from swarm.repo.format import RESTORE_POINTS_PREFIX, restore_point_key, wal_key
 from swarm.repo.tree import open_snapshot
 from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
-from swarm.storage.base import ObjectNotFound
 
 
 @dataclass
@@ -144,8 +141,9 @@ def pg_ctl_command(datadir: Path, action: str) -> str:
 
 
 # ---- restore points ------------------------------------------------------------------------------
-def record_restore_point(repo: Repository, point: dict[str, Any]) -> None:
-    repo.store.put(restore_point_key(point["name"]), json.dumps(point, default=str).encode())
+def record_restore_point(repo: Repository, point: dict[str, Any], *, replace: bool = False) -> None:
+    """Record ``point`` (checksummed); RefusedError if its name is recorded already, unless ``replace``."""
+    repo.put_restore_point(point, replace=replace)
 
 
 def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: bool = False,
@@ -157,18 +155,24 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     WAL does not stop it early). Steps: check the name, create the point on the server, record
     it. A crash between the last two leaves a point in the WAL that the repository does not
     know: harmless, and creating it again under the same name works (nothing was recorded).
+    A damaged record (IntegrityError) is refused like an existing one; ``replace`` overwrites it.
+    The record is a conditional create, so of two runs racing on one new name the second is
+    refused at the last step (its point stays in the WAL unrecorded, harmless as above).
     """
-    from swarm.sources.postgres.wal import create_restore_point
+    from swarm.services.postgres.physical_backup import archive_failing_error
+    from swarm.sources.postgres.wal import archiver_state, create_restore_point
 
     RecoveryTarget("name", name)  # validates the name
-    from swarm.services.postgres.physical_backup import archive_failing_error
-    from swarm.sources.postgres.wal import archiver_state
-
     state = archiver_state(db_url)
     if state.failing:  # the point would be recorded but unreachable until archiving works again
         raise archive_failing_error(state, repo.url, consequence="a restore point made now could not be recovered "
                                                                  "to until its WAL is archived")
-    old = load_restore_point(repo, name)
+    try:
+        old = load_restore_point(repo, name)
+    except IntegrityError:
+        if not replace:
+            raise
+        old = None  # a damaged record is what --replace is for
     if old is not None and not replace:
         raise RestorePointExists(f"restore point {name!r} already exists (LSN {old.get('lsn')}, {old.get('time')})",
                            hint="Choose another name, or pass --replace to point the name at a new restore point "
@@ -176,41 +180,29 @@ def make_restore_point(repo: Repository, db_url: str, name: str, *, replace: boo
     point = create_restore_point(db_url, name)
     if old is not None:
         point["replaced"] = {k: old.get(k) for k in ("lsn", "time", "tli")}
-    record_restore_point(repo, point)
+    record_restore_point(repo, point, replace=replace)
     # wait (bounded) until the segment holding the point is archived, so a restore to it can start now
     ident = repo.cluster_identity() or {}
     seg = wal.segment_of(wal.Lsn.parse(point["lsn"]), int(point["tli"]),
                          int(ident.get("segment_size") or wal.DEFAULT_SEGMENT_SIZE))
     deadline = time.monotonic() + wait_archived_s
-    while repo.store.stat(wal_key(seg.name)) is None and time.monotonic() < deadline:
+    while not repo.has_wal(seg.name) and time.monotonic() < deadline:
         time.sleep(0.2)
-    point["archived"] = repo.store.stat(wal_key(seg.name)) is not None
+    point["archived"] = repo.has_wal(seg.name)
     point["segment"] = seg.name
     return point
 
 
 def load_restore_point(repo: Repository, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(repo.store.get(restore_point_key(name))))
-    except ObjectNotFound:
-        return None
-    except ValueError as exc:
-        raise IntegrityError(f"the record of restore point {name!r} is damaged ({exc})",
-                             hint="Recover to its time or LSN instead, or create it again with --replace.") from exc
+    """The record of restore point ``name``; None if none; IntegrityError if it is damaged."""
+    return repo.get_restore_point(name)
 
 
 def list_restore_points(repo: Repository) -> list[dict[str, Any]]:
     """Every recorded restore point, oldest LSN first; a damaged record is listed with ``damaged``."""
-    out: list[dict[str, Any]] = []
-    for info in repo.store.list(RESTORE_POINTS_PREFIX):
-        name = info.key[len(RESTORE_POINTS_PREFIX):].removesuffix(".json")
-        try:
-            point = load_restore_point(repo, name)
-        except IntegrityError as exc:
-            out.append({"name": name, "damaged": True, "problem": exc.message})
-            continue
-        if point is not None:
-            out.append(point)
+    damaged: dict[str, str] = {}
+    out = repo.list_restore_points(damaged)
+    out += [{"name": name, "damaged": True, "problem": problem} for name, problem in damaged.items()]
     return sorted(out, key=lambda p: (wal.Lsn.parse(p["lsn"]).value if "lsn" in p else -1, p["name"]))
 
 
@@ -239,7 +231,7 @@ def _archive_facts(repo: Repository, inv: ArchiveInventory, warnings: list[str])
     for name in inv.histories:
         try:
             histories[wal.parse_history_name(name)] = tuple(wal.parse_history(repo.get_wal(name).decode()))
-        except (ObjectNotFound, ValueError, UnicodeDecodeError, SwarmError) as exc:
+        except (ValueError, UnicodeDecodeError, SwarmError) as exc:
             warnings.append(f"timeline history {name} cannot be read ({exc}); that timeline cannot be followed")
     names = [s.name for segs in inv.segments.values() for s in segs] + list(inv.partials)
     return recovery.archive_from_names(names, inv.segment_size, histories)

@@ -52,7 +52,6 @@ from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
 from swarm.model.sources import Kind
 from swarm.repo import Repository
-from swarm.repo.format import data_key
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
@@ -302,8 +301,7 @@ def _check_objects(repo: Repository, manifest: Manifest, entries: list[ObjectEnt
 def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -> set[str]:
     """Compare the backup's data prefix with the manifest; return the names found missing or
     of the wrong stored size (the later passes do not report them again)."""
-    prefix = data_key(manifest.id, "")
-    stored = {i.key[len(prefix):]: i.size for i in repo.store.list(prefix)}
+    stored = repo.stored_objects(manifest.id)
     bad: set[str] = set()
     for entry in manifest.objects:
         if entry.name not in stored:
@@ -321,7 +319,7 @@ def _check_listing(repo: Repository, manifest: Manifest, result: VerifyResult) -
 
 def _check_refs(repo: Repository, manifest: Manifest, result: VerifyResult) -> None:
     """Every reference of the manifest exists (its own objects are the listing's business)."""
-    own = data_key(manifest.id, "")
+    own = repo.object_key(manifest.id, "")
     for where, problem in repo.missing_refs(manifest):
         if not where.startswith(own):
             result.problem(where, problem)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,8 +42,6 @@ from typing import Any
 from swarm.errors import RefusedError, SwarmError
 from swarm.model import wal
 from swarm.repo import Repository
-from swarm.repo.format import WAL_PREFIX
-from swarm.storage.base import ObjectNotFound
 
 PUSH_AHEAD = 8
 PREFETCH = 8
@@ -126,7 +126,8 @@ def push_wal(repo: Repository, path: Path, *, push_ahead: int = PUSH_AHEAD) -> P
     name = path.name
     wal.classify(name)  # ValueError for anything else
     data = path.read_bytes()
-    spool = spool_for(path, "push") if push_ahead else None
+    lease_spool = spool_for(path, "push")
+    spool = lease_spool if push_ahead else None
     if spool is not None:
         marker = spool / f"{name}.ok"
         if marker.exists():
@@ -134,6 +135,7 @@ def push_wal(repo: Repository, path: Path, *, push_ahead: int = PUSH_AHEAD) -> P
             marker.unlink(missing_ok=True)
             if ok:
                 return PushResult(name, "already-pushed", len(data), seconds=time.monotonic() - t0)
+    hold_lease(repo, path, lease_spool)
     _check_identity(repo, name, data)
     outcome = repo.put_wal(name, data, overwrite=wal.is_partial_name(name))
     result = PushResult(name, outcome, len(data))
@@ -141,6 +143,38 @@ def push_wal(repo: Repository, path: Path, *, push_ahead: int = PUSH_AHEAD) -> P
         result.pushed_ahead = _push_ahead(repo, path, spool, push_ahead)
     result.seconds = time.monotonic() - t0
     return result
+
+
+LEASE_MEMO = "lease.json"
+
+
+def hold_lease(repo: Repository, wal_file: Path, spool: Path | None) -> None:
+    """Hold this cluster's WAL lease (the repository's shared lock for ``wal push``) before writing.
+
+    The time of the lease's last refresh is remembered in the push spool (``lease.json``, per
+    repository), so the common push reads one small local file and makes no store round trip;
+    the lease is refreshed in the store only when that time is older than a fraction of its TTL
+    (see ``swarm.repo.locks.hold_wal_lease``). Without a spool every push refreshes it. A lost
+    memo only costs one refresh. Raises LockedError (exit 6) while maintenance holds the
+    repository; PostgreSQL then retries the push.
+    """
+    d = wal_file.resolve().parent
+    datadir = d.parent if d.name == "pg_wal" else d
+    owner = f"{socket.gethostname()}:{datadir}"
+    memo = spool / LEASE_MEMO if spool is not None else None
+    remembered: datetime | None = None
+    if memo is not None:
+        try:
+            m = json.loads(memo.read_bytes())
+            if m.get("repo_id") == repo.config.repo_id and m.get("owner") == owner:
+                remembered = datetime.fromisoformat(m["refreshed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            remembered = None
+    refreshed = repo.hold_wal_lease(owner, remembered)
+    if memo is not None and refreshed != remembered:
+        with contextlib.suppress(OSError):
+            _write_atomic(memo, json.dumps({"repo_id": repo.config.repo_id, "owner": owner,
+                                            "refreshed": refreshed.isoformat()}).encode())
 
 
 def _push_ahead(repo: Repository, path: Path, spool: Path, limit: int) -> list[str]:
@@ -196,14 +230,13 @@ def fetch_wal(repo: Repository, name: str, dest: Path, *, prefetch: int = PREFET
     if take_from_spool(name, dest, prefetch=prefetch, spawn=spawn):
         return True
     spool = spool_for(dest, "fetch") if prefetch else None
-    try:
-        data = repo.get_wal(name)
-    except ObjectNotFound:
+    data = repo.find_wal(name)
+    if data is None:
         if not wal.is_segment_name(name):
             return False
-        try:  # the newest streamed WAL exists only as <segment>.partial (wal stream): serve it
-            data = repo.get_wal(wal.partial_name(wal.parse_segment(name)))
-        except ObjectNotFound:
+        # the newest streamed WAL exists only as <segment>.partial (wal stream): serve it
+        data = repo.find_wal(wal.partial_name(wal.parse_segment(name)))
+        if data is None:
             return False
     _write_atomic(dest, data)
     if spool is not None and wal.is_segment_name(name):
@@ -252,9 +285,8 @@ def prefetch_after(repo: Repository, name: str, spool: Path, count: int) -> list
             target = spool / seg.name
             if target.exists():
                 continue
-            try:
-                data = repo.get_wal(seg.name)
-            except ObjectNotFound:
+            data = repo.find_wal(seg.name)
+            if data is None:
                 break
             _write_atomic(target, data)
             got.append(seg.name)
@@ -299,14 +331,13 @@ def inventory(repo: Repository) -> ArchiveInventory:
     segs: dict[int, list[wal.Segment]] = {}
     partials, histories, conflicts = [], [], []
     modified: dict[str, datetime] = {}
-    for info in repo.store.list(WAL_PREFIX):
-        rest = info.key[len(WAL_PREFIX):]
-        name = rest.rsplit("/", 1)[-1]
-        if rest.startswith("conflicts/"):
+    for f in repo.wal_files():
+        name = f.name
+        if f.conflict:
             conflicts.append(name)
             continue
-        if info.modified is not None:
-            modified[name] = info.modified
+        if f.modified is not None:
+            modified[name] = f.modified
         try:
             kind = wal.classify(name)
         except ValueError:

@@ -13,6 +13,11 @@ server keeps WAL until we have it, across restarts of either side. Every ``inter
 If pg_receivewal exits (the server restarted, the network dropped) it is restarted with
 backoff (0.5 s doubling to 10 s); the slot resumes exactly where it stopped, so no gap.
 Crash behaviour: segments stay in the spool until pushed; a restart pushes them first.
+
+The stream holds the repository's shared lock while it runs (so prune waits for it). If the
+lock is lost (not renewed in time, broken as stale), shipping pauses and the lock is taken
+again; while maintenance holds the repository, WAL waits in the spool (and the slot keeps it
+on the server) and the failed attempts are counted in ``errors``.
 """
 from __future__ import annotations
 
@@ -83,11 +88,26 @@ def stream_wal(repo: Repository, db_url: str, spool: Path, *, slot: str = "swarm
     create_slot(db_url, slot, bindir)
     backoff = 0.5
     last_partial: dict[str, int] = {}
+    lock = repo.shared_lock(command="wal stream").acquire()
     proc = start_receivewal(db_url, spool, slot, bindir, log=spool.parent / f"{spool.name}.log")
+
+    def ship() -> None:
+        nonlocal lock
+        try:
+            lock.ensure_held()
+        except SwarmError:
+            lock.release()
+            try:
+                lock = repo.shared_lock(command="wal stream").acquire()
+            except SwarmError as exc:
+                result.errors.append(f"shared lock: {exc.message}")
+                return
+        ship_spool(repo, spool, result, last_partial)
+
     try:
         while duration is None or time.monotonic() - t0 < duration:
             time.sleep(interval)
-            ship_spool(repo, spool, result, last_partial)
+            ship()
             if proc.poll() is not None:
                 result.restarts += 1
                 time.sleep(backoff)
@@ -103,6 +123,9 @@ def stream_wal(repo: Repository, db_url: str, spool: Path, *, slot: str = "swarm
                 backoff = 0.5
     finally:
         stop_process(proc)
-        ship_spool(repo, spool, result, last_partial)
+        try:
+            ship()
+        finally:
+            lock.release()
         result.seconds = time.monotonic() - t0
     return result
