@@ -110,7 +110,18 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _argv_command() -> str:
-    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    """What the holder runs, for the operator who finds the lock: the program and its command words
+    (``swarm admin backup postgres``), never an option or its value. The repository is readable by
+    more people than the process list, and a ``--db-url`` value carries a password."""
+    args = list(sys.argv[1:])
+    if args[:1] == ["--config"]:
+        args = args[2:]  # the root option, before the command words
+    words = [os.path.basename(sys.argv[0])] if sys.argv else []
+    for a in args:
+        if a.startswith("-") or "/" in a or ":" in a or "@" in a or "=" in a:
+            break  # options (and values such as paths and URLs) follow the command words
+        words.append(a)
+    return " ".join(words)
 
 
 def read_record(store: Store, key: str, clock: Clock) -> Holder | None:
