@@ -174,7 +174,7 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
     sys.path.insert(0, str(ROOT / "src"))
     from swarm.config import load_settings
     from swarm.model.targets import RecoveryTarget
-    from swarm.services.context import open_repository
+    from swarm.services.context import open_repository, server_access
     from swarm.services.postgres.pitr import execute_pitr, plan_pitr
     from swarm.sources.postgres.cluster import LocalCluster
 
@@ -185,7 +185,7 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
     shutil.rmtree(target, ignore_errors=True)
     (WORK / "restores").mkdir(exist_ok=True)
     plan = plan_pitr(repo, RecoveryTarget("latest"), WORK / "restores" / f"rpo-{mode}", start=True)
-    res = execute_pitr(repo, plan, s, archive=False, timeout=900)
+    res = execute_pitr(repo, plan, server_access(s), bindir=s.pg_bindir, archive=False, timeout=900)
     rc = LocalCluster(plan.datadir.parent, port=res.port or 0, pgdata=plan.datadir)
     try:
         restored = psql(f"postgresql://swarm@127.0.0.1:{res.port}/rpo", "SELECT max(ts) FROM ticks")

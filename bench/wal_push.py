@@ -34,7 +34,8 @@ from _results import machine_line, update_section
 
 from swarm.config import load_settings
 from swarm.crypto.keys import create_key_file
-from swarm.services.wal.server_access import remove_server_access, server_access
+from swarm.services.context import server_access
+from swarm.services.wal.server_access import remove_server_access
 from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user, running_as_root
 
 HERE = Path(__file__).resolve().parent.parent

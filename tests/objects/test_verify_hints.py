@@ -10,6 +10,7 @@ import pytest
 
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
+from swarm.services.context import restore_test_env
 from swarm.services.objects.backup import backup_objects
 from swarm.services.repository.verify import verify_backup
 from swarm.sources.objects import Bucket
@@ -32,7 +33,7 @@ def test_a_version_deleted_in_the_bucket_points_at_the_bucket_not_the_repository
     time.sleep(1.1)
     bid = backup_objects(local_repo, src, prefix="h/").manifest.id
     src.delete_version("h/a", vid)
-    res = verify_backup(local_repo, bid, restore_test=True, settings=settings_for(src), sample=0)
+    res = verify_backup(local_repo, bid, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)
     assert not res.ok and [p["where"] for p in res.problems] == ["h/a"]
     assert res.restore_test is not None and res.restore_test.facts["versions_gone"] == 1
     verify_view.verify_result(res, bid, as_json=False)
@@ -51,7 +52,7 @@ def test_a_damaged_repository_object_still_blames_the_storage(local_repo: Reposi
     store_root = Path(local_repo.store.root)  # type: ignore[attr-defined]
     victim = next(p for p in store_root.rglob("*") if p.is_file() and m.id in str(p) and "data" in p.parts)
     victim.write_bytes(b"not what was written")
-    res = verify_backup(local_repo, m.id, restore_test=True, settings=settings_for(src), sample=0)
+    res = verify_backup(local_repo, m.id, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)
     assert not res.ok
     verify_view.verify_result(res, m.id, as_json=False)
     err = capsys.readouterr().err

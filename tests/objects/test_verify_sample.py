@@ -12,6 +12,7 @@ import typer
 from swarm.config import Settings, load_settings
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
+from swarm.services.context import restore_test_env
 from swarm.services.objects.backup import backup_objects
 from swarm.services.repository.verify import verify_backup
 from swarm.sources.objects import Bucket
@@ -36,17 +37,17 @@ def test_inventory_sample_reads_versions_and_names_a_lost_one(local_repo: Reposi
     time.sleep(1.1)
     bid = backup_objects(local_repo, src, prefix="s/").manifest.id
     put(src, "s/1", b"overwritten later: the pinned version still reads back")
-    res = verify_backup(local_repo, bid, restore_test=True, settings=settings_for(src), sample=0)
+    res = verify_backup(local_repo, bid, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)
     assert res.ok, res.problems
     rt = res.restore_test
     assert rt is not None and rt.kind == "objects-sample"
     assert rt.facts["objects_sampled"] == 6 and rt.facts["inventory_keys"] == 6
     assert rt.facts["from_bucket"] == 6 and rt.facts["etags_compared"] == 6 and rt.facts["failed"] == 0
-    part = verify_backup(local_repo, bid, restore_test=True, settings=settings_for(src), sample=3)
+    part = verify_backup(local_repo, bid, restore_test=True, env=restore_test_env(settings_for(src)), sample=3)
     assert part.ok and part.to_dict()["restore_test"]["objects_sampled"] == 3
     # the pinned version of s/4 is deleted from the bucket: the restore test names it
     src.delete_version("s/4", vids["s/4"])
-    bad = verify_backup(local_repo, bid, restore_test=True, settings=settings_for(src), sample=0)
+    bad = verify_backup(local_repo, bid, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)
     assert not bad.ok
     assert [p["where"] for p in bad.problems] == ["s/4"], bad.problems
     assert vids["s/4"] in bad.problems[0]["problem"] and "gone" in bad.problems[0]["problem"]
@@ -60,7 +61,7 @@ def test_copy_data_sample_reads_the_repository_copies(local_repo: Repository, sr
     time.sleep(1.1)
     bid = backup_objects(local_repo, src, prefix="c/", copy_data=True).manifest.id
     src.delete_version("c/a", vid)  # gone from the bucket, but the backup holds its bytes
-    res = verify_backup(local_repo, bid, restore_test=True, settings=settings_for(src), sample=0)
+    res = verify_backup(local_repo, bid, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)
     assert res.ok, res.problems
     f = res.restore_test.facts if res.restore_test else {}
     assert f["from_repository"] == 2 and f["from_bucket"] == 0 and f["bytes_read"] == 5010

@@ -19,8 +19,8 @@ import tomli_w
 from swarm.config import Settings, load_settings
 from swarm.crypto.keys import create_key_file
 from swarm.repo import Repository
-from swarm.services.context import open_repository
-from swarm.services.wal.server_access import ServerAccess, server_access
+from swarm.services.context import open_repository, server_access
+from swarm.services.wal.server_access import ServerAccess
 from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user
 
 SWARM = [sys.executable, "-m", "swarm.cli.main"]

@@ -9,6 +9,7 @@ import pytest
 
 from swarm.model.targets import RecoveryTarget
 from swarm.repo.format import data_key
+from swarm.services.context import server_access
 from swarm.services.postgres.physical_backup import backup_postgres_physical, known_blocks
 from swarm.services.postgres.pitr import execute_pitr, materialize_physical, plan_pitr
 from swarm.services.repository.verify import verify_backup
@@ -61,7 +62,7 @@ def test_legacy_backup_restores_to_a_running_cluster(phys: PhysEnv, legacy: tupl
     repo = phys.repo()
     datadir = tmpdir_pg / "from-legacy"
     plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, backup_id=legacy[1], start=True)
-    res = execute_pitr(repo, plan, phys.settings, timeout=120)
+    res = execute_pitr(repo, plan, server_access(phys.settings), bindir=phys.settings.pg_bindir, timeout=120)
     from swarm.sources.postgres.cluster import LocalCluster
 
     restored = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)

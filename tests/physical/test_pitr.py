@@ -22,7 +22,7 @@ from swarm.errors import RefusedError, SwarmError
 from swarm.model import wal
 from swarm.model.targets import RecoveryTarget
 from swarm.repo.format import wal_key
-from swarm.services.context import open_repository
+from swarm.services.context import open_repository, server_access
 from swarm.services.postgres.physical_backup import backup_postgres_physical
 from swarm.services.postgres.pitr import execute_pitr, plan_pitr
 from swarm.services.repository.verify import verify_backup
@@ -103,7 +103,8 @@ def restore(phys: PhysEnv, sc: Scenario, tmp: Path, target: RecoveryTarget, *, a
     repo = phys.repo()
     datadir = tmp / f"restored-{secrets.token_hex(3)}"
     plan = plan_pitr(repo, target, datadir, start=True, primary_url=primary_url)
-    res = execute_pitr(repo, plan, phys.settings, archive=archive, timeout=120)
+    res = execute_pitr(repo, plan, server_access(phys.settings), bindir=phys.settings.pg_bindir, archive=archive,
+                       timeout=120)
     rc = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)
     sc.restored.append(rc)
     return rc, res.to_dict()
@@ -282,7 +283,7 @@ def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Sc
     plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, backup_id=sc.backup2, start=True)
     try:
         with pytest.raises(IntegrityError) as ei:
-            execute_pitr(repo, plan, settings, archive=False, timeout=120)
+            execute_pitr(repo, plan, server_access(settings), bindir=settings.pg_bindir, archive=False, timeout=120)
         assert victim in ei.value.message and "cannot be read" in ei.value.message
     finally:
         Cluster(datadir.parent, pgdata=datadir).destroy()

@@ -10,6 +10,7 @@ import pytest
 
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.model.targets import RecoveryTarget
+from swarm.services.context import server_access
 from swarm.services.postgres.physical_backup import backup_postgres_physical
 from swarm.services.postgres.pitr import execute_pitr, plan_pitr
 from swarm.services.repository.verify import verify_backup
@@ -45,7 +46,8 @@ def test_physical_backup_verify_restore_on_s3(s3env: PhysEnv) -> None:
     assert v.ok, v.problems
     datadir = s3env.root / "restored"
     plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, start=True)
-    res = execute_pitr(repo, plan, s3env.settings, archive=False, timeout=120)
+    res = execute_pitr(repo, plan, server_access(s3env.settings), bindir=s3env.settings.pg_bindir, archive=False,
+                       timeout=120)
     rc = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)
     try:
         assert rc.psql("SELECT count(*) FROM sentinel") == "20001"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from swarm.repo.format import data_key
+from swarm.services.context import restore_test_env
 from swarm.services.postgres.physical_backup import backup_postgres_physical
 from swarm.services.repository.verify import verify_backup
 from tests.physical.conftest import PhysEnv
@@ -47,7 +48,8 @@ def test_restore_test_recovers_checks_indexes_and_reads_tables(phys: PhysEnv, ba
     work = tmp_path / "work"
     work.mkdir()
     work.chmod(0o755)
-    res = verify_backup(phys.repo(), backup_id, restore_test=True, settings=phys.settings, work_dir=str(work))
+    res = verify_backup(phys.repo(), backup_id, restore_test=True, env=restore_test_env(phys.settings),
+                        work_dir=str(work))
     assert res.ok, res.problems
     rt = res.restore_test
     assert rt is not None and rt.kind == "physical-cluster" and rt.validated
@@ -87,7 +89,7 @@ def test_one_flipped_pack_is_one_problem_line(phys: PhysEnv, backup_id: str) -> 
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0x01
         path.write_bytes(bytes(damaged))
-        res = verify_backup(repo, backup_id, restore_test=True, settings=phys.settings)
+        res = verify_backup(repo, backup_id, restore_test=True, env=restore_test_env(phys.settings))
         assert [p["where"] for p in res.problems] == [pack.name], res.problems
         assert "SHA-256" in res.problems[0]["problem"] and "authentication" in res.problems[0]["problem"]
         rt = res.restore_test  # a damaged backup is not restored, and the result says so
@@ -127,7 +129,7 @@ def test_wal_that_decrypts_but_does_not_replay_fails_the_restore_test(phys: Phys
     try:
         repo.put_wal(seg, bytes(len(original)), overwrite=True)
         assert verify_backup(repo, backup_id).ok  # the static checks cannot see it
-        res = verify_backup(repo, backup_id, restore_test=True, settings=phys.settings, work_dir=str(work))
+        res = verify_backup(repo, backup_id, restore_test=True, env=restore_test_env(phys.settings), work_dir=str(work))
         assert not res.ok
         assert res.restore_test is not None and res.restore_test.failures == 1
         assert len(res.problems) == 1, res.problems

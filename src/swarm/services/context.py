@@ -1,10 +1,16 @@
-"""Open what a command needs from the settings: the repository (store + key)."""
+"""The wiring: the one place that turns ``Settings`` into what services take (an opened
+repository, bucket configurations, the server user's access, a restore-test environment).
+Services themselves never read ``Settings``."""
 from __future__ import annotations
 
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
 from swarm.repo import Repository
+from swarm.repo.upgrade import UpgradeResult, upgrade_repository
+from swarm.services.repository.verify import RestoreTestEnv
+from swarm.services.wal.server_access import ServerAccess, server_access_for
+from swarm.sources.objects import BucketConfig
 from swarm.storage.factory import S3Options, open_store
 
 
@@ -22,3 +28,50 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
     kek = load_key_file(key_path_from_url(settings.key_url))
     store = open_store(url, repo_s3_options(settings), create=create)
     return Repository.open(store, kek, clock, create=create, check_key=check_key)
+
+
+def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
+    """Upgrade the configured repository to the current format (``swarm admin repo upgrade``); the key
+    is loaded and proven first. The work, and what a kill -9 leaves, is ``swarm.repo.upgrade``."""
+    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
+    assert settings.key_url is not None
+    kek = load_key_file(key_path_from_url(settings.key_url))
+    return upgrade_repository(open_store(url, repo_s3_options(settings), create=False), kek, clock)
+
+
+def server_access(settings: Settings) -> ServerAccess:
+    """Write (or refresh) the server user's launcher, config and key copy for this repository."""
+    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
+    assert settings.key_url is not None
+    extra: dict[str, str] = {}
+    for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
+                    ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
+        if getattr(settings, name):
+            extra[k] = str(getattr(settings, name))
+    return server_access_for(url, key_path_from_url(settings.key_url), settings.home, extra=extra,
+                             pg_bindir=settings.pg_bindir)
+
+
+def primary_config(s: Settings, bucket: str | None = None) -> BucketConfig:
+    """The artefact bucket (or ``bucket`` on the same endpoint and account)."""
+    name = bucket or s.require("objects_bucket", "the object storage bucket (SWARM_OBJECTS_BUCKET)")
+    return BucketConfig(name, s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
+
+
+def dr_config(s: Settings, bucket: str | None = None) -> BucketConfig:
+    """The DR bucket: its own endpoint and account if configured, else the primary's."""
+    name = bucket or s.require("dr_objects_bucket", "the DR bucket (SWARM_DR_OBJECTS_BUCKET)")
+    if not s.dr_objects_endpoint and not s.dr_objects_access_key:
+        # same account as the primary unless told otherwise
+        return BucketConfig(name, s.objects_endpoint, s.objects_access_key, s.objects_secret_key,
+                            s.objects_region)
+    return BucketConfig(name, s.dr_objects_endpoint, s.dr_objects_access_key, s.dr_objects_secret_key,
+                        s.dr_objects_region)
+
+
+def restore_test_env(settings: Settings) -> RestoreTestEnv:
+    """What ``verify --restore-test`` needs of the deployment: the server user's access (physical)
+    and the bucket configuration (objects), resolved only when a test needs them."""
+    return RestoreTestEnv(server_access=lambda: server_access(settings),
+                          bucket_config=lambda name: primary_config(settings, name),
+                          bindir=settings.pg_bindir)

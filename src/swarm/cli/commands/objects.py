@@ -59,7 +59,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
     def policy_check(ctx: typer.Context, policy_file: Path = POLICY_OPT, bucket: str = BUCKET_OPT,
                      as_json: bool = JSON_OPT) -> None:
         """Compare the bucket with the policy, rule by rule. Exit 1 on drift."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.policy import check_policy
 
         s = settings(ctx)
@@ -74,7 +75,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                      dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
                      as_json: bool = JSON_OPT) -> None:
         """Make the bucket match the policy; report each rule (applied, in sync, unsupported)."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.policy import apply_policy
 
         s = settings(ctx)
@@ -89,7 +91,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                       workers: int = WORKERS_OPT, policy_file: Path = POLICY_OPT,
                       as_json: bool = JSON_OPT) -> None:
         """Copy every version and delete marker the DR bucket lacks (incremental, resumable)."""
-        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.context import dr_config, primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.replicate import replicate
 
         s = settings(ctx)
@@ -107,7 +110,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                           as_json: bool = JSON_OPT) -> None:
         """Compare source and DR: keys, versions, sizes, ETags, latest pointer, delete markers. Exit 1 if
         they differ."""
-        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.context import dr_config, primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.replicate import check_replication
 
         s = settings(ctx)
@@ -131,7 +135,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         removed, unchanged keys are not copied). A time before the bucket existed is refused (exit 8)."""
         from dataclasses import replace
 
-        from swarm.services.objects.common import dr_config, open_bucket, primary_config
+        from swarm.services.context import dr_config, primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.restore import restore_at
 
         if source not in ("primary", "dr"):
@@ -156,7 +161,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                      dry_run: bool = typer.Option(False, "--dry-run"), workers: int = WORKERS_OPT,
                      as_json: bool = JSON_OPT) -> None:
         """Remove the delete markers on top of a deleted key (or every deleted key under --prefix)."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.restore import undelete
 
         if (key is None) == (prefix is None):
@@ -171,7 +177,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
     def versions_cmd(ctx: typer.Context, key: str = typer.Argument(..., metavar="KEY"),
                      as_json: bool = JSON_OPT) -> None:
         """Every version and delete marker of one key, newest first."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.objects.restore import versions
 
         objects_view.versions(versions(open_bucket(primary_config(settings(ctx))), key), key, as_json=as_json)
@@ -183,9 +190,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                            workers: int = WORKERS_OPT, as_json: bool = JSON_OPT) -> None:
         """Record an inventory (key, version id, ETag, size, last-modified, storage class) of the bucket as of
         now in the repository."""
-        from swarm.services.context import open_repository
+        from swarm.services.context import open_repository, primary_config
         from swarm.services.objects.backup import backup_objects
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.common import open_bucket
 
         s = settings(ctx)
         bucket = open_bucket(primary_config(s), workers=workers)
@@ -204,9 +211,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         """Bring back exactly the versions an objects backup recorded, as the latest versions."""
         from dataclasses import replace
 
-        from swarm.services.context import open_repository
+        from swarm.services.context import open_repository, primary_config
         from swarm.services.objects.backup import restore_objects
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.objects.common import open_bucket
 
         s = settings(ctx)
         repo = open_repository(s)

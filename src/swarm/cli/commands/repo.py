@@ -15,7 +15,7 @@ def upgrade(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
     Safe to run again after an interruption; a repository already current is left alone.
     """
-    from swarm.services.repository.upgrade import upgrade as run
+    from swarm.services.context import upgrade as run
 
     res = run(settings(ctx))
     if as_json:

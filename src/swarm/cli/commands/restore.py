@@ -117,7 +117,7 @@ def physical(ctx: typer.Context,
     """
     from swarm.model.recovery import parse_timeline_option
     from swarm.model.targets import from_options
-    from swarm.services.context import open_repository
+    from swarm.services.context import open_repository, server_access
     from swarm.services.postgres.pitr import execute_pitr, plan_pitr
 
     if backup_id and latest:
@@ -143,5 +143,6 @@ def physical(ctx: typer.Context,
         render.dry_run_plan({**plan.to_dict(), "archive": archive}, as_json=as_json)
         return
     with progress(as_json) as reporter:
-        res = execute_pitr(repo, plan, s, reporter=reporter, archive=archive, keep_failed=keep_failed)
+        res = execute_pitr(repo, plan, server_access(s), bindir=s.pg_bindir, reporter=reporter, archive=archive,
+                           keep_failed=keep_failed)
     pg_view.pitr_result(res, archive=archive, as_json=as_json)

@@ -37,7 +37,8 @@ def register(admin: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Export one run's rows and artefacts (pipeline_runs/<run_id>/) into one archive."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.transfer.export import export_run
 
         s = settings(ctx)
@@ -70,7 +71,8 @@ def register(admin: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Import an exported run into this deployment (database and artefact bucket)."""
-        from swarm.services.objects.common import open_bucket, primary_config
+        from swarm.services.context import primary_config
+        from swarm.services.objects.common import open_bucket
         from swarm.services.transfer.imports import import_run
 
         if replace and new_id:

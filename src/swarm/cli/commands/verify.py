@@ -38,7 +38,7 @@ def verify(ctx: typer.Context,
     3 the restore test cannot run here (configuration); 4 wrong key;
     7 a service cannot be reached; 9 no such backup.
     """
-    from swarm.services.context import open_repository
+    from swarm.services.context import open_repository, restore_test_env
     from swarm.services.repository.verify import DEFAULT_SAMPLE, verify_backup
 
     if sample is not None:
@@ -47,7 +47,7 @@ def verify(ctx: typer.Context,
     repo = open_repository(s)
     with progress(as_json) as reporter:
         res = verify_backup(repo, backup_id, restore_test=restore_test, jobs=jobs, work_dir=s.work_dir,
-                            reporter=reporter, bindir=s.pg_bindir, settings=s,
+                            reporter=reporter, bindir=s.pg_bindir, env=restore_test_env(s),
                             sample=DEFAULT_SAMPLE if sample is None else sample)
     verify_view.verify_result(res, backup_id, as_json=as_json)
     if not res.ok:

@@ -1,4 +1,4 @@
-"""What the object-protection services share: opening buckets from settings, a bounded
+"""What the object-protection services share: opening buckets, a bounded
 parallel runner that isolates failures per key, and the result of per-key work."""
 from __future__ import annotations
 
@@ -8,26 +8,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from swarm.config import Settings
 from swarm.errors import ConfigError, SwarmError
 from swarm.sources.objects import Bucket, BucketConfig, KeyFailure
 
 T = TypeVar("T")
-
-
-def primary_config(s: Settings, bucket: str | None = None) -> BucketConfig:
-    name = bucket or s.require("objects_bucket", "the object storage bucket (SWARM_OBJECTS_BUCKET)")
-    return BucketConfig(name, s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
-
-
-def dr_config(s: Settings, bucket: str | None = None) -> BucketConfig:
-    name = bucket or s.require("dr_objects_bucket", "the DR bucket (SWARM_DR_OBJECTS_BUCKET)")
-    if not s.dr_objects_endpoint and not s.dr_objects_access_key:
-        # same account as the primary unless told otherwise
-        return BucketConfig(name, s.objects_endpoint, s.objects_access_key, s.objects_secret_key,
-                            s.objects_region)
-    return BucketConfig(name, s.dr_objects_endpoint, s.dr_objects_access_key, s.dr_objects_secret_key,
-                        s.dr_objects_region)
 
 
 def open_bucket(cfg: BucketConfig, *, workers: int = 8) -> Bucket:

@@ -28,12 +28,11 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from swarm.config import Settings
 from swarm.errors import IntegrityError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.objects.backup import INVENTORY
-from swarm.services.objects.common import open_bucket, primary_config
+from swarm.services.objects.common import open_bucket
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket, BucketConfig
 
@@ -85,8 +84,9 @@ def _compare(line: dict[str, Any], chunks: Iterable[bytes]) -> str | None:
     return None
 
 
-def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fail: Fail, facts: dict[str, Any], *,
-                   sample: int = 20, reporter: Reporter | None = None, seed: int | None = None) -> None:
+def sample_objects(repo: Repository, manifest: Manifest, bucket_config: Callable[[str | None], BucketConfig],
+                   fail: Fail, facts: dict[str, Any], *, sample: int = 20, reporter: Reporter | None = None,
+                   seed: int | None = None) -> None:
     """Read back ``sample`` inventoried versions and compare them (see the module docstring).
 
     ``facts`` gets ``objects_sampled``, ``inventory_keys``, ``from_bucket``,
@@ -124,7 +124,7 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
                 where = f"the copy in backup {bid}"
             else:
                 if bucket is None:
-                    bucket = open_bucket(_bucket_config(settings, manifest))
+                    bucket = open_bucket(_bucket_config(bucket_config, manifest))
                 chunks = bucket.iter_get(key, vid)
                 facts["from_bucket"] += 1
                 where = f"bucket {bucket.name}"
@@ -146,11 +146,11 @@ def sample_objects(repo: Repository, manifest: Manifest, settings: Settings, fai
             fail(key, f"version {vid} read from {where}: {differs}")
 
 
-def _bucket_config(settings: Settings, manifest: Manifest) -> BucketConfig:
+def _bucket_config(configured: Callable[[str | None], BucketConfig], manifest: Manifest) -> BucketConfig:
     """The backed-up bucket, with the configured endpoint and credentials (the manifest's
     endpoint when none is configured)."""
     src = manifest.objects_source
-    cfg = primary_config(settings, src.bucket)
+    cfg = configured(src.bucket)
     if not cfg.endpoint and src.endpoint:
         cfg = BucketConfig(cfg.bucket, src.endpoint, cfg.access_key, cfg.secret_key, cfg.region)
     return cfg

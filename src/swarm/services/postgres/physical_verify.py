@@ -47,16 +47,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.repo.tree import open_snapshot, snapshot_index_name
 from swarm.services.reporting import NullReporter, Reporter
-
-if TYPE_CHECKING:
-    from swarm.config import Settings
+from swarm.services.wal.server_access import ServerAccess
 
 Fail = Callable[[str, str], None]
 PACK_DETAIL = 3  # things wrong with one pack named in its (single) problem line
@@ -150,7 +148,7 @@ _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")  # log_line_p
 
 
 
-def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings, fail: Fail,
+def restore_test_physical(manifest: Manifest, datadir: Path, access: ServerAccess, fail: Fail,
                           facts: dict[str, Any], *, reporter: Reporter | None = None, bindir: str | None = None,
                           timeout: float = 600.0) -> None:
     """Recover the backup's files, already written to ``datadir`` (in a directory of its own
@@ -165,7 +163,6 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
     on every exit path.
     """
     from swarm.services.wal.archive import spool_root
-    from swarm.services.wal.server_access import server_access
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, hand_to_server_user
 
@@ -176,7 +173,6 @@ def restore_test_physical(manifest: Manifest, datadir: Path, settings: Settings,
     try:
         spool.mkdir()
         hand_to_server_user(spool)
-        access = server_access(settings)
         port = free_port()
         _prepare_datadir(datadir, port, access.restore_command, bindir)
         hand_to_server_user(datadir, recursive=True)

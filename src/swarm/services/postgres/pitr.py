@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from swarm.config import Settings
 from swarm.errors import (
     BackupNotFound,
     DatadirNotEmpty,
@@ -59,6 +58,7 @@ from swarm.repo.tree import open_snapshot
 from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
+from swarm.services.wal.server_access import ServerAccess
 
 
 @dataclass
@@ -470,12 +470,14 @@ def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jo
     return stats.files, stats.bytes
 
 
-def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: int = 4,
-                 reporter: Reporter | None = None, archive: bool = False, keep_failed: bool = False,
+def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bindir: str | None = None,
+                 jobs: int = 4, reporter: Reporter | None = None, archive: bool = False, keep_failed: bool = False,
                  timeout: float = 600) -> PitrResult:
     """Write the data directory, the recovery settings and (with ``plan.start``) recover and promote.
 
-    ``archive``: the restored cluster archives its WAL into the repository. Off by default: a
+    ``access``: how the server user runs ``wal fetch`` (and ``wal push`` with ``archive``), from the
+    wiring (``services.context.server_access``). ``archive``: the restored cluster archives its WAL
+    into the repository. Off by default: a
     restored copy is not production, and its new timeline in the production archive would change
     what later recoveries follow. Turn it on only for a copy that becomes the new primary.
 
@@ -488,7 +490,6 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
     running, and ``pg_ctl_command(datadir, "stop")`` stops it.
     """
     from swarm.services.wal.archive import spool_root
-    from swarm.services.wal.server_access import server_access
     from swarm.sources.netutil import free_port
     from swarm.sources.postgres.cluster import LocalCluster, first_unreachable_by_server_user, hand_to_server_user
 
@@ -509,11 +510,10 @@ def execute_pitr(repo: Repository, plan: PitrPlan, settings: Settings, *, jobs: 
         if port_open("127.0.0.1", plan.port):
             raise RefusedError(f"port {plan.port} is already in use", hint="Choose another --port, or leave it out "
                                                                           "(a free port is picked).")
-    access = server_access(settings)
     existed = plan.datadir.exists()
     spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
     cluster = LocalCluster(plan.datadir.parent, port=plan.port or free_port(), pgdata=plan.datadir,
-                           bindir=Path(settings.pg_bindir) if settings.pg_bindir else None)
+                           bindir=Path(bindir) if bindir else None)
     try:
         spool.mkdir(exist_ok=True)
         hand_to_server_user(spool)

@@ -59,9 +59,22 @@ from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
 if TYPE_CHECKING:
-    from swarm.config import Settings
+    from swarm.services.wal.server_access import ServerAccess
+    from swarm.sources.objects import BucketConfig
 
 DEFAULT_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class RestoreTestEnv:
+    """What a restore test needs of the deployment, resolved only when a test runs (the wiring,
+    ``services.context.restore_test_env``, builds it from the settings): the server user's access
+    for a physical restore test (its ``restore_command``), the bucket configuration for an objects
+    one (endpoint and credentials; the name comes from the backup), and the PostgreSQL binaries."""
+
+    server_access: Callable[[], ServerAccess]
+    bucket_config: Callable[[str | None], BucketConfig]
+    bindir: str | None = None
 
 
 @dataclass
@@ -130,12 +143,12 @@ class VerifyResult:
 
 def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = False, jobs: int = 2,
                   work_dir: str | None = None, reporter: Reporter | None = None,
-                  bindir: str | None = None, settings: Settings | None = None,
+                  bindir: str | None = None, env: RestoreTestEnv | None = None,
                   sample: int = DEFAULT_SAMPLE) -> VerifyResult:
     """Check backup ``backup_id`` (see the module docstring); never raises for a damaged backup
     (problems are collected) except ``NotFoundError`` when it does not exist.
 
-    ``settings`` is needed by the physical and objects restore tests (the server user's
+    ``env`` is needed by the physical and objects restore tests (the server user's
     ``restore_command`` config; the bucket's endpoint and credentials); ``sample`` is how
     many objects an objects restore test reads back (0: every one).
     """
@@ -151,13 +164,13 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.seconds = time.monotonic() - t0
         return result
     _verify(repo, manifest, result, restore_test=restore_test, jobs=jobs, work_dir=work_dir, reporter=reporter,
-            bindir=bindir, settings=settings, sample=sample, t0=t0)
+            bindir=bindir, env=env, sample=sample, t0=t0)
     _name_tables(manifest, result)
     return result
 
 
 def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, restore_test: bool, jobs: int,
-            work_dir: str | None, reporter: Reporter, bindir: str | None, settings: Settings | None, sample: int,
+            work_dir: str | None, reporter: Reporter, bindir: str | None, env: RestoreTestEnv | None, sample: int,
             t0: float) -> VerifyResult:
     bad = _check_listing(repo, manifest, result)
     _check_refs(repo, manifest, result)
@@ -166,12 +179,12 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
 
         run: Callable[[Path, int, int], None] | None = None
         if restore_test:
-            s = _require(settings, "a physical restore test")
+            access = _require(env, "a physical restore test").server_access()
 
             def run(datadir: Path, files: int, nbytes: int) -> None:
                 result.restore_test = RestoreTest("physical-cluster", {"files_restored": files,
                                                                        "bytes_restored": nbytes})
-                restore_test_physical(manifest, datadir, s, _recorder(result), result.restore_test.facts,
+                restore_test_physical(manifest, datadir, access, _recorder(result), result.restore_test.facts,
                                       reporter=reporter, bindir=bindir)
 
         verify_physical(repo, manifest, result, work_dir=work_dir, reporter=reporter, bindir=bindir,
@@ -219,8 +232,8 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
 
                 reporter.stage("restore test: reading back a sample of the inventoried versions")
                 result.restore_test = RestoreTest("objects-sample")
-                sample_objects(repo, manifest, _require(settings, "an objects restore test"), _recorder(result),
-                               result.restore_test.facts, sample=sample, reporter=reporter)
+                sample_objects(repo, manifest, _require(env, "an objects restore test").bucket_config,
+                               _recorder(result), result.restore_test.facts, sample=sample, reporter=reporter)
     _not_run(result, manifest, restore_test)
     result.seconds = time.monotonic() - t0
     return result
@@ -269,11 +282,12 @@ def _not_run(result: VerifyResult, manifest: Manifest, asked: bool) -> None:
     result.restore_test = RestoreTest(kind or "none", {"skipped": why}, ran=False)
 
 
-def _require(settings: Settings | None, what: str) -> Settings:
-    if settings is None:
-        raise ConfigError(f"{what} needs the settings (repository, key, bucket credentials)",
-                          hint="Pass settings= to verify_backup (the command line always does).")
-    return settings
+def _require(env: RestoreTestEnv | None, what: str) -> RestoreTestEnv:
+    if env is None:
+        raise ConfigError(f"{what} needs the deployment (the server user's access, bucket credentials)",
+                          hint="Pass env=services.context.restore_test_env(settings) to verify_backup (the command "
+                               "line always does).")
+    return env
 
 
 def _recorder(result: VerifyResult) -> Callable[[str, str], None]:

@@ -30,8 +30,6 @@ from urllib.parse import urlparse
 
 import tomli_w
 
-from swarm.config import Settings
-from swarm.crypto.keys import key_path_from_url
 from swarm.errors import ConfigError
 from swarm.sources.postgres.cluster import (
     run_as_server_user_check,
@@ -120,19 +118,6 @@ def remove_server_access(home: Path | None = None, *, under: Path | None = None)
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d)
     return removed
-
-
-def server_access(settings: Settings) -> ServerAccess:
-    """Write (or refresh) the server user's launcher, config and key copy; return where they are."""
-    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
-    assert settings.key_url is not None
-    extra: dict[str, str] = {}
-    for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
-                    ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
-        if getattr(settings, name):
-            extra[k] = str(getattr(settings, name))
-    return server_access_for(url, key_path_from_url(settings.key_url), settings.home, extra=extra,
-                             pg_bindir=settings.pg_bindir)
 
 
 def server_access_for(url: str, key_src: Path, home: Path, *, extra: dict[str, str] | None = None,
