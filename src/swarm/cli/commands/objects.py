@@ -218,7 +218,7 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
         s = settings(ctx)
         repo = open_repository(s)
         m = repo.load_manifest(backup_id)
-        cfg = primary_config(s, str(m.source.get("bucket") or "") or None)
+        cfg = primary_config(s, m.objects_source.bucket or None if m.kind == "objects" else None)
         src = open_bucket(cfg, workers=workers)
         tgt = open_bucket(replace(cfg, bucket=to_bucket), workers=workers) if to_bucket else src
         with progress(as_json) as reporter:

@@ -13,5 +13,5 @@ def archive_status(repo: Repository, db_url: str | None) -> WalStatus:
     since: dict[int, str] = {}
     warnings: list[str] = []
     for m in physical_backups(repo, warnings=warnings):
-        since.setdefault(int(m.source["timeline"]), str(m.source["start_wal"]))
+        since.setdefault(m.physical.timeline, m.physical.start_wal)
     return wal_status(repo, db_url=db_url, since=since, warnings=warnings)
