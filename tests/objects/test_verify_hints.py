@@ -49,7 +49,7 @@ def test_a_damaged_repository_object_still_blames_the_storage(local_repo: Reposi
     put(src, "d/a", b"a" * 100)
     time.sleep(1.1)
     m = backup_objects(local_repo, src, prefix="d/").manifest
-    store_root = Path(local_repo.store.root)  # type: ignore[attr-defined]
+    store_root = Path(local_repo._store.root)  # type: ignore[attr-defined]
     victim = next(p for p in store_root.rglob("*") if p.is_file() and m.id in str(p) and "data" in p.parts)
     victim.write_bytes(b"not what was written")
     res = verify_backup(local_repo, m.id, restore_test=True, env=restore_test_env(settings_for(src)), sample=0)

@@ -371,7 +371,7 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
     plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=True)
     plan = replace(plan, target=RecoveryTarget("xid", "999999999"))
     with pytest.raises(SwarmError) as ei:
-        execute_pitr(phys.repo(), plan, phys.settings, timeout=120)
+        execute_pitr(phys.repo(), plan, server_access(phys.settings), timeout=120)
     assert "Removed what the failed restore created" in (ei.value.hint or "")
     assert not datadir.exists() and not spool_root(datadir).exists()
     assert not (datadir.parent / f"{datadir.name}.log").exists()
@@ -380,7 +380,7 @@ def test_failed_recovery_removes_what_it_created_unless_kept(phys: PhysEnv, sc: 
                    target=RecoveryTarget("xid", "999999999"))
     try:
         with pytest.raises(SwarmError) as ei:
-            execute_pitr(phys.repo(), plan, phys.settings, keep_failed=True, timeout=120)
+            execute_pitr(phys.repo(), plan, server_access(phys.settings), keep_failed=True, timeout=120)
         assert "kept for inspection" in (ei.value.hint or "")
         assert (kept / "PG_VERSION").exists() and (kept.parent / f"{kept.name}.log").exists()
     finally:
