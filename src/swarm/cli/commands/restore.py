@@ -87,7 +87,8 @@ def physical(ctx: typer.Context,
                                                      "timeline."),
              target_timeline: str = typer.Option("current", "--target-timeline",
                                                  help="The timeline to follow: current (the configured primary's, "
-                                                      "else the newest archived), latest, or a number."),
+                                                      "else the newest archived, refused when that is ambiguous), "
+                                                      "latest, or a number. See docs/pitr.md, Timelines."),
              primary_url: str = typer.Option(None, "--db-url",
                                              help="The primary whose timeline 'current' means (default: "
                                                   "SWARM_DB_URL)."),
