@@ -513,7 +513,8 @@ def test_restore_parents_are_traversable_under_umask_077(phys: PhysEnv, sc: Scen
     datadir = top / "nested" / "data"
     old = os.umask(0o077)
     try:
-        plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=False)
+        plan = plan_pitr(phys.repo(), RecoveryTarget("lsn", sc.lsn2), datadir, start=False,
+                         primary_url=phys.url)
         execute_pitr(phys.repo(), plan, server_access(phys.settings), bindir=phys.settings.pg_bindir,
                      archive=False, timeout=120)
     finally:
