@@ -100,7 +100,7 @@ _HELD: list[object] = []  # entered, never exited: like a killed run (collecting
 
 def _dir_of(work: Path, prefix: str, pid: int) -> Path:
     """A work directory as a run with ``pid`` leaves it (created by the code under test)."""
-    from swarm.services.postgres.logical_backup import work_directory
+    from swarm.services.workdirs import work_directory
 
     cm = work_directory(prefix, str(work), pid=pid)
     _HELD.append(cm)
@@ -139,3 +139,29 @@ def test_live_runs_work_dir_is_never_swept(tmp_path: Path, kek: LocalKeyFile, pg
                "--create")
     assert "leftover" in r.stdout and str(live_dir) in r.stdout.replace("\n", "")
     assert not live_dir.exists() and unrelated.is_dir()
+
+
+def test_verify_sweeps_what_a_killed_verify_left(tmp_path: Path, kek: LocalKeyFile, pg_cluster: LocalCluster) -> None:
+    """A kill -9 of ``verify --restore-test`` leaves its ``swarm-verify-<pid>-*`` directory (and
+    the throwaway cluster in it): the next verify removes it, says so, and leaves a live run's."""
+    db = new_database(pg_cluster, runs=3, size_mb=0.2)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(_env(tmp_path, kek, db), SWARM_WORK_DIR=str(work))
+    backup_id = json.loads(_swarm(env, "admin", "backup", "postgres", "--json").stdout)["id"]
+    live = subprocess.Popen(["sleep", "120"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        live_dir = _dir_of(work, "swarm-verify-", live.pid)
+        dead_dir = _dir_of(work, "swarm-verify-", dead.pid)
+        (dead_dir / "cluster").mkdir()
+        out = json.loads(_swarm(env, "admin", "verify", backup_id, "--json").stdout)
+        assert out["ok"] is True and out["swept"] == [str(dead_dir)]
+        assert not dead_dir.exists() and live_dir.is_dir()
+    finally:
+        live.kill()
+        live.wait()
+    human = _swarm(env, "admin", "verify", backup_id, "--restore-test")
+    assert "leftover" in human.stdout and str(live_dir) in human.stdout.replace("\n", "")
+    assert list(work.iterdir()) == []

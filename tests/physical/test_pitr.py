@@ -264,7 +264,8 @@ def test_damaged_wal_stops_restore_with_an_integrity_error(phys: PhysEnv, sc: Sc
 
     # the copy must be readable by the server user, who runs restore_command
     work = tmpdir_pg / f"dmg-{secrets.token_hex(3)}"
-    work.mkdir(mode=0o755)
+    work.mkdir()
+    work.chmod(0o755)  # explicit: mkdir(mode=) is masked by the umask
     cfg = _copy_repo(phys, work)
     st = phys.repo_dir.stat()
     for dirpath, _dirs, files in os.walk(work / "repo-copy"):
@@ -500,3 +501,27 @@ def test_copy_that_archived_a_timeline_does_not_change_what_recovery_follows(phy
     r = phys.cli("admin", "restore", "physical", "--target-latest", "--db-url", phys.url,
                  "--datadir", str(tmpdir_pg / "dry-tl"), "--dry-run")
     assert "following timeline 1" in r.stderr and "timeline 2 branches off timeline 1" in r.stderr
+
+
+def test_restore_parents_are_traversable_under_umask_077(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    """The CLI runs with umask 077; the data directory's parents a restore creates must still
+    let the server user through (0755), or it cannot reach its own data directory."""
+    import os
+    import stat
+
+    top = tmpdir_pg / f"umask-{secrets.token_hex(3)}"
+    datadir = top / "nested" / "data"
+    old = os.umask(0o077)
+    try:
+        plan = plan_pitr(phys.repo(), RecoveryTarget("lsn", sc.lsn2), datadir, start=False,
+                         primary_url=phys.url)
+        execute_pitr(phys.repo(), plan, server_access(phys.settings), bindir=phys.settings.pg_bindir,
+                     archive=False, timeout=120)
+    finally:
+        os.umask(old)
+    try:
+        for d in (top, top / "nested"):
+            assert stat.S_IMODE(d.stat().st_mode) == 0o755, d
+        assert stat.S_IMODE(datadir.stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -30,6 +30,8 @@ def test_export_import_cli(cli_app: typer.Typer, prod: Stack, dev: Stack, run_id
     raw = tmp_path / "raw.tar.gz"
     code, stdout, err, _ = run_cli(cli_app, "admin", "export", "--run-id", run_id, "--output", str(raw))
     assert code == 0 and "NOT scrubbed" in err and "contains PII" in err and "NO - contains PII" in stdout
+    # exports hold production rows: owner-only, whatever the umask (finding 8)
+    assert (out.stat().st_mode & 0o777) == 0o600 and (raw.stat().st_mode & 0o777) == 0o600
     # unknown run: 9
     code, _, _, _ = run_cli(cli_app, "admin", "export", "--run-id", "run_nope", "--output", str(tmp_path / "x.tgz"))
     assert code == 9 and not (tmp_path / "x.tgz").exists()

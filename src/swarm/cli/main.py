@@ -4,6 +4,7 @@ This is the only place an exception becomes an exit code (see swarm.errors.ExitC
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -81,6 +82,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """The ``swarm`` entry point. Everything it writes is private by default: the umask is 077,
+    so files are 0600 and directories 0700 unless a place grants more on purpose (what the
+    PostgreSQL server user must read or enter is chowned to it or chmod'ed explicitly)."""
+    os.umask(0o077)
     argv = sys.argv[1:]
     as_json = "--json" in argv
     renamed = _renamed(argv)

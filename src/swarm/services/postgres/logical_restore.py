@@ -38,14 +38,9 @@ from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
 from swarm.model.sources import Kind
 from swarm.repo import Repository
-from swarm.services.postgres.logical_backup import (
-    DUMP_PREFIX,
-    RESTORE_DIR_PREFIX,
-    sweep_work_directories,
-    swept_message,
-    work_directory,
-)
+from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.reporting import NullReporter, Reporter
+from swarm.services.workdirs import RESTORE_DIR_PREFIX, sweep_work_directories, swept_message, work_directory
 from swarm.sources.postgres.conn import (
     connect,
     count_rows,

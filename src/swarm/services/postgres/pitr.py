@@ -470,6 +470,23 @@ def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jo
     return stats.files, stats.bytes
 
 
+def _mkdirs_traversable(path: Path) -> None:
+    """Create ``path`` and its missing parents as 0755, whatever the umask (077 in the CLI): the
+    server user must enter them to reach the data directory. Only directories created here are
+    chmod'ed; existing ones are left as they are (the reachability check then names a closed
+    one). A kill -9 between a mkdir and its chmod leaves that directory empty and umask-masked;
+    a re-run treats it as existing, and the reachability check then names it with the fix."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o755)
+        os.chmod(d, 0o755)
+
+
 def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bindir: str | None = None,
                  jobs: int = 4, reporter: Reporter | None = None, archive: bool = False, keep_failed: bool = False,
                  timeout: float = 600) -> PitrResult:
@@ -497,8 +514,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
     t0 = time.monotonic()
     result = PitrResult(plan)
     _check_datadir(plan.datadir)
-    if not plan.datadir.parent.exists():
-        plan.datadir.parent.mkdir(parents=True, mode=0o755)
+    _mkdirs_traversable(plan.datadir.parent)
     blocked = first_unreachable_by_server_user(plan.datadir.parent)
     if blocked is not None:
         raise RefusedError(f"the PostgreSQL server user cannot reach {plan.datadir}: it may not enter {blocked}",

@@ -28,8 +28,13 @@ Checks, in order, collecting every problem rather than stopping at the first:
 
    The throwaway cluster, its data directory and spool are removed on every exit path
    (``try``/``finally``); a kill -9 of swarm during the test leaves them behind, under
-   ``work_dir`` (or the system's temporary directory) as ``swarm-verify-*``, with the
-   server still running: stop it with ``pg_ctl -D <dir> stop`` and delete the directory.
+   ``work_dir`` (or the system's temporary directory) as ``swarm-verify-<pid>-*`` with an
+   owner record (``services.workdirs.work_directory``). The next ``verify``, logical backup
+   or logical restore with the same work directory removes it once its process is gone, and
+   says so (``VerifyResult.swept``); a server still running there shuts itself down when
+   it finds its lock file gone (PostgreSQL checks it about once a minute). When the server
+   user could not enter the work directory, the cluster lives under ``/var/tmp/swarm-pg``
+   behind a symlink, and only the symlink is swept.
 
 What the restore test did is reported in ``VerifyResult.restore_test`` (``RestoreTest``);
 what it found wrong is in ``problems`` like every other problem, each naming the table,
@@ -40,7 +45,6 @@ to 1023``), from the manifest's ``parallel_tables``.
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +59,7 @@ from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
+from swarm.services.workdirs import VERIFY_DIR_PREFIX, sweep_work_directories, swept_message, work_directory
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
@@ -119,6 +124,7 @@ class VerifyResult:
     toc_entries: int | None = None
     restore_test: RestoreTest | None = None
     seconds: float = 0.0
+    swept: list[str] = field(default_factory=list)  # leftover work directories of killed runs removed first
 
     @property
     def ok(self) -> bool:
@@ -135,7 +141,8 @@ class VerifyResult:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.backup_id, "ok": self.ok, "objects_checked": self.objects_checked,
                                "bytes_checked": self.bytes_checked, "problems": self.problems,
-                               "toc_entries": self.toc_entries, "seconds": round(self.seconds, 3)}
+                               "toc_entries": self.toc_entries, "seconds": round(self.seconds, 3),
+                               "swept": self.swept}
         if self.restore_test is not None:
             out["restore_test"] = self.restore_test.to_dict()
         return out
@@ -154,7 +161,9 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     """
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
-    result = VerifyResult(backup_id)
+    result = VerifyResult(backup_id, swept=sweep_work_directories(work_dir))
+    if result.swept:
+        reporter.stage(swept_message(result.swept))
     try:
         manifest = repo.load_manifest(backup_id)
     except SwarmError as exc:
@@ -198,8 +207,8 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
         if entry.name not in bad:  # the listing already named it
             result.problem(entry.name, exc.message)
 
-    with tempfile.TemporaryDirectory(prefix="swarm-verify-", dir=work_dir) as tmp:
-        dumpdir = Path(tmp) / "dump"
+    with work_directory(VERIFY_DIR_PREFIX, work_dir) as tmp:
+        dumpdir = tmp / "dump"
         if manifest.kind == Kind.PG_LOGICAL:
             # only the schema is staged (no row ever reaches local disk, backups of earlier versions
             # included); every other object, table data too, is read end to end in memory
@@ -222,7 +231,7 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
                 _check_toc(dumpdir, result, bindir)
             if restore_test and not result.problems:
                 reporter.stage("restore test in a throwaway cluster")
-                counts = _restore_test(repo, manifest, dumpdir, Path(tmp) / "cluster", jobs, bindir)
+                counts = _restore_test(repo, manifest, dumpdir, tmp / "cluster", jobs, bindir)
                 result.restore_test = RestoreTest("logical-cluster", {"tables_compared": len(counts.tables)},
                                                   row_counts=counts)
         else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -109,7 +110,7 @@ class _HashingFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._f: IO[bytes] = open(path, "wb")
+        self._f: IO[bytes] = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self._h = hashlib.sha256()
         self.size = 0
 

@@ -57,7 +57,13 @@ _FILTER_ROOT = "/nonexistent/swarm-import"  # data_filter checks names against a
 
 # ---------------------------------------------------------------------------------- writing
 class ArchiveWriter:
-    """``with ArchiveWriter(path) as w: w.add_bytes(...); w.add_file(...)`` - atomic on success."""
+    """``with ArchiveWriter(path) as w: w.add_bytes(...); w.add_file(...)`` - atomic on success.
+
+    The archive is owner-only (0600) whatever the umask: an export holds production rows, and
+    even a scrubbed one names the run. The temporary file is created 0600 (and fchmod'ed, in
+    case it was pre-created) before the first byte, so the bytes are never readable by others;
+    a kill -9 leaves only the ``.<name>.tmp-*`` file, also 0600.
+    """
 
     def __init__(self, path: Path, *, level: int = 6) -> None:
         self.path = path
@@ -68,7 +74,13 @@ class ArchiveWriter:
         self._tar: tarfile.TarFile | None = None
 
     def __enter__(self) -> ArchiveWriter:
-        self._raw = open(self.tmp, "xb")
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._raw = os.fdopen(fd, "wb")
         self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=self.level, mtime=0)
         self._tar = tarfile.open(fileobj=self._gz, mode="w|", format=tarfile.PAX_FORMAT)
         return self

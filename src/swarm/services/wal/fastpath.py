@@ -10,6 +10,7 @@ None for anything else, which then goes to the full CLI. Same exit codes as the 
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from swarm.errors import ExitCode, RefusedError, SourceError, SwarmError
 
 
 def fast_main(argv: list[str]) -> int | None:
+    """Handle ``wal push`` / ``wal fetch`` as written into postgresql.conf, else return None.
+
+    Sets the umask to 077 first, as ``swarm.cli.main.main`` does: WAL segments, spool files and
+    repository objects written on the server's behalf are private to the user that writes them."""
+    os.umask(0o077)
     if len(argv) < 6 or argv[0] != "--config" or argv[2:4] != ["admin", "wal"]:
         return None
     config, verb, args = argv[1], argv[4], argv[5:]

@@ -8,7 +8,7 @@ from swarm.ui import render
 
 def _swept(swept: list[Any] | None) -> None:
     if swept:
-        from swarm.services.postgres.logical_backup import swept_message
+        from swarm.services.workdirs import swept_message
 
         render.out.print(swept_message(swept), markup=False, highlight=False)
 

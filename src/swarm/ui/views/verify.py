@@ -10,6 +10,10 @@ def verify_result(res: Any, backup_id: str, *, as_json: bool) -> None:
     if as_json:
         render.emit_json(res.to_dict())
     else:
+        if getattr(res, "swept", None):
+            from swarm.services.workdirs import swept_message
+
+            render.out.print(swept_message(res.swept), markup=False, highlight=False)
         status = "[bold green]OK[/]" if res.ok else "[bold red]FAILED[/]"
         render.out.print(f"{status} backup {backup_id}: {res.objects_checked} objects intact, "
                          f"{render.human_bytes(res.bytes_checked)} read and checked in {res.seconds:.1f} s")
