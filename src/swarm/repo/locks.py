@@ -59,6 +59,7 @@ from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
 from swarm.errors import LockedError
+from swarm.procs import pid_alive
 from swarm.repo.format import EXCLUSIVE_LOCK_KEY, SHARED_LOCKS_PREFIX, lock_key, shared_lock_key
 from swarm.storage.base import ObjectExists, ObjectNotFound, Store
 
@@ -99,15 +100,6 @@ class Holder:
         return {k: v for k, v in self.__dict__.items() if k != "key"}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def _argv_command() -> str:
     """What the holder runs, for the operator who finds the lock: the program and its command words
@@ -147,7 +139,7 @@ def is_stale(h: Holder, now: datetime, stale_after: float) -> bool:
         return age > (h.ttl if h.ttl is not None else WAL_LEASE_TTL)
     if age > (h.stale_after if h.stale_after is not None else stale_after):
         return True
-    return h.host == socket.gethostname() and h.pid > 0 and not _pid_alive(h.pid)
+    return h.host == socket.gethostname() and h.pid > 0 and not pid_alive(h.pid)
 
 
 class _HeldRecord:

@@ -39,6 +39,7 @@ the snapshot needs (for explicit references and garbage collection).
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -615,26 +616,8 @@ class TreeReader:
         by_pack: dict[PackRef, list[tuple[ChunkRef, str]]] = {}
         for r, where in refs.values():
             by_pack.setdefault(_pack_ref(r.loc), []).append((r, where))
-        for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
-            info = self.repo._store.stat(pack.key)
-            if info is None:
-                problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
-                                                      f"{len(items)} blocks, e.g. of {items[0][1] or '/'})"))
-                continue
-            end = max(r.loc.offset + r.loc.length for r, _ in items)
-            if info.size < end:
-                problems.append(TreeProblem(pack.key, f"pack has {info.size} bytes, its frames need {end}"))
-                continue
-            if not read_data:
-                continue
-            for r, where in sorted(items, key=lambda it: it[0].loc.offset):
-                if r.id in nodes:
-                    continue  # already opened while walking
-                try:
-                    for _ in self._read_refs([r], where):
-                        pass
-                except SwarmError as exc:
-                    problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
+        # the nodes were opened while walking: not read again
+        problems += _check_packs(self.repo, self._read_refs, by_pack, read_data=read_data, skip=nodes)
         return problems
 
     def check_packs(self, backup_id: str, packs: Iterable[ObjectEntry]) -> dict[str, list[str]]:
@@ -866,24 +849,37 @@ class BlockIndexReader(TreeReader):
                 if r.id not in seen:
                     seen.add(r.id)
                     by_pack.setdefault(_pack_ref(r.loc), []).append((r, e.path))
-        for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
-            info = self.repo._store.stat(pack.key)
-            if info is None:
-                problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
-                                                      f"{len(items)} blocks, e.g. of {items[0][1]})"))
-                continue
-            end = max(r.loc.offset + r.loc.length for r, _ in items)
-            if info.size < end:
-                problems.append(TreeProblem(pack.key, f"pack has {info.size} bytes, its frames need {end}"))
-                continue
-            if read_data:
-                for r, where in sorted(items, key=lambda it: it[0].loc.offset):
-                    try:
-                        for _ in self._read_refs([r], where):
-                            pass
-                    except SwarmError as exc:
-                        problems.append(TreeProblem(where, _unprefixed(exc.message, f"{where}: ")))
+        problems += _check_packs(self.repo, self._read_refs, by_pack, read_data=read_data)
         return problems
+
+
+def _check_packs(repo: Repository, read_refs: Callable[[list[ChunkRef], str], Iterator[bytes]],
+                 by_pack: dict[PackRef, list[tuple[ChunkRef, str]]], *, read_data: bool,
+                 skip: set[str] | frozenset[str] = frozenset()) -> list[TreeProblem]:
+    """Every pack is present and long enough for the frames that name it; with ``read_data`` every
+    chunk (but those in ``skip``) opens and matches its id. One problem per pack that is missing or
+    short, one per chunk that does not open (named by the path that needs it)."""
+    problems: list[TreeProblem] = []
+    for pack, items in sorted(by_pack.items(), key=lambda kv: kv[0].key):
+        info = repo._store.stat(pack.key)
+        if info is None:
+            problems.append(TreeProblem(pack.key, f"pack is missing from the repository (needed by "
+                                                  f"{len(items)} blocks, e.g. of {items[0][1] or '/'})"))
+            continue
+        end = max(r.loc.offset + r.loc.length for r, _ in items)
+        if info.size < end:
+            problems.append(TreeProblem(pack.key, f"pack has {info.size} bytes, its frames need {end}"))
+            continue
+        if not read_data:
+            continue
+        for r, where in sorted(items, key=lambda it: it[0].loc.offset):
+            if r.id in skip:
+                continue
+            try:
+                collections.deque(read_refs([r], where), maxlen=0)  # read and verify, keep nothing
+            except SwarmError as exc:
+                problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
+    return problems
 
 
 def snapshot_index_name(manifest: Manifest) -> str:

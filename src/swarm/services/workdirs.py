@@ -18,6 +18,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from swarm.procs import pid_alive
+from swarm.services.reporting import Reporter
+
 DUMP_DIR_PREFIX = "swarm-dump-"
 RESTORE_DIR_PREFIX = "swarm-restore-"
 VERIFY_DIR_PREFIX = "swarm-verify-"
@@ -42,15 +45,6 @@ def _start_ticks(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -100,7 +94,7 @@ def _abandoned(path: Path) -> bool:
         return False  # another machine's (a shared work dir): its processes are not ours to judge
     if owner.get("boot_id") and owner["boot_id"] != _boot_id():
         return True  # the machine rebooted since
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return True
     ticks = owner.get("start_ticks")
     now_ticks = _start_ticks(pid)
@@ -141,3 +135,11 @@ def swept_message(swept: list[str]) -> str:
     n = len(swept)
     return (f"removed {n} leftover work director{'y' if n == 1 else 'ies'} of killed runs: "
             + ", ".join(swept))
+
+
+def sweep_and_report(work_dir: str | None, reporter: Reporter) -> list[str]:
+    """``sweep_work_directories`` at the start of a run, saying what it removed as the run's first stage."""
+    swept = sweep_work_directories(work_dir)
+    if swept:
+        reporter.stage(swept_message(swept))
+    return swept

@@ -43,7 +43,7 @@ from typing import Any
 from swarm.model.manifest import Manifest
 from swarm.repo import Repository
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.workdirs import DUMP_DIR_PREFIX, sweep_work_directories, swept_message, work_directory
+from swarm.services.workdirs import DUMP_DIR_PREFIX, sweep_and_report, work_directory
 from swarm.sources.postgres.conn import SnapshotSession, redact
 from swarm.sources.postgres.copy import (
     RowCounter,
@@ -96,9 +96,7 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    swept = sweep_work_directories(work_dir)
-    if swept:
-        reporter.stage(swept_message(swept))
+    swept = sweep_and_report(work_dir, reporter)
     with repo.lock("backup-postgres") as lock, work_directory(DUMP_DIR_PREFIX, work_dir) as tmp:
         dumpdir = tmp / "dump"
         writer = None

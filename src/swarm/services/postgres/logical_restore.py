@@ -40,7 +40,7 @@ from swarm.model.sources import Kind
 from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.workdirs import RESTORE_DIR_PREFIX, sweep_work_directories, swept_message, work_directory
+from swarm.services.workdirs import RESTORE_DIR_PREFIX, sweep_and_report, work_directory
 from swarm.sources.postgres.conn import (
     connect,
     count_rows,
@@ -133,9 +133,7 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    swept = sweep_work_directories(work_dir)
-    if swept:
-        reporter.stage(swept_message(swept))
+    swept = sweep_and_report(work_dir, reporter)
     with work_directory(RESTORE_DIR_PREFIX, work_dir) as tmp:
         dumpdir = tmp / "dump"
         reporter.stage(f"downloading and verifying the schema of {plan.manifest.id}")

@@ -59,7 +59,7 @@ from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.workdirs import VERIFY_DIR_PREFIX, sweep_work_directories, swept_message, work_directory
+from swarm.services.workdirs import VERIFY_DIR_PREFIX, sweep_and_report, work_directory
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
@@ -161,9 +161,7 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     """
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
-    result = VerifyResult(backup_id, swept=sweep_work_directories(work_dir))
-    if result.swept:
-        reporter.stage(swept_message(result.swept))
+    result = VerifyResult(backup_id, swept=sweep_and_report(work_dir, reporter))
     try:
         manifest = repo.load_manifest(backup_id)
     except SwarmError as exc:

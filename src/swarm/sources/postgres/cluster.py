@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarm.errors import ConfigError, SourceError, UnavailableError
+from swarm.procs import pid_alive
 from swarm.sources.netutil import free_port, port_open
 from swarm.sources.postgres.binaries import find_bindir
 
@@ -248,13 +249,7 @@ class LocalCluster:
         pid = pid or self.pid()
         if pid is None:
             return (self.datadir / "postmaster.pid").exists()
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
 
     def log_errors(self, n: int = 3) -> str:
         """The last FATAL / ERROR / PANIC lines of the server log, or a note that there are none."""
