@@ -6,7 +6,7 @@ from __future__ import annotations
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
-from swarm.repo import Repository
+from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
 from swarm.services.repository.verify import RestoreTestEnv
 from swarm.services.wal.server_access import ServerAccess, server_access_for
@@ -20,14 +20,21 @@ def repo_s3_options(settings: Settings) -> S3Options:
 
 
 def open_repository(settings: Settings, *, create: bool = False, clock: Clock | None = None,
-                    check_key: bool = True) -> Repository:
+                    check_key: bool = True, remember: bool = True) -> Repository:
     """Load the key first (a missing or wrong key fails before anything is written; with
-    ``check_key=False`` the check waits for the first write or failed unwrap, see ``Repository.open``)."""
+    ``check_key=False`` the check waits for the first write or failed unwrap, see ``Repository.open``).
+
+    With ``remember`` (all but the server's per-segment ``wal push``/``fetch``), the repository
+    compares what it lists with what this client saw before, kept under ``$SWARM_HOME/security/``
+    (``swarm.repo.watch``): rollbacks and deletions are reported in ``Repository.rollback``."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     kek = load_key_file(key_path_from_url(settings.key_url))
     store = open_store(url, repo_s3_options(settings), create=create)
-    return Repository.open(store, kek, clock, create=create, check_key=check_key)
+    repo = Repository.open(store, kek, clock, create=create, check_key=check_key)
+    if remember:
+        repo.watch = CatalogueWatch(settings.home / "security")
+    return repo
 
 
 def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
