@@ -322,15 +322,20 @@ def test_deferred_key_check_still_names_a_wrong_key(tmp_path: Path) -> None:
         lazy.put_wal("000000010000000000000001", b"x" * 100)
     fresh = MemoryStore()
     Repository.init(fresh, create_key_file(tmp_path / "k2"))
-    with pytest.raises(KeyError_, match="wrong key"):
-        Repository.open(fresh, other, check_key=False).bind_cluster("111")
+    with pytest.raises(KeyError_, match="wrong key"):  # the WAL keys are created with the first WAL
+        Repository.open(fresh, other, check_key=False).put_wal("000000010000000000000001", b"x" * 100)
     assert sorted(i.key for i in store.list()) == before
 
 
 def test_wal_data_key_unwrapped_once_per_process(tmp_path: Path) -> None:
+    from swarm.repo.repository import _WAL_KEYS_CACHE
+
     store = MemoryStore()
     kek = create_key_file(tmp_path / "k")
-    Repository.init(store, kek).bind_cluster("111", segment_size=16 << 20)
+    first = Repository.init(store, kek)
+    first.bind_cluster("111", segment_size=16 << 20)
+    first.put_wal("000000010000000000000009", b"x" * 100)  # creates the WAL keys
+    _WAL_KEYS_CACHE.clear()  # as a new process
     calls = []
     real = kek.unwrap
 

@@ -91,7 +91,9 @@ def v1_repository(tmp: Path) -> tuple[MemoryStore, KeyProvider, dict[str, str]]:
     store = MemoryStore()
     kek = create_key_file(tmp / "k")
     repo = Repository.init(store, kek)
-    repo.bind_cluster("7311", segment_size=SEG)
+    wal_dek_id, _ = repo._new_dek()  # version 1 sealed WAL with a data key named in cluster.json
+    store.put("cluster.json", json.dumps({"system_identifier": "7311", "wal_dek_id": wal_dek_id,
+                                          "segment_size": SEG}).encode())
     ids: dict[str, str] = {}
     w = repo.begin_backup("pg-logical")
     w.put_object("pgdump/toc.dat", [b"toc"])

@@ -15,6 +15,8 @@ CLUSTER_KEY = "cluster.json"
 DEDUP_KEY = "keys/dedup.json"
 RESTORE_POINTS_PREFIX = "restore-points/"
 META_KEY = "keys/meta.json"
+WAL_KEYS_KEY = "keys/wal.json"  # the WAL key pair (public + wrapped private) and WAL MAC key
+WAL_OBJECT_HEADER = b"SWWL\x01\x00\x00\x00"  # a WAL object sealed to the WAL public key (crypto.walbox)
 TOMBSTONES_PREFIX = "tombstones/"
 SEALED_METADATA = "sealed-metadata"  # manifests, restore points, tombstones sealed (swarm.repo.metadata)
 # Features a reader must understand to read this repository; an old client refuses the rest.

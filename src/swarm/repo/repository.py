@@ -14,7 +14,9 @@ not exist for ``list``, ``verify`` or ``restore``; ``abort`` (called on any erro
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -26,8 +28,9 @@ from typing import Any, Protocol
 
 from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
-from swarm.crypto.aead import new_key
-from swarm.crypto.keys import KeyProvider
+from swarm.crypto import walbox
+from swarm.crypto.aead import OpenFailed, new_key
+from swarm.crypto.keys import KeyProvider, WalOnlyKey, wal_key_doc
 from swarm.errors import (
     BackupNotFound,
     ClusterMismatch,
@@ -36,6 +39,7 @@ from swarm.errors import (
     IntegrityError,
     KeyError_,
     KeyMismatch,
+    KeyMissing,
     NotFoundError,
     RestorePointExists,
     SwarmError,
@@ -58,6 +62,8 @@ from swarm.repo.format import (
     SUPPORTED_FEATURES,
     TOMBSTONES_PREFIX,
     UPGRADABLE_VERSIONS,
+    WAL_KEYS_KEY,
+    WAL_OBJECT_HEADER,
     WAL_PREFIX,
     data_key,
     dek_key,
@@ -105,6 +111,22 @@ _WAL_DEKS: dict[tuple[str, str, str], bytes] = {}
 
 
 @dataclass(frozen=True)
+class WalKeys:
+    """The repository's WAL keys as this process holds them: the public key and MAC key always,
+    the private key only with the key-encryption key or a WAL read key (``swarm.crypto.walbox``)."""
+
+    public: bytes
+    mac_key: bytes
+    private: bytes | None
+
+
+_WAL_HEAD = len(WAL_OBJECT_HEADER) + 32 + walbox.BOX_SIZE  # header, MAC of the plaintext, data key box
+# The unwrapped WAL keys per (repository, KEK), shared by every Repository of this process (push + push-ahead,
+# fetch + prefetch): the key provider is called once, not per segment.
+_WAL_KEYS_CACHE: dict[tuple[str, str], WalKeys] = {}
+
+
+@dataclass(frozen=True)
 class WalFile:
     """One object of the WAL archive, as ``Repository.wal_files`` lists it."""
 
@@ -130,6 +152,7 @@ class Repository:
         self._deks: dict[str, bytes] = {}
         self._dedup_key: bytes | None = None
         self._meta_key: bytes | None = None
+        self._wal_keys: WalKeys | None = None
         self._cluster: dict[str, Any] | None = None
         # What this client remembers of the repository (rollback detection); None: not checked.
         self.watch: CatalogueWatch | None = None
@@ -208,6 +231,8 @@ class Repository:
 
     def _check_key(self) -> None:
         """Prove ``kek`` is this repository's key (unwrap ``key_check``); KeyError_ naming both ids if not."""
+        if isinstance(self.kek, WalOnlyKey):  # the server user's key: it never wraps or unwraps data keys
+            raise self.kek._refuse()
         if self._key_checked:
             return
         cfg = self.config
@@ -340,18 +365,15 @@ class Repository:
     def bind_cluster(self, system_identifier: str, **facts: Any) -> dict[str, Any]:
         """Record the cluster on first use; refuse (RefusedError) a different one afterwards.
 
-        The record names the data key WAL files are sealed with (one per repository, so a
-        ``wal push`` costs one key read, not a key write).
+        Plain JSON, written by whoever archives first (the server user's ``wal push`` holds no key
+        that could authenticate it). Records written before WAL was sealed to the WAL public key
+        also name ``wal_dek_id``, the data key those WAL files are sealed with.
         """
         ident = self.cluster_identity()
         if ident is None:
-            dek_id, _ = self._new_dek()
-            body = {"system_identifier": str(system_identifier), "wal_dek_id": dek_id,
-                    "created_at": utc_iso(self.clock.now()), **facts}
-            try:
+            body = {"system_identifier": str(system_identifier), "created_at": utc_iso(self.clock.now()), **facts}
+            with contextlib.suppress(ObjectExists):
                 self._store.put(CLUSTER_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
-            except ObjectExists:
-                self._store.delete(dek_key(dek_id))
             self._cluster = None
             ident = self.cluster_identity()
             assert ident is not None
@@ -367,6 +389,73 @@ class Repository:
     # ---- WAL archive ------------------------------------------------------------------------
     def _wal_ctx(self, name: str) -> bytes:
         return f"swarm-wal/1\0{self.config.repo_id}\0{name}\0".encode()
+
+    def wal_keys(self) -> WalKeys:
+        """The WAL keys. With a WAL-only key (the server user) they come from that key file, which must
+        name this repository. With the key-encryption key, from ``keys/wal.json`` (created on first use
+        with a conditional put): the private and MAC keys unwrapped, and the public key proven to be the
+        private key's, so a key pair swapped in by someone without the KEK is reported, never used."""
+        if self._wal_keys is None:
+            if isinstance(self.kek, WalOnlyKey):
+                if self.kek.repo_id != self.config.repo_id:
+                    raise KeyMismatch(f"{self.kek.description} belongs to repository {self.kek.repo_id}, not to "
+                                      f"{self.url} ({self.config.repo_id})",
+                                      hint="Let swarm rewrite the server user's files: run the restore (or "
+                                           "`swarm dev up`) again.")
+                self._wal_keys = WalKeys(self.kek.wal_public, self.kek.wal_mac_key, self.kek.wal_private)
+            else:
+                cache_key = (self.config.repo_id, self.kek.key_id)
+                if cache_key not in _WAL_KEYS_CACHE:
+                    _WAL_KEYS_CACHE[cache_key] = self._load_wal_keys()
+                self._wal_keys = _WAL_KEYS_CACHE[cache_key]
+        return self._wal_keys
+
+    def _load_wal_keys(self) -> WalKeys:
+        ctx = f"swarm-wal-keys\0{self.config.repo_id}".encode()
+        try:
+            raw = self._store.get(WAL_KEYS_KEY)
+        except ObjectNotFound:
+            self._check_key()
+            private = walbox.new_private_key()
+            secret = private + secrets.token_bytes(32)
+            body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                    "public": base64.b64encode(walbox.public_of(private)).decode(),
+                    "wrapped": base64.b64encode(self.kek.wrap(secret, ctx)).decode()}
+            with contextlib.suppress(ObjectExists):  # another writer created it first: use theirs
+                self._store.put(WAL_KEYS_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
+            raw = self._store.get(WAL_KEYS_KEY)
+        try:
+            body = json.loads(raw)
+            secret = self.kek.unwrap(base64.b64decode(body["wrapped"]), ctx)
+            public = base64.b64decode(body["public"])
+            if len(secret) != 64 or walbox.public_of(secret[:32]) != public:
+                raise ValueError("its public key is not its private key's")
+        except (ValueError, KeyError, TypeError, KeyError_) as exc:
+            self._check_key()
+            raise IntegrityError(f"{WAL_KEYS_KEY} is damaged ({exc})",
+                                 hint="The WAL archive cannot be written or read; restore the file from a copy "
+                                      "of the repository.") from exc
+        return WalKeys(public, secret[32:], secret[:32])
+
+    def wal_key_file(self, *, read: bool) -> bytes:
+        """The bytes of the key file the PostgreSQL server user gets (``swarm.crypto.keys.WalOnlyKey``):
+        the WAL public and MAC keys, and with ``read`` the private key (for one restore only)."""
+        keys = self.wal_keys()
+        if read and keys.private is None:
+            raise KeyMissing("this process holds no WAL private key to hand on")
+        return wal_key_doc(self.config.repo_id, keys.public, keys.mac_key, keys.private if read else None)
+
+    def _wal_box_ad(self, name: str, tag: bytes) -> bytes:
+        return f"swarm-wal-box/1\0{self.config.repo_id}\0{name}\0".encode() + tag
+
+    def _seal_wal(self, name: str, data: bytes) -> tuple[bytes, bytes]:
+        """(stored bytes, MAC) of a WAL file: header, MAC of the plaintext, the data key sealed to the WAL
+        public key, then the framed object under that data key (docs/design/repository-format.md)."""
+        keys = self.wal_keys()
+        tag = walbox.mac(keys.mac_key, data)
+        dk = new_key()
+        head = WAL_OBJECT_HEADER + tag + walbox.seal_to(keys.public, dk, self._wal_box_ad(name, tag))
+        return head + b"".join(encode_stream([data], dk, self._wal_ctx(name), WriteStats())), tag
 
     def _wal_dek(self) -> tuple[str, bytes]:
         ident = self.cluster_identity()
@@ -387,9 +476,7 @@ class Repository:
         A different file under the same name is kept beside it (``wal/conflicts/``) and
         refused with RefusedError: the archive never silently replaces WAL.
         """
-        _dek_id, dek = self._wal_dek()
-        stats = WriteStats()
-        blob = b"".join(encode_stream([data], dek, self._wal_ctx(name), stats))
+        blob, tag = self._seal_wal(name, data)
         key = wal_key(name)
         try:
             self._store.put(key, blob, if_absent=not overwrite)
@@ -399,8 +486,11 @@ class Repository:
             return "stored"
         except ObjectExists:
             pass
-        existing = self.get_wal(name)
-        if existing == data:
+        head = self._store.get_range(key, 0, _WAL_HEAD)
+        if head.startswith(WAL_OBJECT_HEADER):
+            if hmac.compare_digest(head[len(WAL_OBJECT_HEADER):len(WAL_OBJECT_HEADER) + 32], tag):
+                return "duplicate"  # same plaintext (the MAC key is the repository's: nobody else can match it)
+        elif self.get_wal(name) == data:  # a file sealed before WAL keys existed
             return "duplicate"
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
         self._store.put(wal_conflict_key(name, stamp), blob)
@@ -420,12 +510,16 @@ class Repository:
 
     def find_wal(self, name: str) -> bytes | None:
         """The plaintext of an archived WAL file, or None if it is not archived."""
-        _dek_id, dek = self._wal_dek()
+        key = wal_key(name)
         try:
-            stored = self._store.iter_get(wal_key(name))
-            data = b"".join(decode_stream(stored, dek, self._wal_ctx(name), name=wal_key(name)))
+            raw = self._store.get(key)
         except ObjectNotFound:
             return None
+        if raw.startswith(WAL_OBJECT_HEADER):
+            data = self._open_wal(name, raw)
+        else:  # sealed with the repository's WAL data key, before WAL keys existed
+            _dek_id, dek = self._wal_dek()
+            data = b"".join(decode_stream(iter([raw]), dek, self._wal_ctx(name), name=key))
         if name.endswith(".partial"):
             rolled = self._watch_catalogue(CatalogueState(partials={name: partial_progress(data)}), backups=False,
                                            restore_points=False)
@@ -434,6 +528,27 @@ class Repository:
                                      "that was archived. Find who wrote the repository's storage; if this is "
                                      "understood, `swarm admin repo accept-rollback` accepts what is there now.",
                                      details={"finding": rolled[0].to_dict()})
+        return data
+
+    def _open_wal(self, name: str, raw: bytes) -> bytes:
+        keys = self.wal_keys()
+        if keys.private is None:
+            assert isinstance(self.kek, WalOnlyKey)
+            raise self.kek._refuse()
+        key = wal_key(name)
+        if len(raw) < _WAL_HEAD:
+            raise IntegrityError(f"WAL file {key} is truncated")
+        n = len(WAL_OBJECT_HEADER)
+        tag, box = raw[n:n + 32], raw[n + 32:_WAL_HEAD]
+        try:
+            dk = walbox.open_box(keys.private, box, self._wal_box_ad(name, tag))
+        except OpenFailed:
+            raise IntegrityError(f"WAL file {key} is damaged: its data key does not open with the repository's WAL "
+                                 "key (altered, moved from another name, or sealed for another repository)",
+                                 hint="Recovery cannot use it. Check `swarm admin wal status`.") from None
+        data = b"".join(decode_stream(iter([raw[_WAL_HEAD:]]), dk, self._wal_ctx(name), name=key))
+        if not hmac.compare_digest(walbox.mac(keys.mac_key, data), tag):
+            raise IntegrityError(f"WAL file {key} is damaged: its content does not match its MAC")
         return data
 
     def has_wal(self, name: str) -> bool:
@@ -468,8 +583,14 @@ class Repository:
         name = str(point["name"])
         body = {k: v for k, v in point.items() if k not in ("checksum", "generation")}
         body = json.loads(json.dumps(body, default=str))
-        old = self.get_restore_point(name) if replace else None
-        body["generation"] = int(old.get("generation", 1)) + 1 if old else 1
+        old = None
+        if replace:
+            with contextlib.suppress(IntegrityError):  # a damaged record is replaced, not read
+                old = self.get_restore_point(name)
+        base = int(old.get("generation", 1)) if old else 0
+        if self.watch is not None:  # never below what this client saw (a damaged record hides it)
+            base = max(base, self.watch.load(self.config.repo_id).restore_points.get(name, 0))
+        body["generation"] = base + 1
         raw = json.dumps(body, sort_keys=True, indent=1).encode()
         try:
             self._put_sealed(restore_point_key(name), raw, if_absent=not replace)

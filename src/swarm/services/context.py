@@ -47,16 +47,20 @@ def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
 
 
 def server_access(settings: Settings) -> ServerAccess:
-    """Write (or refresh) the server user's launcher, config and key copy for this repository."""
+    """The server user's access for a restore or a physical restore test: its launcher and push config
+    (written or refreshed) plus a WAL read grant of its own. The caller revokes the grant when its
+    restore ends (``ServerAccess.revoke``); the restored server also removes it at the end of recovery
+    (``recovery_end_command``)."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
-    assert settings.key_url is not None
+    repo = open_repository(settings, remember=False)
     extra: dict[str, str] = {}
     for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
                     ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
         if getattr(settings, name):
             extra[k] = str(getattr(settings, name))
-    return server_access_for(url, key_path_from_url(settings.key_url), settings.home, extra=extra,
-                             pg_bindir=settings.pg_bindir)
+    access = server_access_for(url, repo.wal_key_file(read=False), settings.home, extra=extra,
+                               pg_bindir=settings.pg_bindir)
+    return access.grant_read(repo.wal_key_file(read=True))
 
 
 def primary_config(s: Settings, bucket: str | None = None) -> BucketConfig:
