@@ -208,6 +208,11 @@ def execute_restore_state(repo: Repository, plan: StateRestorePlan, *, jobs: int
                                      hint="The snapshot names a link whose first path is not a restored file.") \
                     from exc
             res.hardlinks += 1
+        dir_meta = {e.path: e.meta for e in plan.entries if e.type == DIR and e.path}
+        for d in sorted({p.rsplit("/", 1)[0] for p in followers if "/" in p}, key=lambda p: -p.count("/")):
+            m = dir_meta.get(d)
+            if m is not None:  # a link made in it changed its mtime: put the snapshot's back
+                os.utime(staging / d, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
         reporter.stage("checking every restored file's checksum")
         reporter.total(res.bytes)
         for e in files:
