@@ -12,6 +12,10 @@ def _listed(items: list[dict[str, Any]], key: str) -> list[str]:
 
 def backup_state(res: Any, repo_url: str, *, as_json: bool) -> None:
     d = res.to_dict()
+    if not d["complete"]:
+        render.err.print("the snapshot is incomplete: the files listed as unreadable or inconsistent are not in it "
+                         "(or not as one consistent read); fix their permissions or quiesce the writer and run it "
+                         "again", markup=False, highlight=False)
     if as_json:
         render.emit_json(d)
         return
@@ -40,10 +44,6 @@ def backup_state(res: Any, repo_url: str, *, as_json: bool) -> None:
         pairs.append(("inconsistent", _listed(d["inconsistent"], "reason")))
     pairs += [("time", f"{d['seconds']:.1f} s"), ("repository", repo_url)]
     render.kv(pairs)
-    if not d["complete"]:
-        render.err.print("the snapshot is incomplete: the files listed as unreadable or inconsistent are not in it "
-                         "(or not as one consistent read); fix their permissions or quiesce the writer and run it "
-                         "again", markup=False, highlight=False)
 
 
 def restore_plan(plan: Any, *, as_json: bool) -> None:
