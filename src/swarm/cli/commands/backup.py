@@ -67,9 +67,9 @@ def state(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     swarm's own files and secrets left out (listed with the reason). See docs/state.md.
 
     Exit status:
-    0 done; 1 committed but incomplete (unreadable or inconsistent files, listed);
-    3 configuration; 6 another state backup runs; 7 the repository cannot be reached;
-    9 the state directory does not exist.
+    0 done; 1 committed but incomplete (unreadable or inconsistent
+    files, listed); 3 configuration; 6 another state backup runs;
+    7 the repository cannot be reached; 9 no state directory.
     """
     from swarm.errors import ExitCode
     from swarm.services.context import open_repository, state_scope

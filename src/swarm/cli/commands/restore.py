@@ -164,9 +164,12 @@ def state(ctx: typer.Context,
     how to point swarm at it (SWARM_STATE_DIR). See docs/state.md.
 
     Exit status:
-    0 restored; 2 bad command line; 5 the snapshot is damaged (nothing is written into the target);
-    8 refused: a non-empty target without --force, a target that is a file or lies inside (or
-    contains) the state directory, a backup of another kind; 9 no such backup.
+    0 restored; 2 bad command line;
+    5 the snapshot is damaged (nothing is written into the target);
+    8 refused: a non-empty target without --force, a target that is
+      a file or lies inside (or contains) the state directory,
+      a backup of another kind;
+    9 no such backup.
     """
     from swarm.services.context import open_repository, state_scope
     from swarm.services.state.restore import execute_restore_state, plan_restore_state
