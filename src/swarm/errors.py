@@ -151,6 +151,13 @@ class TargetNotEmpty(RefusedError):
     code = "target-not-empty"
 
 
+class UnsafeTarget(RefusedError):
+    """A state restore target that is a file or a symlink, or lies inside (or contains) the state
+    directory being protected."""
+
+    code = "unsafe-target"
+
+
 class DatadirNotEmpty(RefusedError):
     """A physical restore's data directory is not empty, or a server runs in it."""
 
@@ -216,6 +223,12 @@ class BackupNotFound(NotFoundError):
     """No backup has that id (or no backup of the kind needed exists)."""
 
     code = "backup-not-found"
+
+
+class StateDirMissing(NotFoundError):
+    """The state directory to snapshot (SWARM_STATE_DIR) does not exist or is not a directory."""
+
+    code = "state-dir-missing"
 
 
 class DatabaseNotFound(NotFoundError):

@@ -25,6 +25,7 @@ class Kind(StrEnum):
     PG_LOGICAL = "pg-logical"
     PG_PHYSICAL = "pg-physical"
     OBJECTS = "objects"
+    STATE = "state"
 
 
 def _req(src: Mapping[str, Any], key: str, typ: type, where: str) -> Any:
@@ -148,7 +149,59 @@ class ObjectsSource:
                    keys=_opt_int(src, "keys"), bytes=_opt_int(src, "bytes"), references=tuple(refs), raw=src)
 
 
-Source = LogicalSource | PhysicalSource | ObjectsSource
+def _list_of_dicts(src: Mapping[str, Any], key: str, where: str) -> tuple[dict[str, Any], ...]:
+    v = src.get(key) or []
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise IntegrityError(f"{where}: source field {key!r} is not a list of objects")
+    return tuple(dict(x) for x in v)
+
+
+@dataclass(frozen=True)
+class StateSource:
+    """``source`` of a ``state`` backup: a snapshot of the state directory (docs/state.md).
+
+    ``complete`` is false when something could not be read (``unreadable``) or was not read
+    consistently (``inconsistent``); ``excluded`` lists what was left out on purpose (path and
+    reason: swarm's own files, secrets by name or content), ``skipped`` the sockets, FIFOs and
+    devices. Values of secrets are never recorded.
+    """
+
+    state_dir: str
+    complete: bool
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    size: int
+    parent: str | None
+    started_ns: int
+    excluded: tuple[dict[str, Any], ...]
+    skipped: tuple[dict[str, Any], ...]
+    unreadable: tuple[dict[str, Any], ...]
+    inconsistent: tuple[dict[str, Any], ...]
+    cache: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def parse(cls, src: Mapping[str, Any], where: str = "manifest") -> StateSource:
+        cache = src.get("cache") or {}
+        if not isinstance(cache, dict):
+            raise IntegrityError(f"{where}: source field 'cache' is not an object")
+        complete = src.get("complete")
+        if not isinstance(complete, bool):
+            raise IntegrityError(f"{where}: source field 'complete' is missing or not a bool",
+                                 hint="The manifest cannot be used; take a new backup.")
+        return cls(state_dir=str(_req(src, "state_dir", str, where)), complete=complete,
+                   files=int(_req(src, "files", int, where)), dirs=int(_req(src, "dirs", int, where)),
+                   symlinks=int(_req(src, "symlinks", int, where)), hardlinks=_opt_int(src, "hardlinks") or 0,
+                   size=int(_req(src, "size", int, where)), parent=_opt_str(src, "parent"),
+                   started_ns=int(_req(src, "started_ns", int, where)),
+                   excluded=_list_of_dicts(src, "excluded", where), skipped=_list_of_dicts(src, "skipped", where),
+                   unreadable=_list_of_dicts(src, "unreadable", where),
+                   inconsistent=_list_of_dicts(src, "inconsistent", where), cache=dict(cache), raw=src)
+
+
+Source = LogicalSource | PhysicalSource | ObjectsSource | StateSource
 
 PARSERS: dict[str, Any] = {Kind.PG_LOGICAL: LogicalSource.parse, Kind.PG_PHYSICAL: PhysicalSource.parse,
-                           Kind.OBJECTS: ObjectsSource.parse}
+                           Kind.OBJECTS: ObjectsSource.parse, Kind.STATE: StateSource.parse}

@@ -6,9 +6,11 @@ from __future__ import annotations
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
+from swarm.errors import ConfigError
 from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
 from swarm.services.repository.verify import RestoreTestEnv
+from swarm.services.state.backup import StateScope
 from swarm.services.wal.server_access import ServerAccess, server_access_for
 from swarm.sources.objects import BucketConfig
 from swarm.storage.factory import S3Options, open_store
@@ -86,3 +88,33 @@ def restore_test_env(settings: Settings) -> RestoreTestEnv:
     return RestoreTestEnv(server_access=lambda: server_access(settings),
                           bucket_config=lambda name: primary_config(settings, name),
                           bindir=settings.pg_bindir)
+
+
+def state_scope(settings: Settings) -> StateScope:
+    """The state directory to snapshot (``SWARM_STATE_DIR``, default ``SWARM_HOME``) and what of it is
+    swarm's own: its files when it is ``SWARM_HOME`` itself, and a local repository or key file that
+    lies under it (always left out: a snapshot must not hold the repository or its key)."""
+    import os
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from swarm.crypto.keys import key_path_from_url
+    from swarm.model.state import tool_paths_for
+
+    state_dir = Path(settings.state_dir or settings.home).expanduser()
+    real = Path(os.path.realpath(state_dir))
+    inner: list[str] = []
+    places: list[Path] = []
+    if settings.repo and urlparse(settings.repo).scheme in ("file", ""):
+        places.append(Path(unquote(urlparse(settings.repo).path) or settings.repo))
+    if settings.key_url:
+        try:
+            places.append(key_path_from_url(settings.key_url))
+        except ConfigError:  # a key URL of another scheme lies nowhere under the directory
+            pass
+    for p in places:
+        rp = Path(os.path.realpath(p.expanduser()))
+        if rp != real and real in rp.parents:
+            inner.append(rp.relative_to(real).as_posix())
+    is_home = real == Path(os.path.realpath(settings.home))
+    return StateScope(state_dir, tool_paths_for(is_home), tuple(sorted(set(inner))))

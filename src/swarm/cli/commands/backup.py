@@ -58,3 +58,29 @@ def postgres(ctx: typer.Context,
         res = backup_postgres_logical(repo, url, jobs=jobs, work_dir=s.work_dir, reporter=reporter,
                                       bindir=s.pg_bindir)
     pg_view.logical_backup(res, repo.url, as_json=as_json)
+
+
+@app.command("state")
+def state(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Snapshot the state directory (SWARM_STATE_DIR, default SWARM_HOME) into the repository:
+    deduplicated against the previous snapshot, unchanged files skipped by a change cache,
+    swarm's own files and secrets left out (listed with the reason). See docs/state.md.
+
+    Exit status:
+    0 done; 1 committed but incomplete (unreadable or inconsistent
+    files, listed); 3 configuration; 6 another state backup runs;
+    7 the repository cannot be reached; 9 no state directory.
+    """
+    from swarm.errors import ExitCode
+    from swarm.services.context import open_repository, state_scope
+    from swarm.services.state.backup import backup_state
+    from swarm.ui.views import state as state_view
+
+    s = settings(ctx)
+    scope = state_scope(s)
+    repo = open_repository(s, create=True)
+    with progress(as_json) as reporter:
+        res = backup_state(repo, scope, reporter=reporter)
+    state_view.backup_state(res, repo.url, as_json=as_json)
+    if not res.complete:
+        raise typer.Exit(int(ExitCode.FAILED))

@@ -147,3 +147,40 @@ def physical(ctx: typer.Context,
         res = execute_pitr(repo, plan, server_access(s), bindir=s.pg_bindir, reporter=reporter, archive=archive,
                            keep_failed=keep_failed)
     pg_view.pitr_result(res, archive=archive, as_json=as_json)
+
+
+@app.command("state")
+def state(ctx: typer.Context,
+          backup_id: str = typer.Argument(..., metavar="ID", help="The state snapshot to restore."),
+          target_state: Path = typer.Option(..., "--target-state",
+                                            help="New or empty directory to restore into (written beside it, "
+                                                 "then renamed into place)."),
+          force: bool = typer.Option(False, "--force", help="Replace a non-empty --target-state (the old tree is "
+                                                           "removed only once the new one is complete)."),
+          jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Files written at once."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="List what would be restored; change nothing."),
+          as_json: bool = JSON_OPT) -> None:
+    """Restore a state snapshot into a fresh directory, every file's checksum checked, then print
+    how to point swarm at it (SWARM_STATE_DIR). See docs/state.md.
+
+    Exit status:
+    0 restored; 2 bad command line;
+    5 the snapshot is damaged (nothing is written into the target);
+    8 refused: a non-empty target without --force, a target that is
+      a file or lies inside (or contains) the state directory,
+      a backup of another kind;
+    9 no such backup.
+    """
+    from swarm.services.context import open_repository, state_scope
+    from swarm.services.state.restore import execute_restore_state, plan_restore_state
+    from swarm.ui.views import state as state_view
+
+    s = settings(ctx)
+    repo = open_repository(s)
+    plan = plan_restore_state(repo, backup_id, target_state, force=force, source_dir=state_scope(s).state_dir)
+    if dry_run:
+        state_view.restore_plan(plan, as_json=as_json)
+        return
+    with progress(as_json) as reporter:
+        res = execute_restore_state(repo, plan, jobs=jobs, reporter=reporter)
+    state_view.restore_state(res, as_json=as_json)
