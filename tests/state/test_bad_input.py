@@ -162,7 +162,14 @@ def test_unreadable_files_as_an_unprivileged_user(services_dir: Path) -> None:
         p.chmod(0o755 if p.is_dir() else 0o644)
     (state / "batch" / "run-1" / "private.json").chmod(0o600)  # root's; the server user cannot read it
     (state / "batch" / "closed").chmod(0o700)
-    access = server_access_for(f"file://{repo_root / 'repo'}", key, home)
+    # the launcher the server user runs swarm with; this user plays an operator, so it gets its own key copy
+    from swarm.sources.postgres.cluster import write_for_server_user
+
+    repo_url = f"file://{repo_root / 'repo'}"
+    access = server_access_for(repo_url, b"{}", home)  # (no WAL here: the push key is not used)
+    write_for_server_user(home / "operator.key", key.read_bytes())
+    write_for_server_user(access.config, f'[repository]\nurl = "{repo_url}"\nkey = "file://{home / "operator.key"}"\n'
+                          .encode())
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "SWARM_HOME": str(home),
            "SWARM_STATE_DIR": str(state)}
     r = subprocess.run([str(access.launcher), "--config", str(access.config), "admin", "backup", "state", "--json"],
@@ -176,3 +183,4 @@ def test_unreadable_files_as_an_unprivileged_user(services_dir: Path) -> None:
     assert all("ermission" in e for e in unreadable.values())
     assert d["files"] == 2  # the rest is backed up
     assert "incomplete" in r.stderr
+
