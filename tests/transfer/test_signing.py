@@ -23,7 +23,6 @@ import typer
 from swarm.crypto import signing
 from swarm.errors import (
     HostileArchive,
-    RefusedError,
     SignatureInvalid,
     SigningKeyError,
     SwarmError,

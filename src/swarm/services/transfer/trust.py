@@ -223,9 +223,8 @@ def export_public(home: Path, output: Path, *, force: bool = False) -> tuple[Exp
     output = output.expanduser().absolute()
     if (output.exists() or output.is_symlink()) and not force:
         raise RefusedError(f"{output} already exists", hint="Choose another file, or pass --force to replace it.")
-    tmp = _write_new(output, signing.public_to_pem(key.public))
+    tmp = _write_new(output, signing.public_to_pem(key.public))  # 0600 like everything swarm writes
     try:
-        os.chmod(tmp, 0o644)  # a public key: anyone may read it
         os.replace(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)
