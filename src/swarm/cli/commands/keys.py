@@ -42,9 +42,10 @@ def export_public(ctx: typer.Context,
                   as_json: bool = JSON_OPT) -> None:
     """Write the public half of this deployment's export signing key, for importers to trust.
 
-    Run it on the exporting deployment (prod), copy FILE to the importing one (dev) and run
-    `swarm admin keys trust FILE` there. The key pair ($SWARM_HOME/keys/export-signing.key,
-    0600) is created if this deployment has none yet."""
+    Run it on the exporting deployment (prod), copy FILE to the importing
+    one (dev) and run `swarm admin keys trust FILE` there. The key pair
+    ($SWARM_HOME/keys/export-signing.key, 0600) is created if this
+    deployment has none yet."""
     from swarm.services.transfer.trust import export_public as write_public
 
     s = settings(ctx)
@@ -67,9 +68,10 @@ def trust(ctx: typer.Context,
           as_json: bool = JSON_OPT) -> None:
     """Trust run archives signed by the deployment whose public key is in FILE.
 
-    Compare the fingerprint printed here with the one `export-public` printed there: the
-    key is kept in $SWARM_HOME/trusted-exporters/ and `swarm admin import` accepts archives it
-    signed. Trusting a key twice changes nothing."""
+    Compare the fingerprint printed here with the one `export-public`
+    printed there. The key is kept in $SWARM_HOME/trusted-exporters/ and
+    `swarm admin import` accepts archives it signed. Trusting a key twice
+    changes nothing."""
     from swarm.services.transfer.trust import trust_key
 
     s = settings(ctx)

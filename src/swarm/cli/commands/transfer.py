@@ -89,8 +89,9 @@ def register(admin: typer.Typer) -> None:
     ) -> None:
         """Import an exported run into this deployment (database and artefact bucket).
 
-        The archive must be signed by a trusted exporter (`swarm admin keys trust FILE`; this
-        deployment's own key is always trusted) and carry only rows of the run it declares."""
+        The archive must be signed by a trusted exporter (`swarm admin keys
+        trust FILE`; this deployment's own key is always trusted) and carry
+        only rows of the run it declares."""
         from swarm.services.context import primary_config
         from swarm.services.objects.common import open_bucket
         from swarm.services.transfer.imports import import_run
