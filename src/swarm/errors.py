@@ -86,6 +86,12 @@ class KeyMismatch(KeyError_):
     code = "key-mismatch"
 
 
+class SigningKeyError(KeyError_):
+    """The export signing key, or a public key file given to `keys trust`, is unreadable, malformed or not 0600."""
+
+    code = "signing-key"
+
+
 class IntegrityError(SwarmError):
     """Bytes read back do not match what was written (checksum, AEAD tag, truncation, format)."""
 
@@ -103,6 +109,12 @@ class WalUnreadable(IntegrityError):
     """An archived WAL file exists but cannot be read (damaged, truncated): recovery stopped there."""
 
     code = "wal-unreadable"
+
+
+class SignatureInvalid(IntegrityError):
+    """An import archive's signature does not verify: it was changed after it was signed (never overridable)."""
+
+    code = "signature-invalid"
 
 
 class LockedError(SwarmError):
@@ -210,6 +222,18 @@ class HostileArchive(RefusedError):
     """An import archive is unsafe (path escape, link, device, bomb, bad checksum) or of a future schema."""
 
     code = "hostile-archive"
+
+
+class UnsignedArchive(RefusedError):
+    """An import archive carries no signature (`--allow-unsigned` imports it, with a loud warning)."""
+
+    code = "unsigned-archive"
+
+
+class UntrustedSigner(RefusedError):
+    """An import archive is signed by a key this deployment does not trust (`keys trust`, or `--allow-unsigned`)."""
+
+    code = "untrusted-signer"
 
 
 class NotFoundError(SwarmError):

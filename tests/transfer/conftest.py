@@ -1,6 +1,7 @@
-"""Fixtures for run export / import: a seeded "prod" (database + bucket), an empty "dev"
-(migrated database + bucket), a scrubbed export of one prod run, and helpers to count what
-a target holds (to prove a refused import wrote nothing)."""
+"""Fixtures for run export / import: a seeded "prod" (database + bucket, and its own
+SWARM_HOME with an export signing key), an empty "dev" (migrated database + bucket, and a
+SWARM_HOME that trusts prod's public key), a scrubbed export of one prod run, and helpers to
+count what a target holds (to prove a refused import wrote nothing)."""
 from __future__ import annotations
 
 import random
@@ -16,6 +17,14 @@ import typer
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.platform.schema import apply_migrations
 from swarm.platform.seed import Persona, seed_database, seed_objects
+from swarm.services.transfer.trust import (
+    ExportSigningKey,
+    Trust,
+    export_public,
+    load_signing_key,
+    load_trust,
+    trust_key,
+)
 from swarm.sources.objects import Bucket, BucketConfig
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.conn import connect, count_rows, create_database, with_dbname
@@ -83,12 +92,39 @@ def run_id(prod: Stack) -> str:
     return pii_run(prod)
 
 
+@pytest.fixture(scope="session")
+def prod_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prod's SWARM_HOME: where its export signing key lives."""
+    return tmp_path_factory.mktemp("prod-home")
+
+
+@pytest.fixture(scope="session")
+def prod_key(prod_home: Path) -> ExportSigningKey:
+    return load_signing_key(prod_home)[0]
+
+
+@pytest.fixture(scope="session")
+def dev_home(prod_home: Path, prod_key: ExportSigningKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dev's SWARM_HOME, trusting prod's public key the way an operator does it."""
+    home = tmp_path_factory.mktemp("dev-home")
+    pub = tmp_path_factory.mktemp("transfer") / "prod.pub"
+    export_public(prod_home, pub)
+    trust_key(home, pub)
+    return home
+
+
+@pytest.fixture(scope="session")
+def dev_trust(dev_home: Path) -> Trust:
+    return load_trust(dev_home)
+
+
 @pytest.fixture(scope="module")
-def scrubbed_archive(prod: Stack, run_id: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scrubbed_archive(prod: Stack, run_id: str, prod_key: ExportSigningKey,
+                     tmp_path_factory: pytest.TempPathFactory) -> Path:
     from swarm.services.transfer.export import export_run
 
     out = tmp_path_factory.mktemp("exports") / f"{run_id}-scrubbed.tar.gz"
-    export_run(prod.db_url, prod.bucket, run_id, out, scrub=True)
+    export_run(prod.db_url, prod.bucket, run_id, out, scrub=True, signing_key=prod_key)
     return out
 
 

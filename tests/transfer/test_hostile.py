@@ -1,4 +1,7 @@
-"""Hostile and damaged archives: each refused with a clear error, and NOTHING written."""
+"""Hostile and damaged archives: each refused with a clear error, and NOTHING written.
+
+The archives here are unsigned and imported with ``allow_unsigned``: every structural check
+below also guards what ``--allow-unsigned`` lets in. (Signatures: ``test_signing.py``.)"""
 from __future__ import annotations
 
 import gzip
@@ -14,6 +17,7 @@ import pytest
 from swarm.errors import IntegrityError, RefusedError, SwarmError
 from swarm.model.archive import MANIFEST_NAME, Limits, RunManifest
 from swarm.services.transfer.imports import import_run
+from swarm.services.transfer.trust import SIGNATURE_NAME, Trust
 
 from .conftest import Stack, state
 
@@ -88,10 +92,18 @@ def bomb(path: Path, manifest_from: Path, size: int = 1 << 30) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def scrubbed_archive(scrubbed_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The signed export without its signature: what an attacker (or an old swarm) hands over."""
+    e = entries_of(scrubbed_archive)
+    assert e[0][0].name == SIGNATURE_NAME
+    return write(tmp_path_factory.mktemp("unsigned") / "unsigned.tar.gz", e[1:])
+
+
 def assert_refused(dev: Stack, archive: Path, exc: type[SwarmError], match: str, limits: Limits | None = None) -> None:
     before = state(dev)
     with pytest.raises(exc, match=match):
-        import_run(archive, dev.db_url, dev.bucket, limits=limits)
+        import_run(archive, dev.db_url, dev.bucket, trust=Trust([]), allow_unsigned=True, limits=limits)
     assert state(dev) == before
 
 
@@ -165,7 +177,7 @@ def test_schema_from_the_future(dev: Stack, scrubbed_archive: Path, tmp_path: Pa
     path = manifest_edit(scrubbed_archive, tmp_path / "future.tar.gz", future)
     before = state(dev)
     with pytest.raises(RefusedError) as ei:
-        import_run(path, dev.db_url, dev.bucket)
+        import_run(path, dev.db_url, dev.bucket, trust=Trust([]), allow_unsigned=True)
     assert "schema version 999" in ei.value.message and "this database has schema version 1" in ei.value.message
     assert ei.value.details == {"archive_schema_version": 999, "database_schema_version": 1}
     assert state(dev) == before
@@ -179,7 +191,7 @@ def test_manifest_must_come_first(dev: Stack, scrubbed_archive: Path, tmp_path: 
 
 def test_dry_run_writes_nothing(dev: Stack, scrubbed_archive: Path) -> None:
     before = state(dev)
-    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, dry_run=True)
+    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=Trust([]), allow_unsigned=True, dry_run=True)
     assert res.dry_run and res.plan.mode == "new" and res.plan.objects == 4 and res.plan.rows["run_events"] > 0
     assert res.rows_written == {} and res.objects_written == 0
     assert state(dev) == before

@@ -18,6 +18,7 @@ from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
 from swarm.services.transfer.export import export_run
 from swarm.services.transfer.imports import import_run
+from swarm.services.transfer.trust import ExportSigningKey, Trust
 from swarm.sources.postgres.conn import connect
 
 from .conftest import Stack, objects, state
@@ -52,7 +53,7 @@ def get_json(url: str) -> tuple[int, Any]:
         return e.code, json.loads(e.read())
 
 
-def test_scrubbed_round_trip(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path) -> None:
+def test_scrubbed_round_trip(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path, dev_trust: Trust) -> None:
     m = RunManifest.from_bytes(tarfile.open(scrubbed_archive).extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert m.scrubbed and not m.contains_pii and m.run_id == run_id
     assert m.scrub["scrubber_version"].startswith(f"{scrub_version} (swarm ")
@@ -66,7 +67,7 @@ def test_scrubbed_round_trip(prod: Stack, dev: Stack, run_id: str, scrubbed_arch
     for v in pii_values(prod, run_id):
         assert v not in text
 
-    res = import_run(scrubbed_archive, dev.db_url, dev.bucket)
+    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust)
     assert res.plan.mode == "new" and res.pipeline == "inserted"
     src, dst = rows_of(prod.db_url, run_id), rows_of(dev.db_url, run_id)
     # structure intact
@@ -126,21 +127,21 @@ def test_scrubbed_round_trip(prod: Stack, dev: Stack, run_id: str, scrubbed_arch
     # a second import of the same run is refused and changes nothing
     before = state(dev)
     with pytest.raises(RefusedError, match="already exists"):
-        import_run(scrubbed_archive, dev.db_url, dev.bucket)
+        import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust)
     assert state(dev) == before
 
 
-def test_replace_and_new_id(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path) -> None:
-    import_run(scrubbed_archive, dev.db_url, dev.bucket)
+def test_replace_and_new_id(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path, dev_trust: Trust) -> None:
+    import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust)
     prefix = f"pipeline_runs/{run_id}/"
     dev.bucket.client.put_object(Bucket=dev.bucket.name, Key=prefix + "stale.txt", Body=b"old")
     with connect(dev.db_url) as conn:
         conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = %s", (run_id,))
         n_events = conn.execute("SELECT count(*) FROM run_events").fetchone()[0]  # type: ignore[index]
 
-    dry = import_run(scrubbed_archive, dev.db_url, dev.bucket, replace=True, dry_run=True)
+    dry = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust, replace=True, dry_run=True)
     assert dry.dry_run and dry.plan.mode == "replace" and dry.plan.stale_objects == [prefix + "stale.txt"]
-    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, replace=True)
+    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust, replace=True)
     assert res.rows_deleted["runs"] == 1 and res.stale_deleted == 1 and res.pipeline == "existing"
     with connect(dev.db_url) as conn:
         status = conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,)).fetchone()[0]  # type: ignore[index]
@@ -148,7 +149,7 @@ def test_replace_and_new_id(prod: Stack, dev: Stack, run_id: str, scrubbed_archi
         assert conn.execute("SELECT count(*) FROM run_events").fetchone()[0] == n_events  # type: ignore[index]
     assert prefix + "stale.txt" not in objects(dev.bucket)
 
-    res2 = import_run(scrubbed_archive, dev.db_url, dev.bucket, new_id=True, fresh_id="run_00000000aa")
+    res2 = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust, new_id=True, fresh_id="run_00000000aa")
     new = res2.plan.run_id
     assert new == "run_00000000aa" and res2.plan.mode == "new-id"
     a, b = rows_of(dev.db_url, run_id), rows_of(dev.db_url, new)
@@ -161,7 +162,8 @@ def test_replace_and_new_id(prod: Stack, dev: Stack, run_id: str, scrubbed_archi
     assert {k.split("/", 2)[2]: v for k, v in new_objs.items()} == {k.split("/", 2)[2]: v for k, v in old_objs.items()}
 
 
-def test_object_failure_rolls_back(dev: Stack, scrubbed_archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_object_failure_rolls_back(dev: Stack, scrubbed_archive: Path, monkeypatch: pytest.MonkeyPatch,
+                                   dev_trust: Trust) -> None:
     before = state(dev)
     calls = {"n": 0}
     real = dev.bucket.put_stream
@@ -174,16 +176,16 @@ def test_object_failure_rolls_back(dev: Stack, scrubbed_archive: Path, monkeypat
 
     monkeypatch.setattr(dev.bucket, "put_stream", flaky)
     with pytest.raises(SwarmError, match="injected") as ei:
-        import_run(scrubbed_archive, dev.db_url, dev.bucket)
+        import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust)
     assert ei.value.details.get("rolled_back") is True and "objects_left" not in ei.value.details
     after = state(dev)
     assert after[0] == before[0]  # no rows
     assert objects(dev.bucket) == {}  # the two uploaded objects were removed again
 
 
-def test_export_without_scrub_flags_pii(prod: Stack, run_id: str, tmp_path: Path) -> None:
+def test_export_without_scrub_flags_pii(prod: Stack, run_id: str, tmp_path: Path, prod_key: ExportSigningKey) -> None:
     out = tmp_path / "raw.tar.gz"
-    res = export_run(prod.db_url, prod.bucket, run_id, out, scrub=False)
+    res = export_run(prod.db_url, prod.bucket, run_id, out, scrub=False, signing_key=prod_key)
     assert res.contains_pii and not res.scrubbed and res.warnings and "PII" in res.warnings[0]
     assert res.objects == 5 and not res.left_out  # everything, the PDF too
     with tarfile.open(out) as tf:
@@ -193,10 +195,10 @@ def test_export_without_scrub_flags_pii(prod: Stack, run_id: str, tmp_path: Path
     assert prod.persona(run_id).email in conv
     assert not list(tmp_path.glob(".*"))  # no temporary file or staging directory left
     with pytest.raises(RefusedError, match="already exists"):
-        export_run(prod.db_url, prod.bucket, run_id, out, scrub=False)
+        export_run(prod.db_url, prod.bucket, run_id, out, scrub=False, signing_key=prod_key)
 
     inc = tmp_path / "inc.tar.gz"
-    r2 = export_run(prod.db_url, prod.bucket, run_id, inc, scrub=True, include_unscrubbed=True)
+    r2 = export_run(prod.db_url, prod.bucket, run_id, inc, scrub=True, signing_key=prod_key, include_unscrubbed=True)
     assert r2.included_unscrubbed == ["audit/audit.pdf"] and r2.contains_pii
     with tarfile.open(inc) as tf:
         m = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
@@ -204,13 +206,14 @@ def test_export_without_scrub_flags_pii(prod: Stack, run_id: str, tmp_path: Path
     assert pdf["treatment"] == "unscrubbed" and m["contains_pii"] is True
 
 
-def test_pipeline_name_clash_is_renamed(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path) -> None:
+def test_pipeline_name_clash_is_renamed(prod: Stack, dev: Stack, run_id: str, scrubbed_archive: Path,
+                                        dev_trust: Trust) -> None:
     with connect(prod.db_url) as conn:
         pid, name = conn.execute("SELECT p.id, p.name FROM runs r JOIN pipelines p ON p.id = r.pipeline_id "
                                  "WHERE r.id = %s", (run_id,)).fetchone()  # type: ignore[misc]
     with connect(dev.db_url) as conn:
         conn.execute("INSERT INTO pipelines (id, name, owner) VALUES ('pl_dev', %s, 'dev')", (name,))
-    res = import_run(scrubbed_archive, dev.db_url, dev.bucket)
+    res = import_run(scrubbed_archive, dev.db_url, dev.bucket, trust=dev_trust)
     assert res.pipeline == f"renamed:{name}-imported-{pid}"
     with connect(dev.db_url) as conn:
         row = conn.execute("SELECT name FROM pipelines WHERE id = %s", (pid,)).fetchone()
@@ -218,7 +221,7 @@ def test_pipeline_name_clash_is_renamed(prod: Stack, dev: Stack, run_id: str, sc
 
 
 def test_failed_export_leaves_no_file(prod: Stack, run_id: str, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      monkeypatch: pytest.MonkeyPatch, prod_key: ExportSigningKey) -> None:
     calls = {"n": 0}
     real = prod.bucket.iter_get
 
@@ -232,5 +235,5 @@ def test_failed_export_leaves_no_file(prod: Stack, run_id: str, tmp_path: Path,
     (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "x.tar.gz"
     with pytest.raises(SwarmError, match="injected"):
-        export_run(prod.db_url, prod.bucket, run_id, out, scrub=True)
+        export_run(prod.db_url, prod.bucket, run_id, out, scrub=True, signing_key=prod_key)
     assert list(out.parent.iterdir()) == []  # no archive, no temporary archive, no staging directory

@@ -3,7 +3,10 @@
 The platform owns the schema, so the SQL lives here. What belongs to a run is found from
 the catalogue, not from a hard-coded list: the ``runs`` row, every row of every table
 with a single-column foreign key to ``runs(id)`` (today ``run_events``, ``approvals``,
-``denials``), and the ``pipelines`` row the run belongs to.
+``denials``), and the ``pipelines`` row the run belongs to. An import accepts exactly that
+shape and nothing else (checked in ``swarm.services.transfer.imports``): one ``runs`` row
+with the run's id, one ``pipelines`` row with its pipeline's id, and child rows whose every
+reference to ``runs(id)`` names that run.
 
 Rows travel as ``row_to_json`` objects and come back through ``jsonb_populate_recordset``,
 so every column type (jsonb, timestamptz, arrays) round-trips exactly. Columns filled
@@ -55,11 +58,17 @@ def _fail(what: str, exc: psycopg.Error) -> SourceError:
 
 
 def referencing_tables(conn: Any) -> dict[str, str]:
-    """Table -> its column referencing ``runs(id)``."""
-    out: dict[str, str] = {}
+    """Table -> its column referencing ``runs(id)`` (the first, by name, if it has several:
+    :func:`run_reference_columns` lists them all)."""
+    return {table: cols[0] for table, cols in run_reference_columns(conn).items()}
+
+
+def run_reference_columns(conn: Any) -> dict[str, list[str]]:
+    """Table -> every column of it with a single-column foreign key to ``runs(id)``, sorted."""
+    out: dict[str, list[str]] = {}
     for table, col in conn.execute(_REFERENCING_SQL).fetchall():
-        out[str(table).removeprefix("public.")] = str(col)
-    return out
+        out.setdefault(str(table).removeprefix("public."), []).append(str(col))
+    return {t: sorted(set(cols)) for t, cols in out.items()}
 
 
 def columns(conn: Any, table: str) -> tuple[list[str], list[str]]:
@@ -173,6 +182,12 @@ class RunWriter:
     def referencing_tables(self) -> dict[str, str]:
         try:
             return referencing_tables(self.conn)
+        except psycopg.Error as exc:
+            raise _fail("reading the foreign keys to runs", exc) from exc
+
+    def run_reference_columns(self) -> dict[str, list[str]]:
+        try:
+            return run_reference_columns(self.conn)
         except psycopg.Error as exc:
             raise _fail("reading the foreign keys to runs", exc) from exc
 

@@ -1,10 +1,12 @@
 """``swarm admin export`` and ``swarm admin import``: move one run between deployments.
 
 Exit status: 0 done; 3 configuration (no database URL / bucket, output directory missing);
-5 the archive is damaged (checksum mismatch, truncated, not tar.gz); 7 PostgreSQL or S3
-unreachable; 8 refused (hostile archive: unsafe names, links, devices, bombs, limits;
-schema version mismatch; run already exists without --replace / --new-id; output exists);
-9 no such run / archive; 10 the database failed mid-import (rolled back).
+4 the export signing key is unreadable or not 0600; 5 the archive is damaged (checksum
+mismatch, truncated, not tar.gz) or its signature does not hold (never overridable);
+7 PostgreSQL or S3 unreachable; 8 refused (unsigned archive or untrusted signer without
+--allow-unsigned; hostile archive: unsafe names, links, devices, bombs, limits, rows of
+another run; schema version mismatch; run already exists without --replace / --new-id;
+output exists); 9 no such run / archive; 10 the database failed mid-import (rolled back).
 """
 from __future__ import annotations
 
@@ -36,14 +38,23 @@ def register(admin: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace --output if it exists."),
         as_json: bool = JSON_OPT,
     ) -> None:
-        """Export one run's rows and artefacts (pipeline_runs/<run_id>/) into one archive."""
+        """Export one run's rows and artefacts (pipeline_runs/<run_id>/) into one archive, signed with
+        this deployment's export signing key ($SWARM_HOME/keys/export-signing.key, created on first
+        use; importers trust it with `swarm admin keys export-public` here and `keys trust` there)."""
         from swarm.services.context import primary_config
         from swarm.services.objects.common import open_bucket
         from swarm.services.transfer.export import export_run
+        from swarm.services.transfer.trust import load_signing_key
 
         s = settings(ctx)
         db_url = s.require("db_url", "the database (SWARM_DB_URL)")
-        res = export_run(db_url, open_bucket(primary_config(s)), run_id, output, scrub=scrub,
+        bucket = open_bucket(primary_config(s))
+        key, created = load_signing_key(s.home)
+        if created:
+            render.err.print(f"created this deployment's export signing key {key.path} ({key.fingerprint}); "
+                             "importers must trust it: `swarm admin keys export-public FILE` here, "
+                             "`swarm admin keys trust FILE` there", markup=False)
+        res = export_run(db_url, bucket, run_id, output, scrub=scrub, signing_key=key,
                          include_unscrubbed=include_unscrubbed, force=force)
         d = res.to_dict()
         if not res.scrubbed:
@@ -54,7 +65,8 @@ def register(admin: typer.Typer) -> None:
             render.emit_json(d)
             return
         render.kv([("run", res.run_id), ("archive", f"{res.output} ({render.human_bytes(res.bytes)})"),
-                   ("sha256", res.sha256), ("rows", ", ".join(f"{t} {n}" for t, n in res.rows.items())),
+                   ("sha256", res.sha256), ("signed by", res.signer),
+                   ("rows", ", ".join(f"{t} {n}" for t, n in res.rows.items())),
                    ("objects", f"{res.objects} ({render.human_bytes(res.object_bytes)})"),
                    ("scrubbed", "yes: " + _summary(res.scrub_report) if res.scrubbed else "NO - contains PII")])
         if res.left_out:
@@ -68,20 +80,33 @@ def register(admin: typer.Typer) -> None:
         new_id: bool = typer.Option(False, "--new-id", help="Import under a fresh run id (rewrites references and "
                                                             "object keys)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Check everything; write nothing."),
+        allow_unsigned: bool = typer.Option(False, "--allow-unsigned",
+                                            help="Import an unsigned archive, or one signed by a key this "
+                                                 "deployment does not trust, with a loud warning: nothing then "
+                                                 "vouches for its origin, its scrubbed flag or its contents. A "
+                                                 "broken signature is refused regardless."),
         as_json: bool = JSON_OPT,
     ) -> None:
-        """Import an exported run into this deployment (database and artefact bucket)."""
+        """Import an exported run into this deployment (database and artefact bucket).
+
+        The archive must be signed by a trusted exporter (`swarm admin keys
+        trust FILE`; this deployment's own key is always trusted) and carry
+        only rows of the run it declares."""
         from swarm.services.context import primary_config
         from swarm.services.objects.common import open_bucket
         from swarm.services.transfer.imports import import_run
+        from swarm.services.transfer.trust import load_trust
 
         if replace and new_id:
             raise typer.BadParameter("use --replace or --new-id, not both", param_hint="--replace/--new-id")
         s = settings(ctx)
         db_url = s.require("db_url", "the database (SWARM_DB_URL)")
-        res = import_run(archive, db_url, open_bucket(primary_config(s)), replace=replace, new_id=new_id,
-                         dry_run=dry_run)
+        bucket = open_bucket(primary_config(s))
+        res = import_run(archive, db_url, bucket, trust=load_trust(s.home), allow_unsigned=allow_unsigned,
+                         replace=replace, new_id=new_id, dry_run=dry_run)
         d = res.to_dict()
+        for w in res.plan.warnings:
+            render.err.print(f"WARNING: {w}", style="bold red", markup=False)
         if res.plan.contains_pii:
             render.err.print("[bold red]WARNING: this archive is marked contains_pii: it holds unscrubbed "
                              "production data.[/]", markup=True)
@@ -96,8 +121,17 @@ def register(admin: typer.Typer) -> None:
                    ("objects", f"{res.objects_written if not dry_run else p.objects} "
                                f"({render.human_bytes(p.object_bytes)})"),
                    ("pipeline", res.pipeline or ("exists" if p.pipeline_exists else "will be inserted")),
+                   ("signed by", _signed_by(p.signature)),
                    ("api", f"GET /api/v1/runs/{p.run_id}")])
         render.out.print(f"{verb} run {p.run_id}")
+
+
+def _signed_by(sig: dict[str, Any]) -> str:
+    if sig.get("status") == "trusted":
+        return f"{sig.get('signer')} (trusted: {sig.get('trusted_key')})"
+    if sig.get("status") == "untrusted":
+        return f"{sig.get('signer')} (NOT TRUSTED here; imported with --allow-unsigned)"
+    return "nobody (unsigned; imported with --allow-unsigned)"
 
 
 def _summary(report: dict[str, Any]) -> str:

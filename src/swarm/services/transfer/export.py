@@ -8,8 +8,9 @@ Steps, and what a crash between them leaves:
    ``--scrub``);
 2. the latest version of every object under ``pipeline_runs/<run_id>/`` is streamed from
    the bucket into the staging directory (scrubbed, kept or left out by its format);
-3. the archive is written under a temporary name (manifest first, then rows, then
-   objects), fsynced and renamed over the output.
+3. the manifest is signed with this deployment's export signing key (``.trust``); the
+   archive is written under a temporary name (``signature.json`` first, then the manifest,
+   then rows, then objects), fsynced and renamed over the output.
 
 A crash leaves no file under the output's name (at most a temporary archive or staging
 directory, both dot-named, next to it); re-running converges. Nothing is written to the
@@ -17,6 +18,10 @@ source database or bucket.
 
 Scrubbing uses a random key generated for this export and never stored, so tokens are
 consistent within one export and cannot be linked across exports.
+
+The signature covers the exact bytes of ``manifest.json``, which hold the run id, the
+``scrubbed`` / ``contains_pii`` flags, the scrubber version and every member's name, size and
+SHA-256: an importer that trusts this deployment's public key can rely on all of them.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ from swarm.sources.objects import Bucket
 from swarm.sources.postgres.conn import redact
 
 from .tario import CHUNK, ArchiveWriter
+from .trust import SIGNATURE_NAME, ExportSigningKey
 
 SCRUB_VERSION = f"{scrub_version} (swarm {swarm.__version__})"
 JSON_IN_MEMORY = 64 << 20  # a JSON document up to this size is scrubbed whole; larger ones line by line
@@ -79,6 +85,7 @@ class ExportResult:
     kept_models: list[str] = field(default_factory=list)
     scrub_report: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    signer: str = ""  # fingerprint of the key that signed the archive
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -185,9 +192,10 @@ def _scrub_object(s: Scrubber, chunks: Iterable[bytes], fmt: str, size: int, sin
 
 
 def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub: bool,
-               include_unscrubbed: bool = False, force: bool = False, key: bytes | None = None,
-               clock: Clock | None = None) -> ExportResult:
-    """Export one run; see the module docstring for the steps and crash behaviour."""
+               signing_key: ExportSigningKey, include_unscrubbed: bool = False, force: bool = False,
+               key: bytes | None = None, clock: Clock | None = None) -> ExportResult:
+    """Export one run, signed with ``signing_key`` (``trust.load_signing_key(SWARM_HOME)``);
+    see the module docstring for the steps and crash behaviour."""
     check_run_id(run_id)
     clock = clock or SystemClock()
     output = output.expanduser().absolute()
@@ -275,8 +283,10 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
                                      "objects": sum(1 for m in members if m.kind == "object"),
                                      "objects_left_out": len(left_out)},
             tool=f"swarm {swarm.__version__}")
+        manifest_bytes = manifest.to_bytes()
         with ArchiveWriter(output) as w:
-            w.add_bytes(MANIFEST_NAME, manifest.to_bytes())
+            w.add_bytes(SIGNATURE_NAME, signing_key.sign_manifest(manifest_bytes))
+            w.add_bytes(MANIFEST_NAME, manifest_bytes)
             for m in members:
                 w.add_file(m.name, stage / m.name)
     digest = hashlib.sha256()
@@ -295,4 +305,4 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
                         contains_pii=contains_pii, rows=rows, objects=sum(1 for m in members if m.kind == "object"),
                         object_bytes=object_bytes, left_out=left_out, included_unscrubbed=unscrubbed,
                         kept_models=kept, scrub_report=scrubber.report.to_dict() if scrubber else {},
-                        warnings=warnings)
+                        warnings=warnings, signer=signing_key.fingerprint)

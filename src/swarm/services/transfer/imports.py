@@ -2,11 +2,19 @@
 
 Plan (:func:`plan_import`, no side effects):
 
-1. the archive is read once, streamed: every header is checked (names, types, sizes,
-   member count), the gzip stream is watched for bombs (total and ratio), every member
-   is hashed and compared with the manifest, and the manifest's own checksum is checked;
+1. the archive is read once, streamed: first its signature (``signature.json``, see
+   :mod:`.trust`) is checked against the exact bytes of ``manifest.json`` before anything
+   else is trusted: a broken signature is refused (``signature-invalid``, always); an
+   unsigned archive or one signed by a key not trusted here is refused
+   (``unsigned-archive`` / ``untrusted-signer``) unless ``allow_unsigned``, which records a
+   loud warning of what nothing vouches for. Then every header is checked (names, types,
+   sizes, member count), the gzip stream is watched for bombs (total and ratio), every
+   member is hashed and compared with the manifest, the manifest's own checksum is checked,
+   and every row is checked to belong to the run (:class:`RowRules`: exactly one ``runs``
+   row, with the declared id; exactly one ``pipelines`` row, the run's; every child row
+   references that run and no other);
 2. the target database must have the same schema version as the export, and every table
-   the export carries must reference ``runs(id)`` there too;
+   the export carries must reference ``runs(id)`` there too, through exactly one column;
 3. the run id must not exist in the target unless ``--replace`` (delete it and import
    again) or ``--new-id`` (import under a fresh id, rewriting ``run_id`` references,
    ``artefact_prefix`` and object keys);
@@ -16,7 +24,8 @@ Execute (:func:`import_run`):
 
 1. one transaction on the target: take an advisory lock on the run id, delete the old run
    (``--replace``), insert the pipeline if the target lacks it, the run, and every child
-   row (sequence / identity columns are left to the target's sequences);
+   row (sequence / identity columns are left to the target's sequences); every row is
+   checked against :class:`RowRules` again as it streams (a failure rolls back);
 2. with that transaction still open, upload every object (each checked against its
    checksum while it streams); on any failure, delete the versions this import wrote and
    roll the transaction back, so the database is unchanged and the bucket is as before
@@ -40,14 +49,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm.errors import RefusedError, SwarmError
-from swarm.model.archive import ROWS_DIR, Limits, RunManifest, new_run_id, rekey, run_prefix
+from swarm.errors import HostileArchive, IntegrityError, RefusedError, SwarmError
+from swarm.model.archive import ROWS_DIR, Limits, Member, RunManifest, new_run_id, rekey, run_prefix
 from swarm.platform.runrows import PIPELINES, RUNS, RunWriter
 from swarm.sources.objects import Bucket
 from swarm.sources.postgres.conn import redact
 
 from .export import list_latest
 from .tario import ScanResult, members, scan
+from .trust import Provenance, Trust, check_signature, refuse_unvouched, warn_unvouched
 
 
 @dataclass
@@ -69,6 +79,8 @@ class ImportPlan:
     stale_objects: list[str] = field(default_factory=list)  # --replace: under the prefix, not in the archive
     archive_bytes: int = 0
     members: int = 0
+    signature: dict[str, Any] = field(default_factory=dict)  # Provenance.to_dict()
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,15 +104,113 @@ class ImportResult:
         return d
 
 
-def plan_import(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = False, new_id: bool = False,
-                limits: Limits | None = None, fresh_id: str | None = None) -> tuple[ImportPlan, RunManifest]:
-    """Check everything an import needs; write nothing. See the module docstring."""
+def _foreign(message: str, **details: object) -> HostileArchive:
+    return HostileArchive(message, hint="The archive carries rows that do not belong to the run it declares (a "
+                                        "forged or broken export); nothing was written.", details=dict(details))
+
+
+class RowRules:
+    """Which rows an archive of run ``m.run_id`` may carry, and nothing else.
+
+    ``runs``: exactly one row, whose ``id`` is the declared run id, whose ``pipeline_id`` is
+    the declared pipeline and whose ``artefact_prefix`` names the run's own prefix;
+    ``pipelines``: exactly one row, the declared pipeline; every other table: each row's
+    column referencing ``runs(id)`` (``m.tables``) holds the declared run id. Refusals are
+    ``HostileArchive`` (exit 8).
+    """
+
+    def __init__(self, m: RunManifest) -> None:
+        self.m = m
+        for table in (RUNS, PIPELINES):
+            if m.tables.get(table) != "id":
+                raise _foreign(f"the manifest says {table} rows are keyed by {m.tables.get(table)!r}, not 'id'",
+                               table=table)
+
+    def row(self, table: str, row: dict[str, Any], n: int) -> None:
+        """Check the ``n``-th (from 0) row of ``table``."""
+        m = self.m
+        if table == RUNS:
+            if n > 0:
+                raise _foreign(f"the archive has more than one runs row (run {m.run_id} declared)", table=table)
+            if row.get("id") != m.run_id:
+                raise _foreign(f"the archive's runs row is run {str(row.get('id'))[:80]!r}, not the declared run "
+                               f"{m.run_id}", table=table)
+            if row.get("pipeline_id") != m.pipeline_id:
+                raise _foreign(f"run {m.run_id} belongs to pipeline {str(row.get('pipeline_id'))[:80]!r} in its "
+                               f"row, to {m.pipeline_id} in the manifest", table=table)
+            prefix, ap = run_prefix(m.run_id), row.get("artefact_prefix")
+            if ap is not None and not (isinstance(ap, str) and (ap == prefix or ap.endswith("/" + prefix))):
+                raise _foreign(f"run {m.run_id}'s artefact_prefix {str(ap)[:120]!r} is not its own ({prefix})",
+                               table=table)
+        elif table == PIPELINES:
+            if n > 0 or row.get("id") != m.pipeline_id:
+                raise _foreign(f"the archive carries pipeline {str(row.get('id'))[:80]!r}; only the run's pipeline "
+                               f"{m.pipeline_id} may travel with it", table=table)
+        else:
+            col = m.tables[table]
+            if row.get(col) != m.run_id:
+                raise _foreign(f"a {table} row references run {str(row.get(col))[:80]!r} through {col}; every row "
+                               f"must belong to the declared run {m.run_id}", table=table, column=col)
+
+    def count(self, table: str, n: int) -> None:
+        """After the last row of ``table``: the run and its pipeline are there exactly once."""
+        if table in (RUNS, PIPELINES) and n != 1:
+            raise _foreign(f"the archive has {n} {table} rows; exactly one is required", table=table, rows=n)
+
+    def checked(self, table: str, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        n = 0
+        for row in rows:
+            self.row(table, row, n)
+            n += 1
+            yield row
+        self.count(table, n)
+
+    def inspect(self, member: Member, stream: Any) -> SwarmError | None:
+        """``tario.scan``'s hook: read a rows member through the rules; the first violation is
+        returned (raised by scan once the member's checksum is found good)."""
+        if member.kind != "rows":
+            return None
+        table = member.name[len(ROWS_DIR):-len(".jsonl")]
+        n = 0
+        try:
+            for _ in self.checked(table, _lines(stream)):
+                n += 1
+        except (RefusedError, ValueError) as exc:
+            return exc if isinstance(exc, SwarmError) else IntegrityError(
+                f"archive member {member.name} holds a line that is not JSON: {exc}")
+        if n != member.rows:
+            return IntegrityError(f"archive member {member.name} holds {n} rows, the manifest says {member.rows}")
+        return None
+
+
+def plan_import(archive: Path, db_url: str, bucket: Bucket, *, trust: Trust, allow_unsigned: bool = False,
+                replace: bool = False, new_id: bool = False, limits: Limits | None = None,
+                fresh_id: str | None = None) -> tuple[ImportPlan, RunManifest]:
+    """Check everything an import needs; write nothing. See the module docstring.
+
+    ``trust``: the exporters whose signatures are accepted (``trust.load_trust(SWARM_HOME)``);
+    ``allow_unsigned``: import an unsigned archive or an untrusted signer's anyway (the plan
+    then carries the warning); a broken signature is refused regardless.
+    """
     if replace and new_id:
         raise RefusedError("--replace and --new-id cannot be used together",
                            hint="--replace overwrites the existing run; --new-id imports beside it.")
     limits = limits or Limits()
-    scanned: ScanResult = scan(archive, limits)
+    rules: dict[int, RowRules] = {}
+
+    def signature(envelope: bytes | None, manifest: bytes) -> Provenance:
+        return refuse_unvouched(check_signature(envelope, manifest, trust), allow_unsigned=allow_unsigned)
+
+    def inspect(manifest: RunManifest, member: Member, stream: Any) -> SwarmError | None:
+        if id(manifest) not in rules:
+            rules[id(manifest)] = RowRules(manifest)
+        return rules[id(manifest)].inspect(member, stream)
+
+    scanned: ScanResult = scan(archive, limits, check_signature=signature, inspect=inspect)
     m = scanned.manifest
+    assert scanned.provenance is not None
+    provenance = warn_unvouched(scanned.provenance, run_id=m.run_id, scrubbed=m.scrubbed,
+                                contains_pii=m.contains_pii)
     with RunWriter(db_url) as w:
         version = w.schema_version()
         if version is None:
@@ -115,12 +225,18 @@ def plan_import(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = F
                                                ", or export it again from an upgraded source.")),
                 details={"archive_schema_version": m.schema_version, "database_schema_version": version})
         referencing = w.referencing_tables()
+        ref_columns = w.run_reference_columns()
         for table, col in m.tables.items():
             if table in (PIPELINES, RUNS):
                 continue
             if referencing.get(table) != col:
                 raise RefusedError(f"table {table}.{col} in the archive does not reference runs(id) in "
                                    f"{redact(db_url)}", hint="The schemas differ; nothing was written.")
+            if len(ref_columns.get(table, [])) > 1:
+                raise RefusedError(f"table {table} references runs(id) through several columns in "
+                                   f"{redact(db_url)} ({', '.join(ref_columns[table])}); an import can tie only "
+                                   "one of them to the run", hint="Such tables cannot travel with a run yet; "
+                                                                  "nothing was written.")
         exists = w.run_exists(m.run_id)
         if exists and not (replace or new_id):
             raise RefusedError(f"run {m.run_id} already exists in {redact(db_url)}",
@@ -147,24 +263,32 @@ def plan_import(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = F
                       contains_pii=m.contains_pii,
                       target={"database": redact(db_url), "bucket": bucket.name,
                               "endpoint": bucket.cfg.endpoint or "AWS S3"},
-                      stale_objects=stale, archive_bytes=scanned.compressed_bytes, members=scanned.members + 1)
+                      stale_objects=stale, archive_bytes=scanned.compressed_bytes,
+                      members=scanned.members + 1 + int(scanned.signed), signature=provenance.to_dict(),
+                      warnings=[provenance.warning] if provenance.warning else [])
     return plan, m
 
 
 def _lines(stream: Any) -> Iterator[dict[str, Any]]:
-    for line in io.BufferedReader(stream, 1 << 20):
+    reader = io.BufferedReader(stream, 1 << 20)
+    for line in reader:
         if line.strip():
             row = json.loads(line)
             if not isinstance(row, dict):
-                raise RefusedError("a row in the archive is not a JSON object")
+                raise HostileArchive("a row in the archive is not a JSON object")
             yield row
+    reader.detach()  # the member stream stays open for tario's final drain and check
 
 
-def import_run(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = False, new_id: bool = False,
-               dry_run: bool = False, limits: Limits | None = None, fresh_id: str | None = None) -> ImportResult:
-    """Plan, then (unless ``dry_run``) execute; see the module docstring for the order of steps."""
+def import_run(archive: Path, db_url: str, bucket: Bucket, *, trust: Trust, allow_unsigned: bool = False,
+               replace: bool = False, new_id: bool = False, dry_run: bool = False, limits: Limits | None = None,
+               fresh_id: str | None = None) -> ImportResult:
+    """Plan, then (unless ``dry_run``) execute; see the module docstring for the order of steps
+    and :func:`plan_import` for ``trust`` and ``allow_unsigned``."""
     limits = limits or Limits()
-    plan, m = plan_import(archive, db_url, bucket, replace=replace, new_id=new_id, limits=limits, fresh_id=fresh_id)
+    plan, m = plan_import(archive, db_url, bucket, trust=trust, allow_unsigned=allow_unsigned, replace=replace,
+                          new_id=new_id, limits=limits, fresh_id=fresh_id)
+    rules = RowRules(m)
     res = ImportResult(plan, dry_run)
     if dry_run:
         return res
@@ -185,9 +309,9 @@ def import_run(archive: Path, db_url: str, bucket: Bucket, *, replace: bool = Fa
                     table = member.name[len(ROWS_DIR):-len(".jsonl")]
                     col = m.tables[table]
                     if table == PIPELINES:
-                        res.pipeline = _pipeline(w, _lines(stream))
+                        res.pipeline = _pipeline(w, rules.checked(table, _lines(stream)))
                         continue
-                    rows = _lines(stream)
+                    rows = rules.checked(table, _lines(stream))
                     if new != old:
                         rows = (_rewrite(r, table, col, old, new) for r in rows)
                     res.rows_written[table] = w.insert_rows(table, rows)

@@ -9,10 +9,12 @@ Reading is streamed (the archive is never extracted to disk) and every limit is 
 as bytes arrive, before the caller sees a member: the gzip layer counts compressed and
 decompressed bytes (:func:`swarm.model.archive.check_ratio`), every tar header is checked
 by :func:`swarm.model.archive.check_member` (name, type, size, count), and every member is
-hashed while it is read. ``scan`` reads the whole archive once and checks every checksum
-against the manifest; ``members`` reads it again for the import, re-checking each hash as
-the member ends (so an archive changed between the two passes fails the import, which
-then rolls back).
+hashed while it is read. ``scan`` reads the whole archive once: a leading ``signature.json``
+(:mod:`.trust`) and the exact bytes of ``manifest.json`` go to the signature check before the
+manifest is parsed or any other member is read, then every checksum is checked against the
+manifest; ``members`` reads it again for the import, re-checking each hash as the member ends
+and the manifest against the checked one (so an archive changed between the two passes fails
+the import, which then rolls back).
 
 The tar headers are checked twice. Before :mod:`tarfile` parses a header, :class:`_TarGate`
 looks at its raw 512 bytes in the stream: only regular files, the link/device/directory
@@ -36,13 +38,15 @@ import os
 import secrets
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from swarm.errors import HostileArchive, IntegrityError, NotFoundError, RefusedError
+from swarm.errors import HostileArchive, IntegrityError, NotFoundError, RefusedError, SwarmError
 from swarm.model.archive import MANIFEST_NAME, Limits, Member, RunManifest, check_member, check_ratio
+
+from .trust import MAX_SIGNATURE_BYTES, SIGNATURE_NAME, Provenance
 
 CHUNK = 1 << 20
 _IN_CHUNK = 64 << 10
@@ -404,10 +408,24 @@ def _open(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, _Inflat
         raw.close()
 
 
+SIGNATURE = -1  # the index _entries gives the signature member
+
+
+def _check_signature_member(ti: tarfile.TarInfo) -> None:
+    if _kind(ti) != "file":
+        raise HostileArchive(f"archive member {SIGNATURE_NAME} is not a regular file", details={"member": ti.name})
+    if ti.size > MAX_SIGNATURE_BYTES:
+        raise HostileArchive(f"archive member {SIGNATURE_NAME} declares {ti.size} bytes, over the limit of "
+                             f"{MAX_SIGNATURE_BYTES}", details={"member": ti.name, "size": ti.size})
+
+
 def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, int]]:
-    """Every checked header, in order; translating tar/gzip failures."""
+    """Every checked header, in order; translating tar/gzip failures. The index counts from the
+    manifest (0); a leading ``signature.json`` comes as :data:`SIGNATURE` and is allowed only
+    first (anywhere else :func:`check_member` refuses its name)."""
     with _open(path, limits) as (tf, _):
         index = 0
+        first = True
         while True:
             try:
                 ti = tf.next()
@@ -416,6 +434,17 @@ def _entries(path: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, tarf
                                      hint="Copy the archive again; nothing was imported.") from exc
             if ti is None:
                 return
+            if first and ti.name == SIGNATURE_NAME:
+                first = False
+                _check_signature_member(ti)
+                try:
+                    tarfile.data_filter(ti, _FILTER_ROOT)
+                except tarfile.FilterError as exc:
+                    raise HostileArchive(f"archive member {ti.name!r} is refused by tarfile's data filter: {exc}",
+                                         details={"member": ti.name}) from exc
+                yield tf, ti, SIGNATURE
+                continue
+            first = False
             check_member(ti.name, _kind(ti), ti.size, index, limits)
             try:  # what extractall(filter="data") would refuse, refused here too
                 tarfile.data_filter(ti, _FILTER_ROOT)
@@ -433,11 +462,15 @@ def _read_member(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> IO[bytes]:
     return f
 
 
-def _manifest_from(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> RunManifest:
+def _whole(tf: tarfile.TarFile, ti: tarfile.TarInfo, what: str) -> bytes:
     data = _read_member(tf, ti).read()
     if len(data) != ti.size:
-        raise IntegrityError("archive is truncated inside the manifest")
-    return RunManifest.from_bytes(data)
+        raise IntegrityError(f"archive is truncated inside the {what}")
+    return data
+
+
+def _manifest_from(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> RunManifest:
+    return RunManifest.from_bytes(_whole(tf, ti, "manifest"))
 
 
 @dataclass
@@ -446,25 +479,50 @@ class ScanResult:
     members: int
     bytes: int
     compressed_bytes: int
+    provenance: Provenance | None = None
+    signed: bool = False
 
 
-def scan(path: Path, limits: Limits) -> ScanResult:
-    """Read the whole archive once: every header checked, every member hashed against the
-    manifest, every manifest entry present, in the manifest's order. Writes nothing."""
+SignatureCheck = Callable[[bytes | None, bytes], Provenance]
+"""Called with (the ``signature.json`` bytes or None, the exact ``manifest.json`` bytes) as soon
+as the manifest has been read, before it is parsed and before any other member is read; raises
+to refuse the archive."""
+Inspect = Callable[[RunManifest, Member, IO[bytes]], SwarmError | None]
+"""Called with the manifest and each member's stream while it is hashed; returns an error to raise once the
+member's checksum has been found good (so damage is reported as damage, not as content)."""
+
+
+def scan(path: Path, limits: Limits, *, check_signature: SignatureCheck | None = None,
+         inspect: Inspect | None = None) -> ScanResult:
+    """Read the whole archive once: the signature checked (``check_signature``) before anything
+    else is trusted, every header checked, every member hashed against the manifest (and shown
+    to ``inspect``), every manifest entry present, in the manifest's order. Writes nothing."""
     manifest: RunManifest | None = None
+    signature: bytes | None = None
+    provenance: Provenance | None = None
     seen = 0
     total = 0
     try:
         for tf, ti, index in _entries(path, limits):
+            if index == SIGNATURE:
+                signature = _whole(tf, ti, "signature")
+                continue
             if index == 0:
-                manifest = _manifest_from(tf, ti)
+                raw = _whole(tf, ti, "manifest")
+                if check_signature is not None:
+                    provenance = check_signature(signature, raw)
+                manifest = RunManifest.from_bytes(raw)
                 continue
             assert manifest is not None
             expected = _expected(manifest, ti.name, index)
             if ti.size != expected.size:
                 raise IntegrityError(f"archive member {ti.name} is {ti.size} bytes, the manifest says {expected.size}")
             h = _Hashing(_read_member(tf, ti), expected)
+            problem = inspect(manifest, expected, h) if inspect is not None else None
             h.drain()
+            h.check()
+            if problem is not None:
+                raise problem
             seen += 1
             total += ti.size
     except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError) as exc:
@@ -476,7 +534,7 @@ def scan(path: Path, limits: Limits) -> ScanResult:
         missing = [m.name for m in manifest.members[seen:]]
         raise IntegrityError(f"archive {path} lacks {len(missing)} member(s) its manifest lists, e.g. {missing[0]}",
                              hint="The archive is truncated; copy it again.")
-    return ScanResult(manifest, seen, total, path.stat().st_size)
+    return ScanResult(manifest, seen, total, path.stat().st_size, provenance, signature is not None)
 
 
 def _expected(manifest: RunManifest, name: str, index: int) -> Member:
@@ -495,6 +553,8 @@ def members(path: Path, limits: Limits, manifest: RunManifest) -> Iterator[tuple
     checksum is checked when it ends; if the caller stops early, the rest is drained and checked)."""
     try:
         for tf, ti, index in _entries(path, limits):
+            if index == SIGNATURE:
+                continue  # checked by scan; the manifest is compared with the checked one below
             if index == 0:
                 again = _manifest_from(tf, ti)
                 if again.to_bytes() != manifest.to_bytes():
