@@ -38,10 +38,12 @@ def accept_rollback(ctx: typer.Context,
                     as_json: bool = JSON_OPT) -> None:
     """Accept the repository as it is now, after reviewing its rollback findings.
 
-    Each client remembers what it has seen of a repository (under SWARM_HOME/security/). A backup
-    deleted without prune's tombstone, a manifest put back after prune, a restore point or a
-    .partial WAL file older than seen are reported by `backups list`, `verify` and restores until
-    accepted here. Accept only once you know who changed the repository's storage.
+    Each client remembers what it has seen of a repository (under
+    SWARM_HOME/security/). A backup deleted without prune's tombstone, a
+    manifest put back after prune, a restore point or a .partial WAL file
+    older than seen are reported by `backups list`, `verify` and restores
+    until accepted here. Accept only once you know who changed the
+    repository's storage.
 
     \b
     Exit status: 0 nothing to accept, or accepted; 5 findings listed (--dry-run).
