@@ -184,3 +184,18 @@ def test_unreadable_files_as_an_unprivileged_user(services_dir: Path) -> None:
     assert d["files"] == 2  # the rest is backed up
     assert "incomplete" in r.stderr
 
+
+
+def test_verify_reads_the_blocks_a_snapshot_shares_with_an_earlier_one(senv: StateEnv) -> None:
+    """A second snapshot stores almost nothing: it reads the first's blocks. Damage in those is the
+    second's damage too, and `verify` of the second reads them (it used to check only its own packs)."""
+    first = _backup(senv)
+    second = _backup(senv)
+    pack = sorted((senv.repo_dir / "data" / first / "packs").glob("*.pack"))[0]
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    rc, _, _, data = senv.cli("admin", "verify", second, "--json")
+    assert rc == 1 and not data["ok"], data
+    assert any(pack.name in p["where"] + p["problem"] or "big.bin" in p["where"] or "batch/" in p["where"]
+               for p in data["problems"]), data["problems"]

@@ -177,6 +177,22 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     return result
 
 
+def _check_state_tree(repo: Repository, manifest: Manifest, result: VerifyResult, reporter: Reporter) -> None:
+    """A state snapshot's tree, whole: every node opens and matches its id, every file's chunks add up
+    to its size, and every block it reads (its own and those of earlier snapshots) opens and matches
+    its id."""
+    from swarm.repo.tree import open_snapshot
+
+    reporter.stage("checking every node and block of the snapshot's tree")
+    try:
+        problems = open_snapshot(repo, manifest).check(read_data=True)
+    except SwarmError as exc:
+        result.problem("tree.json", exc.message)
+        return
+    for p in problems:
+        result.problem(p.where, p.message)
+
+
 def _check_catalogue(repo: Repository, result: VerifyResult) -> None:
     """Signs of rollback or deletion in the repository (``swarm.model.catalogue``): every manifest
     and restore point listed and compared with what this client saw before. Each is a problem of
@@ -246,6 +262,8 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
                                                   row_counts=counts)
         else:
             _check_objects(repo, manifest, manifest.objects, bad, result)
+            if manifest.kind == Kind.STATE and not result.problems:
+                _check_state_tree(repo, manifest, result, reporter)
             if manifest.kind == Kind.OBJECTS and restore_test and not result.problems:
                 from swarm.services.objects.verify import sample_objects
 
