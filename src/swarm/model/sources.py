@@ -26,6 +26,7 @@ class Kind(StrEnum):
     PG_PHYSICAL = "pg-physical"
     OBJECTS = "objects"
     STATE = "state"
+    SET = "set"
 
 
 def _req(src: Mapping[str, Any], key: str, typ: type, where: str) -> Any:
@@ -201,7 +202,42 @@ class StateSource:
                    inconsistent=_list_of_dicts(src, "inconsistent", where), cache=dict(cache), raw=src)
 
 
-Source = LogicalSource | PhysicalSource | ObjectsSource | StateSource
+SET_PARTS = ("postgres", "objects", "state")
+
+
+@dataclass(frozen=True)
+class SetSource:
+    """``source`` of a ``set`` backup: the three stores backed up at one consistency point ``at``
+    (docs/sets.md). ``parts`` names each part's backup id (``postgres``, ``objects``, ``state``);
+    ``method`` is ``logical`` (``at`` = the exported snapshot's time) or ``physical`` (``at`` =
+    the time of ``restore_point``, recorded with the base backup); ``figures`` are production's
+    counts at ``at`` (``pipelines_total``, ``row_counts``) for a drill to compare with."""
+
+    at: str
+    method: str
+    parts: Mapping[str, str]
+    figures: Mapping[str, Any]
+    restore_point: str | None
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def parse(cls, src: Mapping[str, Any], where: str = "manifest") -> SetSource:
+        parts = src.get("parts")
+        if not isinstance(parts, dict) or set(parts) != set(SET_PARTS) or \
+                not all(isinstance(v, str) for v in parts.values()):
+            raise IntegrityError(f"{where}: source field 'parts' must name the {', '.join(SET_PARTS)} backups",
+                                 hint="The manifest cannot be used; take a new backup set.")
+        method = str(_req(src, "method", str, where))
+        if method not in ("logical", "physical"):
+            raise IntegrityError(f"{where}: source field 'method' is {method!r}, not logical or physical")
+        figures = src.get("figures") or {}
+        return cls(at=str(_req(src, "at", str, where)), method=method, parts=dict(parts),
+                   figures=dict(figures) if isinstance(figures, dict) else {},
+                   restore_point=_opt_str(src, "restore_point"), raw=src)
+
+
+Source = LogicalSource | PhysicalSource | ObjectsSource | StateSource | SetSource
 
 PARSERS: dict[str, Any] = {Kind.PG_LOGICAL: LogicalSource.parse, Kind.PG_PHYSICAL: PhysicalSource.parse,
-                           Kind.OBJECTS: ObjectsSource.parse, Kind.STATE: StateSource.parse}
+                           Kind.OBJECTS: ObjectsSource.parse, Kind.STATE: StateSource.parse,
+                           Kind.SET: SetSource.parse}

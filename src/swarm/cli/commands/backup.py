@@ -84,3 +84,42 @@ def state(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     state_view.backup_state(res, repo.url, as_json=as_json)
     if not res.complete:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("set")
+def backup_set_cmd(ctx: typer.Context,
+                   physical: bool = typer.Option(False, "--physical",
+                                                 help="A physical base backup plus a restore point instead of a "
+                                                      "logical backup."),
+                   copy_data: bool = typer.Option(False, "--copy-data",
+                                                  help="Also copy the object versions into the repository."),
+                   jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel jobs for PostgreSQL."),
+                   db_url: str = typer.Option(None, "--db-url", help="Database (default: SWARM_DB_URL)."),
+                   as_json: bool = JSON_OPT) -> None:
+    """Back up PostgreSQL, the artefact bucket and the state directory at one consistency point T.
+
+    The set is written last and references its three parts; if a part fails there is no set
+    (the parts already taken stay as ordinary backups). See docs/sets.md.
+
+    \b
+    Exit status: 0 done; 1 a part failed (named); 3 configuration;
+    6 another set runs; 7 a store cannot be reached.
+    """
+    from swarm.errors import ExitCode
+    from swarm.services.context import open_repository, primary_config, state_scope
+    from swarm.services.objects.common import open_bucket
+    from swarm.services.sets.backup import backup_set
+    from swarm.ui.views import sets as sets_view
+
+    s = settings(ctx, db_url=db_url)
+    url = s.require("db_url", "the database to back up (SWARM_DB_URL)")
+    bucket = open_bucket(primary_config(s))
+    scope = state_scope(s)
+    repo = open_repository(s, create=True)
+    with progress(as_json) as reporter:
+        res = backup_set(repo, db_url=url, bucket=bucket, scope=scope, physical=physical, jobs=jobs,
+                         work_dir=s.work_dir, bindir=s.pg_bindir, wal_wait_s=s.seconds("wal_wait_timeout", 60.0),
+                         copy_data=copy_data, reporter=reporter)
+    sets_view.set_backup(res, repo.url, as_json=as_json)
+    if not res.ok:
+        raise typer.Exit(int(ExitCode.FAILED))

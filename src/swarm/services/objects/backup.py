@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
@@ -105,14 +106,16 @@ def _lines(repo: Repository, m: Manifest) -> Iterator[str]:
 
 
 def backup_objects(repo: Repository, bucket: Bucket, *, prefix: str = "", copy_data: bool = False,
-                   workers: int = 8, clock: Clock | None = None, reporter: Reporter | None = None
-                   ) -> ObjectsBackupResult:
+                   workers: int = 8, clock: Clock | None = None, reporter: Reporter | None = None,
+                   at: datetime | None = None) -> ObjectsBackupResult:
+    """Back up the bucket's inventory as of ``at`` (default: now): the versions live at that moment
+    (a backup set passes its consistency point, so later writes are left out)."""
     clock = clock or SystemClock()
     reporter = reporter or NullReporter()
     t0 = time.monotonic()
     bucket.check_access(write=True)
     bucket.require_versioning("an objects backup (it pins version ids)")
-    at = clock.now()
+    at = at or clock.now()
     counts = {"keys": 0, "bytes": 0, "versions_stored": 0, "bytes_stored": 0, "versions_referenced": 0}
     refs = _previous_refs(repo, bucket) if copy_data else {}
     referenced: set[str] = set()

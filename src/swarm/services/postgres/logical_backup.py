@@ -163,7 +163,8 @@ def backup_postgres_logical(repo: Repository, db_url: str, *, jobs: int = 2, wor
                     f.result()
             source = {
                 "engine": "postgresql", "method": "pg_dump", "format": "directory", "jobs": jobs,
-                "db_url": redact(db_url), **facts.to_dict(), "snapshot": snap.snapshot, "row_counts": row_counts,
+                "db_url": redact(db_url), **facts.to_dict(), "snapshot": snap.snapshot, "snapshot_time": snap.time,
+                "row_counts": row_counts,
                 "table_data": "copy", "encoding": encoding, "parallel_tables": dict(sorted(copied_tables.items())),
             }
             timings["total_s"] = round(time.monotonic() - t0, 3)

@@ -23,6 +23,8 @@ LOGICAL, PHYSICAL, OBJECTS = Kind.PG_LOGICAL, Kind.PG_PHYSICAL, Kind.OBJECTS
 
 _PHYSICAL_FIELDS = ("system_identifier", "timeline", "start_lsn", "stop_lsn", "start_wal", "stop_wal",
                     "start_time", "stop_time", "files", "dedup_base")
+_SET_FIELDS = ("at", "method", "parts", "restore_point")
+_STATE_FIELDS = ("state_dir", "files", "complete")
 _OBJECTS_FIELDS = ("bucket", "endpoint", "prefix", "at", "keys", "copy_data")
 
 
@@ -49,7 +51,8 @@ def summary(m: Manifest) -> dict[str, Any]:
                            "size": backup_size(m), "stored_size": m.stored_size, "objects": len(m.objects),
                            "database": src.get("database"), "server_version": src.get("server_version"),
                            "tables": len(counts), "rows": sum(counts.values())}
-    fields = {PHYSICAL: _PHYSICAL_FIELDS, OBJECTS: _OBJECTS_FIELDS}.get(m.kind, ("system_identifier", "wal_lsn"))
+    fields = {PHYSICAL: _PHYSICAL_FIELDS, OBJECTS: _OBJECTS_FIELDS, Kind.SET: _SET_FIELDS,
+              Kind.STATE: _STATE_FIELDS}.get(m.kind, ("system_identifier", "wal_lsn"))
     for key in fields:
         if key in src:
             out[key] = src[key]

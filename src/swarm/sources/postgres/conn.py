@@ -202,14 +202,17 @@ class SnapshotSession:
         self._cm = connect(url, autocommit=False)
         self.conn: psycopg.Connection[Any] | None = None
         self.snapshot = ""
+        self.time = ""
 
     def __enter__(self) -> SnapshotSession:
         self.conn = self._cm.__enter__()
         try:
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+            row = self.conn.execute("SELECT pg_export_snapshot(), "
+                                    "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").fetchone()
             assert row is not None
             self.snapshot = str(row[0])
+            self.time = str(row[1])  # the server's clock when the snapshot was taken (UTC)
         except psycopg.Error as exc:
             self._cm.__exit__(None, None, None)
             raise SourceError(f"cannot export a snapshot from {redact(self.url)}: {exc}") from exc

@@ -36,7 +36,12 @@ def backup_show(d: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _of(r: dict[str, Any]) -> str | None:
-    """What the backup is of: the database, the cluster, or the bucket (and prefix)."""
+    """What the backup is of: the database, the cluster, the bucket (and prefix), the state directory,
+    or (a set) its three parts."""
+    if r["kind"] == "set":
+        return f"set at {r['at']}" if r.get("at") else None
+    if r["kind"] == "state":
+        return r.get("state_dir")
     if r["kind"] == "objects":
         return f"{r.get('bucket')}/{r.get('prefix') or ''}" if r.get("bucket") else None
     if r["kind"] == "pg-physical":
@@ -45,6 +50,11 @@ def _of(r: dict[str, Any]) -> str | None:
 
 
 def _contents(r: dict[str, Any]) -> str | None:
+    if r["kind"] == "set":
+        parts = r.get("parts") or {}
+        return ", ".join(f"{k} {v}" for k, v in parts.items()) or None
+    if r["kind"] == "state":
+        return f"{r['files']} files" + ("" if r.get("complete", True) else " (incomplete)") if "files" in r else None
     if r["kind"] == "objects":
         return f"{r['keys']} keys" if "keys" in r else None
     if r["kind"] == "pg-physical":
