@@ -184,3 +184,54 @@ def state(ctx: typer.Context,
     with progress(as_json) as reporter:
         res = execute_restore_state(repo, plan, jobs=jobs, reporter=reporter)
     state_view.restore_state(res, as_json=as_json)
+
+
+@app.command("set")
+def restore_set_cmd(ctx: typer.Context,
+                    set_id: str = typer.Argument(..., metavar="ID", help="The backup set (kind set)."),
+                    target_db: str = typer.Option(..., "--target-db", help="PostgreSQL URL to restore into."),
+                    target_bucket: str = typer.Option(..., "--target-bucket",
+                                                      help="Bucket to restore into (on the objects endpoint)."),
+                    target_state: str = typer.Option(..., "--target-state", help="Directory to restore the "
+                                                                                 "state directory into."),
+                    from_dr: bool = typer.Option(False, "--from-dr", help="Take the bucket as of T from the DR "
+                                                                         "bucket's history (production lost)."),
+                    create: bool = typer.Option(False, "--create", help="Create the target database."),
+                    force: bool = typer.Option(False, "--force", help="Restore over non-empty targets (or into the "
+                                                                     "production bucket)."),
+                    jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel restore jobs."),
+                    dry_run: bool = typer.Option(False, "--dry-run", help="Check and show the plan; change nothing."),
+                    as_json: bool = JSON_OPT) -> None:
+    """Restore a backup set into a target deployment: the database, the bucket as of the set's
+    time T and the state directory, then check that the three agree (`integrity`).
+
+    \b
+    Exit status: 0 restored and the stores agree; 1 a check failed;
+    3 configuration; 8 refused (non-empty target, physical set,
+    production bucket); 9 no such set or part or target database.
+    """
+    from dataclasses import replace
+
+    from swarm.config import urls
+    from swarm.services.context import dr_config, open_repository, primary_config
+    from swarm.services.objects.common import open_bucket
+    from swarm.services.sets.restore import execute_restore_set, plan_restore_set
+    from swarm.ui.views import sets as sets_view
+
+    s = settings(ctx)
+    urls.check("postgres", target_db, setting="--target-db", source="flag")
+    repo = open_repository(s)
+    primary = primary_config(s)
+    source = open_bucket(dr_config(s) if from_dr else primary)
+    target = open_bucket(replace(primary, bucket=target_bucket))
+    plan = plan_restore_set(repo, set_id, target_db=target_db, target_bucket=target, target_state=Path(target_state),
+                            bucket_source=source, from_dr=from_dr, create=create, force=force, jobs=jobs,
+                            production_state=Path(s.state_dir) if s.state_dir else None)
+    if dry_run:
+        render.dry_run_plan(plan.to_dict(), as_json=as_json)
+        return
+    with progress(as_json) as reporter:
+        res = execute_restore_set(repo, plan, work_dir=s.work_dir, bindir=s.pg_bindir, reporter=reporter)
+    sets_view.set_restore(res.to_dict(), as_json=as_json)
+    if not res.ok:
+        raise typer.Exit(int(ExitCode.FAILED))

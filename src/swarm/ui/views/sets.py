@@ -28,3 +28,26 @@ def set_backup(res: Any, repo_url: str, *, as_json: bool) -> None:
     render.kv(pairs)
     if not d["ok"] and d["parts"]:
         render.err.print("the parts taken before it stay as ordinary backups (`swarm admin backups list`)")
+
+
+def set_restore(d: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(d)
+        return
+    head = "[bold green]restored[/]" if d["ok"] else "[bold red]restore incomplete[/]"
+    render.out.print(f"{head} backup set {d['set']} (as of {d['at']})")
+    pg, bucket, state = d["postgres"], d["bucket"], d["state"]
+    pairs: list[tuple[str, Any]] = [
+        ("database", f"{pg.get('target')}: " + ("row counts match" if pg.get("validated") else "ROW COUNTS DIFFER")),
+        ("bucket", ", ".join(f"{k} {v}" for k, v in (bucket.get("counts") or {}).items()) or "nothing to do"),
+        ("state", f"{state.get('files', 0)} files into {state.get('target')}")]
+    integrity = d.get("integrity")
+    if integrity is not None:
+        pairs.append(("integrity", "the three stores agree" if integrity.get("ok") else
+                      f"THE STORES DISAGREE: {integrity.get('summary', '')}"))
+    pairs.append(("time", f"{d['timings'].get('total_s', 0):.1f} s"))
+    render.kv(pairs)
+    if pg.get("swarm_db_url"):
+        render.out.print(f"point swarm at it: export SWARM_DB_URL='{pg['swarm_db_url']}'"
+                         f" SWARM_OBJECTS_BUCKET={bucket.get('target', {}).get('bucket', '')}"
+                         f" {state.get('point_swarm_at_it', '').removeprefix('export ')}", markup=False)
