@@ -319,7 +319,7 @@ MEANINGS: dict[ExitCode, tuple[str, str]] = {
                        "a hostile import archive"),
     ExitCode.NOT_FOUND: ("the named backup, bucket, database or object does not exist",
                          "`backups show <unknown id>`; `restore postgres --target-db` naming a missing database "
-                         "without `--create`; `restore objects --to-bucket` naming a missing bucket"),
+                         "without `--create`; `restore objects --target-bucket` naming a missing bucket"),
     ExitCode.SOURCE: ("the source failed mid-operation",
                       "`pg_dump` killed, server stopped during a backup; WAL archiving failing; a restored server "
                       "that stopped before its target"),

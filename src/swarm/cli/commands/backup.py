@@ -98,8 +98,9 @@ def backup_set_cmd(ctx: typer.Context,
                    as_json: bool = JSON_OPT) -> None:
     """Back up PostgreSQL, the artefact bucket and the state directory at one consistency point T.
 
-    The set is written last and references its three parts; if a part fails there is no set
-    (the parts already taken stay as ordinary backups). See docs/sets.md.
+    The set is written last and references its three parts; if a part
+    fails there is no set (the parts already taken stay as ordinary
+    backups). See docs/sets.md.
 
     \b
     Exit status: 0 done; 1 a part failed (named); 3 configuration;

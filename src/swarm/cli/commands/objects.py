@@ -124,9 +124,10 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
                                                                                     "2026-11-24T09:30:00Z."),
                        prefix: str = typer.Option("", "--prefix"),
                        source: str = typer.Option("primary", "--from", help="primary | dr: whose history to use."),
-                       to_bucket: str = typer.Option(None, "--to-bucket", help="Restore into this bucket (on the "
-                                                                               "primary endpoint) instead of in "
-                                                                               "place."),
+                       from_dr: bool = typer.Option(False, "--from-dr", help="The same as --from dr."),
+                       to_bucket: str = typer.Option(None, "--target-bucket", "--to-bucket",
+                                                     help="Restore into this bucket (on the primary endpoint) "
+                                                          "instead of in place; --to-bucket is the older spelling."),
                        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
                        force: bool = typer.Option(False, "--force", help="Allow a time in the future or before the "
                                                                          "bucket existed."),
@@ -141,6 +142,8 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
 
         if source not in ("primary", "dr"):
             raise typer.BadParameter("must be primary or dr", param_hint="--from")
+        if from_dr:
+            source = "dr"
         when = _parse_at(at)
         s = settings(ctx)
         primary = primary_config(s)
@@ -204,8 +207,9 @@ def register(admin: typer.Typer, backup: typer.Typer, restore: typer.Typer) -> N
 
     @restore.command("objects")
     def restore_objects_cmd(ctx: typer.Context, backup_id: str = typer.Argument(..., metavar="ID"),
-                            to_bucket: str = typer.Option(None, "--to-bucket", help="Restore into this bucket "
-                                                                                    "(primary endpoint)."),
+                            to_bucket: str = typer.Option(None, "--target-bucket", "--to-bucket",
+                                                          help="Restore into this bucket (primary endpoint); "
+                                                               "--to-bucket is the older spelling."),
                             dry_run: bool = typer.Option(False, "--dry-run"), workers: int = WORKERS_OPT,
                             as_json: bool = JSON_OPT) -> None:
         """Bring back exactly the versions an objects backup recorded, as the latest versions."""

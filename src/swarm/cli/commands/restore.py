@@ -202,8 +202,8 @@ def restore_set_cmd(ctx: typer.Context,
                     jobs: int = typer.Option(2, "--jobs", "-j", min=1, max=64, help="Parallel restore jobs."),
                     dry_run: bool = typer.Option(False, "--dry-run", help="Check and show the plan; change nothing."),
                     as_json: bool = JSON_OPT) -> None:
-    """Restore a backup set into a target deployment: the database, the bucket as of the set's
-    time T and the state directory, then check that the three agree (`integrity`).
+    """Restore a backup set into a target deployment: the database, the
+    bucket as of the set's time T and the state directory.
 
     \b
     Exit status: 0 restored and the stores agree; 1 a check failed;
