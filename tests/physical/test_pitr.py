@@ -539,7 +539,7 @@ def test_server_user_holds_no_key_that_decrypts_backups(phys: PhysEnv, sc: Scena
     from swarm.repo import Repository
     from swarm.storage.local import LocalStore
 
-    restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"))  # a restore came and went
+    restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"), primary_url=phys.url)  # a restore came and went
     access_dir = phys.access.directory
     kek = json.loads(Path(phys.settings.key_url.removeprefix("file://")).read_text())["key"]  # type: ignore[union-attr]
     for f in access_dir.iterdir():
@@ -563,7 +563,7 @@ def test_server_user_holds_no_key_that_decrypts_backups(phys: PhysEnv, sc: Scena
     # a restore without --start leaves the grant for the operator's start; the server removes it at
     # the end of recovery (recovery_end_command)
     datadir = tmpdir_pg / "nostart"
-    plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=False)
+    plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=False, primary_url=phys.url)
     access = server_access(phys.settings)
     execute_pitr(phys.repo(), plan, access, bindir=phys.settings.pg_bindir, timeout=120)
     assert access.read_key is not None and access.read_key.exists()
