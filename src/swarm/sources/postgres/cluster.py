@@ -669,12 +669,12 @@ def remove_throwaway(base: Path) -> None:
     real = None
     if base.is_symlink():
         target = base.resolve()
-        if target.parent == RELOCATE_ROOT:
+        if target.parent == RELOCATE_ROOT.resolve():
             real = target
-    for d in (real or base, ):
-        for datadir in (d / "data", d):
-            if (datadir / "PG_VERSION").exists() or (datadir / "postmaster.pid").exists():
-                stop_orphan(datadir)
+    d = real or base
+    for datadir in (d / "data", d):
+        if (datadir / "PG_VERSION").exists() or (datadir / "postmaster.pid").exists():
+            stop_orphan(datadir)
     if base.is_symlink():
         base.unlink()
     else:
