@@ -222,12 +222,9 @@ def swept_message(swept: list[str]) -> str:
 
 
 def sweep_and_report(work_dir: str | None, reporter: Reporter) -> list[str]:
-    """``sweep_work_directories`` at the start of a run, saying what it removed as the run's first stage."""
-    swept = sweep_work_directories(work_dir)
-    if work_dir and Path(work_dir).resolve() != Path(tempfile.gettempdir()).resolve():
-        # a physical restore test falls back to the temporary directory (and puts its socket there)
-        swept += sweep_work_directories(None)
-    swept += sweep_relocated_clusters()
+    """``sweep_work_directories`` and ``sweep_relocated_clusters`` at the start of a run, saying
+    what they removed as the run's first stage."""
+    swept = sweep_work_directories(work_dir) + sweep_relocated_clusters()
     if swept:
         reporter.stage(swept_message(swept))
     return swept

@@ -216,8 +216,8 @@ def restore_test_physical(manifest: Manifest, datadir: Path, access: ServerAcces
 def _socket_dir(datadir: Path) -> tuple[Path, Path | None]:
     """Where the throwaway server's only socket goes: ``<scratch>/s`` beside ``datadir`` when
     the socket's path fits (107 bytes), else a ``swarm-verify-restore-<pid>-*`` directory of
-    its own in ``/tmp`` (returned second, for the caller to remove; the next run's sweep
-    removes it after a kill -9)."""
+    its own in ``/tmp`` (returned second, for the caller to remove; after a kill -9 it holds
+    only a dead socket, and the next run whose work directory is the default removes it)."""
     from swarm.sources.postgres.cluster import socket_dir_fits
 
     near = datadir.parent / "s"
