@@ -247,3 +247,35 @@ def test_a_killed_verifys_cluster_is_stopped_and_removed_by_the_next_run(tmp_pat
     assert not vdir.exists() and not real.exists()
     if real.parent == RELOCATE_ROOT.resolve():
         assert not any(p.name == real.name for p in RELOCATE_ROOT.iterdir())
+
+
+def test_sigterm_during_the_restore_test_stops_its_cluster(tmp_path: Path, kek: LocalKeyFile,
+                                                          pg_cluster: LocalCluster) -> None:
+    """SIGTERM (cron's or Kubernetes' timeout) ends verify like Ctrl-C: its cluster is stopped
+    and its directories removed before it exits, with nothing left for a sweep."""
+    db = new_database(pg_cluster, runs=60, size_mb=24)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = _env(tmp_path, kek, db, work)
+    r = subprocess.run([SWARM, "admin", "backup", "postgres", "--json"], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    backup_id = json.loads(r.stdout)["id"]
+    proc = subprocess.Popen([SWARM, "admin", "verify", backup_id, "--restore-test"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found = None
+    try:
+        deadline = time.monotonic() + 120
+        while found is None and time.monotonic() < deadline and proc.poll() is None:
+            found = _running_throwaway(work, proc.pid)
+            time.sleep(0.02)
+        assert found is not None, "the restore test's cluster was never seen running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    vdir, datadir = found
+    assert postgres_pids_in(datadir) == []
+    assert not vdir.exists() and not datadir.parent.exists()
