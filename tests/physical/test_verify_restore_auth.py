@@ -27,7 +27,7 @@ def _psql_as_nobody(bindir: Path, host: str, port: int) -> subprocess.CompletedP
     if os.geteuid() != 0:
         pytest.fail("this attack needs to run as root, to become 'nobody' (CI runs as root)")
     who = pwd.getpwnam("nobody")
-    return subprocess.run([str(bindir / "psql"), "-X", "-w", "-A", "-t", "-h", host, "-p", str(port), "-U", "postgres",
+    return subprocess.run([str(bindir / "psql"), "-X", "-w", "-A", "-t", "-h", host, "-p", str(port), "-U", "swarm",
                            "-d", "secrets", "-c", "SELECT count(*) FROM cards"], user=who.pw_uid, group=who.pw_gid,
                           extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": "/"}, cwd="/", capture_output=True,
                           text=True, timeout=30, check=False)
