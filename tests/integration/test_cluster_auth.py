@@ -25,9 +25,9 @@ from psycopg.conninfo import conninfo_to_dict
 from swarm.crypto.keys import LocalKeyFile
 from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import backup_postgres_logical
+from swarm.services.reporting import NullReporter
 from swarm.services.repository import verify as verify_mod
 from swarm.services.repository.verify import RESTORE_TEST_DB, VerifyResult, restore_test_conninfo
-from swarm.services.reporting import NullReporter
 from swarm.sources.postgres.cluster import (
     DATADIR_PASSWORD_FILE,
     PASSWORD_FILE,

@@ -171,6 +171,7 @@ class DevStack:
         """Start (or keep) everything; return what a client needs (see ``info``)."""
         self._check_config_is_ours()
         state = self._load()
+        self._check_cluster_authenticates(state)
         self.paths.dev.mkdir(parents=True, exist_ok=True)
         # key and repository first: archive_command pushes into it as soon as the server runs
         kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
@@ -185,11 +186,6 @@ class DevStack:
         cluster = self._cluster(state)
         if not cluster.exists():
             cluster.init(conf=archive)
-        elif not (self.paths.pg / PASSWORD_FILE).exists():
-            raise ConfigError(f"the dev stack's PostgreSQL in {cluster.datadir} was created by an older swarm that "
-                              "let every local user connect as superuser without a password; it is not migrated",
-                              hint="Recreate the stack: `swarm dev down --purge` then `swarm dev up` (this deletes "
-                                   "the dev stack's data; the key file is kept).")
         elif cluster.ensure_conf(archive) and cluster.is_running():
             cluster.restart()  # archive_mode needs a restart
         if not cluster.is_running() and port_open(cluster.host, cluster.port):
@@ -215,6 +211,16 @@ class DevStack:
         info = self.info(db_url, server, dr)
         self._write_config(info)
         return info
+
+    def _check_cluster_authenticates(self, state: dict[str, Any]) -> None:
+        """Refuse, before touching anything, a cluster made by a version that trusted every local
+        user (it has no ``superuser.pass``): it is not migrated (module docstring)."""
+        cluster = self._cluster(state)
+        if cluster.exists() and not (self.paths.pg / PASSWORD_FILE).exists():
+            raise ConfigError(f"the dev stack's PostgreSQL in {cluster.datadir} was created by an older swarm that "
+                              "lets every local user connect as superuser without a password; it is not migrated",
+                              hint="Recreate the stack: `swarm dev down --purge` then `swarm dev up` (this deletes "
+                                   "the dev stack's data; the key file is kept).")
 
     def _prepare_repo(self) -> None:
         """Make ``dev/repo`` writable by the server user (its archive_command writes WAL there)."""
