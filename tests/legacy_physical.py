@@ -75,5 +75,5 @@ def write_legacy_physical(repo: Repository, src: Path, source: dict[str, Any], *
         from swarm.repo.upgrade import refs_of_v1
 
         m = m.with_refs(refs_of_v1(repo, m))
-        repo._store.put(manifest_key(writer.id), m.to_json())
+        repo._put_sealed(manifest_key(writer.id), m.to_json())
     return m

@@ -197,14 +197,16 @@ def test_damaged_manifest_and_data_key(tmp_path: Path, kek: LocalKeyFile, swarm_
     mpath = root / manifest_key(m.id)
     good = mpath.read_bytes()
     second = backup_postgres_logical(repo, swarm_db).manifest
-    mpath.write_bytes(good.replace(b'"public.runs": ', b'"public.runz": '))
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x01  # one flipped bit in the sealed manifest
+    mpath.write_bytes(bytes(bad))
     res = verify_backup(Repository.open(LocalStore(root), kek), m.id)
     assert not res.ok and res.problems[0]["where"] == "manifest"
     # one damaged manifest does not hide the healthy backups
     from swarm.services.repository.catalog import list_backups
 
     rows = {r["id"]: r for r in list_backups(Repository.open(LocalStore(root), kek))}
-    assert rows[m.id]["damaged"] and "checksum" in rows[m.id]["problem"]
+    assert rows[m.id]["damaged"] and "fails authentication" in rows[m.id]["problem"]
     assert not rows[second.id].get("damaged") and rows[second.id]["tables"] >= 8
     with pytest.raises(IntegrityError):
         Repository.open(LocalStore(root), kek).list_backups()

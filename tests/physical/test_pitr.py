@@ -27,6 +27,7 @@ from swarm.services.postgres.physical_backup import backup_postgres_physical
 from swarm.services.postgres.pitr import execute_pitr, plan_pitr
 from swarm.services.repository.verify import verify_backup
 from swarm.services.wal.archive import push_wal, wal_status
+from swarm.sources.netutil import free_port
 from swarm.sources.postgres.cluster import LocalCluster
 from tests.physical.conftest import PhysEnv
 
@@ -525,3 +526,52 @@ def test_restore_parents_are_traversable_under_umask_077(phys: PhysEnv, sc: Scen
         assert stat.S_IMODE(datadir.stat().st_mode) == 0o700
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_server_user_holds_no_key_that_decrypts_backups(phys: PhysEnv, sc: Scenario, tmpdir_pg: Path) -> None:
+    """Issue #10, finding 2: the PostgreSQL server user used to get a copy of the key-encryption key
+    (``repo.key``), and the copy made for a restore was never removed. Now it holds the WAL push key
+    (archive, not read); the WAL read key exists only while a restore runs."""
+    import base64
+
+    from swarm.crypto.keys import load_key_file
+    from swarm.errors import KeyMissing
+    from swarm.repo import Repository
+    from swarm.storage.local import LocalStore
+
+    restore(phys, sc, tmpdir_pg, RecoveryTarget("latest"))  # a restore came and went
+    access_dir = phys.access.directory
+    kek = json.loads(Path(phys.settings.key_url.removeprefix("file://")).read_text())["key"]  # type: ignore[union-attr]
+    for f in access_dir.iterdir():
+        data = f.read_bytes()
+        assert kek.encode() not in data and base64.b64decode(kek) not in data, f"{f} holds the key-encryption key"
+        assert b"swarm-kek/1" not in data
+    # the restore's read grant is gone (the test fixture's own grant aside)
+    grants = {p.name for p in access_dir.glob("wal-read-*.key")} - {phys.access.read_key.name}  # type: ignore[union-attr]
+    assert grants == set()
+    # with what the server user keeps, nothing of a backup can be read; WAL is written but not read
+    push = load_key_file(access_dir / "wal-push.key")
+    repo = Repository.open(LocalStore(phys.repo_dir), push, check_key=False)
+    m = phys.repo().load_manifest(sc.backup1)
+    with pytest.raises(KeyMissing, match="can only archive WAL"):
+        b"".join(repo.read_object(m, m.objects[0].name))
+    with pytest.raises(KeyMissing, match="can only archive WAL"):
+        repo.load_manifest(sc.backup1)
+    name = next(w.name for w in phys.repo().wal_files() if len(w.name) == 24 and not w.conflict)
+    with pytest.raises(KeyMissing, match="can only archive WAL"):
+        repo.get_wal(name)
+    # a restore without --start leaves the grant for the operator's start; the server removes it at
+    # the end of recovery (recovery_end_command)
+    datadir = tmpdir_pg / "nostart"
+    plan = plan_pitr(phys.repo(), RecoveryTarget("latest"), datadir, start=False)
+    access = server_access(phys.settings)
+    execute_pitr(phys.repo(), plan, access, bindir=phys.settings.pg_bindir, timeout=120)
+    assert access.read_key is not None and access.read_key.exists()
+    rc = LocalCluster(datadir.parent, port=free_port(), pgdata=datadir)
+    rc.set_port(rc.port)
+    rc.start(timeout=120)
+    sc.restored.append(rc)
+    deadline = time.monotonic() + 60
+    while access.read_key.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not access.read_key.exists() and not (access.fetch_config and access.fetch_config.exists())

@@ -95,11 +95,11 @@ def test_restore_point_refused_unless_replace_and_damaged_record(env: PhysEnv) -
     assert r.returncode == 8 and "already exists" in r.stderr + r.stdout
     repo = env.repo()
     key = "restore-points/lock-test.json"
-    body = json.loads(repo._store.get(key))
-    body["lsn"] = "0/1"
-    repo._store.put(key, json.dumps(body).encode())
+    raw = bytearray(repo._store.get(key))
+    raw[-3] ^= 0x01  # sealed: one flipped bit and it no longer authenticates
+    repo._store.put(key, bytes(raw))
     r = env.cli("admin", "restore-point", "lock-test", "--db-url", env.url, check=False)
-    assert r.returncode == 5 and "fails its checksum" in r.stderr + r.stdout
+    assert r.returncode == 5 and "fails authentication" in r.stderr + r.stdout
     r = env.cli("admin", "restore-points", "--json", check=False)
     assert r.returncode == 5  # a damaged record makes the listing fail
     listed = json.loads(r.stdout)["restore_points"]

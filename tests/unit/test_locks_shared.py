@@ -291,20 +291,20 @@ def test_restore_points_refused_unless_replace_and_damage_reported(tmp_path: Pat
     repo = Repository.init(store, create_key_file(tmp_path / "k"))
     point = {"name": "before-migration", "lsn": "0/3000028", "time": "2026-01-01T00:00:00Z", "tli": 1}
     repo.put_restore_point(point)
-    assert repo.get_restore_point("before-migration") == point
+    assert repo.get_restore_point("before-migration") == {**point, "generation": 1}
     from swarm.errors import RefusedError
 
     with pytest.raises(RefusedError, match=r"already exists .*0/3000028"):
         repo.put_restore_point({**point, "lsn": "0/4000000"})
-    assert repo.get_restore_point("before-migration") == point
+    assert repo.get_restore_point("before-migration") == {**point, "generation": 1}
     repo.put_restore_point({**point, "lsn": "0/4000000"}, replace=True)
-    assert repo.get_restore_point("before-migration")["lsn"] == "0/4000000"  # type: ignore[index]
+    assert repo.get_restore_point("before-migration") == {**point, "lsn": "0/4000000", "generation": 2}
     key = "restore-points/before-migration.json"
-    body = json.loads(store.get(key))
-    assert body["checksum"]
-    body["lsn"] = "0/1000000"  # altered: the checksum no longer matches
-    store.put(key, json.dumps(body).encode())
-    with pytest.raises(IntegrityError, match="fails its checksum"):
+    raw = bytearray(store.get(key))
+    assert b"0/4000000" not in raw  # sealed: not readable without the key
+    raw[-1] ^= 1  # altered: no longer authenticates
+    store.put(key, bytes(raw))
+    with pytest.raises(IntegrityError, match="fails authentication"):
         repo.get_restore_point("before-migration")
     damaged: dict[str, str] = {}
     assert repo.list_restore_points(damaged) == []
@@ -322,15 +322,20 @@ def test_deferred_key_check_still_names_a_wrong_key(tmp_path: Path) -> None:
         lazy.put_wal("000000010000000000000001", b"x" * 100)
     fresh = MemoryStore()
     Repository.init(fresh, create_key_file(tmp_path / "k2"))
-    with pytest.raises(KeyError_, match="wrong key"):
-        Repository.open(fresh, other, check_key=False).bind_cluster("111")
+    with pytest.raises(KeyError_, match="wrong key"):  # the WAL keys are created with the first WAL
+        Repository.open(fresh, other, check_key=False).put_wal("000000010000000000000001", b"x" * 100)
     assert sorted(i.key for i in store.list()) == before
 
 
 def test_wal_data_key_unwrapped_once_per_process(tmp_path: Path) -> None:
+    from swarm.repo.repository import _WAL_KEYS_CACHE
+
     store = MemoryStore()
     kek = create_key_file(tmp_path / "k")
-    Repository.init(store, kek).bind_cluster("111", segment_size=16 << 20)
+    first = Repository.init(store, kek)
+    first.bind_cluster("111", segment_size=16 << 20)
+    first.put_wal("000000010000000000000009", b"x" * 100)  # creates the WAL keys
+    _WAL_KEYS_CACHE.clear()  # as a new process
     calls = []
     real = kek.unwrap
 

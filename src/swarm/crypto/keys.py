@@ -103,7 +103,58 @@ def create_key_file(path: Path) -> LocalKeyFile:
     return LocalKeyFile(path, key)
 
 
-def load_key_file(path: Path) -> LocalKeyFile:
+WAL_PUSH_FORMAT = "swarm-wal-push/1"
+WAL_READ_FORMAT = "swarm-wal-read/1"
+
+
+class WalOnlyKey:
+    """What the PostgreSQL server user holds instead of the key-encryption key (``swarm.crypto.walbox``).
+
+    ``swarm-wal-push/1`` files (always, for ``archive_command``): the repository's WAL public key
+    and WAL MAC key: enough to archive WAL, not to read anything. ``swarm-wal-read/1`` files (only
+    for the length of one restore, for ``restore_command``): the WAL private key too: enough to
+    read WAL, nothing else. Neither can wrap or unwrap data keys: such a call raises KeyMissing
+    naming what this key is for."""
+
+    def __init__(self, path: Path, repo_id: str, public: bytes, mac_key: bytes, private: bytes | None) -> None:
+        self.path = path
+        self.repo_id = repo_id
+        self.wal_public = public
+        self.wal_mac_key = mac_key
+        self.wal_private = private
+        self._id = ("wal-read-" if private else "wal-push-") + hashlib.sha256(public).hexdigest()[:16]
+
+    @property
+    def key_id(self) -> str:
+        return self._id
+
+    @property
+    def description(self) -> str:
+        return f"WAL-only key file {self.path} ({self._id})"
+
+    def _refuse(self) -> KeyMissing:
+        return KeyMissing(f"{self.description} can only {'read' if self.wal_private else 'archive'} WAL of "
+                          f"repository {self.repo_id}; this needs the repository's key-encryption key",
+                          hint="The PostgreSQL server user holds no more than WAL archiving needs: run this "
+                               "command as the swarm operator, with SWARM_KEY_URL.")
+
+    def wrap(self, dek: bytes, context: bytes) -> bytes:
+        raise self._refuse()
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        raise self._refuse()
+
+
+def wal_key_doc(repo_id: str, public: bytes, mac_key: bytes, private: bytes | None = None) -> bytes:
+    """The bytes of a WAL-only key file (push without ``private``, read with it)."""
+    body = {"format": WAL_READ_FORMAT if private else WAL_PUSH_FORMAT, "repo_id": repo_id,
+            "public": base64.b64encode(public).decode(), "mac_key": base64.b64encode(mac_key).decode()}
+    if private:
+        body["private"] = base64.b64encode(private).decode()
+    return (json.dumps(body, indent=1) + "\n").encode()
+
+
+def load_key_file(path: Path) -> LocalKeyFile | WalOnlyKey:
     """Read and check a key file. Errors say what is wrong and how to fix it."""
     try:
         st = path.stat()
@@ -116,6 +167,10 @@ def load_key_file(path: Path) -> LocalKeyFile:
                         hint=f"Run `chmod 600 {path}`.")
     try:
         body = json.loads(path.read_text())
+        if body.get("format") in (WAL_PUSH_FORMAT, WAL_READ_FORMAT):
+            private = base64.b64decode(body["private"], validate=True) if body["format"] == WAL_READ_FORMAT else None
+            return WalOnlyKey(path, str(body["repo_id"]), base64.b64decode(body["public"], validate=True),
+                              base64.b64decode(body["mac_key"], validate=True), private)
         if body.get("format") != KEY_FILE_FORMAT:
             raise ValueError("format")
         key = base64.b64decode(body["key"], validate=True)

@@ -176,10 +176,11 @@ class DevStack:
         # key and repository first: archive_command pushes into it as soon as the server runs
         kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
         self._prepare_repo()
-        Repository.open(open_store(self.repo_url), kek, create=True)
+        repo = Repository.open(open_store(self.repo_url), kek, create=True)
         from swarm.services.wal.server_access import server_access_for
 
-        access = server_access_for(self.repo_url, self.paths.key, self.paths.home)
+        # the server user gets the WAL push key only: it archives WAL and can decrypt nothing
+        access = server_access_for(self.repo_url, repo.wal_key_file(read=False), self.paths.home)
         archive = {"wal_level": "replica", "archive_mode": "on", "archive_timeout": str(ARCHIVE_TIMEOUT_S),
                    "archive_command": "'" + access.archive_command.replace("'", "''") + "'"}
         # PostgreSQL

@@ -7,5 +7,6 @@ locking. The on-disk format is specified in docs/design/repository-format.md.
 May import: swarm.storage, swarm.crypto, swarm.model, swarm.errors, swarm.clock.
 """
 from swarm.repo.repository import BackupWriter, Repository
+from swarm.repo.watch import CatalogueWatch
 
-__all__ = ["BackupWriter", "Repository"]
+__all__ = ["BackupWriter", "CatalogueWatch", "Repository"]

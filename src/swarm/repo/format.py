@@ -14,8 +14,16 @@ WAL_PREFIX = "wal/"
 CLUSTER_KEY = "cluster.json"
 DEDUP_KEY = "keys/dedup.json"
 RESTORE_POINTS_PREFIX = "restore-points/"
+META_KEY = "keys/meta.json"
+WAL_KEYS_KEY = "keys/wal.json"  # the WAL key pair (public + wrapped private) and WAL MAC key
+WAL_OBJECT_HEADER = b"SWWL\x01\x00\x00\x00"  # a WAL object sealed to the WAL public key (crypto.walbox)
+TOMBSTONES_PREFIX = "tombstones/"
+SEALED_METADATA = "sealed-metadata"  # manifests, restore points, tombstones sealed (swarm.repo.metadata)
 # Features a reader must understand to read this repository; an old client refuses the rest.
-SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm"})
+SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA})
+# Features a repository of FORMAT_VERSION must have: without them it is a pre-release layout that
+# `swarm admin repo upgrade` converts (refused until then, never read as it is).
+REQUIRED_FEATURES: frozenset[str] = frozenset({SEALED_METADATA})
 
 
 def dek_key(dek_id: str) -> str:
@@ -54,3 +62,7 @@ def wal_conflict_key(name: str, stamp: str) -> str:
 
 def restore_point_key(name: str) -> str:
     return f"{RESTORE_POINTS_PREFIX}{name}.json"
+
+
+def tombstone_key(backup_id: str) -> str:
+    return f"{TOMBSTONES_PREFIX}{backup_id}.json"

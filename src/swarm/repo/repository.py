@@ -14,7 +14,9 @@ not exist for ``list``, ``verify`` or ``restore``; ``abort`` (called on any erro
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -26,8 +28,9 @@ from typing import Any, Protocol
 
 from swarm import __version__
 from swarm.clock import Clock, SystemClock, utc_iso
-from swarm.crypto.aead import new_key
-from swarm.crypto.keys import KeyProvider
+from swarm.crypto import walbox
+from swarm.crypto.aead import OpenFailed, new_key
+from swarm.crypto.keys import KeyProvider, WalOnlyKey, wal_key_doc
 from swarm.errors import (
     BackupNotFound,
     ClusterMismatch,
@@ -36,11 +39,13 @@ from swarm.errors import (
     IntegrityError,
     KeyError_,
     KeyMismatch,
+    KeyMissing,
     NotFoundError,
     RestorePointExists,
     SwarmError,
     WalConflict,
 )
+from swarm.model.catalogue import CatalogueState, Finding, accept, advance, findings, partial_progress
 from swarm.model.ids import check_backup_id, is_backup_id, new_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.refs import DataRef, Refs
@@ -51,14 +56,20 @@ from swarm.repo.format import (
     CONFIG_KEY,
     DEDUP_KEY,
     FORMAT_VERSION,
+    META_KEY,
+    REQUIRED_FEATURES,
     RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
+    TOMBSTONES_PREFIX,
     UPGRADABLE_VERSIONS,
+    WAL_KEYS_KEY,
+    WAL_OBJECT_HEADER,
     WAL_PREFIX,
     data_key,
     dek_key,
     manifest_key,
     restore_point_key,
+    tombstone_key,
     wal_conflict_key,
     wal_key,
 )
@@ -72,8 +83,10 @@ from swarm.repo.locks import (
     shared_holders,
     wal_lease_id,
 )
+from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata, seal_metadata
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
 from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
+from swarm.repo.watch import CatalogueWatch
 from swarm.storage.base import ObjectExists, ObjectNotFound, Store
 
 
@@ -95,6 +108,22 @@ class RepoConfig:
 # The unwrapped WAL data key per (repository, KEK, data key id), shared by every Repository of
 # this process: push + push-ahead and fetch + prefetch call the key provider once, not per segment.
 _WAL_DEKS: dict[tuple[str, str, str], bytes] = {}
+
+
+@dataclass(frozen=True)
+class WalKeys:
+    """The repository's WAL keys as this process holds them: the public key and MAC key always,
+    the private key only with the key-encryption key or a WAL read key (``swarm.crypto.walbox``)."""
+
+    public: bytes
+    mac_key: bytes
+    private: bytes | None
+
+
+_WAL_HEAD = len(WAL_OBJECT_HEADER) + 32 + walbox.BOX_SIZE  # header, MAC of the plaintext, data key box
+# The unwrapped WAL keys per (repository, KEK), shared by every Repository of this process (push + push-ahead,
+# fetch + prefetch): the key provider is called once, not per segment.
+_WAL_KEYS_CACHE: dict[tuple[str, str], WalKeys] = {}
 
 
 @dataclass(frozen=True)
@@ -122,7 +151,13 @@ class Repository:
         self.clock = clock or SystemClock()
         self._deks: dict[str, bytes] = {}
         self._dedup_key: bytes | None = None
+        self._meta_key: bytes | None = None
+        self._wal_keys: WalKeys | None = None
         self._cluster: dict[str, Any] | None = None
+        # What this client remembers of the repository (rollback detection); None: not checked.
+        self.watch: CatalogueWatch | None = None
+        # Signs of rollback or deletion found by listings (``swarm.model.catalogue.findings``).
+        self.rollback: list[Finding] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -172,6 +207,14 @@ class Repository:
                 f"repository at {store.url} uses format {cfg.format_version} with features "
                 f"{sorted(set(cfg.features) - SUPPORTED_FEATURES)} that this swarm ({__version__}) does not know",
                 hint="Upgrade swarm before using this repository.")
+        prerelease = cfg.format_version == FORMAT_VERSION and not REQUIRED_FEATURES <= set(cfg.features)
+        if prerelease and not for_upgrade:
+            raise FormatUnsupported(
+                f"repository at {store.url} was written by a pre-release swarm: its manifests and restore points "
+                "are not sealed (encrypted and authenticated)",
+                hint="Run `swarm admin repo upgrade` once, where you trust the repository's storage (it seals what is "
+                     "there now; safe to re-run if interrupted). Nothing was written.",
+                details={"format_version": cfg.format_version, "missing_features": sorted(REQUIRED_FEATURES)})
         if cfg.format_version < FORMAT_VERSION and not for_upgrade:
             older = cfg.format_version in UPGRADABLE_VERSIONS
             raise FormatUnsupported(
@@ -188,6 +231,8 @@ class Repository:
 
     def _check_key(self) -> None:
         """Prove ``kek`` is this repository's key (unwrap ``key_check``); KeyError_ naming both ids if not."""
+        if isinstance(self.kek, WalOnlyKey):  # the server user's key: it never wraps or unwraps data keys
+            raise self.kek._refuse()
         if self._key_checked:
             return
         cfg = self.config
@@ -262,6 +307,50 @@ class Repository:
                 raise IntegrityError(f"{DEDUP_KEY} is damaged", hint="Physical backups cannot be read.") from exc
         return self._dedup_key
 
+    def _metadata_key(self) -> bytes:
+        """The key sealing manifests, restore points and tombstones (``swarm.repo.metadata``), derived
+        from the metadata secret ``keys/meta.json`` (created on first use, wrapped by the KEK).
+
+        Deleting ``keys/meta.json`` cannot make forged metadata acceptable: a new random secret is
+        created, and every existing manifest then fails to open (reported as damaged)."""
+        if self._meta_key is None:
+            ctx = f"swarm-meta\0{self.config.repo_id}".encode()
+            try:
+                raw = self._store.get(META_KEY)
+            except ObjectNotFound:
+                self._check_key()
+                body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                        "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
+                try:
+                    self._store.put(META_KEY, json.dumps(body).encode(), if_absent=True)
+                except ObjectExists:
+                    pass  # another writer created it first: use theirs
+                raw = self._store.get(META_KEY)
+            try:
+                secret = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
+            except (ValueError, KeyError, KeyError_) as exc:
+                self._check_key()
+                raise IntegrityError(f"{META_KEY} is damaged: no manifest or restore point can be authenticated",
+                                     hint="Restore keys/meta.json from a copy of the repository.") from exc
+            self._meta_key = metadata_key(secret)
+        return self._meta_key
+
+    def _put_sealed(self, key: str, plain: bytes, *, if_absent: bool = False) -> None:
+        """Seal ``plain`` for ``key`` and store it (one atomic put)."""
+        self._store.put(key, seal_metadata(self._metadata_key(), self.config.repo_id, key, plain),
+                        if_absent=if_absent)
+
+    def _get_sealed(self, key: str, what: str) -> bytes:
+        """The plaintext of the sealed object at ``key``; ObjectNotFound if absent, IntegrityError naming
+        ``what`` if it does not open."""
+        raw = self._store.get(key)
+        try:
+            return open_metadata(self._metadata_key(), self.config.repo_id, key, raw)
+        except MetadataUnreadable as exc:
+            raise IntegrityError(f"{what} ({key}) cannot be trusted: {exc}",
+                                 hint="Do not use it. If the repository's storage was written by someone else, "
+                                      "treat it as compromised; otherwise restore the file from a copy.") from None
+
     def cluster_identity(self) -> dict[str, Any] | None:
         """``cluster.json``: the PostgreSQL cluster whose WAL and physical backups this repository holds."""
         if self._cluster is None:
@@ -276,18 +365,15 @@ class Repository:
     def bind_cluster(self, system_identifier: str, **facts: Any) -> dict[str, Any]:
         """Record the cluster on first use; refuse (RefusedError) a different one afterwards.
 
-        The record names the data key WAL files are sealed with (one per repository, so a
-        ``wal push`` costs one key read, not a key write).
+        Plain JSON, written by whoever archives first (the server user's ``wal push`` holds no key
+        that could authenticate it). Records written before WAL was sealed to the WAL public key
+        also name ``wal_dek_id``, the data key those WAL files are sealed with.
         """
         ident = self.cluster_identity()
         if ident is None:
-            dek_id, _ = self._new_dek()
-            body = {"system_identifier": str(system_identifier), "wal_dek_id": dek_id,
-                    "created_at": utc_iso(self.clock.now()), **facts}
-            try:
+            body = {"system_identifier": str(system_identifier), "created_at": utc_iso(self.clock.now()), **facts}
+            with contextlib.suppress(ObjectExists):
                 self._store.put(CLUSTER_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
-            except ObjectExists:
-                self._store.delete(dek_key(dek_id))
             self._cluster = None
             ident = self.cluster_identity()
             assert ident is not None
@@ -303,6 +389,73 @@ class Repository:
     # ---- WAL archive ------------------------------------------------------------------------
     def _wal_ctx(self, name: str) -> bytes:
         return f"swarm-wal/1\0{self.config.repo_id}\0{name}\0".encode()
+
+    def wal_keys(self) -> WalKeys:
+        """The WAL keys. With a WAL-only key (the server user) they come from that key file, which must
+        name this repository. With the key-encryption key, from ``keys/wal.json`` (created on first use
+        with a conditional put): the private and MAC keys unwrapped, and the public key proven to be the
+        private key's, so a key pair swapped in by someone without the KEK is reported, never used."""
+        if self._wal_keys is None:
+            if isinstance(self.kek, WalOnlyKey):
+                if self.kek.repo_id != self.config.repo_id:
+                    raise KeyMismatch(f"{self.kek.description} belongs to repository {self.kek.repo_id}, not to "
+                                      f"{self.url} ({self.config.repo_id})",
+                                      hint="Let swarm rewrite the server user's files: run the restore (or "
+                                           "`swarm dev up`) again.")
+                self._wal_keys = WalKeys(self.kek.wal_public, self.kek.wal_mac_key, self.kek.wal_private)
+            else:
+                cache_key = (self.config.repo_id, self.kek.key_id)
+                if cache_key not in _WAL_KEYS_CACHE:
+                    _WAL_KEYS_CACHE[cache_key] = self._load_wal_keys()
+                self._wal_keys = _WAL_KEYS_CACHE[cache_key]
+        return self._wal_keys
+
+    def _load_wal_keys(self) -> WalKeys:
+        ctx = f"swarm-wal-keys\0{self.config.repo_id}".encode()
+        try:
+            raw = self._store.get(WAL_KEYS_KEY)
+        except ObjectNotFound:
+            self._check_key()
+            private = walbox.new_private_key()
+            secret = private + secrets.token_bytes(32)
+            body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                    "public": base64.b64encode(walbox.public_of(private)).decode(),
+                    "wrapped": base64.b64encode(self.kek.wrap(secret, ctx)).decode()}
+            with contextlib.suppress(ObjectExists):  # another writer created it first: use theirs
+                self._store.put(WAL_KEYS_KEY, json.dumps(body, indent=1).encode(), if_absent=True)
+            raw = self._store.get(WAL_KEYS_KEY)
+        try:
+            body = json.loads(raw)
+            secret = self.kek.unwrap(base64.b64decode(body["wrapped"]), ctx)
+            public = base64.b64decode(body["public"])
+            if len(secret) != 64 or walbox.public_of(secret[:32]) != public:
+                raise ValueError("its public key is not its private key's")
+        except (ValueError, KeyError, TypeError, KeyError_) as exc:
+            self._check_key()
+            raise IntegrityError(f"{WAL_KEYS_KEY} is damaged ({exc})",
+                                 hint="The WAL archive cannot be written or read; restore the file from a copy "
+                                      "of the repository.") from exc
+        return WalKeys(public, secret[32:], secret[:32])
+
+    def wal_key_file(self, *, read: bool) -> bytes:
+        """The bytes of the key file the PostgreSQL server user gets (``swarm.crypto.keys.WalOnlyKey``):
+        the WAL public and MAC keys, and with ``read`` the private key (for one restore only)."""
+        keys = self.wal_keys()
+        if read and keys.private is None:
+            raise KeyMissing("this process holds no WAL private key to hand on")
+        return wal_key_doc(self.config.repo_id, keys.public, keys.mac_key, keys.private if read else None)
+
+    def _wal_box_ad(self, name: str, tag: bytes) -> bytes:
+        return f"swarm-wal-box/1\0{self.config.repo_id}\0{name}\0".encode() + tag
+
+    def _seal_wal(self, name: str, data: bytes) -> tuple[bytes, bytes]:
+        """(stored bytes, MAC) of a WAL file: header, MAC of the plaintext, the data key sealed to the WAL
+        public key, then the framed object under that data key (docs/design/repository-format.md)."""
+        keys = self.wal_keys()
+        tag = walbox.mac(keys.mac_key, data)
+        dk = new_key()
+        head = WAL_OBJECT_HEADER + tag + walbox.seal_to(keys.public, dk, self._wal_box_ad(name, tag))
+        return head + b"".join(encode_stream([data], dk, self._wal_ctx(name), WriteStats())), tag
 
     def _wal_dek(self) -> tuple[str, bytes]:
         ident = self.cluster_identity()
@@ -323,17 +476,21 @@ class Repository:
         A different file under the same name is kept beside it (``wal/conflicts/``) and
         refused with RefusedError: the archive never silently replaces WAL.
         """
-        _dek_id, dek = self._wal_dek()
-        stats = WriteStats()
-        blob = b"".join(encode_stream([data], dek, self._wal_ctx(name), stats))
+        blob, tag = self._seal_wal(name, data)
         key = wal_key(name)
         try:
             self._store.put(key, blob, if_absent=not overwrite)
+            if name.endswith(".partial"):
+                self._watch_catalogue(CatalogueState(partials={name: partial_progress(data)}), backups=False,
+                                      restore_points=False)
             return "stored"
         except ObjectExists:
             pass
-        existing = self.get_wal(name)
-        if existing == data:
+        head = self._store.get_range(key, 0, _WAL_HEAD)
+        if head.startswith(WAL_OBJECT_HEADER):
+            if hmac.compare_digest(head[len(WAL_OBJECT_HEADER):len(WAL_OBJECT_HEADER) + 32], tag):
+                return "duplicate"  # same plaintext (the MAC key is the repository's: nobody else can match it)
+        elif self.get_wal(name) == data:  # a file sealed before WAL keys existed
             return "duplicate"
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
         self._store.put(wal_conflict_key(name, stamp), blob)
@@ -353,12 +510,46 @@ class Repository:
 
     def find_wal(self, name: str) -> bytes | None:
         """The plaintext of an archived WAL file, or None if it is not archived."""
-        _dek_id, dek = self._wal_dek()
+        key = wal_key(name)
         try:
-            stored = self._store.iter_get(wal_key(name))
-            return b"".join(decode_stream(stored, dek, self._wal_ctx(name), name=wal_key(name)))
+            raw = self._store.get(key)
         except ObjectNotFound:
             return None
+        if raw.startswith(WAL_OBJECT_HEADER):
+            data = self._open_wal(name, raw)
+        else:  # sealed with the repository's WAL data key, before WAL keys existed
+            _dek_id, dek = self._wal_dek()
+            data = b"".join(decode_stream(iter([raw]), dek, self._wal_ctx(name), name=key))
+        if name.endswith(".partial"):
+            rolled = self._watch_catalogue(CatalogueState(partials={name: partial_progress(data)}), backups=False,
+                                           restore_points=False)
+            if rolled:
+                raise IntegrityError(rolled[0].problem, hint="Recovering from it would silently stop short of WAL "
+                                     "that was archived. Find who wrote the repository's storage; if this is "
+                                     "understood, `swarm admin repo accept-rollback` accepts what is there now.",
+                                     details={"finding": rolled[0].to_dict()})
+        return data
+
+    def _open_wal(self, name: str, raw: bytes) -> bytes:
+        keys = self.wal_keys()
+        if keys.private is None:
+            assert isinstance(self.kek, WalOnlyKey)
+            raise self.kek._refuse()
+        key = wal_key(name)
+        if len(raw) < _WAL_HEAD:
+            raise IntegrityError(f"WAL file {key} is truncated")
+        n = len(WAL_OBJECT_HEADER)
+        tag, box = raw[n:n + 32], raw[n + 32:_WAL_HEAD]
+        try:
+            dk = walbox.open_box(keys.private, box, self._wal_box_ad(name, tag))
+        except OpenFailed:
+            raise IntegrityError(f"WAL file {key} is damaged: its data key does not open with the repository's WAL "
+                                 "key (altered, moved from another name, or sealed for another repository)",
+                                 hint="Recovery cannot use it. Check `swarm admin wal status`.") from None
+        data = b"".join(decode_stream(iter([raw[_WAL_HEAD:]]), dk, self._wal_ctx(name), name=key))
+        if not hmac.compare_digest(walbox.mac(keys.mac_key, data), tag):
+            raise IntegrityError(f"WAL file {key} is damaged: its content does not match its MAC")
+        return data
 
     def has_wal(self, name: str) -> bool:
         """Whether ``name`` is archived (one stat; the content is not read)."""
@@ -382,19 +573,27 @@ class Repository:
 
     # ---- restore points ---------------------------------------------------------------------
     def put_restore_point(self, point: dict[str, Any], *, replace: bool = False) -> None:
-        """Record a restore point under its ``name`` (a JSON object with a SHA-256 ``checksum`` over
-        the canonical JSON of the rest, like manifests).
+        """Record a restore point under its ``name``, sealed (``swarm.repo.metadata``) with a
+        ``generation``: 1 for a new name, one more than the record it replaces, so a client that saw
+        generation *n* notices an older record put back (``swarm.model.catalogue``).
 
         An existing name is refused (RefusedError) unless ``replace``; the refusal is a conditional
         create, so two recorders of one name cannot both win. One store put: a kill -9 leaves the
         record written or not."""
         name = str(point["name"])
-        body = {k: v for k, v in point.items() if k != "checksum"}
+        body = {k: v for k, v in point.items() if k not in ("checksum", "generation")}
         body = json.loads(json.dumps(body, default=str))
-        body["checksum"] = _canonical_sha256(body)
+        old = None
+        if replace:
+            with contextlib.suppress(IntegrityError):  # a damaged record is replaced, not read
+                old = self.get_restore_point(name)
+        base = int(old.get("generation", 1)) if old else 0
+        if self.watch is not None:  # never below what this client saw (a damaged record hides it)
+            base = max(base, self.watch.load(self.config.repo_id).restore_points.get(name, 0))
+        body["generation"] = base + 1
         raw = json.dumps(body, sort_keys=True, indent=1).encode()
         try:
-            self._store.put(restore_point_key(name), raw, if_absent=not replace)
+            self._put_sealed(restore_point_key(name), raw, if_absent=not replace)
         except ObjectExists:
             old = self.get_restore_point(name)
             raise RestorePointExists(f"restore point {name!r} already exists"
@@ -404,34 +603,33 @@ class Repository:
                                details={"existing": old}) from None
 
     def get_restore_point(self, name: str) -> dict[str, Any] | None:
-        """The record of restore point ``name``; None if there is none; IntegrityError if it is damaged
-        (not JSON, or its checksum fails). Records written before checksums existed have none and are
-        read as they are."""
+        """The record of restore point ``name``; None if there is none; IntegrityError if it is damaged,
+        forged or moved from another name (it does not open, or names another point)."""
+        key = restore_point_key(name)
+        hint = "Recover to its time or LSN instead, or create it again with --replace."
         try:
-            raw = self._store.get(restore_point_key(name))
+            raw = self._get_sealed(key, f"the record of restore point {name!r}")
         except ObjectNotFound:
             return None
-        hint = "Recover to its time or LSN instead, or create it again with --replace."
         try:
             body = json.loads(raw)
             if not isinstance(body, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
             raise IntegrityError(f"the record of restore point {name!r} is damaged ({exc})", hint=hint) from exc
-        stored = body.pop("checksum", None)
-        if stored is not None and stored != _canonical_sha256(body):
-            raise IntegrityError(f"the record of restore point {name!r} fails its checksum: it was altered or "
-                                 "damaged", hint=hint)
         if body.get("name") != name:
             raise IntegrityError(f"the record of restore point {name!r} names {body.get('name')!r}", hint=hint)
         return dict(body)
 
     def list_restore_points(self, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every readable restore point record (unordered). A damaged one is recorded in ``damaged``
-        (name → problem) when given, else raises IntegrityError."""
+        (name → problem) when given, else raises IntegrityError. Compared with what this client saw
+        before (``rollback``), like ``list_backups``."""
         out = []
+        names = set()
         for info in self._store.list(RESTORE_POINTS_PREFIX):
             name = info.key[len(RESTORE_POINTS_PREFIX):].removesuffix(".json")
+            names.add(name)
             try:
                 point = self.get_restore_point(name)
             except IntegrityError as exc:
@@ -441,6 +639,10 @@ class Repository:
                 continue
             if point is not None:
                 out.append(point)
+        gens = {str(p["name"]): int(p.get("generation", 1)) for p in out}
+        # a damaged record is reported as damaged, not as deleted: it keeps the generation seen
+        self._watch_catalogue(CatalogueState(restore_points=gens), backups=False,
+                              keep={n for n in names if n not in gens})
         return out
 
     # ---- packs ------------------------------------------------------------------------------
@@ -502,30 +704,128 @@ class Repository:
         """Every committed backup, oldest first.
 
         A damaged manifest never hides the others: with ``damaged`` given, it is recorded
-        there (backup id → problem) and skipped; without, it raises IntegrityError."""
+        there (backup id → problem) and skipped; without, it raises IntegrityError. A manifest
+        with a tombstone (deleted by prune: replayed, or a prune interrupted between its steps) is
+        not listed. With a ``watch``, what is listed is compared with what this client saw before;
+        signs of rollback or deletion are added to ``rollback``."""
+        tombs = self.tombstones()
         out = []
+        present = set()
         for info in self._store.list(BACKUPS_PREFIX):
             name = info.key[len(BACKUPS_PREFIX):]
             if name.endswith(".json") and is_backup_id(name[:-5]):
+                present.add(name[:-5])
+                if name[:-5] in tombs:
+                    continue
                 try:
-                    out.append(self.load_manifest(name[:-5]))
+                    out.append(self.load_manifest(name[:-5], tombstones=tombs))
                 except IntegrityError as exc:
                     if damaged is None:
                         raise
                     damaged[name[:-5]] = exc.message
+        self._watch_catalogue(CatalogueState(backups=frozenset(present), tombstones=frozenset(tombs)),
+                              restore_points=False)
         return sorted(out, key=lambda m: (m.started_at, m.id))
 
-    def load_manifest(self, backup_id: str) -> Manifest:
+    def tombstones(self) -> dict[str, dict[str, Any]]:
+        """The authenticated tombstones: backup id → record (``deleted_at``, ``kind``, ``reason``). A
+        tombstone that does not open is not trusted as one and raises IntegrityError."""
+        out: dict[str, dict[str, Any]] = {}
+        for info in self._store.list(TOMBSTONES_PREFIX):
+            backup_id = info.key[len(TOMBSTONES_PREFIX):].removesuffix(".json")
+            if not is_backup_id(backup_id):
+                continue
+            try:
+                body = json.loads(self._get_sealed(info.key, f"the tombstone of backup {backup_id}"))
+            except ObjectNotFound:
+                continue  # deleted while listing
+            if not isinstance(body, dict) or body.get("id") != backup_id:
+                raise IntegrityError(f"the tombstone {info.key} names another backup")
+            out[backup_id] = body
+        return out
+
+    def delete_backup(self, backup_id: str, *, reason: str, lock: HeldLock | None = None) -> None:
+        """Delete a backup's manifest, leaving an authenticated tombstone (prune calls this; the caller
+        holds the repository's exclusive lock and deletes the data the backup alone needed afterwards).
+
+        Steps: (1) write ``tombstones/<id>.json`` (sealed: id, kind, time, reason); (2) delete
+        ``backups/<id>.json``. A kill -9 between them leaves a manifest with a tombstone: the backup
+        is already gone for ``list``/``restore`` (reported as ``backup-replayed`` until a re-run of the
+        deletion removes the manifest). The tombstone stays, so a manifest put back later is reported."""
+        if lock:
+            lock.ensure_held(check_store=True)
+        m = self.load_manifest(backup_id)
+        body = {"id": backup_id, "kind": m.kind, "deleted_at": utc_iso(self.clock.now()), "reason": reason}
+        self._put_sealed(tombstone_key(backup_id), json.dumps(body, sort_keys=True).encode())
+        self._store.delete(manifest_key(backup_id))
+
+    def _watch_catalogue(self, now: CatalogueState, *, backups: bool = True, restore_points: bool = True,
+                         keep: set[str] | None = None) -> list[Finding]:
+        """Compare ``now`` with what this client remembers (when it has a ``watch``), add the findings to
+        ``rollback`` and remember the advanced state. ``keep``: restore points present but unreadable
+        (neither deleted nor rolled back: reported as damaged elsewhere). Returns this comparison's findings."""
+        if self.watch is None:
+            return []
+        found: list[Finding] = []
+
+        def change(seen: CatalogueState) -> CatalogueState:
+            cur = now
+            if keep:
+                cur = CatalogueState(now.backups, now.tombstones,
+                                     {**{k: seen.restore_points.get(k, 0) for k in keep}, **now.restore_points},
+                                     now.partials)
+            found.extend(findings(seen, cur, backups=backups, restore_points=restore_points))
+            return advance(seen, cur, backups=backups, restore_points=restore_points)
+
+        self.watch.update(self.config.repo_id, change)
+        for f in found:
+            if f not in self.rollback:
+                self.rollback.append(f)
+        return found
+
+    def accept_catalogue(self) -> tuple[CatalogueState, CatalogueState]:
+        """Make what the repository holds now the state this client remembers, after an operator has
+        reviewed the rollback findings (``swarm admin repo accept-rollback``). Returns (before, after)."""
+        if self.watch is None:
+            raise ConfigError("this client keeps no memory of repositories (no SWARM_HOME)")
+        present = frozenset(i.key[len(BACKUPS_PREFIX):-5] for i in self._store.list(BACKUPS_PREFIX)
+                            if i.key.endswith(".json") and is_backup_id(i.key[len(BACKUPS_PREFIX):-5]))
+        points = {str(p["name"]): int(p.get("generation", 1)) for p in self.list_restore_points(damaged={})}
+        now = CatalogueState(present, frozenset(self.tombstones()), points)
+        before = self.watch.load(self.config.repo_id)
+        after = self.watch.update(self.config.repo_id, lambda seen: accept(now))
+        self.rollback = []
+        return before, after
+
+    def load_manifest(self, backup_id: str, *, tombstones: dict[str, dict[str, Any]] | None = None) -> Manifest:
+        """The authenticated manifest of ``backup_id``: BackupNotFound if there is none, IntegrityError
+        if it does not open (altered, forged, moved from another id) or if the backup has a tombstone
+        (deleted by prune: its manifest was put back, or the prune was interrupted)."""
         check_backup_id(backup_id)
+        key = manifest_key(backup_id)
         try:
-            raw = self._store.get(manifest_key(backup_id))
+            raw = self._get_sealed(key, f"the manifest of backup {backup_id}")
         except ObjectNotFound:
             raise BackupNotFound(f"backup {backup_id} does not exist in {self.url}",
                                 hint="List backups with `swarm admin backups list`.") from None
-        m = Manifest.from_json(raw, where=manifest_key(backup_id))
+        tomb = (tombstones.get(backup_id) if tombstones is not None
+                else self._tombstone(backup_id))
+        if tomb is not None:
+            raise IntegrityError(f"backup {backup_id} was deleted by prune ({tomb.get('deleted_at')}) but its manifest "
+                                 "is present: a replayed manifest, or an interrupted prune",
+                                 hint="Do not restore it. A re-run of prune removes the manifest; if no prune ran, "
+                                      "someone put an old manifest back into the repository's storage.")
+        m = Manifest.from_json(raw, where=key)
         if m.id != backup_id:
-            raise IntegrityError(f"manifest {manifest_key(backup_id)} describes backup {m.id}")
+            raise IntegrityError(f"manifest {key} describes backup {m.id}")
         return m
+
+    def _tombstone(self, backup_id: str) -> dict[str, Any] | None:
+        try:
+            body = json.loads(self._get_sealed(tombstone_key(backup_id), f"the tombstone of backup {backup_id}"))
+        except ObjectNotFound:
+            return None
+        return dict(body) if isinstance(body, dict) else {}
 
     def object_key(self, backup_id: str, name: str) -> str:
         """Where object ``name`` of backup ``backup_id`` is stored (to name it in messages)."""
@@ -702,7 +1002,7 @@ class BackupWriter:
         manifest = Manifest(id=self.id, kind=self.kind, started_at=self.started_at,
                             finished_at=utc_iso(self.repo.clock.now()), dek_id=self.dek_id,
                             objects=entries, source=source, tool_version=__version__, refs=merged)
-        self.repo._store.put(manifest_key(self.id), manifest.to_json(), if_absent=True)
+        self.repo._put_sealed(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest
 

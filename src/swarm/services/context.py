@@ -6,7 +6,7 @@ from __future__ import annotations
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
-from swarm.repo import Repository
+from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
 from swarm.services.repository.verify import RestoreTestEnv
 from swarm.services.wal.server_access import ServerAccess, server_access_for
@@ -20,14 +20,21 @@ def repo_s3_options(settings: Settings) -> S3Options:
 
 
 def open_repository(settings: Settings, *, create: bool = False, clock: Clock | None = None,
-                    check_key: bool = True) -> Repository:
+                    check_key: bool = True, remember: bool = True) -> Repository:
     """Load the key first (a missing or wrong key fails before anything is written; with
-    ``check_key=False`` the check waits for the first write or failed unwrap, see ``Repository.open``)."""
+    ``check_key=False`` the check waits for the first write or failed unwrap, see ``Repository.open``).
+
+    With ``remember`` (all but the server's per-segment ``wal push``/``fetch``), the repository
+    compares what it lists with what this client saw before, kept under ``$SWARM_HOME/security/``
+    (``swarm.repo.watch``): rollbacks and deletions are reported in ``Repository.rollback``."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     kek = load_key_file(key_path_from_url(settings.key_url))
     store = open_store(url, repo_s3_options(settings), create=create)
-    return Repository.open(store, kek, clock, create=create, check_key=check_key)
+    repo = Repository.open(store, kek, clock, create=create, check_key=check_key)
+    if remember:
+        repo.watch = CatalogueWatch(settings.home / "security")
+    return repo
 
 
 def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
@@ -40,16 +47,20 @@ def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
 
 
 def server_access(settings: Settings) -> ServerAccess:
-    """Write (or refresh) the server user's launcher, config and key copy for this repository."""
+    """The server user's access for a restore or a physical restore test: its launcher and push config
+    (written or refreshed) plus a WAL read grant of its own. The caller revokes the grant when its
+    restore ends (``ServerAccess.revoke``); the restored server also removes it at the end of recovery
+    (``recovery_end_command``)."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
-    assert settings.key_url is not None
+    repo = open_repository(settings, remember=False)
     extra: dict[str, str] = {}
     for name, k in (("repo_s3_endpoint", "s3_endpoint"), ("repo_s3_access_key", "s3_access_key"),
                     ("repo_s3_secret_key", "s3_secret_key"), ("repo_s3_region", "s3_region")):
         if getattr(settings, name):
             extra[k] = str(getattr(settings, name))
-    return server_access_for(url, key_path_from_url(settings.key_url), settings.home, extra=extra,
-                             pg_bindir=settings.pg_bindir)
+    access = server_access_for(url, repo.wal_key_file(read=False), settings.home, extra=extra,
+                               pg_bindir=settings.pg_bindir)
+    return access.grant_read(repo.wal_key_file(read=True))
 
 
 def primary_config(s: Settings, bucket: str | None = None) -> BucketConfig:

@@ -36,7 +36,7 @@ def push(ctx: typer.Context, path: Path = typer.Argument(..., metavar="PATH", he
     if not path.is_file():
         raise RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL file.")
     try:
-        res = push_wal(open_repository(settings(ctx), create=True), path, push_ahead=ahead)
+        res = push_wal(open_repository(settings(ctx), create=True, remember=False), path, push_ahead=ahead)
     except ValueError as exc:
         record_push_failure(path, str(exc))
         raise RefusedError(str(exc), hint="Only WAL segments, .partial, .history and .backup files are archived.") \
@@ -80,7 +80,7 @@ def prefetch_cmd(ctx: typer.Context, name: str = typer.Argument(...),
     from swarm.services.context import open_repository
     from swarm.services.wal.archive import prefetch_after
 
-    prefetch_after(open_repository(settings(ctx)), name, spool, count)
+    prefetch_after(open_repository(settings(ctx), remember=False), name, spool, count)
 
 
 @wal_app.command("status")

@@ -205,6 +205,7 @@ def restore_test_physical(manifest: Manifest, datadir: Path, access: ServerAcces
     finally:
         if cluster is not None:
             cluster.destroy()
+        access.revoke()  # the server user's WAL read grant lasts this restore test only
         _wait_prefetcher(spool)
         shutil.rmtree(spool, ignore_errors=True)
         shutil.rmtree(datadir, ignore_errors=True)

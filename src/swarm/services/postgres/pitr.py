@@ -506,6 +506,11 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
     began, a running server): the next restore into that directory refuses it as not empty or
     running, and ``pg_ctl_command(datadir, "stop")`` stops it.
 
+    The server user's WAL read grant (``access``: the WAL private key, ``ServerAccess.grant_read``)
+    is revoked when this call fails or after promotion; without ``plan.start`` it stays for the
+    operator's start and the restored server removes it at the end of recovery
+    (``recovery_end_command``).
+
     Who can connect: this is the operator's restore, into a data directory whose lifetime they
     own, so the restored ``pg_hba.conf`` and roles (production's) stay as they are; swarm does
     not lock it down the way it does the throwaway copy of ``verify --restore-test``
@@ -549,6 +554,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
         result.port = cluster.port
         settings_out = {
             "restore_command": access.restore_command,
+            "recovery_end_command": access.recovery_end_command,  # the WAL read grant ends with recovery
             "recovery_target_action": "promote",
             "recovery_target_timeline": str(plan.timeline),
             "port": str(cluster.port),
@@ -579,8 +585,10 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
         result.started = True
         _wait_promoted(cluster, timeout)
     except BaseException as exc:
+        access.revoke()
         _after_failure(exc, cluster, spool, existed=existed, keep=keep_failed)
         raise
+    access.revoke()  # promoted: the server user no longer needs to read WAL
     result.timings["recovery_s"] = round(time.monotonic() - t0 - result.timings["files_s"], 3)
     facts = _restored_facts(cluster)
     result.restored_lsn = facts["lsn"]

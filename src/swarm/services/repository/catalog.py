@@ -60,12 +60,17 @@ def summary(m: Manifest) -> dict[str, Any]:
 
 def list_backups(repo: Repository) -> list[dict[str, Any]]:
     """Every backup, oldest first; a damaged manifest is listed with ``damaged`` and its
-    problem instead of hiding the rest."""
+    problem instead of hiding the rest, and so is a backup this client saw that was deleted outside
+    swarm or put back after prune (``rollback`` names which)."""
     damaged: dict[str, str] = {}
     rows = [summary(m) for m in repo.list_backups(damaged)]
     for backup_id, problem in damaged.items():
         rows.append({"id": backup_id, "kind": backup_id.split("-", 1)[1].rsplit("-", 1)[0], "damaged": True,
                      "problem": problem})
+    for f in repo.rollback:  # deleted outside swarm, or put back after prune (swarm.model.catalogue)
+        if f.kind.startswith(("backup-", "tombstone-")) and f.name not in damaged:
+            rows.append({"id": f.name, "kind": f.name.split("-", 1)[1].rsplit("-", 1)[0], "damaged": True,
+                         "problem": f.problem, "rollback": f.kind})
     return sorted(rows, key=lambda r: r["id"])
 
 
@@ -79,3 +84,21 @@ def show_backup(repo: Repository, backup_id: str) -> dict[str, Any]:
     out["tool_version"] = m.tool_version
     out["objects_list"] = [o.to_dict() for o in m.objects]
     return out
+
+
+def rollback_findings(repo: Repository) -> list[dict[str, str]]:
+    """Signs of rollback or deletion (``swarm.model.catalogue``): every manifest and restore point
+    listed and compared with what this client saw before."""
+    repo.list_backups(damaged={})
+    repo.list_restore_points(damaged={})
+    return [f.to_dict() for f in repo.rollback]
+
+
+def accept_rollback(repo: Repository, *, dry_run: bool = False) -> dict[str, Any]:
+    """Accept what the repository holds now as what this client remembers, after the operator has
+    reviewed the findings (``accepted``); with ``dry_run`` only report them. One local file is
+    replaced atomically (``swarm.repo.watch``): a kill -9 leaves the old memory or the new."""
+    found = rollback_findings(repo)
+    if not dry_run and found:
+        repo.accept_catalogue()
+    return {"url": repo.url, "findings": found, "accepted": bool(found) and not dry_run, "dry_run": dry_run}

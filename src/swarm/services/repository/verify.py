@@ -174,10 +174,22 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
         result.problem("manifest", exc.message)
         result.seconds = time.monotonic() - t0
         return result
+    _check_catalogue(repo, result)
     _verify(repo, manifest, result, restore_test=restore_test, jobs=jobs, work_dir=work_dir, reporter=reporter,
             bindir=bindir, env=env, sample=sample, t0=t0)
     _name_tables(manifest, result)
     return result
+
+
+def _check_catalogue(repo: Repository, result: VerifyResult) -> None:
+    """Signs of rollback or deletion in the repository (``swarm.model.catalogue``): every manifest
+    and restore point listed and compared with what this client saw before. Each is a problem of
+    this verify (``where`` = ``catalogue: <name>``): a backup repository someone rolled back is not
+    one to trust quietly, whichever backup is being verified."""
+    repo.list_backups(damaged={})
+    repo.list_restore_points(damaged={})
+    for f in repo.rollback:
+        result.problem(f"catalogue: {f.name}", f.problem)
 
 
 def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, restore_test: bool, jobs: int,

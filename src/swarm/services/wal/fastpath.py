@@ -55,8 +55,8 @@ def fetch_command(config: str | None, name: str, dest: Path, *, prefetch: int | 
         from swarm.config import load_settings
         from swarm.services.context import open_repository
 
-        found = fetch_wal(open_repository(load_settings(config), check_key=False), name, dest, prefetch=ahead,
-                          spawn=spawn)
+        repo = open_repository(load_settings(config), check_key=False, remember=False)
+        found = fetch_wal(repo, name, dest, prefetch=ahead, spawn=spawn)
         return int(ExitCode.OK) if found else NOT_ARCHIVED
     except ValueError:
         return NOT_ARCHIVED
@@ -74,7 +74,7 @@ def _push(config: str, path: Path) -> int:
         if not path.is_file():
             return _fail(RefusedError(f"{path} is not a file", hint="archive_command passes %p, the path of a WAL "
                                                                     "file."))
-        push_wal(open_repository(load_settings(config), create=True, check_key=False), path)
+        push_wal(open_repository(load_settings(config), create=True, check_key=False, remember=False), path)
         clear_push_failure(path)
         return int(ExitCode.OK)
     except ValueError as exc:
