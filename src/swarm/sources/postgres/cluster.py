@@ -246,10 +246,11 @@ class LocalCluster:
         later can be told from a live one.
 
         Steps: (1) the base directory (and ``owner.json``), (2) the password into
-        ``base/superuser.pass`` (ours) and a temporary copy for initdb (the server user's), (3)
-        initdb, which moves that copy into PGDATA as ``swarm_superuser.pass``, (4) settings. A
-        kill -9 in between leaves a base without a cluster (``exists()`` is False): a later
-        ``init`` at the same place refuses nothing and starts over, ``destroy`` removes it.
+        ``base/superuser.pass`` (ours) and a temporary ``.initdb-pw-*`` copy for initdb (the
+        server user's), (3) initdb, (4) that copy moved into PGDATA as ``swarm_superuser.pass``,
+        (5) settings. A kill -9 before (3) leaves a base without a cluster, which a later ``init``
+        reuses; during (3)-(5) a partial or unconfigured data directory that ``init`` refuses
+        as existing: ``destroy`` removes either (a ``.initdb-pw-*`` file goes with the base).
         """
         if self.exists():
             raise ConfigError(f"a cluster already exists in {self.datadir}")
