@@ -190,10 +190,16 @@ def _env(tmp_path: Path, kek: LocalKeyFile, db: str, work: Path) -> dict[str, st
 
 
 def _running_throwaway(work: Path, pid: int) -> tuple[Path, Path] | None:
-    """(work directory, data directory) of the restore test's cluster of verify ``pid``, once it serves."""
+    """(work directory, data directory) of the restore test's cluster of verify ``pid``, once its
+    server accepts connections (``postmaster.pid`` says ``ready``; initdb's bootstrap backend
+    also writes that file, and dies with initdb)."""
     for d in work.glob(f"swarm-verify-{pid}-*"):
         datadir = (d / "cluster").resolve() / "data"
-        if (datadir / "postmaster.pid").exists() and postgres_pids_in(datadir):
+        try:
+            lines = (datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            continue
+        if len(lines) >= 8 and lines[7].strip() == "ready" and postgres_pids_in(datadir):
             return d, datadir
     return None
 
