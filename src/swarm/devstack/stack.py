@@ -4,8 +4,8 @@ Layout::
 
     $SWARM_HOME/swarm.toml        config every later command reads (written by `up`)
     $SWARM_HOME/keys/repo.key     the repository's key-encryption key (0600)
-    $SWARM_HOME/dev/stack.json    ports, credentials, pids of what `up` started
-    $SWARM_HOME/dev/pg/           PostgreSQL cluster (data/, server.log)
+    $SWARM_HOME/dev/stack.json    ports, credentials, pids of what `up` started (0600)
+    $SWARM_HOME/dev/pg/           PostgreSQL cluster (data/, server.log, superuser.pass: 0600)
     $SWARM_HOME/dev/seaweed/      SeaweedFS primary (data/, logs/)
     $SWARM_HOME/dev/seaweed-dr/   SeaweedFS DR instance (the replication target)
     $SWARM_HOME/dev/state/        the swarm state directory (cron/jobs.json, batch/)
@@ -24,7 +24,14 @@ launcher with the server user's own config and key copy (0600, owned by it, in
 ``/var/tmp/swarm-pg/access-<tag>``), and the repository lives where that user can write:
 ``dev/repo`` becomes a symlink to ``/var/tmp/swarm-pg/repo-<tag>`` owned by ``postgres``
 (an existing repository is moved there once). A cluster created before these settings
-existed gets them appended and is restarted. ``down`` stops only the processes recorded in
+existed gets them appended and is restarted.
+
+Who can connect: the cluster authenticates every connection with ``scram-sha-256`` and a
+random superuser password (``sources.postgres.cluster``), kept in ``dev/pg/superuser.pass``
+and in the ``db_url`` that ``up`` returns and writes into ``swarm.toml`` (both 0600), as the
+S3 credentials are. A stack created by a version that trusted every local user (its cluster
+has no ``superuser.pass``) is not migrated: ``up`` refuses it (ConfigError), and
+``swarm dev down --purge`` then ``swarm dev up`` make a new one. ``down`` stops only the processes recorded in
 ``stack.json`` whose command line still matches. Data stays until ``down --purge``, which
 deletes everything in the layout above except the key (see ``down``).
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -46,6 +54,7 @@ from swarm.platform.schema import apply_migrations
 from swarm.repo import Repository
 from swarm.sources.netutil import port_open
 from swarm.sources.postgres.cluster import (
+    PASSWORD_FILE,
     RELOCATE_ROOT,
     LocalCluster,
     hand_to_server_user,
@@ -126,7 +135,12 @@ class DevStack:
 
     def _save(self, state: dict[str, Any]) -> None:
         self.paths.dev.mkdir(parents=True, exist_ok=True)
-        self.paths.stack_file.write_text(json.dumps(state, indent=1))
+        tmp = self.paths.stack_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(state, indent=1))
+        tmp.replace(self.paths.stack_file)
 
     def _cluster(self, state: dict[str, Any]) -> LocalCluster:
         return LocalCluster(self.paths.pg, port=int(state.get("pg_port") or 0))
@@ -157,6 +171,7 @@ class DevStack:
         """Start (or keep) everything; return what a client needs (see ``info``)."""
         self._check_config_is_ours()
         state = self._load()
+        self._check_cluster_authenticates(state)
         self.paths.dev.mkdir(parents=True, exist_ok=True)
         # key and repository first: archive_command pushes into it as soon as the server runs
         kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
@@ -197,6 +212,16 @@ class DevStack:
         info = self.info(db_url, server, dr)
         self._write_config(info)
         return info
+
+    def _check_cluster_authenticates(self, state: dict[str, Any]) -> None:
+        """Refuse, before touching anything, a cluster made by a version that trusted every local
+        user (it has no ``superuser.pass``): it is not migrated (module docstring)."""
+        cluster = self._cluster(state)
+        if cluster.exists() and not (self.paths.pg / PASSWORD_FILE).exists():
+            raise ConfigError(f"the dev stack's PostgreSQL in {cluster.datadir} was created by an older swarm that "
+                              "lets every local user connect as superuser without a password; it is not migrated",
+                              hint="Recreate the stack: `swarm dev down --purge` then `swarm dev up` (this deletes "
+                                   "the dev stack's data; the key file is kept).")
 
     def _prepare_repo(self) -> None:
         """Make ``dev/repo`` writable by the server user (its archive_command writes WAL there)."""

@@ -28,13 +28,18 @@ every table and populated materialized view is read in full (``SELECT count(*),
 sum(length(t::text))``, which also de-TOASTs every value), all in one psql session per
 database, each check in its own sub-transaction so one failure does not hide the others.
 The copy runs on a configuration of its own (the backup's is kept beside it as
-``postgresql.conf.from-backup``): 127.0.0.1 only, local trust, no archiving, no
-``shared_preload_libraries``, ``hot_standby = off``.
+``postgresql.conf.from-backup``, its ``pg_hba.conf`` as ``pg_hba.conf.from-backup``): no TCP
+listener, one unix socket in a 0700 directory only the server user (and root) can enter, and
+``local all all trust`` as the whole ``pg_hba.conf`` (``cluster.lock_down_hba``; the production
+roles' passwords are unknown to us, so a socket only we can reach is the way in), no
+archiving, no ``shared_preload_libraries``, ``hot_standby = off``.
 
-The throwaway cluster is stopped and its directory (data, log, WAL spool) removed on every
-exit path. A kill -9 of swarm during the test leaves ``swarm-verify-restore-*`` in the work
-directory (or the system's temporary directory) with the server possibly still running:
-``pg_ctl -D <dir>/data stop -m immediate`` (as the server user) and remove the directory.
+The throwaway cluster is stopped and its directory (data, log, WAL spool, socket) removed on
+every exit path, SIGTERM included (the command line raises it as an exception). A kill -9 of
+swarm during the test leaves ``swarm-verify-restore-<pid>-*`` (with ``owner.json``) in the
+work directory (or the system's temporary directory) with the server possibly still running:
+the next ``verify`` (or logical backup / restore) stops that server and removes the directory
+once the pid is gone (``services.workdirs``).
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ from swarm.repo import Repository
 from swarm.repo.tree import open_snapshot, snapshot_index_name
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.server_access import ServerAccess
+from swarm.services.workdirs import VERIFY_PHYS_DIR_PREFIX, VERIFY_RESTORE_DIR_PREFIX, make_work_directory
 
 Fail = Callable[[str, str], None]
 PACK_DETAIL = 3  # things wrong with one pack named in its (single) problem line
@@ -115,7 +121,7 @@ def verify_physical(repo: Repository, manifest: Manifest, result: Any, *, work_d
         return
     reporter.stage("re-assembling files and running pg_verifybackup")
     scratch = (_scratch_dir(work_dir) if restore_test is not None
-               else Path(tempfile.mkdtemp(prefix="swarm-verify-phys-", dir=work_dir)))
+               else make_work_directory(VERIFY_PHYS_DIR_PREFIX, work_dir))
     try:
         root = scratch / "data"
         root.mkdir(mode=0o700)
@@ -170,13 +176,16 @@ def restore_test_physical(manifest: Manifest, datadir: Path, access: ServerAcces
     t0 = time.monotonic()
     spool = spool_root(datadir)
     cluster: LocalCluster | None = None
+    sock_parent: Path | None = None
     try:
         spool.mkdir()
         hand_to_server_user(spool)
         port = free_port()
-        _prepare_datadir(datadir, port, access.restore_command, bindir)
+        socket_dir, sock_parent = _socket_dir(datadir)
+        _prepare_datadir(datadir, port, access.restore_command, bindir, socket_dir)
         hand_to_server_user(datadir, recursive=True)
-        cluster = LocalCluster(datadir.parent, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None)
+        cluster = LocalCluster(datadir.parent, port=port, pgdata=datadir, bindir=Path(bindir) if bindir else None,
+                               socket_dir=socket_dir)
         reporter.stage(f"restore test: recovering to the consistency point (stop LSN "
                        f"{manifest.physical.stop_lsn}) on port {port}")
         try:
@@ -200,7 +209,27 @@ def restore_test_physical(manifest: Manifest, datadir: Path, access: ServerAcces
         _wait_prefetcher(spool)
         shutil.rmtree(spool, ignore_errors=True)
         shutil.rmtree(datadir, ignore_errors=True)
+        if sock_parent is not None:
+            shutil.rmtree(sock_parent, ignore_errors=True)
         facts["seconds"] = round(time.monotonic() - t0, 3)
+
+
+def _socket_dir(datadir: Path) -> tuple[Path, Path | None]:
+    """Where the throwaway server's only socket goes: ``<scratch>/s`` beside ``datadir`` when
+    the socket's path fits (107 bytes), else a ``swarm-verify-restore-<pid>-*`` directory of
+    its own in ``/tmp`` (returned second, for the caller to remove; after a kill -9 it holds
+    only a dead socket, and the next run whose work directory is the default removes it)."""
+    from swarm.sources.postgres.cluster import socket_dir_fits
+
+    near = datadir.parent / "s"
+    if socket_dir_fits(near):
+        return near, None
+    parent = make_work_directory(VERIFY_RESTORE_DIR_PREFIX, "/tmp", mode=0o711)
+    if not socket_dir_fits(parent / "s"):
+        shutil.rmtree(parent, ignore_errors=True)
+        raise ConfigError(f"no short enough path for the restore test's unix socket ({parent / 's'})",
+                          hint="Set SWARM_WORK_DIR (backup.work_dir) to a short path, e.g. /var/tmp.")
+    return parent / "s", parent
 
 
 def _scratch_dir(work_dir: str | None) -> Path:
@@ -212,16 +241,19 @@ def _scratch_dir(work_dir: str | None) -> Path:
         Path(parent).mkdir(parents=True, exist_ok=True)
         if not server_user_can_reach(Path(parent)):
             continue
-        base = Path(tempfile.mkdtemp(prefix="swarm-verify-restore-", dir=parent))
-        os.chmod(base, 0o711)
-        return base
+        return make_work_directory(VERIFY_RESTORE_DIR_PREFIX, parent, mode=0o711)
     raise ConfigError(f"the PostgreSQL server user ({server_user_name()}) cannot reach the work directory "
                       f"{work_dir or tempfile.gettempdir()} for the restore test",
                       hint="Set SWARM_WORK_DIR (backup.work_dir) to a directory outside /root, e.g. /var/tmp.")
 
 
-def _prepare_datadir(datadir: Path, port: int, restore_command: str, bindir: str | None) -> None:
+def _prepare_datadir(datadir: Path, port: int, restore_command: str, bindir: str | None,
+                     socket_dir: Path) -> None:
     """Make the restored files a private scratch server recovering to the consistency point.
+
+    Only we can connect to it (``cluster.lock_down_hba``): no TCP listener, one unix socket in
+    ``socket_dir`` (0700, the server user's), ``pg_hba.conf`` = ``local all all trust``; the
+    backup's own ``pg_hba.conf`` is kept as ``pg_hba.conf.from-backup``.
 
     The backup's own ``postgresql.conf`` and ``postgresql.auto.conf`` are moved aside
     (``*.from-backup``): they may point outside the copy (``data_directory``, ``include``,
@@ -236,9 +268,9 @@ def _prepare_datadir(datadir: Path, port: int, restore_command: str, bindir: str
     for name in ("postgresql.conf", "postgresql.auto.conf"):
         if (datadir / name).exists():
             (datadir / name).rename(datadir / f"{name}.from-backup")
-    hba = datadir / "pg_hba.conf"
-    hba.write_text("# written by swarm verify --restore-test (a throwaway copy)\n"
-                   "local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    from swarm.sources.postgres.cluster import lock_down_hba
+
+    access = lock_down_hba(datadir, socket_dir)
     control = _controldata(datadir, bindir)
     conf = {
         "restore_command": restore_command,
@@ -248,9 +280,7 @@ def _prepare_datadir(datadir: Path, port: int, restore_command: str, bindir: str
         "hot_standby": "off",
         "archive_mode": "off",
         "port": str(port),
-        "listen_addresses": "127.0.0.1",
-        "unix_socket_directories": "",
-        "hba_file": str(hba),
+        **access,  # listen_addresses = '' (no TCP), unix_socket_directories, hba_file
         "ident_file": str(datadir / "pg_ident.conf"),
         "ssl": "off",
         "shared_preload_libraries": "",

@@ -510,6 +510,13 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
     is revoked when this call fails or after promotion; without ``plan.start`` it stays for the
     operator's start and the restored server removes it at the end of recovery
     (``recovery_end_command``).
+
+    Who can connect: this is the operator's restore, into a data directory whose lifetime they
+    own, so the restored ``pg_hba.conf`` and roles (production's) stay as they are; swarm does
+    not lock it down the way it does the throwaway copy of ``verify --restore-test``
+    (``physical_verify``, ``cluster.lock_down_hba``). Swarm's own queries here (promotion,
+    the restored LSN) connect as ``swarm`` on 127.0.0.1 with the password a cluster swarm
+    created keeps in PGDATA (``cluster.DATADIR_PASSWORD_FILE``), when the copy has one.
     """
     from swarm.services.wal.archive import spool_root
     from swarm.sources.netutil import free_port

@@ -31,10 +31,14 @@ Checks, in order, collecting every problem rather than stopping at the first:
    ``work_dir`` (or the system's temporary directory) as ``swarm-verify-<pid>-*`` with an
    owner record (``services.workdirs.work_directory``). The next ``verify``, logical backup
    or logical restore with the same work directory removes it once its process is gone, and
-   says so (``VerifyResult.swept``); a server still running there shuts itself down when
-   it finds its lock file gone (PostgreSQL checks it about once a minute). When the server
-   user could not enter the work directory, the cluster lives under ``/var/tmp/swarm-pg``
-   behind a symlink, and only the symlink is swept.
+   says so (``VerifyResult.swept``), stopping first a throwaway server still running there
+   (``cluster.stop_orphan``). When the server user could not enter the work directory, the
+   cluster lives under ``/var/tmp/swarm-pg/<hash>`` behind a symlink, with an ``owner.json``:
+   the sweep stops and removes it too, also when the symlink is already gone. The
+   throwaway clusters accept only ``scram-sha-256`` with a random password (logical) or a
+   unix socket in a 0700 directory (physical): no other local user can connect
+   (``sources.postgres.cluster``), and a logical one restores into the fixed database
+   ``RESTORE_TEST_DB``, never into a name taken from the manifest.
 
 What the restore test did is reported in ``VerifyResult.restore_test`` (``RestoreTest``);
 what it found wrong is in ``problems`` like every other problem, each naming the table,
@@ -59,7 +63,7 @@ from swarm.repo import Repository
 from swarm.services.postgres.logical_backup import DUMP_PREFIX
 from swarm.services.postgres.logical_restore import restore_into, restored_counts, stage_schema
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.services.workdirs import VERIFY_DIR_PREFIX, sweep_and_report, work_directory
+from swarm.services.workdirs import VERIFY_DIR_PREFIX, owner_record, sweep_and_report, work_directory
 from swarm.sources.postgres.cluster import LocalCluster
 from swarm.sources.postgres.dump import pg_restore_list
 
@@ -384,16 +388,30 @@ def _check_toc(dumpdir: Path, result: VerifyResult, bindir: str | None) -> None:
         result.problem("pgdump/toc.dat", exc.message)
 
 
+RESTORE_TEST_DB = "swarm_restore_test"  # the throwaway database every logical restore test restores into
+
+
+def restore_test_conninfo(cluster: LocalCluster) -> str:
+    """Where a logical restore test restores: ``RESTORE_TEST_DB`` on its own throwaway cluster,
+    as a ``make_conninfo`` string of the cluster's own host, port, user and password. Nothing
+    of the manifest goes into it: a ``source.database`` such as ``x?port=N&dbname=attacker_db``
+    once sent the restored rows to another server (issue 10, finding 1)."""
+    return cluster.conninfo(RESTORE_TEST_DB)
+
+
 def _restore_test(repo: Repository, manifest: Manifest, dumpdir: Path, base: Path, jobs: int,
                   bindir: str | None) -> RowCountComparison:
+    """Restore into a throwaway cluster (scram-sha-256, a random password: only we can connect)
+    and compare row counts. The cluster is stopped and removed on every exit path, SIGTERM
+    included (the command line raises it as an exception); after a kill -9 its ``owner.json``
+    lets the next run's sweep stop and remove it (``services.workdirs``)."""
     cluster = LocalCluster(base)
     try:
-        cluster.init(fast=True)
+        cluster.init(fast=True, owner=owner_record())
         cluster.start()
         src = manifest.logical
-        dbname = src.database or "restored"
-        cluster.psql(f'CREATE DATABASE "{dbname}"')
-        url = cluster.url(dbname)
+        cluster.psql(f"CREATE DATABASE {RESTORE_TEST_DB}")
+        url = restore_test_conninfo(cluster)
         restore_into(repo, manifest, url, dumpdir, jobs=jobs, no_owner=True, bindir=bindir)
         expected = dict(src.row_counts)
         return compare_row_counts(expected, restored_counts(url, list(expected)))

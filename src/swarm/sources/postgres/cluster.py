@@ -18,20 +18,63 @@ Files the server user must read (the key and config its ``archive_command`` /
 ``restore_command`` use) go into ``server_user_dir(tag)``: a 0700 directory owned by that
 user under ``/var/tmp/swarm-pg`` when we are root, or under ``$SWARM_HOME`` otherwise.
 
-The server listens on 127.0.0.1 only (no unix socket), trusts local connections (a dev and
-scratch setup; production clusters are reached by URL, not started by us).
+Who can connect (issue 10, finding 3). A cluster we ``init`` listens on 127.0.0.1 only (no
+unix socket) and authenticates every connection, replication included, with
+``scram-sha-256``: ``pg_hba.conf`` holds no ``trust`` line. The superuser's password is random
+(``secrets.token_urlsafe(24)``), made at ``init`` and kept in two 0600 files:
+
+    base/superuser.pass               owned by us (the user running swarm)
+    base/data/swarm_superuser.pass    owned by the server user, inside PGDATA
+
+``url()`` carries it (``postgresql://swarm:<password>@127.0.0.1:<port>/<db>``), so every
+caller keeps working unchanged: psycopg, the dev stack's ``SWARM_DB_URL``, the tests'
+``pg_cluster.url()``, and the client tools, which get it as ``PGPASSWORD`` (never on their
+command line: ``psql`` here, ``conninfo_without_password`` / ``libpq_env`` in ``basebackup``).
+We chose a password over a unix socket in a 0700 directory because every one of those callers
+speaks TCP to ``127.0.0.1:<port>`` today, socket paths are limited to 107 bytes (pytest's and
+``/root`` paths run longer), and a URL with a password is what production clusters give us too.
+The copy inside PGDATA travels with physical copies of the cluster (``pg_basebackup``, so
+backups and PITR restores of a cluster we created): a restored copy keeps the same roles and
+password, and ``LocalCluster(pgdata=...)`` finds it there. It grants nothing the server user
+(who owns PGDATA and can rewrite ``pg_hba.conf``) or a reader of the decrypted backup (who has
+every row) does not already have.
+
+A cluster opened on an existing data directory (``pgdata=``) brings that directory's
+``pg_hba.conf`` and roles. Who decides its access is whoever owns the directory's lifetime:
+
+* a restore for real (``restore physical --datadir``, ``services.postgres.pitr``) keeps the
+  operator's own ``pg_hba.conf``: it becomes their server;
+* a throwaway copy swarm starts only to check it (``verify --restore-test`` of a physical
+  backup, ``services.postgres.physical_verify``) gets ``lock_down_hba``: no TCP listener at
+  all, one unix socket in a 0700 directory owned by the server user, and ``pg_hba.conf`` =
+  ``local all all trust`` only. Only the server user and root (who can already read its
+  files) can reach that socket; we do not know the production roles' passwords, so a socket
+  only we can enter is the one way in that needs none. ``socket_dir=`` makes ``url()`` /
+  ``psql`` use it.
+
+Throwaway clusters are stopped on every exit path by their callers (``try``/``finally``;
+the command line turns SIGTERM into an exception). A kill -9 of swarm leaves one running:
+``init(owner=...)`` writes ``owner.json`` (the owning process) into the cluster's real
+directory, and ``services.workdirs`` stops (``stop_orphan``) and removes leftovers whose owner
+is gone, here and under ``/var/tmp/swarm-pg``, at the start of the next verify, backup or
+restore.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pwd
+import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from swarm.errors import ConfigError, SourceError, UnavailableError
 from swarm.procs import pid_alive
@@ -40,6 +83,10 @@ from swarm.sources.postgres.binaries import find_bindir
 
 SERVER_USER = "postgres"
 RELOCATE_ROOT = Path("/var/tmp/swarm-pg")
+PASSWORD_FILE = "superuser.pass"  # in base: ours, 0600
+DATADIR_PASSWORD_FILE = "swarm_superuser.pass"  # in PGDATA: the server user's, 0600; travels with copies
+OWNER_FILE = "owner.json"  # in a throwaway cluster's real directory: which process owns it
+AUTH_METHOD = "scram-sha-256"
 
 
 def running_as_root() -> bool:
@@ -71,9 +118,13 @@ class LocalCluster:
     superuser: str = "swarm"
     host: str = "127.0.0.1"
     pgdata: Path | None = None
+    password: str | None = None  # None: read from the password files (see the module docstring)
+    socket_dir: Path | None = None  # connect through this unix socket directory instead of TCP
 
     def __post_init__(self) -> None:
         self.base = Path(self.base)
+        if self.socket_dir is not None:
+            self.socket_dir = Path(self.socket_dir)
         if self.bindir is None:
             self.bindir = find_bindir(need="initdb")
         if not self.port:
@@ -112,8 +163,54 @@ class LocalCluster:
                               hint=f"See {self.logfile} for the server log.")
         return r  # type: ignore[no-any-return]
 
+    def _password(self) -> str | None:
+        """The superuser's password: given, else from ``base/superuser.pass`` (a cluster we
+        created) or ``PGDATA/swarm_superuser.pass`` (also a physical copy of one); None when
+        neither exists (a restored copy of a cluster we did not create)."""
+        if self.password is None:
+            candidates = [] if self.pgdata is not None else [self.base / PASSWORD_FILE]
+            candidates.append(self.datadir / DATADIR_PASSWORD_FILE)
+            for f in candidates:
+                text = _read_private(f)
+                if text:
+                    self.password = text
+                    break
+        return self.password
+
+    def _connect_host(self) -> str:
+        return str(self.socket_dir) if self.socket_dir is not None else self.host
+
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{self.superuser}@{self.host}:{self.port}/{dbname}"
+        """A URL for ``dbname`` as the superuser, with its password when we know it (see the
+        module docstring); through ``socket_dir`` when set."""
+        pw = self._password()
+        auth = quote(self.superuser, safe="") + (f":{quote(pw, safe='')}" if pw else "")
+        if self.socket_dir is not None:
+            return (f"postgresql://{auth}@/{quote(dbname, safe='')}?host={quote(str(self.socket_dir), safe='')}"
+                    f"&port={self.port}")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(dbname, safe='')}"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        """A libpq key=value connection string for ``dbname``, built by ``make_conninfo`` from
+        this cluster's own parts only (host, port, superuser, password): nothing in it comes from
+        a manifest or other outside text, so no text can add a ``port=`` or ``dbname=``."""
+        from psycopg.conninfo import make_conninfo
+
+        parts: dict[str, Any] = {"host": self._connect_host(), "port": str(self.port), "user": self.superuser,
+                                 "dbname": dbname}
+        pw = self._password()
+        if pw:
+            parts["password"] = pw
+        return make_conninfo("", **parts)
+
+    def client_env(self) -> dict[str, str]:
+        """The environment for a client tool run against this cluster: no PG* of the caller's,
+        the password as ``PGPASSWORD`` (an environment is private to us and root; argv is not)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        pw = self._password()
+        if pw:
+            env["PGPASSWORD"] = pw
+        return env
 
     # ---- lifecycle -------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -129,7 +226,8 @@ class LocalCluster:
             RELOCATE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
             os.chmod(RELOCATE_ROOT, 0o711)
             real = RELOCATE_ROOT / hashlib.sha256(str(self.base.absolute()).encode()).hexdigest()[:16]
-            if real.exists():
+            if real.exists():  # a leftover of an earlier cluster at this path: stop a server still serving it
+                stop_orphan(real / "data")
                 shutil.rmtree(real)
             real.mkdir(mode=0o700)
             os.chown(real, user.pw_uid, user.pw_gid)
@@ -139,13 +237,39 @@ class LocalCluster:
         os.chown(self.base, user.pw_uid, user.pw_gid)
         os.chmod(self.base, 0o700)
 
-    def init(self, *, conf: dict[str, str] | None = None, fast: bool = False) -> None:
-        """initdb a new cluster; ``fast`` turns fsync off (throwaway clusters only)."""
+    def init(self, *, conf: dict[str, str] | None = None, fast: bool = False,
+             owner: dict[str, Any] | None = None) -> None:
+        """initdb a new cluster with ``scram-sha-256`` for every connection and a random
+        superuser password (module docstring); ``fast`` turns fsync off (throwaway clusters
+        only). ``owner`` (a throwaway cluster's owning process, ``services.workdirs``) is
+        written as ``owner.json`` into the cluster's real directory first, so a leftover found
+        later can be told from a live one.
+
+        Steps: (1) the base directory (and ``owner.json``), (2) the password into
+        ``base/superuser.pass`` (ours) and a temporary ``.initdb-pw-*`` copy for initdb (the
+        server user's), (3) initdb, (4) that copy moved into PGDATA as ``swarm_superuser.pass``,
+        (5) settings. A kill -9 before (3) leaves a base without a cluster, which a later ``init``
+        reuses; during (3)-(5) a partial or unconfigured data directory that ``init`` refuses
+        as existing: ``destroy`` removes either (a ``.initdb-pw-*`` file goes with the base).
+        """
         if self.exists():
             raise ConfigError(f"a cluster already exists in {self.datadir}")
         self._prepare_base()
-        self._run([self._bin("initdb"), "-D", str(self.datadir), "-U", self.superuser, "--auth=trust",
-                   "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"], timeout=300)
+        real = self.base.resolve()
+        if owner is not None:
+            _write_private(real / OWNER_FILE, json.dumps(owner).encode())
+        password = secrets.token_urlsafe(24)
+        _write_private(real / PASSWORD_FILE, password.encode())
+        pwfile = real / f".initdb-pw-{secrets.token_hex(4)}"
+        write_for_server_user(pwfile, password.encode() + b"\n")
+        try:
+            self._run([self._bin("initdb"), "-D", str(self.datadir), "-U", self.superuser,
+                       f"--auth-host={AUTH_METHOD}", f"--auth-local={AUTH_METHOD}", f"--pwfile={pwfile}",
+                       "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"], timeout=300)
+            os.replace(pwfile, self.datadir / DATADIR_PASSWORD_FILE)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self.password = password
         settings = {
             "listen_addresses": "'127.0.0.1'", "port": str(self.port), "unix_socket_directories": "''",
             "wal_level": "replica", "max_wal_senders": "10", "max_replication_slots": "10",
@@ -203,7 +327,7 @@ class LocalCluster:
     def start(self, timeout: float = 60) -> None:
         if self.is_running():
             return
-        if port_open(self.host, self.port):
+        if self.socket_dir is None and port_open(self.host, self.port):
             raise UnavailableError(f"port {self.port} is already in use; cannot start PostgreSQL there",
                                    hint="Stop what listens there, or remove the cluster's port setting.",
                                    transient=False)
@@ -226,7 +350,8 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         pid = self.pid()
         while time.monotonic() < deadline:
-            r = subprocess.run([self._bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-U", self.superuser,
+            r = subprocess.run([self._bin("pg_isready"), "-h", self._connect_host(), "-p", str(self.port),
+                                "-U", self.superuser,
                                 "-d", "postgres", "-q"],
                                check=False, capture_output=True)
             if r.returncode == 0:
@@ -284,8 +409,12 @@ class LocalCluster:
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         """Run SQL with psql (used for set-up; services use psycopg)."""
-        r = subprocess.run([self._bin("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(dbname),
-                            "-c", sql], capture_output=True, text=True, check=False)
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        parts = {k: v for k, v in conninfo_to_dict(self.conninfo(dbname)).items() if k != "password"}
+        r = subprocess.run([self._bin("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                            make_conninfo("", **parts), "-c", sql],  # the password only in the environment
+                           capture_output=True, text=True, check=False, env=self.client_env())
         if r.returncode != 0:
             raise SourceError(f"psql failed: {r.stderr.strip()}")
         return r.stdout.strip()
@@ -358,8 +487,26 @@ def write_for_server_user(path: Path, data: bytes, mode: int = 0o600) -> None:
     file, then ``rename`` (which replaces a link at ``path`` instead of writing through it). A
     crash leaves at most a ``.tmp-*`` file in that directory.
     """
-    import secrets
+    _write_atomic(path, data, mode, to_server_user=True)
 
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically, 0600, owned by us (the same care as ``write_for_server_user``:
+    the directory may belong to the server user)."""
+    _write_atomic(path, data, 0o600, to_server_user=False)
+
+
+def _read_private(path: Path) -> str | None:
+    """The stripped text of ``path``, never through a symlink; None if it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(4096).decode(errors="replace").strip() or None
+
+
+def _write_atomic(path: Path, data: bytes, mode: int, *, to_server_user: bool) -> None:
     dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         tmp = f".tmp-{path.name}-{secrets.token_hex(6)}"
@@ -369,7 +516,7 @@ def write_for_server_user(path: Path, data: bytes, mode: int = 0o600) -> None:
                 fh.write(data)
                 fh.flush()
                 os.fchmod(fh.fileno(), mode)
-                user = _server_user()
+                user = _server_user() if to_server_user else None
                 if user is not None:
                     os.fchown(fh.fileno(), user.pw_uid, user.pw_gid)
                 os.fsync(fh.fileno())
@@ -411,3 +558,127 @@ def server_user_write_problem(directory: Path) -> str | None:
         return (f"the {user.pw_name} user cannot write {directory}: `chown -R {user.pw_name} {directory}` "
                 f"(or give it group write access)")
     return None
+
+
+# ---- throwaway clusters: locked-down access, and leftovers of killed runs ----------------------
+LOCKED_DOWN_HBA = ("# written by swarm for a throwaway copy: only through a unix socket in a 0700 directory\n"
+                   "# that just the server user (and root) can enter; no TCP listener, no other line\n"
+                   "local all all trust\n")
+
+
+def lock_down_hba(datadir: Path, socket_dir: Path) -> dict[str, str]:
+    """Make a restored data directory that swarm starts only to check it reachable by us alone.
+
+    Creates ``socket_dir`` (0700, owned by the server user), overwrites ``pg_hba.conf`` with
+    ``LOCKED_DOWN_HBA`` (the backup's own is kept as ``pg_hba.conf.from-backup``) and returns
+    the settings to write into ``postgresql.conf``: ``listen_addresses = ''`` (no TCP at all),
+    ``unix_socket_directories`` = ``socket_dir``, ``hba_file``. Open the cluster with
+    ``LocalCluster(..., socket_dir=socket_dir)``. The socket's path (``socket_dir`` +
+    ``/.s.PGSQL.<port>``) must stay under 107 bytes: pick a short ``socket_dir``.
+    Never for an operator's restore: they keep their own ``pg_hba.conf``.
+    """
+    socket_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(socket_dir, 0o700)
+    hand_to_server_user(socket_dir)
+    hba = datadir / "pg_hba.conf"
+    if hba.exists() and not hba.is_symlink() and not (datadir / "pg_hba.conf.from-backup").exists():
+        hba.rename(datadir / "pg_hba.conf.from-backup")
+    hba.unlink(missing_ok=True)
+    hba.write_text(LOCKED_DOWN_HBA)
+    return {"listen_addresses": "", "unix_socket_directories": str(socket_dir), "hba_file": str(hba)}
+
+
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes with its NUL; keep a margin for ".s.PGSQL.<port>.lock"
+
+
+def socket_dir_fits(socket_dir: Path) -> bool:
+    return len(str(socket_dir)) + len("/.s.PGSQL.65535.lock") <= SOCKET_PATH_MAX
+
+
+def _proc_cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return False
+    return exe.startswith("postgres") or comm.startswith("postgres")
+
+
+def postgres_pids_in(datadir: Path) -> list[int]:
+    """The PostgreSQL processes (postmaster and children) whose working directory is ``datadir``
+    (the postmaster chdirs into its data directory and its children inherit it)."""
+    want = str(Path(datadir).resolve())
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        cwd = _proc_cwd(int(entry.name))
+        if cwd is not None and cwd.removesuffix(" (deleted)") == want and _is_postgres(int(entry.name)):
+            out.append(int(entry.name))
+    return out
+
+
+def stop_orphan(datadir: Path, timeout: float = 30.0) -> bool:
+    """Stop the server a killed run left serving ``datadir``; True if one was running.
+
+    Sends SIGQUIT (PostgreSQL's immediate shutdown: no checkpoint, children told to quit) to the
+    postmaster named in ``postmaster.pid``, only after checking that it is a postgres process
+    whose working directory is ``datadir`` (a recycled pid is left alone), waits up to
+    ``timeout`` for every postgres process in ``datadir`` to exit, then SIGKILLs what is left.
+    Needs no ``pg_ctl`` and works as root or as the user the server runs as.
+    """
+    datadir = Path(datadir)
+    try:
+        lines = (datadir / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        pid = None
+    found = False
+    if pid is not None and pid > 1 and _is_postgres(pid):
+        cwd = _proc_cwd(pid)
+        if cwd is not None and cwd.removesuffix(" (deleted)") == str(datadir.resolve()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGQUIT)
+                found = True
+    deadline = time.monotonic() + timeout
+    while True:
+        left = postgres_pids_in(datadir)
+        if not left:
+            return found
+        found = True
+        if time.monotonic() > deadline:
+            for p in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(p, signal.SIGKILL)
+            time.sleep(0.2)
+            return found
+        time.sleep(0.1)
+
+
+def remove_throwaway(base: Path) -> None:
+    """Stop a leftover throwaway cluster under ``base`` (``base/data``, or ``base`` itself when it
+    is a data directory) and remove ``base``, and the relocated directory it points to (only one
+    under ``RELOCATE_ROOT``)."""
+    base = Path(base)
+    real = None
+    if base.is_symlink():
+        target = base.resolve()
+        if target.parent == RELOCATE_ROOT.resolve():
+            real = target
+    d = real or base
+    for datadir in (d / "data", d):
+        if (datadir / "PG_VERSION").exists() or (datadir / "postmaster.pid").exists():
+            stop_orphan(datadir)
+    if base.is_symlink():
+        base.unlink()
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+    if real is not None:
+        shutil.rmtree(real, ignore_errors=True)
