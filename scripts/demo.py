@@ -73,7 +73,10 @@ def pitr_demo(info: dict[str, Any]) -> None:
     r = step("point-in-time recovery to the restore point", "admin", "restore", "physical",
              "--target-name", "before-accident", "--datadir", str(datadir), "--start")
     try:
-        with psycopg.connect(f"postgresql://swarm@127.0.0.1:{r['port']}/swarm") as conn:
+        from swarm.sources.postgres.cluster import LocalCluster
+
+        restored = LocalCluster(datadir.parent, port=int(r["port"]), pgdata=datadir)
+        with psycopg.connect(restored.url("swarm")) as conn:
             row = conn.execute("SELECT count(*) FROM run_events").fetchone()
             m = row[0] if row else 0
         if m != n:

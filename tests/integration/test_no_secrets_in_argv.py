@@ -31,7 +31,9 @@ def test_replication_tools_get_the_whole_connection_string_but_not_the_password(
 @pytest.mark.integration
 def test_pg_dump_command_line_holds_no_password(pg_cluster: LocalCluster, tmp_path: Path) -> None:
     """The attack: read the running pg_dump's /proc/<pid>/cmdline, as any local user can."""
-    url = pg_cluster.url("postgres").replace("swarm@", f"swarm:{SECRET}@")  # trust auth: any password works
+    url = pg_cluster.url("postgres")  # the cluster's own random password is in it
+    secret = pg_cluster.password
+    assert secret and f":{secret}@" in url
     seen: list[bytes] = []
 
     def spy(proc: subprocess.Popen[bytes]) -> None:
@@ -48,5 +50,5 @@ def test_pg_dump_command_line_holds_no_password(pg_cluster: LocalCluster, tmp_pa
 
     pg_dump_directory(url, tmp_path / "d", jobs=1, snapshot=None, on_start=spy)
     assert seen and seen[0], "the spy saw no command line"
-    assert SECRET.encode() not in seen[0]
+    assert secret.encode() not in seen[0]
     assert b"pg_dump" in seen[0]

@@ -3,6 +3,7 @@ server said, with a hint (never a psycopg traceback); a logical restore prints a
 swarm at that carries no password; a damaged COPY part names its table."""
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import psycopg
@@ -26,6 +27,7 @@ from tests.conftest import new_database
 pytestmark = pytest.mark.integration
 
 ROLE = "swarm_no_privileges"
+ROLE_PASSWORD = "np-" + secrets.token_hex(8)
 
 
 @pytest.fixture
@@ -35,10 +37,10 @@ def unprivileged_url(pg_cluster: LocalCluster) -> str:
     admin = pg_cluster.url()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP ROLE IF EXISTS {ROLE}")
-        conn.execute(f"CREATE ROLE {ROLE} LOGIN")
+        conn.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'")
         conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
     try:
-        yield admin.replace(f"//{pg_cluster.superuser}@", f"//{ROLE}@")
+        yield f"postgresql://{ROLE}:{ROLE_PASSWORD}@{pg_cluster.host}:{pg_cluster.port}/postgres"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
@@ -69,15 +71,16 @@ def test_restore_prints_a_url_without_any_password(tmp_path: Path, kek: LocalKey
     db = new_database(pg_cluster, runs=3, size_mb=0.2)
     repo = Repository.init(LocalStore(tmp_path / "r"), kek)
     m = backup_postgres_logical(repo, db).manifest
-    target = with_dbname(pg_cluster.url(), "pw_" + m.id[-6:]).replace("@", ":s3cret@", 1)  # trust: accepted
+    target = with_dbname(pg_cluster.url(), "pw_" + m.id[-6:])  # carries the cluster's password
+    secret = pg_cluster.password
     res = execute_restore(repo, plan_restore(repo, m.id, target, create=True))
     d = res.to_dict()
-    assert "s3cret" not in d["swarm_db_url"] and "***" not in d["swarm_db_url"], d["swarm_db_url"]
-    assert d["swarm_db_url"] == with_dbname(pg_cluster.url(), "pw_" + m.id[-6:])
+    assert secret not in d["swarm_db_url"] and "***" not in d["swarm_db_url"], d["swarm_db_url"]
+    assert d["swarm_db_url"] == target.replace(f":{secret}@", "@")
     assert d["swarm_db_url_password_omitted"] is True
     pg_view.logical_restore(res, m.id, as_json=False)
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "SWARM_DB_URL" in ln)
-    assert "***" not in line and "s3cret" not in line and "add the password, or use PGPASSFILE" in line
+    assert "***" not in line and secret not in line and "add the password, or use PGPASSFILE" in line
 
 
 def test_a_damaged_copy_part_names_its_table(tmp_path: Path, kek: LocalKeyFile, pg_cluster: LocalCluster,

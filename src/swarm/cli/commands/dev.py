@@ -7,6 +7,7 @@ import typer
 
 from swarm.cli.common import JSON_OPT, settings
 from swarm.config.settings import swarm_home
+from swarm.config.urls import redact
 from swarm.ui import render
 
 app = typer.Typer(help="The embedded stack for a laptop, the demo and the tests.", no_args_is_help=True)
@@ -23,7 +24,8 @@ def up(as_json: bool = JSON_OPT) -> None:
         return
     render.out.print("[bold green]swarm dev stack is up[/]")
     objects = f"{info['objects_endpoint']} bucket {info['objects_bucket']}"
-    render.kv([("database", info["db_url"]), ("objects", objects),
+    render.kv([("database", redact(info["db_url"]) + "  (password: dev/pg/superuser.pass; --json prints it)"),
+               ("objects", objects),
                ("DR objects", f"{info['dr_objects_endpoint']} bucket {info['dr_objects_bucket']}"),
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
                ("config", info["config"])])
