@@ -123,7 +123,7 @@ class Finding:
         return self.category in FAILING
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"category": self.category, "subject": self.subject}
+        d: dict[str, Any] = {"category": self.category, "subject": self.subject}
         d.update({k: v for k, v in (("run_id", self.run_id), ("pipeline", self.pipeline),
                                      ("expected_size", self.expected_size), ("actual_size", self.actual_size),
                                      ("expected_sha256", self.expected_sha256),

@@ -4,8 +4,9 @@ PostgreSQL gets pipelines, runs, run events with JSON payloads (LLM calls with m
 and tool calls, tool results, metrics, checkpoints), approvals, denials, plugins and
 feature flags; the bucket gets ``pipeline_runs/<run_id>/`` artefacts (a model, reports,
 an audit PDF, conversations), each recorded in ``run_artefacts`` (key, size, SHA-256);
-the state directory gets ``cron/jobs.json`` (jobs naming pipelines) and ``batch/<run_id>/``. About one event in twelve and most conversations carry PII (emails,
-phone numbers, card numbers, Aadhaar and SSN values), as production data does.
+the state directory gets ``cron/jobs.json`` (jobs naming pipelines) and ``batch/<run_id>/``.
+About one event in twelve and most conversations carry PII (emails, phone numbers, card
+numbers, Aadhaar and SSN values), as production data does.
 
 The data is generated from ``seed`` (deterministic for a given seed, size and starting
 state; seeding an already seeded database adds new pipelines and runs). Rows are
