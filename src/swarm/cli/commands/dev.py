@@ -76,8 +76,9 @@ def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help=
          as_json: bool = JSON_OPT) -> None:
     """Fill all three stores with a realistic deployment (some of it carrying PII).
 
-    Every object written under pipeline_runs/<run_id>/ is recorded in run_artefacts
-    (key, size, SHA-256), so `swarm admin check stack` finds the stores in agreement.
+    Every object written under pipeline_runs/<run_id>/ is recorded in
+    run_artefacts (key, size, SHA-256), so `swarm admin check stack` finds
+    the stores in agreement.
     """
     from swarm.platform.seed import seed_database, seed_objects, seed_state_dir
     from swarm.storage.s3 import make_client
