@@ -202,3 +202,14 @@ def test_missing_state_dir(deployment: Deployment, tmp_path: Path) -> None:
 def test_no_database_configured(deployment: Deployment) -> None:
     code, _, err, _ = deployment.cli(*CHECK, SWARM_DB_URL="")
     assert code == int(ExitCode.CONFIG), err
+
+
+def test_dev_seed_records_what_it_writes(deployment: Deployment) -> None:
+    """`swarm dev seed` (the command) fills run_artefacts for every object it writes: the stores agree."""
+    d = deployment
+    before = len(artefacts(d))
+    code, out, err, data = d.cli("dev", "seed", "--runs", "2", "--size-mb", "0", "--model-kb", "1", "--json")
+    assert code == 0, (out, err)
+    assert len(artefacts(d)) == before + data["objects"] == len(d.keys())
+    code, out, err, data = d.cli(*CHECK, "--json")
+    assert code == 0 and data["ok"], data["findings"]
