@@ -64,7 +64,7 @@ def prod(pg_cluster: LocalCluster, seaweed: SeaweedServer) -> Stack:
     url = new_db(pg_cluster)
     _, run_rows = seed_database(url, runs=6, size_mb=0.3, seed=11)
     b = new_bucket(seaweed, "prod")
-    seed_objects(b.client, b.name, run_rows, model_kb=16, workers=4)
+    seed_objects(b.client, b.name, run_rows, model_kb=16, workers=4, db_url=url)
     return Stack(url, b, run_rows)
 
 

@@ -17,6 +17,7 @@ from swarm.cli.commands import (
     api,
     backup,
     backups,
+    check,
     dev,
     keys,
     objects,
@@ -41,6 +42,7 @@ admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
+admin.add_typer(check.app, name="check")  # `admin check stack`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`

@@ -3,7 +3,9 @@
     GET /healthz                 {"status": "ok", "database": "ok", "schema_version": N}
     GET /api/v1/pipelines        {"total": N, "items": [...]}   (?limit=&offset=)
     GET /api/v1/runs             {"total": N, "items": [...]}   newest first (?limit=&offset=&pipeline=)
-    GET /api/v1/runs/{id}        the run, with its event, approval and denial counts
+    GET /api/v1/runs/{id}        the run, with its event, approval and denial counts and its
+                                 artefacts ({"key", "size", "sha256"} per object, by key;
+                                 null on a database older than schema version 2)
 
 A small threaded stdlib server in front of a bounded connection pool (``psycopg_pool``,
 ``pool_size`` connections at most, checked before each use). Every request is checked, in
@@ -148,7 +150,14 @@ class SwarmAPI:
             rows = _rows(cur)
             if not rows:
                 return 404, {"error": "not-found", "message": f"run {run_id} does not exist"}
-            return 200, rows[0]
+            run = rows[0]
+            table = conn.execute("SELECT to_regclass('public.run_artefacts')").fetchone()
+            if table is None or table[0] is None:  # a database from before schema version 2
+                run["artefacts"] = None
+            else:
+                run["artefacts"] = _rows(conn.execute("SELECT key, size, sha256 FROM run_artefacts WHERE run_id = %s "
+                                                      "ORDER BY key", (run_id,)))
+            return 200, run
 
         return self._query(q)
 

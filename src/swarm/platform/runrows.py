@@ -3,7 +3,7 @@
 The platform owns the schema, so the SQL lives here. What belongs to a run is found from
 the catalogue, not from a hard-coded list: the ``runs`` row, every row of every table
 with a single-column foreign key to ``runs(id)`` (today ``run_events``, ``approvals``,
-``denials``), and the ``pipelines`` row the run belongs to. An import accepts exactly that
+``denials``, ``run_artefacts``), and the ``pipelines`` row the run belongs to. An import accepts exactly that
 shape and nothing else (checked in ``swarm.services.transfer.imports``): one ``runs`` row
 with the run's id, one ``pipelines`` row with its pipeline's id, and child rows whose every
 reference to ``runs(id)`` names that run.
@@ -29,6 +29,7 @@ from swarm.sources.postgres.conn import connect, redact
 
 RUNS = "runs"
 PIPELINES = "pipelines"
+ARTEFACTS = "run_artefacts"  # one row per object the run wrote; its ``key`` lies under the run's prefix
 BATCH = 500
 
 _REFERENCING_SQL = """

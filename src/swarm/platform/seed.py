@@ -3,9 +3,10 @@
 PostgreSQL gets pipelines, runs, run events with JSON payloads (LLM calls with messages
 and tool calls, tool results, metrics, checkpoints), approvals, denials, plugins and
 feature flags; the bucket gets ``pipeline_runs/<run_id>/`` artefacts (a model, reports,
-an audit PDF, conversations); the state directory gets ``cron/jobs.json`` and
-``batch/<run_dir>/``. About one event in twelve and most conversations carry PII (emails,
-phone numbers, card numbers, Aadhaar and SSN values), as production data does.
+an audit PDF, conversations), each recorded in ``run_artefacts`` (key, size, SHA-256);
+the state directory gets ``cron/jobs.json`` (jobs naming pipelines) and ``batch/<run_id>/``.
+About one event in twelve and most conversations carry PII (emails, phone numbers, card
+numbers, Aadhaar and SSN values), as production data does.
 
 The data is generated from ``seed`` (deterministic for a given seed, size and starting
 state; seeding an already seeded database adds new pipelines and runs). Rows are
@@ -13,9 +14,10 @@ loaded with COPY; ``size_mb`` is the target size of the database (calibrated on 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,21 +270,40 @@ def run_artefacts(run: dict[str, Any], rng: random.Random, model_kb: int) -> lis
 
 
 def seed_objects(client: Any, bucket: str, run_rows: list[dict[str, Any]], *, model_kb: int = 64,
-                 seed: int = 7, workers: int = 8) -> tuple[int, int]:
-    """Upload every run's artefacts, tagged ``swarm-class=<class>`` (lifecycle rules filter on it)."""
+                 seed: int = 7, workers: int = 8, db_url: str | None = None) -> tuple[int, int]:
+    """Upload every run's artefacts, tagged ``swarm-class=<class>`` (lifecycle rules filter on it);
+    with ``db_url``, then record each in ``run_artefacts`` (key, size and SHA-256 of the bytes
+    written), as the platform does: object first, row after.
+
+    A crash between the uploads and the rows' transaction leaves objects that no row records
+    (``swarm admin check stack`` lists them as unrecorded, which does not fail the check);
+    seeding records nothing for a run whose rows it did not create. Returns (objects, bytes)."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = random.Random(seed + 1)
-    items = [a for r in run_rows for a in run_artefacts(r, rng, model_kb)]
+    items = [(r["id"], *a) for r in run_rows for a in run_artefacts(r, rng, model_kb)]
 
-    def put(item: tuple[str, bytes, str, str]) -> int:
-        key, body, ctype, cls = item
+    def put(item: tuple[str, str, bytes, str, str]) -> int:
+        _, key, body, ctype, cls = item
         client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=ctype, Tagging=f"swarm-class={cls}")
         return len(body)
 
     with ThreadPoolExecutor(workers) as pool:
         total = sum(pool.map(put, items))
+    if db_url is not None:
+        record_artefacts(db_url, ((run_id, key, body) for run_id, key, body, _, _ in items))
     return len(items), total
+
+
+def record_artefacts(db_url: str, artefacts: Iterable[tuple[str, str, bytes]]) -> int:
+    """Record (run id, key, bytes written) in ``run_artefacts``, in one transaction: a key
+    recorded already gets the new size and checksum (the object was written again)."""
+    rows = [(run_id, key, len(body), hashlib.sha256(body).hexdigest()) for run_id, key, body in artefacts]
+    with connect(db_url, autocommit=False) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.executemany("INSERT INTO run_artefacts (run_id, key, size, sha256) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, size = EXCLUDED.size, "
+                        "sha256 = EXCLUDED.sha256, created_at = now()", rows)
+    return len(rows)
 
 
 def seed_state_dir(state_dir: Path, run_rows: list[dict[str, Any]], *, seed: int = 7) -> int:

@@ -3,6 +3,8 @@ repository, bucket configurations, the server user's access, a restore-test envi
 Services themselves never read ``Settings``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
@@ -118,3 +120,13 @@ def state_scope(settings: Settings) -> StateScope:
             inner.append(rp.relative_to(real).as_posix())
     is_home = real == Path(os.path.realpath(settings.home))
     return StateScope(state_dir, tool_paths_for(is_home), tuple(sorted(set(inner))))
+
+
+def stack_stores(settings: Settings) -> tuple[str, BucketConfig, Path]:
+    """The three stores of the configured deployment (flags already folded into ``settings``):
+    the database URL (``SWARM_DB_URL``), the artefact bucket (``SWARM_OBJECTS_BUCKET`` on the
+    configured endpoint and account) and the state directory (``SWARM_STATE_DIR``, default
+    ``SWARM_HOME``). What ``swarm admin check stack`` checks by default."""
+    db_url = settings.require("db_url", "the swarm database (SWARM_DB_URL, or --db-url)")
+    bucket = primary_config(settings)
+    return db_url, bucket, Path(settings.state_dir or settings.home).expanduser()

@@ -76,7 +76,12 @@ def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help=
          stores: str = typer.Option("db,objects,state", "--stores",
                                     help="Which stores to fill: any of db, objects, state."),
          as_json: bool = JSON_OPT) -> None:
-    """Fill all three stores with a realistic deployment (some of it carrying PII)."""
+    """Fill all three stores with a realistic deployment (some of it carrying PII).
+
+    Every object written under pipeline_runs/<run_id>/ is recorded in
+    run_artefacts (key, size, SHA-256), so `swarm admin check stack` finds
+    the stores in agreement.
+    """
     from swarm.platform.seed import seed_database, seed_objects, seed_state_dir
     from swarm.storage.s3 import make_client
 
@@ -89,7 +94,8 @@ def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help=
     if "objects" in wanted and (s.objects_endpoint or s.objects_bucket):
         client = make_client(s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
         result.objects, result.object_bytes = seed_objects(client, s.require("objects_bucket", "the artefact bucket"),
-                                                           run_rows, model_kb=model_kb, seed=random_seed)
+                                                           run_rows, model_kb=model_kb, seed=random_seed,
+                                                           db_url=db_url)
     if "state" in wanted:
         result.state_files = seed_state_dir(Path(str(s.state_dir)), run_rows, seed=random_seed)
     if as_json:

@@ -7,7 +7,10 @@ Steps, and what a crash between them leaves:
    next to the output (``.swarm-export-*``, removed on exit, scrubbed on the way in with
    ``--scrub``);
 2. the latest version of every object under ``pipeline_runs/<run_id>/`` is streamed from
-   the bucket into the staging directory (scrubbed, kept or left out by its format);
+   the bucket into the staging directory (scrubbed, kept or left out by its format); then
+   the run's ``run_artefacts`` rows (read in step 1) are staged to describe the objects the
+   archive carries: a scrubbed object's row gets its new size and SHA-256, a left-out
+   object's row is left out (see ``_artefact_member``);
 3. the manifest is signed with this deployment's export signing key (``.trust``); the
    archive is written under a temporary name (``signature.json`` first, then the manifest,
    then rows, then objects), fsynced and renamed over the output.
@@ -49,7 +52,7 @@ from swarm.model.archive import (
     row_member,
     run_prefix,
 )
-from swarm.platform.runrows import PIPELINES, RUNS, RunReader
+from swarm.platform.runrows import ARTEFACTS, PIPELINES, RUNS, RunReader
 from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
 from swarm.sources.objects import Bucket
@@ -64,7 +67,7 @@ _TEXT_BLOCK = 1 << 20
 # Columns that are identifiers, enums or times: never scrubbed (they carry no PII, and
 # changing them would break references).
 _STRUCTURAL = {"id", "run_id", "pipeline_id", "seq", "ts", "type", "status", "decision", "artefact_prefix",
-               "enabled", "version", "rollout_percent", "name"}
+               "enabled", "version", "rollout_percent", "name", "key", "size", "sha256"}
 
 
 @dataclass
@@ -191,6 +194,30 @@ def _scrub_object(s: Scrubber, chunks: Iterable[bytes], fmt: str, size: int, sin
     text_out.flush()
 
 
+def _artefact_member(stage: Path, source_rows: list[dict[str, Any]], members: list[Member], prefix: str,
+                     left_out: list[str]) -> Member:
+    """The ``run_artefacts`` rows member, describing the objects this archive carries: a row
+    whose object was scrubbed gets the scrubbed bytes' size and SHA-256, a row whose object was
+    left out is left out too; the other rows travel as they are (so an unscrubbed export is
+    faithful, also where the source's rows and objects disagree)."""
+    carried = {m.key: m for m in members if m.kind == "object"}
+    dropped = set(left_out)
+    name = row_member(ARTEFACTS)
+    sink = _HashingFile(stage / name)
+    n = 0
+    for raw in source_rows:
+        row = dict(raw)
+        rel = str(row.get("key") or "")[len(prefix):] if str(row.get("key") or "").startswith(prefix) else None
+        if rel is not None and rel in dropped:
+            continue
+        obj = carried.get(rel) if rel is not None else None
+        if obj is not None and obj.treatment == "scrubbed":
+            row["size"], row["sha256"] = obj.size, obj.sha256
+        sink.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        n += 1
+    return Member(name, sink.size, sink.close(), "rows", rows=n)
+
+
 def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub: bool,
                signing_key: ExportSigningKey, include_unscrubbed: bool = False, force: bool = False,
                key: bytes | None = None, clock: Clock | None = None) -> ExportResult:
@@ -226,8 +253,14 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
             pipeline_id = str(run["pipeline_id"])
             tables: dict[str, str] = {PIPELINES: "id", RUNS: "id"}
             tables.update(sorted(reader.referencing_tables().items()))
+            artefact_rows: list[dict[str, Any]] = []
+            artefacts_at = -1
             for table, col in tables.items():
                 value = pipeline_id if table == PIPELINES else run_id
+                if table == ARTEFACTS:  # written once the objects are known (below)
+                    artefact_rows = list(reader.rows(table, col, value))
+                    artefacts_at = len(members)
+                    continue
                 name = row_member(table)
                 sink = _HashingFile(stage / name)
                 n = 0
@@ -265,6 +298,9 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
             members.append(Member(name, sink.size, sink.close(), "object", key=rel, content_type=ctype, tags=tags,
                                   treatment=treatment))
             object_bytes += sink.size
+        if artefacts_at >= 0:
+            members.insert(artefacts_at, _artefact_member(stage, artefact_rows, members, prefix, left_out))
+            rows[ARTEFACTS] = members[artefacts_at].rows
         scrub_info: dict[str, Any] = {"scrubbed": scrubber is not None}
         if scrubber is not None:
             scrub_info.update(scrubber_version=SCRUB_VERSION, key="random per export, not stored",

@@ -17,7 +17,7 @@ Plan (:func:`plan_import`, no side effects):
    the export carries must reference ``runs(id)`` there too, through exactly one column;
 3. the run id must not exist in the target unless ``--replace`` (delete it and import
    again) or ``--new-id`` (import under a fresh id, rewriting ``run_id`` references,
-   ``artefact_prefix`` and object keys);
+   ``artefact_prefix``, object keys and the keys of ``run_artefacts`` rows);
 4. the bucket must be reachable.
 
 Execute (:func:`import_run`):
@@ -51,7 +51,7 @@ from typing import Any
 
 from swarm.errors import HostileArchive, IntegrityError, RefusedError, SwarmError
 from swarm.model.archive import ROWS_DIR, Limits, Member, RunManifest, new_run_id, rekey, run_prefix
-from swarm.platform.runrows import PIPELINES, RUNS, RunWriter
+from swarm.platform.runrows import ARTEFACTS, PIPELINES, RUNS, RunWriter
 from swarm.sources.objects import Bucket
 from swarm.sources.postgres.conn import redact
 
@@ -115,8 +115,9 @@ class RowRules:
     ``runs``: exactly one row, whose ``id`` is the declared run id, whose ``pipeline_id`` is
     the declared pipeline and whose ``artefact_prefix`` names the run's own prefix;
     ``pipelines``: exactly one row, the declared pipeline; every other table: each row's
-    column referencing ``runs(id)`` (``m.tables``) holds the declared run id. Refusals are
-    ``HostileArchive`` (exit 8).
+    column referencing ``runs(id)`` (``m.tables``) holds the declared run id; ``run_artefacts``
+    rows also name a key strictly under the run's own prefix (``pipeline_runs/<run_id>/``).
+    Refusals are ``HostileArchive`` (exit 8).
     """
 
     def __init__(self, m: RunManifest) -> None:
@@ -151,6 +152,11 @@ class RowRules:
             if row.get(col) != m.run_id:
                 raise _foreign(f"a {table} row references run {str(row.get(col))[:80]!r} through {col}; every row "
                                f"must belong to the declared run {m.run_id}", table=table, column=col)
+            if table == ARTEFACTS:
+                prefix, key = run_prefix(m.run_id), row.get("key")
+                if not (isinstance(key, str) and key.startswith(prefix) and len(key) > len(prefix)):
+                    raise _foreign(f"a {table} row names object {str(key)[:120]!r}, which is not under run "
+                                   f"{m.run_id}'s own prefix {prefix}", table=table)
 
     def count(self, table: str, n: int) -> None:
         """After the last row of ``table``: the run and its pipeline are there exactly once."""
@@ -345,6 +351,8 @@ def _rewrite(row: dict[str, Any], table: str, col: str, old: str, new: str) -> d
             row["artefact_prefix"] = rekey(row["artefact_prefix"], old, new)
     elif row.get(col) == old:
         row[col] = new
+    if table == ARTEFACTS and isinstance(row.get("key"), str):
+        row["key"] = rekey(row["key"], old, new)
     return row
 
 
