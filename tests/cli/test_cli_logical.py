@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from swarm.platform.schema import latest_version
+
 pytestmark = pytest.mark.integration
 SWARM = str(Path(sys.executable).parent / "swarm")
 
@@ -144,7 +146,7 @@ def test_api_serve(stack_env: dict[str, str]) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        assert body == {"status": "ok", "database": "ok", "schema_version": 1}
+        assert body == {"status": "ok", "database": "ok", "schema_version": latest_version()}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/pipelines", timeout=5) as resp:
             pipes = json.loads(resp.read())
         assert pipes["total"] == len(pipes["items"]) >= 12

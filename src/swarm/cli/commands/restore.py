@@ -203,7 +203,8 @@ def restore_set_cmd(ctx: typer.Context,
                     dry_run: bool = typer.Option(False, "--dry-run", help="Check and show the plan; change nothing."),
                     as_json: bool = JSON_OPT) -> None:
     """Restore a backup set into a target deployment: the database, the
-    bucket as of the set's time T and the state directory.
+    bucket as of the set's time T and the state directory; then check that
+    the three agree (`integrity`, as `swarm admin check stack`).
 
     \b
     Exit status: 0 restored and the stores agree; 1 a check failed;
@@ -230,8 +231,13 @@ def restore_set_cmd(ctx: typer.Context,
     if dry_run:
         render.dry_run_plan(plan.to_dict(), as_json=as_json)
         return
+    from swarm.services.check.stack import check_stack
+
+    target_cfg = replace(primary, bucket=target_bucket)
     with progress(as_json) as reporter:
-        res = execute_restore_set(repo, plan, work_dir=s.work_dir, bindir=s.pg_bindir, reporter=reporter)
+        res = execute_restore_set(
+            repo, plan, work_dir=s.work_dir, bindir=s.pg_bindir, reporter=reporter,
+            check=lambda: check_stack(target_db, target_cfg, Path(target_state), reporter=reporter).to_dict())
     sets_view.set_restore(res.to_dict(), as_json=as_json)
     if not res.ok:
         raise typer.Exit(int(ExitCode.FAILED))

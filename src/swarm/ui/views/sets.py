@@ -43,8 +43,11 @@ def set_restore(d: dict[str, Any], *, as_json: bool) -> None:
         ("state", f"{state.get('files', 0)} files into {state.get('target')}")]
     integrity = d.get("integrity")
     if integrity is not None:
+        summary = integrity.get("summary") or {}
+        bad = ", ".join(f"{k} {v.get('count', v) if isinstance(v, dict) else v}" for k, v in summary.items()
+                        if (v.get("count") if isinstance(v, dict) else v))
         pairs.append(("integrity", "the three stores agree" if integrity.get("ok") else
-                      f"THE STORES DISAGREE: {integrity.get('summary', '')}"))
+                      f"THE STORES DISAGREE: {bad} (`swarm admin check stack --json` for the keys)"))
     pairs.append(("time", f"{d['timings'].get('total_s', 0):.1f} s"))
     render.kv(pairs)
     if pg.get("swarm_db_url"):
