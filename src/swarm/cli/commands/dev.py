@@ -109,14 +109,17 @@ def seed(ctx: typer.Context, runs: int = typer.Option(50, "--runs", min=1, help=
 @app.command()
 def scratch(ctx: typer.Context, name: str = typer.Argument(..., help="Name of the new database (e.g. swarm_dev)."),
             as_json: bool = JSON_OPT) -> None:
-    """Create a second, empty deployment on the dev stack: a database with the schema and a versioned bucket."""
+    """Create a second, empty deployment on the dev stack: a database with the schema, a versioned
+    bucket and an empty state directory."""
     from swarm.devstack.scratch import create_scratch
 
     s = settings(ctx)
     sc = create_scratch(name, s.require("db_url", "the dev database (run `swarm dev up`)"), s.objects_endpoint,
-                        s.objects_access_key, s.objects_secret_key)
+                        s.objects_access_key, s.objects_secret_key, s.home)
     if as_json:
         render.emit_json(sc.to_dict())
         return
-    render.out.print(f"created database {name} and bucket {sc.objects_bucket}. Point swarm at them:")
-    render.out.print(f"  export SWARM_DB_URL='{sc.db_url}' SWARM_OBJECTS_BUCKET='{sc.objects_bucket}'")
+    render.out.print(f"created database {name}, bucket {sc.objects_bucket} and state directory {sc.state_dir}. "
+                     "Point swarm at them:")
+    render.out.print(f"  export SWARM_DB_URL='{redact(sc.db_url)}' SWARM_OBJECTS_BUCKET='{sc.objects_bucket}' "
+                     f"SWARM_STATE_DIR='{sc.state_dir}'  (the password: dev/pg/superuser.pass)", markup=False)
