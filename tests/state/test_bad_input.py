@@ -191,6 +191,9 @@ def test_verify_reads_the_blocks_a_snapshot_shares_with_an_earlier_one(senv: Sta
     second's damage too, and `verify` of the second reads them (it used to check only its own packs)."""
     first = _backup(senv)
     second = _backup(senv)
+    for snapshot in (first, second):  # undamaged: both verify
+        rc, _, _, data = senv.cli("admin", "verify", snapshot, "--json")
+        assert rc == 0 and data["ok"], data
     pack = sorted((senv.repo_dir / "data" / first / "packs").glob("*.pack"))[0]
     raw = bytearray(pack.read_bytes())
     raw[len(raw) // 2] ^= 0xFF

@@ -241,3 +241,68 @@ def restore_set_cmd(ctx: typer.Context,
     sets_view.set_restore(res.to_dict(), as_json=as_json)
     if not res.ok:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("stack")
+def restore_stack_cmd(ctx: typer.Context,
+                      at: str = typer.Option(..., "--at", help="ISO 8601 time to restore to, e.g. "
+                                                               "2026-11-24T09:30:00Z."),
+                      datadir: str = typer.Option(..., "--datadir", help="New data directory for the recovered "
+                                                                         "PostgreSQL (started on a free port)."),
+                      target_bucket: str = typer.Option(..., "--target-bucket",
+                                                        help="Bucket to restore into (on the objects endpoint)."),
+                      target_state: str = typer.Option(..., "--target-state", help="Directory to restore the "
+                                                                                   "state directory into."),
+                      from_dr: bool = typer.Option(False, "--from-dr", help="Read the bucket's history from the DR "
+                                                                           "bucket (production lost)."),
+                      port: int = typer.Option(None, "--port", help="Port for the recovered server (default: a "
+                                                                    "free one)."),
+                      force: bool = typer.Option(False, "--force", help="Restore over a non-empty state directory "
+                                                                       "(or into the bucket being read)."),
+                      db_url: str = typer.Option(None, "--db-url", help="The primary, to follow its timeline "
+                                                                        "(default: SWARM_DB_URL)."),
+                      dry_run: bool = typer.Option(False, "--dry-run", help="Check and show the plan; change nothing."),
+                      as_json: bool = JSON_OPT) -> None:
+    """Restore the whole deployment as it was at --at: PostgreSQL by point-in-time
+    recovery, the bucket from its version history, the newest state snapshot
+    at or before --at; then check that the three agree (`integrity`).
+
+    \b
+    Exit status: 0 restored and the stores agree; 1 a check failed;
+    3 configuration; 8 refused (target not empty, out of range);
+    9 no base backup or state snapshot for --at.
+    """
+    from dataclasses import replace
+
+    from swarm.clock import parse_iso
+    from swarm.services.check.stack import check_stack
+    from swarm.services.context import dr_config, open_repository, primary_config, server_access
+    from swarm.services.objects.common import open_bucket
+    from swarm.services.sets.stack import execute_restore_stack, plan_restore_stack
+    from swarm.sources.postgres.conn import dbname_of
+    from swarm.ui.views import sets as sets_view
+
+    try:
+        when = parse_iso(at)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {at!r}", param_hint="--at") from exc
+    s = settings(ctx, db_url=db_url)
+    repo = open_repository(s)
+    primary = primary_config(s)
+    source = open_bucket(dr_config(s) if from_dr else primary)
+    target = open_bucket(replace(primary, bucket=target_bucket))
+    plan = plan_restore_stack(repo, when, datadir=Path(datadir), target_bucket=target, target_state=Path(target_state),
+                              bucket_source=source, from_dr=from_dr, force=force, port=port, primary_url=s.db_url,
+                              bindir=s.pg_bindir, production_state=Path(s.state_dir) if s.state_dir else None)
+    if dry_run:
+        render.dry_run_plan(plan.to_dict(), as_json=as_json)
+        return
+    target_cfg = replace(primary, bucket=target_bucket)
+    dbname = dbname_of(s.db_url) if s.db_url else "postgres"
+    with progress(as_json) as reporter:
+        res = execute_restore_stack(
+            repo, plan, server_access(s), bindir=s.pg_bindir, reporter=reporter, dbname=dbname,
+            check=lambda url: check_stack(url, target_cfg, Path(target_state), reporter=reporter).to_dict())
+    sets_view.stack_restore(res.to_dict(), as_json=as_json)
+    if not res.ok:
+        raise typer.Exit(int(ExitCode.FAILED))

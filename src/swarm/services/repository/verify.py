@@ -182,19 +182,26 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
 
 
 def _check_state_tree(repo: Repository, manifest: Manifest, result: VerifyResult, reporter: Reporter) -> None:
-    """A state snapshot's tree, whole: every node opens and matches its id, every file's chunks add up
-    to its size, and every block it reads (its own and those of earlier snapshots) opens and matches
-    its id."""
+    """A state snapshot's tree, whole: each of its own packs read end to end (stored SHA-256, frames
+    end to end, each frame one the tree references and opening under its key), every node opens
+    and matches its id, every file's chunks add up to its size, and every block it reads (its own and
+    those of earlier snapshots) opens and matches its id."""
     from swarm.repo.tree import open_snapshot
 
     reporter.stage("checking every node and block of the snapshot's tree")
     try:
-        problems = open_snapshot(repo, manifest).check(read_data=True)
+        reader = open_snapshot(repo, manifest)
+        own = [e for e in manifest.objects if e.name.startswith("packs/")]
+        for pack, problems in reader.check_packs(manifest.id, own).items():
+            for problem in problems:
+                result.problem(pack, problem)
+        for p in reader.check(read_data=True):
+            result.problem(p.where, p.message)
     except SwarmError as exc:
         result.problem("tree.json", exc.message)
         return
-    for p in problems:
-        result.problem(p.where, p.message)
+    result.objects_checked += len(manifest.objects)
+    result.bytes_checked += sum(e.stored_size for e in manifest.objects)
 
 
 def _check_catalogue(repo: Repository, result: VerifyResult) -> None:
@@ -264,10 +271,13 @@ def _verify(repo: Repository, manifest: Manifest, result: VerifyResult, *, resto
                 counts = _restore_test(repo, manifest, dumpdir, tmp / "cluster", jobs, bindir)
                 result.restore_test = RestoreTest("logical-cluster", {"tables_compared": len(counts.tables)},
                                                   row_counts=counts)
+        elif manifest.kind == Kind.STATE:
+            _check_objects(repo, manifest, [e for e in manifest.objects if not e.name.startswith("packs/")], bad,
+                           result)
+            if not result.problems:
+                _check_state_tree(repo, manifest, result, reporter)
         else:
             _check_objects(repo, manifest, manifest.objects, bad, result)
-            if manifest.kind == Kind.STATE and not result.problems:
-                _check_state_tree(repo, manifest, result, reporter)
             if manifest.kind == Kind.OBJECTS and restore_test and not result.problems:
                 from swarm.services.objects.verify import sample_objects
 

@@ -54,3 +54,24 @@ def set_restore(d: dict[str, Any], *, as_json: bool) -> None:
         render.out.print(f"point swarm at it: export SWARM_DB_URL='{pg['swarm_db_url']}'"
                          f" SWARM_OBJECTS_BUCKET={bucket.get('target', {}).get('bucket', '')}"
                          f" {state.get('point_swarm_at_it', '').removeprefix('export ')}", markup=False)
+
+
+def stack_restore(d: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(d)
+        return
+    head = "[bold green]restored[/]" if d["ok"] else "[bold red]restore incomplete[/]"
+    render.out.print(f"{head} the deployment as of {d['at']}")
+    pg, bucket, state = d["postgres"], d["bucket"], d["state"]
+    pairs: list[tuple[str, Any]] = [
+        ("database", f"recovered to LSN {pg.get('restored_lsn')} on timeline {pg.get('timeline')}, port "
+                     f"{pg.get('port')}"),
+        ("bucket", ", ".join(f"{k} {v}" for k, v in (bucket.get("counts") or {}).items()) or "nothing to do"),
+        ("state", f"{state.get('files', 0)} files into {state.get('target')} (snapshot {state.get('backup_id')}, "
+                  f"{d.get('state_lag_s')} s before --at)")]
+    integrity = d.get("integrity")
+    if integrity is not None:
+        pairs.append(("integrity", "the three stores agree" if integrity.get("ok") else
+                      "THE STORES DISAGREE (`swarm admin check stack --json` for the keys)"))
+    pairs.append(("time", f"{d['timings'].get('total_s', 0):.1f} s"))
+    render.kv(pairs)
