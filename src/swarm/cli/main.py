@@ -20,6 +20,7 @@ from swarm.cli.commands import (
     dev,
     keys,
     objects,
+    prune,
     repo,
     restore,
     scrub,
@@ -42,6 +43,7 @@ admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 verify.register(admin)
+prune.register(admin)  # `admin prune`
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`

@@ -878,7 +878,8 @@ class Repository:
 
     def sweep_temp(self, older_than: datetime) -> list[tuple[str, int]]:
         """Remove the ``.tmp-*`` files a killed writer left in a local store, modified before
-        ``older_than`` (a live writer's are younger); (path, size) of each. Other stores: nothing."""
+        ``older_than`` (a live writer's are younger), and empty ``data/<backup>/`` directories;
+        (path, size) of each file. Other stores: nothing."""
         import os
         from pathlib import Path
 
@@ -886,7 +887,11 @@ class Repository:
         if root is None:
             return []
         out = []
-        for dirpath, _dirs, files in os.walk(Path(root)):
+        for dirpath, _dirs, files in os.walk(Path(root), topdown=False):
+            here = Path(dirpath)
+            if not files and Path(root) / "data" in here.parents:
+                with contextlib.suppress(OSError):  # empty directories of deleted objects (a put makes them anew)
+                    here.rmdir()
             for name in files:
                 if not name.startswith(".tmp-"):
                     continue
