@@ -156,7 +156,7 @@ def plan_prune(repo: Repository, policy: Policy, *, now: datetime | None = None,
     removed = {m.id: m.dek_id for m in manifests if m.id not in keep_ids}
     cutoff = policy.safety_age.before(now)
     for h in repo.lock_holders():
-        if h.mode != "exclusive":
+        if h.mode == "shared":  # a WAL lease writes no data (its pushes are WAL files)
             cutoff = min(cutoff, parse_iso(h.started_at) - timedelta(minutes=5))
     tombs = repo.tombstones()
     present = repo.manifest_ids()
@@ -242,7 +242,8 @@ def execute_prune(repo: Repository, plan: PrunePlan, lock: Any, *, reporter: Rep
 
 
 def prune(repo: Repository, policy: Policy, *, dry_run: bool = False, wait: float = 0.0,
-          reporter: Reporter | None = None, stale_after: float = 120.0, refresh_every: float = 20.0) -> PruneResult:
+          reporter: Reporter | None = None, stale_after: float = 120.0, refresh_every: float = 20.0,
+          poll: float = 1.0) -> PruneResult:
     """Plan and (unless ``dry_run``) execute a prune. The real run takes the exclusive lock first
     (waiting up to ``wait`` s for writers; LockedError, exit 6, naming the holders or another
     prune) and plans under it, so the plan sees everything every writer committed. ``dry_run``
@@ -252,7 +253,7 @@ def prune(repo: Repository, policy: Policy, *, dry_run: bool = False, wait: floa
         plan = plan_prune(repo, policy, reporter=reporter)
         return PruneResult(plan, dry_run=True, seconds=time.monotonic() - t0)
     lock = repo.exclusive_lock(wait=wait, command="swarm admin prune", stale_after=stale_after,
-                               refresh_every=refresh_every)
+                               refresh_every=refresh_every, poll=poll, leases_block=False)
     with lock:
         plan = plan_prune(repo, policy, reporter=reporter)
         result = execute_prune(repo, plan, lock, reporter=reporter)
