@@ -18,16 +18,20 @@ def prune(ctx: typer.Context,
                                      help="Wait this long for running backups and WAL archiving to stop writing "
                                           "(a WAL lease stays live 600 s after its last refresh)."),
           as_json: bool = JSON_OPT) -> None:
-    """Remove the backups the retention policy (the retention tables of swarm.toml) no longer keeps, then the
-    packs, data keys, data objects and WAL no kept backup needs, and what interrupted backups left.
+    """Remove the backups the retention policy no longer keeps, then the packs, data keys, data objects and
+    WAL no kept backup needs, and what interrupted backups left.
 
-    Manifests go first (through tombstones), data last; a prune killed at any point leaves only
-    unreferenced data, and running it again converges. Never the newest good backup of a kind,
-    never a tagged one, never a version in the production bucket.
+    The policy is the retention tables of swarm.toml (docs/operations.md).
+    Manifests go first (through tombstones), data last: a prune killed
+    at any point leaves only unreferenced data, and running it again
+    converges. Never the newest good backup of a kind, never a tagged
+    one, never a version in the production bucket.
 
-    Exit status: 0 done (or planned, with --dry-run); 3 invalid retention table (the key is named);
-    4 wrong key; 5 the repository is damaged; 6 another prune or a writer holds the repository (named);
-    7 the repository cannot be reached.
+    Exit status:
+    0 done (or planned, with --dry-run);
+    3 invalid retention table (the key is named); 4 wrong key;
+    5 the repository is damaged; 6 another prune or a writer holds
+      the repository (named); 7 the repository cannot be reached.
     """
     from swarm.services.context import open_repository
     from swarm.services.maintenance.prune import prune as run
