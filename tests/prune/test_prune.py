@@ -197,3 +197,19 @@ def test_cli_dry_run_prune_tag_and_list(penv: PruneEnv) -> None:
     r = run(env, "admin", "prune")
     assert r.returncode == 0 and ids[0] in r.stdout and "freed" in r.stdout
     assert [m.id for m in penv.open().list_backups()] == [ids[2]]
+
+
+def test_verify_records_its_outcome_and_retention_uses_it(penv: PruneEnv) -> None:
+    from swarm.services.repository.verify import verify_backup
+
+    repo = penv.open()
+    good = fake_backup(repo, "objects", source={"bucket": "b", "keys": 0})
+    bad = fake_backup(repo, "objects", source={"bucket": "b", "keys": 0})
+    (penv.repo_dir / "data" / bad / "data.bin").write_bytes(b"damaged")
+    assert verify_backup(repo, good).ok and not verify_backup(repo, bad).ok
+    records = penv.open().verifications()
+    assert records[good]["ok"] is True and records[bad]["ok"] is False
+    pol = policy('[retention.objects]\nkeep_last = 1\n')
+    decisions = {d.id: d for d in plan_prune(penv.open(), pol).decisions}
+    assert decisions[good].keep and not decisions[bad].keep  # the newer one failed: the older keeps the slot
+    assert any("newest verified" in r for r in decisions[good].reasons)
