@@ -21,6 +21,7 @@ from swarm.cli.commands import (
     dev,
     keys,
     objects,
+    prune,
     repo,
     restore,
     scrub,
@@ -44,6 +45,7 @@ admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 admin.add_typer(check.app, name="check")  # `admin check stack`
 verify.register(admin)
+prune.register(admin)  # `admin prune`
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`

@@ -24,6 +24,7 @@ from typing import Any
 
 from swarm.config import urls
 from swarm.errors import ConfigError
+from swarm.model.retention import DEFAULT_POLICY, Policy, PolicyError, policy_from_toml
 
 # setting name -> (environment variable, TOML section, TOML key)
 ENV: dict[str, tuple[str, str, str]] = {
@@ -87,6 +88,7 @@ class Settings:
     pg_bindir: str | None = None
     work_dir: str | None = None
     wal_wait_timeout: str | None = None
+    retention: Policy = DEFAULT_POLICY  # [retention] tables (swarm.model.retention); the seed's table by default
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"
 
     def require(self, name: str, what: str) -> str:
@@ -126,6 +128,9 @@ class Settings:
         for f in fields(self):
             if f.name in ("sources",):
                 continue
+            if f.name == "retention":
+                out[f.name] = self.retention.to_dict()
+                continue
             v = getattr(self, f.name)
             if "secret" in f.name and v:
                 v = "***"
@@ -150,6 +155,12 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     elif explicit:
         raise ConfigError(f"config file {path} does not exist")
     s = Settings(home=home, config_path=path, config_found=path.exists())
+    try:
+        s.retention = policy_from_toml(data.get("retention"))
+    except PolicyError as exc:
+        raise ConfigError(f"{exc.key} in {path}: {exc.problem}",
+                          hint="Fix the [retention] tables (docs/operations.md, \"Retention and prune\"). Nothing was "
+                               "deleted.", details={"key": exc.key}) from exc
     for name, (env, section, key) in ENV.items():
         if overrides.get(name) not in (None, ""):
             setattr(s, name, str(overrides[name]))

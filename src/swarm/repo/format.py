@@ -18,6 +18,11 @@ META_KEY = "keys/meta.json"
 WAL_KEYS_KEY = "keys/wal.json"  # the WAL key pair (public + wrapped private) and WAL MAC key
 WAL_OBJECT_HEADER = b"SWWL\x01\x00\x00\x00"  # a WAL object sealed to the WAL public key (crypto.walbox)
 TOMBSTONES_PREFIX = "tombstones/"
+VERIFICATIONS_PREFIX = "verifications/"  # the latest `verify` outcome per backup (sealed)
+TAGS_PREFIX = "tags/"  # a backup's tags (sealed); a tag protects a backup from prune
+# Never deleted by prune, whatever the listings say.
+NEVER_DELETED: frozenset[str] = frozenset({"swarm-repo.json", "cluster.json", "keys/meta.json", "keys/dedup.json",
+                                           "keys/wal.json"})
 SEALED_METADATA = "sealed-metadata"  # manifests, restore points, tombstones sealed (swarm.repo.metadata)
 # Features a reader must understand to read this repository; an old client refuses the rest.
 SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA})
@@ -66,3 +71,11 @@ def restore_point_key(name: str) -> str:
 
 def tombstone_key(backup_id: str) -> str:
     return f"{TOMBSTONES_PREFIX}{backup_id}.json"
+
+
+def verification_key(backup_id: str) -> str:
+    return f"{VERIFICATIONS_PREFIX}{backup_id}.json"
+
+
+def tags_key(backup_id: str) -> str:
+    return f"{TAGS_PREFIX}{backup_id}.json"

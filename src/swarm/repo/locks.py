@@ -359,15 +359,21 @@ def shared_holders(store: Store, clock: Clock, stale_after: float, *, break_stal
 
 class ExclusiveLock(_HeldRecord):
     """The repository's exclusive lock (maintenance that deletes). Waits up to ``wait`` seconds for
-    the shared holders to finish, then raises LockedError naming them (and removes its record)."""
+    the shared holders to finish, then raises LockedError naming them (and removes its record).
+
+    ``leases_block=False`` (prune): WAL leases do not hold it up. Safe only for maintenance that
+    never deletes what a push writes or reads: prune deletes WAL older than its window (a push
+    writes a fresh file) and no data or data key a push uses (docs/design/prune.md). While it
+    holds the repository, a push whose lease is past its usable part still fails (exit 6)."""
 
     mode = "exclusive"
 
     def __init__(self, store: Store, *, command: str | None = None, clock: Clock | None = None,
                  stale_after: float = 120.0, refresh_every: float = 20.0, wait: float = 0.0,
-                 poll: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 poll: float = 1.0, sleep: Callable[[float], None] = time.sleep, leases_block: bool = True) -> None:
         super().__init__(store, EXCLUSIVE_LOCK_KEY, "repository (exclusive)", command=command, clock=clock,
                          stale_after=stale_after, refresh_every=refresh_every)
+        self.leases_block = leases_block
         self.wait = wait
         self.poll = poll
         self._sleep = sleep
@@ -393,19 +399,24 @@ class ExclusiveLock(_HeldRecord):
         else:
             raise LockedError("could not take the repository's exclusive lock (contended)", hint="Try again.")
         deadline = time.monotonic() + self.wait
+
+        def holders(break_stale: bool = True) -> list[Holder]:
+            found = shared_holders(self.store, self.clock, self.stale_after, break_stale=break_stale)
+            return [h for h in found if self.leases_block or h.mode != "lease"]
+
         try:
             while True:
-                if not shared_holders(self.store, self.clock, self.stale_after):
+                if not holders():
                     self.state = "held"
                     self._rewrite_own()
-                    live = shared_holders(self.store, self.clock, self.stale_after)
+                    live = holders()
                     if not live:
                         self._start_heartbeat()
                         return self
                     self.state = "waiting"
                     self._rewrite_own()
                 else:
-                    live = shared_holders(self.store, self.clock, self.stale_after, break_stale=False)
+                    live = holders(break_stale=False)
                 self.waited = live
                 if time.monotonic() >= deadline:
                     names = "; ".join(h.describe() for h in live)

@@ -54,14 +54,19 @@ from swarm.repo.format import (
     BACKUPS_PREFIX,
     CLUSTER_KEY,
     CONFIG_KEY,
+    DATA_PREFIX,
     DEDUP_KEY,
     FORMAT_VERSION,
+    KEYS_PREFIX,
     META_KEY,
+    NEVER_DELETED,
     REQUIRED_FEATURES,
     RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
+    TAGS_PREFIX,
     TOMBSTONES_PREFIX,
     UPGRADABLE_VERSIONS,
+    VERIFICATIONS_PREFIX,
     WAL_KEYS_KEY,
     WAL_OBJECT_HEADER,
     WAL_PREFIX,
@@ -69,7 +74,9 @@ from swarm.repo.format import (
     dek_key,
     manifest_key,
     restore_point_key,
+    tags_key,
     tombstone_key,
+    verification_key,
     wal_conflict_key,
     wal_key,
 )
@@ -87,7 +94,7 @@ from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata,
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
 from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
 from swarm.repo.watch import CatalogueWatch
-from swarm.storage.base import ObjectExists, ObjectNotFound, Store
+from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
 
 
 @dataclass(frozen=True)
@@ -755,9 +762,155 @@ class Repository:
         if lock:
             lock.ensure_held(check_store=True)
         m = self.load_manifest(backup_id)
-        body = {"id": backup_id, "kind": m.kind, "deleted_at": utc_iso(self.clock.now()), "reason": reason}
+        body = {"id": backup_id, "kind": m.kind, "deleted_at": utc_iso(self.clock.now()), "reason": reason,
+                "dek_id": m.dek_id}
         self._put_sealed(tombstone_key(backup_id), json.dumps(body, sort_keys=True).encode())
         self._store.delete(manifest_key(backup_id))
+
+    # ---- verifications and tags ------------------------------------------------------------------
+    def put_verification(self, backup_id: str, record: dict[str, Any]) -> None:
+        """Record the outcome of ``verify`` for ``backup_id`` (``verifications/<id>.json``, sealed like
+        restore points): ``{"id", "ok", "verified_at", ...}``, replacing the previous one. Retention
+        never counts a backup whose latest record says ``ok: false``. One atomic put."""
+        check_backup_id(backup_id)
+        body = {**json.loads(json.dumps(record, default=str)), "id": backup_id}
+        self._put_sealed(verification_key(backup_id), json.dumps(body, sort_keys=True).encode())
+
+    def verifications(self, damaged: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+        """The latest verify outcome per backup id. A record that does not open or names another
+        backup is recorded in ``damaged`` (key → problem) when given, else raises IntegrityError;
+        retention then treats that backup as never verified."""
+        return self._sealed_records(VERIFICATIONS_PREFIX, "the verify record", damaged)
+
+    def tags(self, damaged: dict[str, str] | None = None) -> dict[str, list[str]]:
+        """Backup id → its tags (sorted). Damaged records as for ``verifications``."""
+        return {k: sorted(str(t) for t in v.get("tags", [])) for k, v in
+                self._sealed_records(TAGS_PREFIX, "the tags", damaged).items()}
+
+    def set_tags(self, backup_id: str, tags: Iterable[str]) -> list[str]:
+        """Replace the tags of an existing backup (``tags/<id>.json``, sealed; deleted when empty);
+        BackupNotFound if the backup does not exist. One atomic put or delete. Returns the tags."""
+        self.load_manifest(backup_id)
+        new = sorted(set(tags))
+        if new:
+            body = {"id": backup_id, "tags": new, "updated_at": utc_iso(self.clock.now())}
+            self._put_sealed(tags_key(backup_id), json.dumps(body, sort_keys=True).encode())
+        else:
+            self._store.delete(tags_key(backup_id))
+        return new
+
+    def _sealed_records(self, prefix: str, what: str, damaged: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for info in self._store.list(prefix):
+            backup_id = info.key[len(prefix):].removesuffix(".json")
+            if not is_backup_id(backup_id):
+                continue
+            try:
+                body = json.loads(self._get_sealed(info.key, f"{what} of backup {backup_id}"))
+                if not isinstance(body, dict) or body.get("id") != backup_id:
+                    raise IntegrityError(f"{what} of backup {backup_id} ({info.key}) names another backup")
+            except ObjectNotFound:
+                continue
+            except (IntegrityError, ValueError) as exc:
+                if damaged is None:
+                    raise
+                damaged[info.key] = getattr(exc, "message", str(exc))
+                continue
+            out[backup_id] = body
+        return out
+
+    # ---- what prune lists and deletes ----------------------------------------------------------------
+    def data_files(self) -> dict[str, dict[str, ObjectInfo]]:
+        """Every data object, one listing: backup id → object name → (key, stored size, mtime)."""
+        out: dict[str, dict[str, ObjectInfo]] = {}
+        for info in self._store.list(DATA_PREFIX):
+            backup_id, _, name = info.key[len(DATA_PREFIX):].partition("/")
+            if name:
+                out.setdefault(backup_id, {})[name] = info
+        return out
+
+    def dek_files(self) -> dict[str, ObjectInfo]:
+        """Every wrapped data key file ``keys/<dek_id>.json`` (not the repository's own key files)."""
+        out = {}
+        for info in self._store.list(KEYS_PREFIX):
+            name = info.key[len(KEYS_PREFIX):]
+            if name.startswith("dek-") and name.endswith(".json") and info.key not in NEVER_DELETED:
+                out[name[:-5]] = info
+        return out
+
+    def manifest_ids(self) -> set[str]:
+        """The ids of every manifest object present (listed, not opened; tombstoned ones included)."""
+        return {i.key[len(BACKUPS_PREFIX):-5] for i in self._store.list(BACKUPS_PREFIX)
+                if i.key.endswith(".json") and is_backup_id(i.key[len(BACKUPS_PREFIX):-5])}
+
+    def _delete_checked(self, key: str, lock: HeldLock | None) -> None:
+        if key in NEVER_DELETED or key.startswith(("wal/history/", "wal/conflicts/")):
+            raise ValueError(f"{key} is never deleted")
+        if lock is not None:
+            lock.ensure_held()
+        self._store.delete(key)
+
+    def delete_data(self, backup_id: str, name: str, *, lock: HeldLock | None = None) -> None:
+        """Delete one data object (prune, under the exclusive lock). One store delete: idempotent."""
+        check_backup_id(backup_id)
+        if ".." in name.split("/") or name.startswith("/"):
+            raise ValueError(f"unsafe object name {name!r}")
+        self._delete_checked(data_key(backup_id, name), lock)
+
+    def delete_dek(self, dek_id: str, *, lock: HeldLock | None = None) -> None:
+        """Delete one wrapped data key file (prune, after every object sealed with it is gone)."""
+        if not dek_id.startswith("dek-") or "/" in dek_id:
+            raise ValueError(f"not a data key id: {dek_id!r}")
+        self._delete_checked(dek_key(dek_id), lock)
+
+    def delete_wal(self, name: str, *, lock: HeldLock | None = None) -> None:
+        """Delete one WAL archive file (segment, ``.partial``, ``.backup``); history files and kept
+        conflicts are refused (ValueError)."""
+        if "/" in name or name.endswith(".history"):
+            raise ValueError(f"{name} is never deleted")
+        self._delete_checked(wal_key(name), lock)
+
+    def delete_records(self, backup_id: str, *, lock: HeldLock | None = None) -> None:
+        """Delete the verify record and tags of a deleted backup (after its tombstone exists)."""
+        check_backup_id(backup_id)
+        for key in (verification_key(backup_id), tags_key(backup_id)):
+            self._delete_checked(key, lock)
+
+    def sweep_temp(self, older_than: datetime) -> list[tuple[str, int]]:
+        """Remove the ``.tmp-*`` files a killed writer left in a local store, modified before
+        ``older_than`` (a live writer's are younger), and empty ``data/<backup>/`` directories;
+        (path, size) of each file. Other stores: nothing."""
+        import os
+        from pathlib import Path
+
+        root = getattr(self._store, "root", None)
+        if root is None:
+            return []
+        out = []
+        for dirpath, _dirs, files in os.walk(Path(root), topdown=False):
+            here = Path(dirpath)
+            if not files and Path(root) / "data" in here.parents:
+                with contextlib.suppress(OSError):  # empty directories of deleted objects (a put makes them anew)
+                    here.rmdir()
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    continue
+                path = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    if st.st_mtime < older_than.timestamp():
+                        path.unlink()
+                        out.append((str(path.relative_to(root)), st.st_size))
+        return out
+
+    def finish_deletion(self, backup_id: str, *, lock: HeldLock | None = None) -> bool:
+        """Step 2 of ``delete_backup`` again, for a deletion a kill -9 interrupted: delete the manifest
+        of a backup that has an authenticated tombstone. False (nothing done) without a tombstone."""
+        check_backup_id(backup_id)
+        if self._tombstone(backup_id) is None:
+            return False
+        self._delete_checked(manifest_key(backup_id), lock)
+        return True
 
     def _watch_catalogue(self, now: CatalogueState, *, backups: bool = True, restore_points: bool = True,
                          keep: set[str] | None = None) -> list[Finding]:

@@ -12,10 +12,13 @@ One definition of a backup's sizes, used by ``backup``, ``backups list`` and ``b
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from swarm.clock import utc_iso
 from swarm.errors import IntegrityError
 from swarm.model.manifest import Manifest
+from swarm.model.retention import Policy, decide
 from swarm.model.sources import Kind, ObjectsSource, PhysicalSource
 from swarm.repo import Repository
 
@@ -61,12 +64,28 @@ def summary(m: Manifest) -> dict[str, Any]:
     return out
 
 
-def list_backups(repo: Repository) -> list[dict[str, Any]]:
+def list_backups(repo: Repository, policy: Policy | None = None, *, now: datetime | None = None,
+                 ) -> list[dict[str, Any]]:
     """Every backup, oldest first; a damaged manifest is listed with ``damaged`` and its
     problem instead of hiding the rest, and so is a backup this client saw that was deleted outside
-    swarm or put back after prune (``rollback`` names which)."""
+    swarm or put back after prune (``rollback`` names which).
+
+    With ``policy``, each row also says whether retention keeps it (``keep``), why (``reasons``),
+    until when ``keep_within`` keeps it (``until``, None when another rule keeps it), its ``tags``
+    and its latest verify outcome (``verified``: ``good``, ``failed`` or None)."""
+    from swarm.services.maintenance.prune import candidates
+
     damaged: dict[str, str] = {}
-    rows = [summary(m) for m in repo.list_backups(damaged)]
+    manifests = repo.list_backups(damaged)
+    rows = [summary(m) for m in manifests]
+    if policy is not None:
+        bad: dict[str, str] = {}
+        cands = candidates(manifests, repo.verifications(bad), repo.tags(bad))
+        by_id = {d.id: d for d in decide(cands, policy, now or repo.clock.now())}
+        for row, c in zip(rows, cands, strict=True):
+            d = by_id[c.id]
+            row.update(keep=d.keep, reasons=list(d.reasons), until=utc_iso(d.until) if d.until else None,
+                       tags=sorted(c.tags), verified=c.verified)
     for backup_id, problem in damaged.items():
         rows.append({"id": backup_id, "kind": backup_id.split("-", 1)[1].rsplit("-", 1)[0], "damaged": True,
                      "problem": problem})
@@ -105,3 +124,12 @@ def accept_rollback(repo: Repository, *, dry_run: bool = False) -> dict[str, Any
     if not dry_run and found:
         repo.accept_catalogue()
     return {"url": repo.url, "findings": found, "accepted": bool(found) and not dry_run, "dry_run": dry_run}
+
+
+def tag_backup(repo: Repository, backup_id: str, tag: str, *, remove: bool = False) -> dict[str, Any]:
+    """Add ``tag`` to backup ``backup_id`` (or remove it): a tagged backup is never removed by prune
+    (``[retention] keep_tags``; any tag by default). BackupNotFound if there is no such backup."""
+    current = set(repo.tags(damaged={}).get(backup_id, []))
+    changed = (tag in current) if remove else (tag not in current)
+    new = repo.set_tags(backup_id, (current - {tag}) if remove else (current | {tag}))
+    return {"id": backup_id, "tags": new, "changed": changed}

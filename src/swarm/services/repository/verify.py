@@ -49,12 +49,15 @@ to 1023``), from the manifest's ``parallel_tables``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from swarm import __version__
+from swarm.clock import utc_iso
 from swarm.errors import ConfigError, NotFoundError, SwarmError
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.model.rowcounts import RowCountComparison, TableCheck, compare_row_counts
@@ -178,7 +181,20 @@ def verify_backup(repo: Repository, backup_id: str, *, restore_test: bool = Fals
     _verify(repo, manifest, result, restore_test=restore_test, jobs=jobs, work_dir=work_dir, reporter=reporter,
             bindir=bindir, env=env, sample=sample, t0=t0)
     _name_tables(manifest, result)
+    _record_outcome(repo, result)
     return result
+
+
+def _record_outcome(repo: Repository, result: VerifyResult) -> None:
+    """Record the outcome in the repository (``verifications/<id>``): retention never counts a backup
+    whose latest verify failed toward a ``keep_*`` quota. Best effort: a repository that cannot be
+    written (read-only credentials) still gets its verify, only unrecorded. One sealed put."""
+    rt = result.restore_test
+    record = {"ok": result.ok, "verified_at": utc_iso(repo.clock.now()), "problems": len(result.problems),
+              "objects_checked": result.objects_checked,
+              "restore_test": bool(rt is not None and rt.ran), "tool_version": __version__}
+    with contextlib.suppress(SwarmError):
+        repo.put_verification(result.backup_id, record)
 
 
 def _check_state_tree(repo: Repository, manifest: Manifest, result: VerifyResult, reporter: Reporter) -> None:

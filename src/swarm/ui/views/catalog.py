@@ -13,16 +13,78 @@ def backups_list(rows: list[dict[str, Any]], *, as_json: bool) -> None:
     elif not rows:
         render.out.print("no backups yet; take one with `swarm admin backup postgres`")
     else:
-        render.table(None, ["id", "kind", "finished", "of", "contents", "size", "stored"],
-                     [[r["id"], r["kind"], "DAMAGED", None, None, None, None] if r.get("damaged") else
+        policy = any("keep" in r for r in rows)
+        cols = ["id", "kind", "finished", "of", "contents", "size", "stored"] + (["keep", "until"] if policy else [])
+        render.table(None, cols,
+                     [[r["id"], r["kind"], "DAMAGED", None, None, None, None] + ([None, None] if policy else [])
+                      if r.get("damaged") else
                       [r["id"], r["kind"], r["finished_at"], _of(r), _contents(r), render.human_bytes(r["size"]),
-                       render.human_bytes(r["stored_size"])] for r in rows])
+                       render.human_bytes(r["stored_size"])] + ([_keep(r), _until(r)] if policy else [])
+                      for r in rows])
     bad = [r for r in rows if r.get("damaged")]
     for r in bad:
         render.err.print(f"damaged: {r['id']}: {r['problem']}", markup=False)
     if bad:
         render.err.print("hint: do not restore from a damaged backup; take a new one, and run `swarm admin verify` "
                          "on the others.", markup=False)
+
+
+def _keep(r: dict[str, Any]) -> str | None:
+    if "keep" not in r:
+        return None
+    flags = [f"tag {t}" for t in r.get("tags", [])] + (["VERIFY FAILED"] if r.get("verified") == "failed" else [])
+    return ("keep" if r["keep"] else "remove") + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _until(r: dict[str, Any]) -> str | None:
+    """When ``keep_within`` stops keeping it, or what keeps it otherwise (the first reason)."""
+    if not r.get("keep"):
+        return "next prune" if "keep" in r else None
+    if r.get("until"):
+        return str(r["until"])
+    return str(r["reasons"][0]) if r.get("reasons") else None
+
+
+def backup_tags(d: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(d)
+        return
+    tags = ", ".join(d["tags"]) or "(none)"
+    render.out.print(f"{d['id']}: tags {tags}" + ("" if d["changed"] else " (unchanged)"), markup=False)
+
+
+def prune_result(d: dict[str, Any], *, as_json: bool) -> None:
+    """What a prune removed (or, with ``dry_run``, would remove) and why, bytes freed, time."""
+    if as_json:
+        render.emit_json(d)
+        return
+    dry = d["dry_run"]
+    verb = "would remove" if dry else "removed"
+    removing = [b for b in d["backups"] if not b["keep"]]
+    if removing:
+        render.table(f"backups {verb} ({len(removing)} of {len(d['backups'])})", ["id", "kind", "why"],
+                     [[b["id"], b["kind"], "; ".join(b["reasons"])] for b in removing])
+    else:
+        render.out.print(f"backups: none to remove; the policy keeps all {len(d['backups'])}", markup=False)
+    if d["finish"]:
+        render.out.print(f"interrupted deletions {'to finish' if dry else 'finished'}: {', '.join(d['finish'])}",
+                         markup=False)
+    totals = d["totals"]
+    names = {"data": "data objects (packs, dumps, indexes, leftovers of interrupted backups)",
+             "dek": "data keys", "wal": "WAL files"}
+    rows = [[names[w], t["files"], render.human_bytes(t["bytes"])] for w, t in sorted(totals.items())]
+    if rows:
+        render.table(f"unreferenced files {verb}", ["what", "files", "bytes"], rows)
+    reasons: dict[str, int] = {}
+    for r in d["removals"]:
+        reasons[f"{r['what']}: {r['reason']}"] = reasons.get(f"{r['what']}: {r['reason']}", 0) + 1
+    for why, n in sorted(reasons.items()):
+        render.out.print(f"  {n} × {why}", markup=False)
+    for why in d["held_back"]:
+        render.err.print(f"held back: {why}", markup=False)
+    freed = d["bytes"] if dry else d["bytes_freed"]
+    render.out.print(f"{'would free' if dry else 'freed'} {render.human_bytes(freed)} in {d['seconds']:.1f} s"
+                     + (" (dry run: nothing was changed)" if dry else ""), markup=False)
 
 
 def backup_show(d: dict[str, Any], *, as_json: bool) -> None:
