@@ -49,6 +49,12 @@ def candidates(draw: st.DrawFn) -> list[Candidate]:
                              time=NOW - timedelta(hours=age), complete=draw(st.booleans() | st.just(True)),
                              verified=draw(st.sampled_from([None, None, "good", "failed"])),
                              tags=frozenset(draw(st.lists(st.sampled_from(["legal-hold", "x"]), max_size=1)))))
+    ids = [c.id for c in out]
+    for i, c in enumerate(out):  # a set names up to three other backups as its parts
+        if c.kind == "set" and ids:
+            parts = tuple(draw(st.lists(st.sampled_from(ids), max_size=3, unique=True)))
+            out[i] = Candidate(c.id, c.kind, c.time, c.complete, c.verified, c.tags, tuple(p for p in parts
+                                                                                         if p != c.id))
     return out
 
 
@@ -291,3 +297,12 @@ def test_partial_goes_once_its_segment_is_archived() -> None:
              StoredFile(_seg(1, 6) + ".partial", 3, NOW)]
     out = wal_removals(files, [BaseBackup("b", 1, _seg(1, 1), _seg(1, 2))], needed([]), Duration(7, "d"), NOW)
     assert [r.name for r in out] == [_seg(1, 5) + ".partial"]
+
+
+@given(candidates(), policies)
+def test_a_kept_set_keeps_its_parts(backups: list[Candidate], policy: Policy) -> None:
+    decided = {d.id: d for d in decide(backups, policy, NOW)}
+    for c in backups:
+        if decided[c.id].keep:
+            for part in c.parts:
+                assert decided[part].keep and any(c.id in r for r in decided[part].reasons)

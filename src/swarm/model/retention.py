@@ -221,6 +221,7 @@ class Candidate:
     complete: bool = True
     verified: str | None = None
     tags: frozenset[str] = frozenset()
+    parts: tuple[str, ...] = ()  # a backup set's parts (their ids): a kept set keeps them
 
     @property
     def counts(self) -> bool:
@@ -262,8 +263,10 @@ def _newest_first(items: Iterable[Candidate]) -> list[Candidate]:
 def decide(backups: Iterable[Candidate], policy: Policy, now: datetime) -> list[Decision]:
     """Keep or remove every backup (module docstring for the rules), sorted by (kind, time, id)."""
     by_kind: dict[str, list[Candidate]] = {}
+    backups_by_id: dict[str, Candidate] = {}
     for c in backups:
         by_kind.setdefault(c.kind, []).append(c)
+        backups_by_id[c.id] = c
     out: list[Decision] = []
     for kind, items in sorted(by_kind.items()):
         reasons: dict[str, list[str]] = {c.id: [] for c in items}
@@ -315,6 +318,25 @@ def decide(backups: Iterable[Candidate], policy: Policy, now: datetime) -> list[
             else:
                 only_within = all(x.startswith("within ") for x in r)
                 out.append(Decision(c.id, kind, True, tuple(r), until.get(c.id) if only_within else None))
+    return _keep_parts_of_kept_sets(out, backups_by_id)
+
+
+def _keep_parts_of_kept_sets(decisions: list[Decision], by_id: Mapping[str, Candidate]) -> list[Decision]:
+    """A kept backup set keeps its parts (a set is restored from its parts' manifests), whatever their
+    own kind's rules say; a removed set keeps nothing of them."""
+    keepers: dict[str, list[str]] = {}
+    for d in decisions:
+        if d.keep:
+            for part in by_id[d.id].parts:
+                keepers.setdefault(part, []).append(d.id)
+    out = []
+    for d in decisions:
+        sets = keepers.get(d.id)
+        if not sets:
+            out.append(d)
+            continue
+        why = tuple(f"part of kept set {s}" for s in sorted(sets))
+        out.append(Decision(d.id, d.kind, True, (*d.reasons, *why) if d.keep else why, None))
     return out
 
 

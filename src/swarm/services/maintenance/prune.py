@@ -127,8 +127,10 @@ def candidates(manifests: Iterable[Manifest], verifications: dict[str, dict[str,
     for m in manifests:
         v = verifications.get(m.id)
         verified = None if v is None else ("good" if v.get("ok") is True else "failed")
+        parts = m.source.get("parts") if m.kind == Kind.SET else None
         out.append(Candidate(m.id, m.kind, parse_iso(m.started_at), _complete(m), verified,
-                             frozenset(tags.get(m.id, ()))))
+                             frozenset(tags.get(m.id, ())),
+                             tuple(str(p) for p in parts.values()) if isinstance(parts, dict) else ()))
     return out
 
 
