@@ -292,54 +292,43 @@ class Repository:
         return f"swarm-obj/1\0{self.config.repo_id}\0{backup_id}/{name}\0".encode()
 
     # ---- repository secrets and cluster identity --------------------------------------------
+    def _wrapped_secret(self, key: str, purpose: str, damaged: str) -> bytes:
+        """A 32-byte repository secret kept at ``key`` wrapped by the KEK (context ``purpose`` + repo id),
+        created with a conditional put by the first process that needs it (a racing creator's wins).
+        IntegrityError saying ``damaged`` if it does not unwrap (the KEK having been proven right)."""
+        ctx = f"{purpose}\0{self.config.repo_id}".encode()
+        try:
+            raw = self._store.get(key)
+        except ObjectNotFound:
+            self._check_key()
+            body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
+                    "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
+            with contextlib.suppress(ObjectExists):  # another writer created it first: use theirs
+                self._store.put(key, json.dumps(body).encode(), if_absent=True)
+            raw = self._store.get(key)
+        try:
+            return self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
+        except (ValueError, KeyError, KeyError_) as exc:
+            self._check_key()
+            raise IntegrityError(f"{key} is damaged: {damaged}",
+                                 hint=f"Restore {key} from a copy of the repository.") from exc
+
     def dedup_key(self) -> bytes:
-        """The keyed-hash secret that names blocks (created on first use, wrapped by the KEK)."""
+        """The keyed-hash secret that names blocks (``keys/dedup.json``)."""
         if self._dedup_key is None:
-            ctx = f"swarm-dedup\0{self.config.repo_id}".encode()
-            try:
-                raw = self._store.get(DEDUP_KEY)
-            except ObjectNotFound:
-                self._check_key()
-                body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
-                        "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
-                try:
-                    self._store.put(DEDUP_KEY, json.dumps(body).encode(), if_absent=True)
-                except ObjectExists:
-                    pass  # another writer created it first: use theirs
-                raw = self._store.get(DEDUP_KEY)
-            try:
-                self._dedup_key = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
-            except (ValueError, KeyError, KeyError_) as exc:
-                self._check_key()
-                raise IntegrityError(f"{DEDUP_KEY} is damaged", hint="Physical backups cannot be read.") from exc
+            self._dedup_key = self._wrapped_secret(DEDUP_KEY, "swarm-dedup", "physical backups and state "
+                                                                             "snapshots cannot be read")
         return self._dedup_key
 
     def _metadata_key(self) -> bytes:
         """The key sealing manifests, restore points and tombstones (``swarm.repo.metadata``), derived
-        from the metadata secret ``keys/meta.json`` (created on first use, wrapped by the KEK).
+        from the metadata secret ``keys/meta.json``.
 
         Deleting ``keys/meta.json`` cannot make forged metadata acceptable: a new random secret is
         created, and every existing manifest then fails to open (reported as damaged)."""
         if self._meta_key is None:
-            ctx = f"swarm-meta\0{self.config.repo_id}".encode()
-            try:
-                raw = self._store.get(META_KEY)
-            except ObjectNotFound:
-                self._check_key()
-                body = {"kek_id": self.kek.key_id, "created_at": utc_iso(self.clock.now()),
-                        "wrapped": base64.b64encode(self.kek.wrap(secrets.token_bytes(32), ctx)).decode()}
-                try:
-                    self._store.put(META_KEY, json.dumps(body).encode(), if_absent=True)
-                except ObjectExists:
-                    pass  # another writer created it first: use theirs
-                raw = self._store.get(META_KEY)
-            try:
-                secret = self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
-            except (ValueError, KeyError, KeyError_) as exc:
-                self._check_key()
-                raise IntegrityError(f"{META_KEY} is damaged: no manifest or restore point can be authenticated",
-                                     hint="Restore keys/meta.json from a copy of the repository.") from exc
-            self._meta_key = metadata_key(secret)
+            self._meta_key = metadata_key(self._wrapped_secret(META_KEY, "swarm-meta", "no manifest or restore "
+                                                                                      "point can be authenticated"))
         return self._meta_key
 
     def _put_sealed(self, key: str, plain: bytes, *, if_absent: bool = False) -> None:
