@@ -30,26 +30,37 @@ def set_backup(res: Any, repo_url: str, *, as_json: bool) -> None:
         render.err.print("the parts taken before it stay as ordinary backups (`swarm admin backups list`)")
 
 
-def set_restore(d: dict[str, Any], *, as_json: bool) -> None:
-    if as_json:
-        render.emit_json(d)
-        return
-    head = "[bold green]restored[/]" if d["ok"] else "[bold red]restore incomplete[/]"
-    render.out.print(f"{head} backup set {d['set']} (as of {d['at']})")
-    pg, bucket, state = d["postgres"], d["bucket"], d["state"]
-    pairs: list[tuple[str, Any]] = [
-        ("database", f"{pg.get('target')}: " + ("row counts match" if pg.get("validated") else "ROW COUNTS DIFFER")),
-        ("bucket", ", ".join(f"{k} {v}" for k, v in (bucket.get("counts") or {}).items()) or "nothing to do"),
-        ("state", f"{state.get('files', 0)} files into {state.get('target')}")]
+def _bucket_line(bucket: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (bucket.get("counts") or {}).items()) or "nothing to do"
+
+
+def _finish(pairs: list[tuple[str, Any]], d: dict[str, Any]) -> None:
+    """The integrity line (when the check ran) and the time, then print the pairs."""
     integrity = d.get("integrity")
     if integrity is not None:
         summary = integrity.get("summary") or {}
-        bad = ", ".join(f"{k} {v.get('count', v) if isinstance(v, dict) else v}" for k, v in summary.items()
-                        if (v.get("count") if isinstance(v, dict) else v))
+        bad = ", ".join(f"{k} {v['count']}" for k, v in summary.items() if isinstance(v, dict) and v.get("count"))
         pairs.append(("integrity", "the three stores agree" if integrity.get("ok") else
                       f"THE STORES DISAGREE: {bad} (`swarm admin check stack --json` for the keys)"))
     pairs.append(("time", f"{d['timings'].get('total_s', 0):.1f} s"))
     render.kv(pairs)
+
+
+def _head(d: dict[str, Any], what: str) -> None:
+    head = "[bold green]restored[/]" if d["ok"] else "[bold red]restore incomplete[/]"
+    render.out.print(f"{head} {what}")
+
+
+def set_restore(d: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(d)
+        return
+    _head(d, f"backup set {d['set']} (as of {d['at']})")
+    pg, bucket, state = d["postgres"], d["bucket"], d["state"]
+    _finish([("database", f"{pg.get('target')}: " + ("row counts match" if pg.get("validated")
+                                                      else "ROW COUNTS DIFFER")),
+             ("bucket", _bucket_line(bucket)),
+             ("state", f"{state.get('files', 0)} files into {state.get('target')}")], d)
     if pg.get("swarm_db_url"):
         render.out.print(f"point swarm at it: export SWARM_DB_URL='{pg['swarm_db_url']}'"
                          f" SWARM_OBJECTS_BUCKET={bucket.get('target', {}).get('bucket', '')}"
@@ -60,18 +71,10 @@ def stack_restore(d: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         render.emit_json(d)
         return
-    head = "[bold green]restored[/]" if d["ok"] else "[bold red]restore incomplete[/]"
-    render.out.print(f"{head} the deployment as of {d['at']}")
-    pg, bucket, state = d["postgres"], d["bucket"], d["state"]
-    pairs: list[tuple[str, Any]] = [
-        ("database", f"recovered to LSN {pg.get('restored_lsn')} on timeline {pg.get('timeline')}, port "
-                     f"{pg.get('port')}"),
-        ("bucket", ", ".join(f"{k} {v}" for k, v in (bucket.get("counts") or {}).items()) or "nothing to do"),
-        ("state", f"{state.get('files', 0)} files into {state.get('target')} (snapshot {state.get('backup_id')}, "
-                  f"{d.get('state_lag_s')} s before --at)")]
-    integrity = d.get("integrity")
-    if integrity is not None:
-        pairs.append(("integrity", "the three stores agree" if integrity.get("ok") else
-                      "THE STORES DISAGREE (`swarm admin check stack --json` for the keys)"))
-    pairs.append(("time", f"{d['timings'].get('total_s', 0):.1f} s"))
-    render.kv(pairs)
+    _head(d, f"the deployment as of {d['at']}")
+    pg, state = d["postgres"], d["state"]
+    _finish([("database", f"recovered to LSN {pg.get('restored_lsn')} on timeline {pg.get('timeline')}, port "
+                          f"{pg.get('port')}"),
+             ("bucket", _bucket_line(d["bucket"])),
+             ("state", f"{state.get('files', 0)} files into {state.get('target')} (snapshot "
+                       f"{state.get('backup_id')}, {d.get('state_lag_s')} s before --at)")], d)
