@@ -16,8 +16,10 @@ PROGRESS_INTERVAL_ENV = "SWARM_PROGRESS_INTERVAL"
 
 def settings(ctx: typer.Context, **overrides: Any) -> Settings:
     root = ctx.find_root()
-    config = (root.obj or {}).get("config") if isinstance(root.obj, dict) else None
-    return load_settings(config, **overrides)
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    # ``swarm --repo NAME ...``: every command works on that copy of the repository
+    overrides.setdefault("copy", obj.get("repo"))
+    return load_settings(obj.get("config"), **overrides)
 
 
 def progress_interval() -> float:

@@ -54,8 +54,11 @@ objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup
 
 @app.callback()
 def root(ctx: typer.Context,
-         config: Path = typer.Option(None, "--config", help="Config file (default: $SWARM_HOME/swarm.toml).")) -> None:
-    ctx.obj = {"config": config}
+         config: Path = typer.Option(None, "--config", help="Config file (default: $SWARM_HOME/swarm.toml)."),
+         repo: str = typer.Option(None, "--repo", metavar="NAME",
+                                  help="Use the copy of the repository named NAME ([[repository.copies]] in "
+                                       "swarm.toml) instead of the primary repository (docs/copies.md).")) -> None:
+    ctx.obj = {"config": config, "repo": repo}
 
 
 # Command lines written for an older swarm (or mixing up two commands): the options that give

@@ -90,6 +90,11 @@ class Settings:
     wal_wait_timeout: str | None = None
     retention: Policy = DEFAULT_POLICY  # [retention] tables (swarm.model.retention); the seed's table by default
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"
+    # [[repository.copies]]: off-site copies of the repository, by name (docs/copies.md)
+    copies: dict[str, RepoPlace] = field(default_factory=dict)
+    # the primary repository as configured, before ``--repo NAME`` (or SWARM_BACKUP_REPO = a copy's URL) chose a copy
+    primary: RepoPlace | None = None
+    copy: str | None = None  # the name of the copy ``repo`` / ``key_url`` / ``repo_s3_*`` now point at
 
     def require(self, name: str, what: str) -> str:
         value = getattr(self, name)
@@ -127,6 +132,11 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name in ("sources",):
+                continue
+            if f.name in ("copies", "primary"):
+                v = getattr(self, f.name)
+                out[f.name] = ({k: c.public() for k, c in v.items()} if isinstance(v, dict)
+                               else v.public() if v is not None else None)
                 continue
             if f.name == "retention":
                 out[f.name] = self.retention.to_dict()
@@ -177,6 +187,7 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     if not s.key_url:
         s.key_url = str(s.key_path_default)
         s.sources["key_url"] = "default"
+    _load_copies(s, data, path, overrides.get("copy"))
     for name, kind in URL_SETTINGS.items():
         value = getattr(s, name)
         if value is not None:
@@ -188,6 +199,8 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
 def _named(name: str, source: str, path: Path) -> tuple[str, str]:
     """How the operator wrote the setting ``name`` that came from ``source``, and where."""
     env, section, key = ENV[name]
+    if source.startswith("copy:"):
+        return f"[[repository.copies]] {source[5:]} {'url' if name == 'repo' else key}", f"file {path}"
     if source == "flag":
         return "--" + name.replace("_", "-"), "flag"
     if source == "file":
@@ -195,3 +208,104 @@ def _named(name: str, source: str, path: Path) -> tuple[str, str]:
     if source.startswith("env:"):
         return env, "env"
     return env, "default"
+
+
+# ---- [[repository.copies]] -------------------------------------------------------------------------
+
+_COPY_KEYS = ("name", "url", "key", "s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region")
+_COPY_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class RepoPlace:
+    """Where one repository lives and how to reach it: the primary (``name`` ``""``) or a copy.
+
+    ``key_url`` is the copy's own key provider (today a key file, ``file://``; another provider
+    plugs in behind the same URL); None means the primary's key. ``s3_*`` None means the primary's."""
+
+    name: str
+    url: str
+    key_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "key": self.key_url, "s3_endpoint": self.s3_endpoint,
+                "s3_access_key": self.s3_access_key, "s3_secret_key": "***" if self.s3_secret_key else None,
+                "s3_region": self.s3_region}
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | None) -> None:
+    """Read ``[[repository.copies]]`` into ``s.copies`` and, when a copy is chosen (``--repo NAME``)
+    or SWARM_BACKUP_REPO / ``--repo-url`` names a copy's URL, point ``repo``, ``key_url`` and
+    ``repo_s3_*`` at it (its own key and endpoint where it has them, the primary's otherwise).
+    ConfigError (exit 3) naming the entry for a malformed table, a duplicate name, an unknown
+    copy or a copy whose URL is the primary's."""
+    section = data.get("repository")
+    raw = section.get("copies", []) if isinstance(section, dict) else []
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise ConfigError(f"[[repository.copies]] in {path} must be an array of tables",
+                          hint="Write each copy as a [[repository.copies]] table with name and url (docs/copies.md).")
+    for i, c in enumerate(raw):
+        where = f"[[repository.copies]] #{i + 1} in {path}"
+        unknown = sorted(set(c) - set(_COPY_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}",
+                              hint=f"A copy takes {', '.join(_COPY_KEYS)} (docs/copies.md).")
+        name, url = str(c.get("name") or ""), str(c.get("url") or "")
+        if not name or not set(name) <= _COPY_NAME_CHARS or len(name) > 40:
+            raise ConfigError(f"{where}: name {name!r} is missing or not lower-case letters, digits, - and _",
+                              hint="Name each copy, e.g. name = \"offsite\".")
+        if name in s.copies:
+            raise ConfigError(f"{where}: a copy named {name!r} is already configured",
+                              hint="Give every copy its own name.")
+        if not url:
+            raise ConfigError(f"{where}: copy {name!r} has no url", hint="Set url = \"s3://bucket/prefix\" or "
+                                                                         "\"file:///path\".")
+        urls.check("repository", url, setting=f"[[repository.copies]] {name} url", source=f"file {path}")
+        key = str(c["key"]) if c.get("key") not in (None, "") else None
+        if key is not None:
+            urls.check("key", key, setting=f"[[repository.copies]] {name} key", source=f"file {path}")
+        endpoint = str(c["s3_endpoint"]) if c.get("s3_endpoint") not in (None, "") else None
+        if endpoint is not None:
+            urls.check("endpoint", endpoint, setting=f"[[repository.copies]] {name} s3_endpoint",
+                       source=f"file {path}")
+        s.copies[name] = RepoPlace(name, url, key, endpoint,
+                                   *(str(c[k]) if c.get(k) not in (None, "") else None
+                                     for k in ("s3_access_key", "s3_secret_key", "s3_region")))
+        if s.repo and _same_url(url, s.repo) and s.sources.get("repo") == "file":
+            raise ConfigError(f"{where}: copy {name!r} has the primary repository's url {url}",
+                              hint="A copy lives in another place (another bucket, endpoint or directory).")
+    if s.repo:
+        s.primary = RepoPlace("", s.repo, s.key_url, s.repo_s3_endpoint, s.repo_s3_access_key,
+                              s.repo_s3_secret_key, s.repo_s3_region)
+    if chosen:
+        if chosen not in s.copies:
+            known = ", ".join(sorted(s.copies)) or "none"
+            raise ConfigError(f"--repo {chosen}: no copy of that name is configured (copies: {known})",
+                              hint=f"Add a [[repository.copies]] table named {chosen} to {path}, or give the name "
+                                   "of a configured copy.")
+        s.copy = chosen
+        explicit: frozenset[str] = frozenset()
+    else:
+        match = [n for n, c in s.copies.items() if s.repo and _same_url(c.url, s.repo)]
+        if not match:
+            return
+        s.copy = match[0]
+        # SWARM_BACKUP_REPO (or a flag) points at the copy: a key or endpoint given the same way wins
+        explicit = frozenset(n for n, src in s.sources.items() if src == "flag" or src.startswith("env:"))
+    place = s.copies[s.copy]
+    s.repo = place.url
+    s.sources["repo"] = f"copy:{place.name}"
+    for name, value in (("key_url", place.key_url), ("repo_s3_endpoint", place.s3_endpoint),
+                        ("repo_s3_access_key", place.s3_access_key), ("repo_s3_secret_key", place.s3_secret_key),
+                        ("repo_s3_region", place.s3_region)):
+        if value is not None and name not in explicit:
+            setattr(s, name, value)
+            s.sources[name] = f"copy:{place.name}"

@@ -30,14 +30,26 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
 
     With ``remember`` (all but the server's per-segment ``wal push``/``fetch``), the repository
     compares what it lists with what this client saw before, kept under ``$SWARM_HOME/security/``
-    (``swarm.repo.watch``): rollbacks and deletions are reported in ``Repository.rollback``."""
+    (``swarm.repo.watch``): rollbacks and deletions are reported in ``Repository.rollback``.
+
+    A copy (``--repo NAME``, or SWARM_BACKUP_REPO pointed at a copy's URL: ``settings.copy``) is
+    opened with its own key where it has one, never created (``swarm admin repo copy`` makes it), and
+    remembered apart from the primary (keyed by repository id and copy name)."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     kek = load_key_file(key_path_from_url(settings.key_url))
+    if settings.copy is not None:
+        create = False
     store = open_store(url, repo_s3_options(settings), create=create)
-    repo = Repository.open(store, kek, clock, create=create, check_key=check_key)
+    try:
+        repo = Repository.open(store, kek, clock, create=create, check_key=check_key)
+    except ConfigError as exc:
+        if settings.copy is None or "no swarm repository" not in exc.message:
+            raise
+        raise ConfigError(f"copy {settings.copy!r} ({url}) holds no repository yet",
+                          hint="Make it with `swarm admin repo copy --to " + settings.copy + "`.") from None
     if remember:
-        repo.watch = CatalogueWatch(settings.home / "security")
+        repo.watch = CatalogueWatch(settings.home / "security", copy=settings.copy)
     return repo
 
 
