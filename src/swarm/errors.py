@@ -206,6 +206,13 @@ class ClusterMismatch(RefusedError):
     code = "cluster-mismatch"
 
 
+class CopyMismatch(RefusedError):
+    """The place of a repository copy holds something else: another repository, another cluster's WAL or other
+    repository secrets (nothing is copied there)."""
+
+    code = "copy-mismatch"
+
+
 class RestorePointExists(RefusedError):
     """A restore point of that name is recorded already (--replace moves it)."""
 

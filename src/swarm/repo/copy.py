@@ -1,0 +1,551 @@
+"""Off-site copies: the same repository in another place (``swarm admin repo copy``).
+
+A copy keeps the repository id, the metadata, dedup and WAL secrets and every object's bytes
+(AES-GCM binds each object, frame and sealed record to the repository id and its key, so the
+bytes stay valid). Only the *wrapped* key files are rewrapped when the copy has a key provider
+of its own: ``keys/<dek>.json``, ``keys/meta.json``, ``keys/dedup.json``, ``keys/wal.json`` and
+``key_check`` in ``swarm-repo.json`` (``rewrap``: unwrap with the source's provider, wrap with
+the copy's; any ``KeyProvider`` plugs in, a key file today, KMS later). Locks are never copied.
+
+``plan_copy`` lists both stores (one listing per prefix) and decides, writing nothing; what the
+copy already holds is left alone (incremental; contents are ``verify --repo NAME``'s business).
+``execute_copy`` writes, in this order, each step complete before the next:
+
+1. ``swarm-repo.json`` (conditional create; the same repository id, ``key_check`` rewrapped), then
+   the copy's shared lock beside the source's (prune of either waits);
+2. the repository's key files (``meta``, ``dedup``, ``wal``) and ``cluster.json``;
+3. for every backup the copy lacks: its data keys, then its data objects (own objects, packs and
+   objects of other backups its refs name);
+4. WAL: history files, then segments and ``.backup`` files in name order, then ``.partial`` files;
+5. manifests, oldest first (backup sets after their parts), each only when everything it needs
+   is on the copy;
+6. restore points and tags (when absent or different), verify records (when absent), tombstones
+   (when absent and the copy has no manifest of that backup).
+
+Every object written is read back from the copy and compared with the source's bytes (SHA-256);
+data objects are also checked against the SHA-256 their manifest records *before* they are
+stored (a damaged source object is never copied: its backup is skipped and named); rewrapped key
+files are unwrapped with the copy's key and compared; sealed metadata is opened with the copy's
+own metadata key.
+
+A kill -9 leaves, after 1: a repository with no backups (``backups list --repo NAME`` is empty);
+after 2-4: data the copy lists no manifest for (invisible; ``prune`` on the copy sweeps it once
+older than the safety age, a re-run uses it); during 5: some backups listed, each complete; during
+6: some records missing. A re-run plans again from what is there and converges to what an
+uninterrupted run writes (``tests/copies/test_copy_crash.py`` kills it before every put).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from swarm.clock import Clock
+from swarm.crypto.keys import KeyProvider
+from swarm.errors import CopyMismatch, IntegrityError, KeyError_
+from swarm.model.ids import is_backup_id
+from swarm.model.manifest import Manifest
+from swarm.model.sources import Kind
+from swarm.model.wal import DEFAULT_SEGMENT_SIZE, Segment, is_segment_name, parse_segment
+from swarm.repo.format import (
+    BACKUPS_PREFIX,
+    CLUSTER_KEY,
+    CONFIG_KEY,
+    DATA_PREFIX,
+    DEDUP_KEY,
+    KEYS_PREFIX,
+    META_KEY,
+    RESTORE_POINTS_PREFIX,
+    TAGS_PREFIX,
+    TOMBSTONES_PREFIX,
+    VERIFICATIONS_PREFIX,
+    WAL_KEYS_KEY,
+    WAL_PREFIX,
+    data_key,
+    dek_key,
+    manifest_key,
+    tombstone_key,
+    wal_key,
+)
+from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata
+from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx
+from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
+
+# the repository's own wrapped secrets and the context each is wrapped with (+ repo id)
+SECRET_FILES: dict[str, str] = {META_KEY: "swarm-meta", DEDUP_KEY: "swarm-dedup", WAL_KEYS_KEY: "swarm-wal-keys"}
+_CHUNK = 1 << 20
+
+
+def rewrap(raw: bytes, context: bytes, source: KeyProvider, target: KeyProvider) -> tuple[bytes, bytes]:
+    """(the key file for ``target``, the plaintext it wraps): a wrapped key file (``{"kek_id",
+    "wrapped", ...}``) unwrapped with ``source`` and wrapped again with ``target``; every other field
+    kept. The same provider (same key id) gives ``raw`` itself, byte for byte."""
+    body = json.loads(raw)
+    secret = source.unwrap(base64.b64decode(body["wrapped"]), context)
+    if source.key_id == target.key_id:
+        return raw, secret
+    body["kek_id"] = target.key_id
+    body["wrapped"] = base64.b64encode(target.wrap(secret, context)).decode()
+    return json.dumps(body, indent=1).encode(), secret
+
+
+@dataclass(frozen=True)
+class Item:
+    """One object to copy: ``what`` is config, secret, cluster, dek, data, wal, manifest, record."""
+
+    what: str
+    key: str
+    size: int
+    sha256: str = ""  # of the stored bytes, from a manifest, checked before the copy is stored
+    backup: str = ""  # the backup it is copied for (data, dek, manifest)
+    context: bytes = b""  # for wrapped key files
+
+
+@dataclass
+class CopyPlan:
+    name: str
+    source_url: str
+    target_url: str
+    repo_id: str
+    rewrap: bool  # the copy has a key provider of its own
+    create: bool  # the copy's swarm-repo.json does not exist yet
+    items: list[Item] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)  # manifests to copy, in order
+    present: list[str] = field(default_factory=list)  # backups the copy already lists
+    skipped: dict[str, str] = field(default_factory=dict)  # backup id -> why it is not copied
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.size for i in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        totals: dict[str, dict[str, int]] = {}
+        for i in self.items:
+            t = totals.setdefault(i.what, {"files": 0, "bytes": 0})
+            t["files"] += 1
+            t["bytes"] += i.size
+        return {"name": self.name, "source": self.source_url, "target": self.target_url, "repo_id": self.repo_id,
+                "rewrap": self.rewrap, "create": self.create, "backups": self.backups,
+                "already_copied": len(self.present), "skipped": self.skipped, "totals": totals,
+                "files": len(self.items), "bytes": self.bytes}
+
+
+@dataclass
+class CopyResult:
+    plan: CopyPlan
+    dry_run: bool
+    copied: int = 0
+    bytes: int = 0
+    backups: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # key or backup id -> problem
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, **self.plan.to_dict(), "copied_files": self.copied,
+                "copied_bytes": self.bytes, "copied_backups": self.backups, "problems": self.problems,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class CopyLag:
+    """How far a copy's WAL and backups lag the source's (``status``: the copy's own RPO)."""
+
+    name: str
+    source_newest_wal: str | None
+    copy_newest_wal: str | None
+    lag_seconds: float | None  # None: the copy holds no WAL while the source does
+    missing_wal: int  # segments on the source the copy lacks (after its newest)
+    missing_backups: list[str]
+    level: str  # OK, WARNING (past 2 intervals), CRITICAL (past 10, or never copied)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source_newest_wal": self.source_newest_wal,
+                "copy_newest_wal": self.copy_newest_wal, "lag_seconds": self.lag_seconds,
+                "missing_wal": self.missing_wal, "missing_backups": self.missing_backups, "level": self.level}
+
+
+def _listing(store: Store, prefix: str) -> dict[str, ObjectInfo]:
+    return {i.key: i for i in store.list(prefix)}
+
+
+def _wal_order(key: str) -> tuple[int, str]:
+    name = key.rsplit("/", 1)[-1]
+    if key.startswith(f"{WAL_PREFIX}history/"):
+        return 0, name
+    return (2 if name.endswith(".partial") else 1), name
+
+
+class _Target:
+    """The copy's side: its store, key provider and (once its config exists) its configuration."""
+
+    def __init__(self, name: str, store: Store, kek: KeyProvider) -> None:
+        self.name = name
+        self.store = store
+        self.kek = kek
+
+
+def _target_config(source: Repository, store: Store, kek: KeyProvider) -> tuple[RepoConfig | None, bytes]:
+    """(the copy's current config or None, the config bytes a new copy gets). Refuses (CopyMismatch)
+    a place that holds another repository."""
+    cfg = source.config
+    _raw, check = rewrap(json.dumps({"wrapped": cfg.key_check}).encode(), _check_ctx(cfg.repo_id), source.kek, kek)
+    mine = RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, kek.key_id,
+                      base64.b64encode(kek.wrap(check, _check_ctx(cfg.repo_id))).decode()
+                      if kek.key_id != source.kek.key_id else cfg.key_check, cfg.features)
+    try:
+        raw = store.get(CONFIG_KEY)
+    except ObjectNotFound:
+        return None, mine.to_json()
+    try:
+        d = json.loads(raw)
+        have = RepoConfig(d["repo_id"], int(d["format_version"]), d["created_at"], d["kek_id"], d["key_check"],
+                          tuple(d.get("features", ())))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{CONFIG_KEY} of the copy at {store.url} is damaged",
+                             hint="Restore it by hand, or make the copy in an empty place.") from exc
+    if have.repo_id != cfg.repo_id:
+        raise CopyMismatch(f"{store.url} holds another repository ({have.repo_id}), not a copy of {source.url} "
+                          f"({cfg.repo_id})", hint="Point the copy at an empty place or at a copy of this "
+                                                   "repository. Nothing was written.",
+                          details={"copy_repo_id": have.repo_id, "repo_id": cfg.repo_id})
+    return have, mine.to_json()
+
+
+def plan_copy(source: Repository, name: str, store: Store, kek: KeyProvider) -> CopyPlan:
+    """What ``execute_copy`` would write to the copy ``name`` at ``store`` (key provider ``kek``);
+    reads listings of both sides and the source's manifests, writes nothing."""
+    have, _ = _target_config(source, store, kek)
+    if have is not None:  # prove the copy's key before planning (KeyMismatch naming both ids)
+        Repository.open(store, kek, source.clock)
+    src = source._store
+    plan = CopyPlan(name, source.url, store.url, source.config.repo_id, kek.key_id != source.kek.key_id,
+                    have is None)
+    rid = source.config.repo_id
+    t_keys = _listing(store, KEYS_PREFIX)
+    s_keys = _listing(src, KEYS_PREFIX)
+    if have is None:
+        plan.items.append(Item("config", CONFIG_KEY, 0))
+    for key, purpose in SECRET_FILES.items():
+        if key in s_keys and key not in t_keys:
+            plan.items.append(Item("secret", key, s_keys[key].size, context=f"{purpose}\0{rid}".encode()))
+    if src.stat(CLUSTER_KEY) is not None and store.stat(CLUSTER_KEY) is None:
+        plan.items.append(Item("cluster", CLUSTER_KEY, 0))
+    # backups the copy lacks (listed, not damaged, not tombstoned on the copy)
+    damaged: dict[str, str] = {}
+    manifests = source.list_backups(damaged)
+    for bid, problem in damaged.items():
+        plan.skipped[bid] = f"its manifest on the source cannot be trusted: {problem}"
+    t_manifests = {k[len(BACKUPS_PREFIX):-5] for k in _listing(store, BACKUPS_PREFIX)}
+    t_tombs = {k[len(TOMBSTONES_PREFIX):-5] for k in _listing(store, TOMBSTONES_PREFIX)}
+    s_data = _listing(src, DATA_PREFIX)
+    t_data = _listing(store, DATA_PREFIX)
+    s_wal = _listing(src, WAL_PREFIX)
+    t_wal = _listing(store, WAL_PREFIX)
+    sha_of: dict[str, str] = {}
+    for m in manifests:
+        for e in m.objects:
+            sha_of[data_key(m.id, e.name)] = e.sha256
+    size = int((source.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
+    on_copy = set(t_manifests)
+    plan.present = [m.id for m in manifests if m.id in t_manifests]
+    todo = [m for m in manifests if m.id not in t_manifests and m.id not in t_tombs]
+    # parts before the sets that name them, each group oldest first
+    todo.sort(key=lambda m: (m.kind == Kind.SET, m.started_at, m.id))
+    planned: set[str] = set()
+    wanted_wal: set[str] = set()
+    for m in todo:
+        missing = _needs(m, size, s_data, s_keys, s_wal)
+        if missing:
+            plan.skipped[m.id] = f"{missing[0]} is missing from the source" + (
+                f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            continue
+        if m.kind == Kind.SET:
+            parts = m.source.get("parts")
+            lacking = [p for p in (parts.values() if isinstance(parts, dict) else ())
+                       if str(p) not in on_copy and str(p) not in plan.backups]
+            if lacking:
+                plan.skipped[m.id] = f"backup set part {lacking[0]} is not on the copy and cannot be copied"
+                continue
+        for d in sorted({m.dek_id, *(m.refs.deks if m.refs else ())}):
+            key = dek_key(d)
+            if key not in t_keys and key not in planned:
+                planned.add(key)
+                plan.items.append(Item("dek", key, s_keys[key].size, backup=m.id, context=_dek_ctx(rid, d)))
+        data = [data_key(m.id, e.name) for e in m.objects]
+        if m.refs:
+            data += [data_key(r.backup_id, r.name) for r in (*m.refs.packs, *m.refs.objects)]
+        for key in sorted(set(data)):
+            if key not in t_data and key not in planned:
+                planned.add(key)
+                plan.items.append(Item("data", key, s_data[key].size, sha256=sha_of.get(key, ""), backup=m.id))
+        for seg in _wal_names(m, size):
+            wanted_wal.add(wal_key(seg))
+        plan.backups.append(m.id)
+    # WAL: everything the copy lacks, but not below the oldest segment it holds (what prune of the
+    # copy removed stays removed), except what a backup being copied needs
+    floor: dict[str, str] = {}
+    for key in t_wal:
+        name = key.rsplit("/", 1)[-1]
+        if not key.startswith((f"{WAL_PREFIX}history/", f"{WAL_PREFIX}conflicts/")) and len(name) >= 24:
+            tli = name[:8]
+            floor[tli] = min(floor.get(tli, name[:24]), name[:24])
+    for key in sorted(s_wal, key=_wal_order):
+        if key.startswith(f"{WAL_PREFIX}conflicts/"):
+            continue
+        info = s_wal[key]
+        name = key.rsplit("/", 1)[-1]
+        if key in t_wal and not (name.endswith(".partial") and t_wal[key].size != info.size):
+            continue
+        tli = name[:8]
+        if (not key.startswith(f"{WAL_PREFIX}history/") and tli in floor and name[:24] < floor[tli]
+                and key not in wanted_wal):
+            continue
+        plan.items.append(Item("wal", key, info.size))
+    for bid in plan.backups:
+        plan.items.append(Item("manifest", manifest_key(bid), 0, backup=bid))
+    # records: restore points and tags mirrored, verify records once, tombstones of what the copy lacks
+    copied_or_there = on_copy | set(plan.backups)
+    for prefix in (RESTORE_POINTS_PREFIX, TAGS_PREFIX):
+        t = _listing(store, prefix)
+        for key, info in _listing(src, prefix).items():
+            bid = key[len(prefix):-5]
+            if prefix == TAGS_PREFIX and bid not in copied_or_there:
+                continue
+            if key not in t or t[key].size != info.size or store.get(key) != src.get(key):
+                plan.items.append(Item("record", key, info.size))
+    t = _listing(store, VERIFICATIONS_PREFIX)
+    for key, info in _listing(src, VERIFICATIONS_PREFIX).items():
+        if key not in t and key[len(VERIFICATIONS_PREFIX):-5] in copied_or_there:
+            plan.items.append(Item("record", key, info.size))
+    for key, info in _listing(src, TOMBSTONES_PREFIX).items():
+        bid = key[len(TOMBSTONES_PREFIX):-5]
+        if is_backup_id(bid) and bid not in t_tombs and bid not in copied_or_there:
+            plan.items.append(Item("record", tombstone_key(bid), info.size))
+    return plan
+
+
+def _wal_names(m: Manifest, size: int) -> list[str]:
+    out = []
+    for w in (m.refs.wal if m.refs else ()):
+        first, last = parse_segment(w.first, size), parse_segment(w.last, size)
+        out += [Segment(w.timeline, n, size).name for n in range(first.segno, last.segno + 1)]
+    return out
+
+
+def _needs(m: Manifest, size: int, data: dict[str, ObjectInfo], keys: dict[str, ObjectInfo],
+           wal: dict[str, ObjectInfo]) -> list[str]:
+    """What backup ``m`` needs that the source does not hold (its keys, by listing)."""
+    want = [data_key(m.id, e.name) for e in m.objects]
+    if m.refs:
+        want += [data_key(r.backup_id, r.name) for r in (*m.refs.packs, *m.refs.objects)]
+    missing = [k for k in want if k not in data]
+    missing += [dek_key(d) for d in sorted({m.dek_id, *(m.refs.deks if m.refs else ())}) if dek_key(d) not in keys]
+    missing += [wal_key(n) for n in _wal_names(m, size) if wal_key(n) not in wal]
+    return missing
+
+
+def _hashing(chunks: Iterable[bytes], sink: Any, expected: str, where: str) -> Iterator[bytes]:
+    """Pass ``chunks`` through, hashing them; before the last one ends, raise IntegrityError if the
+    hash is not ``expected`` (so the store's put is abandoned, nothing is stored)."""
+    for c in chunks:
+        sink.update(c)
+        yield c
+    if expected and sink.hexdigest() != expected:
+        raise IntegrityError(f"{where} on the source does not match the SHA-256 its manifest records (damaged); "
+                             "it was not copied")
+
+
+def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvider, *,
+                 clock: Clock | None = None, on_item: Callable[[Item], None] | None = None,
+                 stale_after: float = 120.0, refresh_every: float = 20.0) -> CopyResult:
+    """Write ``plan`` to the copy (steps and crash behaviour: module docstring) under the source's
+    shared lock and the copy's. A backup whose data turns out damaged on the source (or whose copy
+    does not read back) is not committed on the copy and is named in ``problems``; the rest goes on."""
+    import time
+
+    t0 = time.monotonic()
+    clock = clock or source.clock
+    res = CopyResult(plan, dry_run=False)
+    rid = source.config.repo_id
+    items = list(plan.items)
+    if items and items[0].what == "config":
+        _have, body = _target_config(source, store, kek)
+        with contextlib.suppress(ObjectExists):  # a racing copy made it first: it is checked just below
+            store.put(CONFIG_KEY, body, if_absent=True)
+        res.copied += 1
+        items = items[1:]
+        if on_item:
+            on_item(plan.items[0])
+    target = Repository.open(store, kek, clock)  # proves the copy's key (and format)
+    if target.config.repo_id != rid:
+        raise CopyMismatch(f"{store.url} holds another repository ({target.config.repo_id})")
+    slock = source.shared_lock(command=f"swarm admin repo copy --to {plan.name}", stale_after=stale_after,
+                               refresh_every=refresh_every)
+    tlock = target.shared_lock(command=f"swarm admin repo copy (from {source.url})", stale_after=stale_after,
+                               refresh_every=refresh_every)
+    bad: set[str] = set()  # backups not to commit on the copy
+    size = int((source.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
+    have: tuple[dict[str, ObjectInfo], ...] | None = None  # the copy's data, keys, WAL when manifests start
+    with slock, tlock:
+        for item in items:
+            slock.ensure_held()
+            tlock.ensure_held()
+            if item.what == "manifest":
+                if item.backup in bad:
+                    continue
+                if have is None:
+                    have = (_listing(store, DATA_PREFIX), _listing(store, KEYS_PREFIX), _listing(store, WAL_PREFIX))
+                lacking = _needs(source.load_manifest(item.backup), size, *have)
+                if lacking:  # something it needs did not reach the copy: never list it there
+                    res.problems[item.backup] = (f"not copied: {lacking[0]}, which it needs, is not on the copy"
+                                                 + (f" (and {len(lacking) - 1} more)" if len(lacking) > 1 else ""))
+                    continue
+            try:
+                _copy_one(source, target, item, store, kek, rid)
+            except IntegrityError as exc:
+                if not item.backup and item.what not in ("wal", "record"):
+                    raise
+                res.problems[item.backup or item.key] = exc.message
+                if item.backup:
+                    bad.add(item.backup)
+                continue
+            res.copied += 1
+            res.bytes += item.size
+            if item.what == "manifest":
+                res.backups.append(item.backup)
+            if on_item:
+                on_item(item)
+        tlock.ensure_held(check_store=True)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _copy_one(source: Repository, target: Repository, item: Item, store: Store, kek: KeyProvider, rid: str) -> None:
+    src = source._store
+    if item.what in ("secret", "dek"):
+        raw, secret = rewrap(src.get(item.key), item.context, source.kek, kek)
+        try:
+            store.put(item.key, raw, if_absent=True)
+        except ObjectExists:
+            pass  # checked below like a fresh one: it must hold the same secret
+        back = json.loads(store.get(item.key))
+        try:
+            same = kek.unwrap(base64.b64decode(back["wrapped"]), item.context) == secret
+        except (KeyError_, KeyError, ValueError):
+            same = False
+        if not same or back.get("public") != json.loads(raw).get("public"):
+            if item.what == "secret":
+                raise CopyMismatch(f"{item.key} on the copy at {store.url} holds another secret than the source's",
+                                  hint="Something wrote this copy on its own before it was made; make the copy in "
+                                       "an empty place. Nothing else was written.")
+            store.delete(item.key)
+            raise IntegrityError(f"{item.key} did not read back from the copy as written")
+        return
+    if item.what == "cluster":
+        body = src.get(CLUSTER_KEY)
+        with contextlib.suppress(ObjectExists):
+            store.put(CLUSTER_KEY, body, if_absent=True)
+        if json.loads(store.get(CLUSTER_KEY)).get("system_identifier") != json.loads(body).get("system_identifier"):
+            raise CopyMismatch(f"{CLUSTER_KEY} of the copy names another PostgreSQL cluster than the source's")
+        return
+    if item.what in ("manifest", "record"):
+        raw = src.get(item.key)
+        _open(source, item.key, raw, "source")  # never spread forged metadata
+        store.put(item.key, raw)
+        back = store.get(item.key)
+        if back != raw:
+            store.delete(item.key)
+            raise IntegrityError(f"{item.key} did not read back from the copy as written")
+        if item.what == "manifest" or item.key.startswith(TOMBSTONES_PREFIX):
+            _open(target, item.key, back, "copy")
+        return
+    # data and WAL: streamed, hashed on the way, read back and compared
+    h = hashlib.sha256()
+    try:
+        chunks = src.iter_get(item.key)
+    except ObjectNotFound:
+        raise IntegrityError(f"{item.key} disappeared from the source while copying") from None
+    store.put(item.key, _hashing(chunks, h, item.sha256, item.key))
+    back = hashlib.sha256()
+    for c in store.iter_get(item.key):
+        back.update(c)
+    if back.hexdigest() != h.hexdigest():
+        store.delete(item.key)
+        raise IntegrityError(f"{item.key} did not read back from the copy as written (SHA-256 differs)")
+
+
+def _open(repo: Repository, key: str, raw: bytes, side: str) -> None:
+    try:
+        open_metadata(metadata_key(_secret(repo)), repo.config.repo_id, key, raw)
+    except MetadataUnreadable as exc:
+        raise IntegrityError(f"{key} on the {side} cannot be trusted: {exc}") from None
+
+
+def _secret(repo: Repository) -> bytes:
+    """The metadata secret as ``repo``'s own key file and key provider give it (never created here)."""
+    try:
+        body = json.loads(repo._store.get(META_KEY))
+        return repo.kek.unwrap(base64.b64decode(body["wrapped"]), f"swarm-meta\0{repo.config.repo_id}".encode())
+    except (ObjectNotFound, KeyError, ValueError, KeyError_) as exc:
+        raise IntegrityError(f"{META_KEY} of {repo.url} does not give the metadata key") from exc
+
+
+def copy_lag(source: Repository, name: str, store: Store, *, interval: float = 60.0,
+             now: datetime | None = None) -> CopyLag:
+    """How far the copy ``name`` lags the source: the newest WAL segment on each side, the time
+    between the source archiving its newest segment and archiving the copy's newest (by the source's
+    store times, one clock), the segments and backups the copy lacks, and a level: WARNING past
+    2 × ``interval``, CRITICAL past 10 × (or when the copy holds no WAL while the source does).
+    Listings only; needs no key."""
+    def segments(st: Store) -> dict[str, ObjectInfo]:
+        out = {}
+        for info in st.list(WAL_PREFIX):
+            n = info.key.rsplit("/", 1)[-1]
+            if not info.key.startswith(f"{WAL_PREFIX}conflicts/") and is_segment_name(n):
+                out[n] = info
+        return out
+
+    s, t = segments(source._store), segments(store)
+    s_new = max(s) if s else None
+    t_new = max(t) if t else None
+    lag: float | None
+    if s_new is None:
+        lag = 0.0
+    elif t_new is None:
+        lag = None
+    elif t_new >= s_new:
+        lag = 0.0
+    else:
+        newest = s[s_new].modified
+        theirs = s[t_new].modified if t_new in s else None
+        if newest is None or theirs is None:
+            lag = None
+        else:
+            lag = max(0.0, (newest - theirs).total_seconds())
+        # the copy lacks WAL that is older than an interval on the source: at least that old
+        after = [n for n in s if n > t_new]
+        oldest_missing = s[min(after)].modified if after else None
+        if oldest_missing is not None and lag is not None:
+            ref = now or source.clock.now()
+            lag = max(lag, (ref - oldest_missing).total_seconds())
+    missing_wal = len([n for n in s if t_new is None or n > t_new])
+    t_manifests = {i.key[len(BACKUPS_PREFIX):-5] for i in store.list(BACKUPS_PREFIX)}
+    t_tombs = {i.key[len(TOMBSTONES_PREFIX):-5] for i in store.list(TOMBSTONES_PREFIX)}
+    s_manifests = sorted(i.key[len(BACKUPS_PREFIX):-5] for i in source._store.list(BACKUPS_PREFIX)
+                         if is_backup_id(i.key[len(BACKUPS_PREFIX):-5]))
+    s_tombs = {i.key[len(TOMBSTONES_PREFIX):-5] for i in source._store.list(TOMBSTONES_PREFIX)}
+    missing_backups = [b for b in s_manifests if b not in t_manifests and b not in t_tombs and b not in s_tombs]
+    if lag is None:
+        level = "CRITICAL"
+    elif lag > 10 * interval:
+        level = "CRITICAL"
+    elif lag > 2 * interval:
+        level = "WARNING"
+    else:
+        level = "OK"
+    return CopyLag(name, s_new, t_new, lag, missing_wal, missing_backups, level)
