@@ -169,6 +169,16 @@ class CopyLag:
                 "missing_wal": self.missing_wal, "missing_backups": self.missing_backups, "level": self.level}
 
 
+@dataclass(frozen=True)
+class CopyTarget:
+    """Where a copy goes: its name (``[[repository.copies]]``), its store and its key provider (its own,
+    or the source's)."""
+
+    name: str
+    store: Store
+    kek: KeyProvider
+
+
 def _listing(store: Store, prefix: str) -> dict[str, ObjectInfo]:
     return {i.key: i for i in store.list(prefix)}
 
@@ -178,15 +188,6 @@ def _wal_order(key: str) -> tuple[int, str]:
     if key.startswith(f"{WAL_PREFIX}history/"):
         return 0, name
     return (2 if name.endswith(".partial") else 1), name
-
-
-class _Target:
-    """The copy's side: its store, key provider and (once its config exists) its configuration."""
-
-    def __init__(self, name: str, store: Store, kek: KeyProvider) -> None:
-        self.name = name
-        self.store = store
-        self.kek = kek
 
 
 def _target_config(source: Repository, store: Store, kek: KeyProvider) -> tuple[RepoConfig | None, bytes]:

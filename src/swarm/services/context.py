@@ -10,6 +10,7 @@ from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
 from swarm.errors import ConfigError
 from swarm.repo import CatalogueWatch, Repository
+from swarm.repo.copy import CopyTarget
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
 from swarm.services.repository.verify import RestoreTestEnv
 from swarm.services.state.backup import StateScope
@@ -51,6 +52,36 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
     if remember:
         repo.watch = CatalogueWatch(settings.home / "security", copy=settings.copy)
     return repo
+
+
+def copy_targets(settings: Settings, name: str | None = None) -> list[CopyTarget]:
+    """The copies ``swarm admin repo copy`` writes to: the one named ``name``, or every configured copy
+    (ConfigError naming the configured ones if there is none, or no such copy). Each gets its store
+    (its own S3 endpoint and credentials, else the primary's) and its key provider (its own key file,
+    else the primary's). The source is the primary: refused when ``--repo`` chose a copy."""
+    if settings.copy is not None:
+        raise ConfigError(f"`repo copy` copies the primary repository to its copies; --repo {settings.copy} "
+                          "(or SWARM_BACKUP_REPO pointed at a copy) does not apply",
+                          hint=f"Run `swarm admin repo copy --to {settings.copy}` without --repo.")
+    if not settings.copies:
+        raise ConfigError(f"no copy of the repository is configured in {settings.config_path}",
+                          hint="Add a [[repository.copies]] table with name and url (docs/copies.md).")
+    if name is not None and name not in settings.copies:
+        raise ConfigError(f"--to {name}: no copy of that name is configured (copies: "
+                          f"{', '.join(sorted(settings.copies))})", hint="Give the name of a configured copy.")
+    out = []
+    for place in settings.copies.values():
+        if name is not None and place.name != name:
+            continue
+        key_url = place.key_url or settings.key_url
+        assert key_url is not None
+        opts = S3Options(endpoint=place.s3_endpoint or settings.repo_s3_endpoint,
+                         access_key=place.s3_access_key or settings.repo_s3_access_key,
+                         secret_key=place.s3_secret_key or settings.repo_s3_secret_key,
+                         region=place.s3_region or settings.repo_s3_region)
+        out.append(CopyTarget(place.name, open_store(place.url, opts, create=True),
+                              load_key_file(key_path_from_url(key_url))))
+    return out
 
 
 def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
