@@ -2,14 +2,20 @@
 command uses, and the memory of rollbacks kept per (repository, copy)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from swarm.config import load_settings
+from swarm.crypto.keys import create_key_file
 from swarm.errors import ConfigError
 from swarm.model.catalogue import CatalogueState
-from swarm.repo import CatalogueWatch
+from swarm.repo import CatalogueWatch, Repository
+from swarm.storage.factory import open_store
 
 TOML = """
 [repository]
@@ -89,3 +95,41 @@ def test_rollback_memory_is_kept_per_repository_and_copy(tmp_path: Path) -> None
     offsite.update("rid", lambda seen: CatalogueState(backups=frozenset({"a"})))
     assert primary.load("rid").backups == frozenset({"a", "b"})
     assert offsite.path("rid").name == "rid@offsite.json" and primary.path("rid").name == "rid.json"
+
+
+def _swarm(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
+    env["SWARM_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "swarm.cli.main", *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+
+
+def test_cli_repo_option_and_copy_dry_run(tmp_path: Path) -> None:
+    key = create_key_file(tmp_path / "repo.key")
+    own = create_key_file(tmp_path / "far.key")
+    repo = Repository.init(open_store(f"file://{tmp_path / 'primary'}"), key)
+    w = repo.begin_backup("pg-logical")
+    w.put_object("pgdump/toc.dat", [b"toc"])
+    b = w.commit({"engine": "postgres"})
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(f'[repository]\nurl = "file://{tmp_path / "primary"}"\nkey = "file://{key.path}"\n'
+                   f'[[repository.copies]]\nname = "far"\nurl = "file://{tmp_path / "far"}"\nkey = "file://{own.path}"\n')
+    home = tmp_path / "home"
+    r = _swarm("--config", str(cfg), "--repo", "nope", "admin", "backups", "list", "--json", home=home)
+    assert r.returncode == 3 and "no copy of that name" in json.loads(r.stdout)["message"]
+    r = _swarm("--config", str(cfg), "--repo", "far", "admin", "backups", "list", "--json", home=home)
+    # a copy is never created by opening it: the hint says how it is made
+    assert r.returncode == 7 and "repo copy --to far" in json.loads(r.stdout)["hint"]
+    assert not (tmp_path / "far").exists()
+    r = _swarm("--config", str(cfg), "admin", "repo", "copy", "--dry-run", "--json", home=home)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)["copies"][0]["result"]
+    assert plan["dry_run"] and plan["backups"] == [b.id] and plan["rewrap"]
+    assert not (tmp_path / "far" / "swarm-repo.json").exists()
+    r = _swarm("--config", str(cfg), "--repo", "far", "admin", "repo", "copy", home=home)
+    assert r.returncode == 3  # the source is the primary
+    r = _swarm("--config", str(cfg), "admin", "repo", "copy", "--to", "far", home=home)
+    assert r.returncode == 0 and b.id in r.stdout, r.stderr
+    r = _swarm("--config", str(cfg), "--repo", "far", "admin", "backups", "list", "--json", home=home)
+    assert r.returncode == 0 and b.id in r.stdout
+    assert (home / "security" / f"{repo.config.repo_id}@far.json").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from swarm.clock import Clock
 from swarm.config import Settings
 from swarm.crypto.keys import key_path_from_url, load_key_file
-from swarm.errors import ConfigError
+from swarm.errors import ConfigError, UnavailableError
 from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.copy import CopyTarget
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
@@ -41,7 +41,14 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
     kek = load_key_file(key_path_from_url(settings.key_url))
     if settings.copy is not None:
         create = False
-    store = open_store(url, repo_s3_options(settings), create=create)
+    try:
+        store = open_store(url, repo_s3_options(settings), create=create)
+    except UnavailableError as exc:
+        if settings.copy is None:
+            raise
+        raise type(exc)(exc.message, hint=f"Is copy {settings.copy!r} made yet? `swarm admin repo copy --to "
+                                          f"{settings.copy}` makes it. {exc.hint or ''}".strip(),
+                        details=exc.details) from exc
     try:
         repo = Repository.open(store, kek, clock, create=create, check_key=check_key)
     except ConfigError as exc:
