@@ -160,6 +160,33 @@ def prune_demo(first: str) -> None:
                                              f"{mb(p['bytes_freed'])} in {p['seconds']:.1f} s")
 
 
+def dr_copy_demo(info: dict[str, Any]) -> None:
+    """Region loss: copy the repository off site (with a key of its own), lose the primary repository,
+    restore from the copy alone."""
+    from urllib.parse import urlparse
+
+    copy_dir, key = HOME / "offsite-copy", HOME / "keys" / "offsite.key"
+    swarm("admin", "keys", "init", "--path", str(key))
+    with (HOME / "swarm.toml").open("a") as fh:
+        fh.write(f'\n[[repository.copies]]\nname = "offsite"\nurl = "file://{copy_dir}"\nkey = "file://{key}"\n')
+    out = step("copy the repository off site (own key)", "admin", "repo", "copy", "--to", "offsite")
+    c = out["copies"][0]["result"]
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{len(c['copied_backups'])} backups, {mb(c['copied_bytes'])}, "
+                                             "every object read back")
+    repo_dir = Path(urlparse(info["repo"]).path)  # the dev stack's repository is file://
+    shutil.move(str(repo_dir), str(repo_dir) + ".lost")  # the primary region is gone
+    listed = step("backups on the copy alone", "--repo", "offsite", "admin", "backups", "list")
+    rows = listed["backups"] if isinstance(listed, dict) else listed
+    bid = next(b["id"] for b in reversed(rows) if b["kind"] == "pg-logical")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{len(rows)} backups listed; primary repository removed")
+    target = info["db_url"].rsplit("/", 1)[0] + "/swarm_from_copy"
+    r = step("restore from the copy", "--repo", "offsite", "admin", "restore", "postgres", bid, "--target-db", target,
+             "--create")
+    if not r["validated"]:
+        raise SystemExit(f"restore from the copy did not validate: {r['tables']}")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{bid}: {len(r['tables'])} tables, every row count matches")
+
+
 def swarm_rc(*args: str, env_extra: dict[str, str] | None = None) -> tuple[int, Any]:
     """Run swarm with --json and return (exit code, parsed output) whatever the exit code."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
@@ -242,7 +269,8 @@ def main() -> None:
         objects_demo(info)
         transfer_demo(seeded["run_ids"][0])
         set_demo(info, seeded["run_ids"][1])
-        pitr_demo(info)  # last: its "accident" deletes every run event on the primary
+        pitr_demo(info)  # its "accident" deletes every run event on the primary
+        dr_copy_demo(info)  # last: it removes the primary repository
     finally:
         swarm("dev", "down", "--purge")
         shutil.rmtree(HOME, ignore_errors=True)
@@ -256,7 +284,8 @@ def main() -> None:
     console.print("[bold green]demo complete[/]: logical backup proven and restored; bucket protected, an accidental "
                   "delete undone and the bucket restored to a time; one run moved to dev without PII; the three "
                   "stores backed up as a set and restored into a scratch deployment that checks out; the database "
-                  "recovered to a point in time.")
+                  "recovered to a point in time; the repository copied off site and restored from with the "
+                  "primary gone.")
 
 
 if __name__ == "__main__":
