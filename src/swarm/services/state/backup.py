@@ -300,11 +300,20 @@ class _Run:
 
 
 def parent_facts(repo: Repository, parent: Manifest) -> tuple[dict[str, Location], dict[str, Entry]]:
-    """The parent snapshot's blocks (``known``, only those whose pack is still present) and its files by path."""
+    """The parent snapshot's blocks (``known``, only those whose pack is still present) and its files by path.
+
+    One walk of the parent's tree gives both: every directory node is read (fetched,
+    decrypted, parsed) once. Raises IntegrityError naming a node that cannot be read.
+    """
     reader = TreeReader(repo, parent)
-    known = repo.present_blocks(reader.referenced_blocks())
-    files = {e.path: e for e in reader.walk() if e.type == FILE}
-    return known, files
+    blocks: dict[str, Location] = {r.id: r.loc for r in reader.root.root}
+    files: dict[str, Entry] = {}
+    for e in reader.walk():
+        for r in e.chunks:
+            blocks.setdefault(r.id, r.loc)
+        if e.type == FILE:
+            files[e.path] = e
+    return repo.present_blocks(blocks), files
 
 
 def snapshot_into(repo: Repository, tree: TreeWriter, scope: StateScope, *, parent: Manifest | None,
