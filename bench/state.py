@@ -466,8 +466,8 @@ def report(args: argparse.Namespace, load: tuple[float, float], big: dict[str, A
                   f"{kb(r['added']['restic'])} | {mb(r['rss']['swarm'])} |")
     md += [
         "",
-        f"First snapshots of those: 10,000 files swarm {secs(r10['first_s']['swarm'])}, restic "
-        f"{secs(r10['first_s']['restic'])}; 100,000 files swarm {secs(r100['first_s']['swarm'])} "
+        f"First snapshots of those: {r10['files']:,} files swarm {secs(r10['first_s']['swarm'])}, restic "
+        f"{secs(r10['first_s']['restic'])}; {r100['files']:,} files swarm {secs(r100['first_s']['swarm'])} "
         f"(peak {mb(r100['first_rss']['swarm'])}), restic {secs(r100['first_s']['restic'])} "
         f"(peak {mb(r100['first_rss']['restic'])}).",
         "",
@@ -476,7 +476,7 @@ def report(args: argparse.Namespace, load: tuple[float, float], big: dict[str, A
         f"({growth_first:.2f}×), restore peak {mb(best(SR, 'restore_rss'))} → {mb(best(s, 'restore_rss'))} "
         f"({growth_restore:.2f}×); restic {mb(best(small_seq['runs']['restic'], 'first_rss'))} → "
         f"{mb(best(rs, 'first_rss'))} and {mb(best(small_seq['runs']['restic'], 'restore_rss'))} → "
-        f"{mb(best(rs, 'restore_rss'))}. Re-run of 10,000 → 100,000 files: swarm peak {mb(r10['rss']['swarm'])} → "
+        f"{mb(best(rs, 'restore_rss'))}. Re-run of {r10['files']:,} → {r100['files']:,} files: swarm peak {mb(r10['rss']['swarm'])} → "
         f"{mb(r100['rss']['swarm'])}.",
         "",
         "Aims (issue 11):",
@@ -484,9 +484,9 @@ def report(args: argparse.Namespace, load: tuple[float, float], big: dict[str, A
         f"* first snapshot no slower than restic at no more bytes: {verdict(first_ok)} "
         f"({best(s, 'first_s') / best(rs, 'first_s'):.2f}× the time, "
         f"{best(s, 'first_bytes') / best(rs, 'first_bytes'):.2f}× the bytes);",
-        f"* unchanged re-run of 10,000 files under 1 s adding under 1 MB: {verdict(r10_ok)} "
+        f"* unchanged re-run of {r10['files']:,} files under 1 s adding under 1 MB: {verdict(r10_ok)} "
         f"({secs(r10['best_s']['swarm'])}, {kb(r10['added']['swarm'])});",
-        f"* unchanged re-run of 100,000 files under 3 s adding under 1 MB: {verdict(r100_ok)} "
+        f"* unchanged re-run of {r100['files']:,} files under 3 s adding under 1 MB: {verdict(r100_ok)} "
         f"({secs(r100['best_s']['swarm'])}, {kb(r100['added']['swarm'])});",
         f"* the 1% change adding under 2× the changed bytes: {verdict(third_ok)} "
         f"({max(r['third_added'] for r in s) / changed:.2f}× of {mb(changed)}; restic "

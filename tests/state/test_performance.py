@@ -91,3 +91,24 @@ def test_change_cache_reads_each_parent_node_once(repo: Repository, tmp_path: Pa
     assert set(files) >= {"cron/jobs.json", "batch/run-0000/status.json", "big.bin"}
     monkeypatch.undo()
     assert known == repo.present_blocks(TreeReader(repo, parent).referenced_blocks())
+
+
+@pytest.mark.parametrize("repo", ["file"], indirect=True)
+def test_rehash_of_an_unchanged_file_checks_its_checksum_and_cuts_nothing(
+        repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    make_state_dir(state)
+    backup_state(repo, StateScope(state), recent_s=0)
+    cut: list[int] = []
+    real_chunks = FastCDC.chunks
+
+    def counting_chunks(self: FastCDC, pieces):  # type: ignore[no-untyped-def]
+        cut.append(1)
+        return real_chunks(self, pieces)
+
+    monkeypatch.setattr(FastCDC, "chunks", counting_chunks)
+    res = backup_state(repo, StateScope(state), recent_s=0, rehash_share=1.0)
+    cache = res.manifest.source["cache"]
+    assert cache["rehashed"] == cache["read"] == res.manifest.source["files"]  # every file
+    assert cache["mismatched"] == [] and cut == []  # read and checked, never cut or stored again
+    assert res.stats["new_blocks"] == 0
