@@ -476,7 +476,8 @@ def report(args: argparse.Namespace, load: tuple[float, float], big: dict[str, A
         f"({growth_first:.2f}×), restore peak {mb(best(SR, 'restore_rss'))} → {mb(best(s, 'restore_rss'))} "
         f"({growth_restore:.2f}×); restic {mb(best(small_seq['runs']['restic'], 'first_rss'))} → "
         f"{mb(best(rs, 'first_rss'))} and {mb(best(small_seq['runs']['restic'], 'restore_rss'))} → "
-        f"{mb(best(rs, 'restore_rss'))}. Re-run of {r10['files']:,} → {r100['files']:,} files: swarm peak {mb(r10['rss']['swarm'])} → "
+        f"{mb(best(rs, 'restore_rss'))}. Re-run of {r10['files']:,} → {r100['files']:,} files: swarm peak "
+        f"{mb(r10['rss']['swarm'])} → "
         f"{mb(r100['rss']['swarm'])}.",
         "",
         "Aims (issue 11):",
