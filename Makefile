@@ -62,11 +62,11 @@ pytest: setup
 
 test: setup lint typecheck contracts pytest
 
-# Baselines the benchmarks compare against (pgBackRest, rclone) come from Debian.
+# Baselines the benchmarks compare against (pgBackRest, rclone, restic) come from Debian.
 bench-tools:
-	@command -v pgbackrest >/dev/null && command -v rclone >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest rclone >/dev/null; \
-	  else echo "Run: sudo apt-get install -y pgbackrest rclone"; exit 1; fi; }
+	@command -v pgbackrest >/dev/null && command -v rclone >/dev/null && command -v restic >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest rclone restic >/dev/null; \
+	  else echo "Run: sudo apt-get install -y pgbackrest rclone restic"; exit 1; fi; }
 
 bench: setup bench-tools
 	$(BIN)/python bench/logical.py

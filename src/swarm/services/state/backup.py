@@ -16,8 +16,9 @@ part. The rules it applies are pure functions of ``swarm.model.state``:
 * the change cache: each file's entry carries ``ctime_ns``, ``ino`` and its ``sha256`` (in the
   tree's per-entry extras); a file whose size, mtime, ctime and inode equal the parent's and
   that was not modified within ``recent_s`` of the parent's start is taken from the parent
-  without being read; a share ``rehash_share`` of those is read anyway, and a difference
-  from the parent's checksum is reported (``cache.mismatched``).
+  without being read; a share ``rehash_share`` of those is read anyway (checksum only: when
+  it equals the parent's, the parent's entry is kept and nothing is chunked or stored), and a
+  difference from the parent's checksum is reported (``cache.mismatched``).
 * consistency: a file is read, then its ``fstat`` compared with the one before; if it
   changed it is read again, up to ``RETRIES`` times, then kept as last read and listed in
   ``inconsistent``. Files up to ``STAGE_MAX`` are read into memory first (scan, check, then
@@ -204,6 +205,11 @@ class _Run:
             return self.tree.reuse_file(path, old)
         assert decision.action == READ
         self.cache["read"] += 1
+        if decision.reason == "rehash" and old is not None and old_sha is not None \
+                and self._unchanged(path, cached, old_sha):
+            self.cache["rehashed"] += 1  # read, and its checksum is the parent's: the parent's entry stands
+            self.reporter.advance(old.size)
+            return self.tree.reuse_file(path, old)
         entry = self._read(path, st.st_size)
         if decision.reason == "rehash":
             self.cache["rehashed"] += 1
@@ -211,6 +217,21 @@ class _Run:
                     and _cached(entry)[0] == cached:
                 self.cache["mismatched"].append(path)
         return entry
+
+    def _unchanged(self, path: str, cached: FileFacts | None, sha: str) -> bool:
+        """Re-hash a cache hit: True when the file, read whole and holding still, has checksum
+        ``sha`` and the facts ``cached`` (the parent's). Nothing is chunked or stored; the parent
+        scanned these very bytes for secrets. Any doubt (changed, unreadable) returns False and
+        the caller reads the file as usual, which reports what it finds."""
+        h = hashlib.sha256()
+        try:
+            with FileRead(self.full(path)) as f:
+                for piece in f.pieces():
+                    h.update(piece)
+                before, after = f.before, f.now()
+        except OSError:
+            return False
+        return same_read(before, after) and before == cached and h.hexdigest() == sha
 
     def _read(self, path: str, size: int) -> Entry | None:
         full = self.full(path)
@@ -300,11 +321,20 @@ class _Run:
 
 
 def parent_facts(repo: Repository, parent: Manifest) -> tuple[dict[str, Location], dict[str, Entry]]:
-    """The parent snapshot's blocks (``known``, only those whose pack is still present) and its files by path."""
+    """The parent snapshot's blocks (``known``, only those whose pack is still present) and its files by path.
+
+    One walk of the parent's tree gives both: every directory node is read (fetched,
+    decrypted, parsed) once. Raises IntegrityError naming a node that cannot be read.
+    """
     reader = TreeReader(repo, parent)
-    known = repo.present_blocks(reader.referenced_blocks())
-    files = {e.path: e for e in reader.walk() if e.type == FILE}
-    return known, files
+    blocks: dict[str, Location] = {r.id: r.loc for r in reader.root.root}
+    files: dict[str, Entry] = {}
+    for e in reader.walk():
+        for r in e.chunks:
+            blocks.setdefault(r.id, r.loc)
+        if e.type == FILE:
+            files[e.path] = e
+    return repo.present_blocks(blocks), files
 
 
 def snapshot_into(repo: Repository, tree: TreeWriter, scope: StateScope, *, parent: Manifest | None,
