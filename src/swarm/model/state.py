@@ -74,12 +74,14 @@ def tool_paths_for(state_is_home: bool) -> tuple[str, ...]:
 # ---- secret shapes ---------------------------------------------------------------------------------
 SECRET_SHAPES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("private key", re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    ("AWS access key id", re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"
+    # the literal first, then a lookbehind: the regex engine jumps to candidates instead of trying
+    # every position (about 8x faster; the same matches)
+    ("AWS access key id", re.compile(rb"A(?<![A-Z0-9]A)(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}"
                                      rb"(?![A-Z0-9])")),
     ("AWS secret access key", re.compile(rb"(?i:aws_?secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
                                          rb"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")),
-    ("JWT", re.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
-    ("API key (sk-...)", re.compile(rb"(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])"
+    ("JWT", re.compile(rb"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
+    ("API key (sk-...)", re.compile(rb"sk-(?<![A-Za-z0-9_-]sk-)(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])"
                                     rb"[A-Za-z0-9_-]{20,}")),
 )
 OVERLAP = 4096  # bytes of the previous piece kept, so a shape across two pieces is found (longest shape < this)
