@@ -24,6 +24,7 @@ from typing import Any
 
 from swarm.config import urls
 from swarm.errors import ConfigError
+from swarm.model.schedule import Job, parse_jobs
 
 # setting name -> (environment variable, TOML section, TOML key)
 ENV: dict[str, tuple[str, str, str]] = {
@@ -88,6 +89,9 @@ class Settings:
     work_dir: str | None = None
     wal_wait_timeout: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "env:NAME" | "file" | "default"
+    # [schedule.<job>] tables, validated (swarm.model.schedule); the seed's default table when absent
+    schedule: dict[str, Job] = field(default_factory=dict)
+    schedule_source: str = "default"  # "file" when swarm.toml has [schedule] tables
 
     def require(self, name: str, what: str) -> str:
         value = getattr(self, name)
@@ -124,7 +128,7 @@ class Settings:
         """Settings without secrets, for `status` output."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("sources",):
+            if f.name in ("sources", "schedule"):
                 continue
             v = getattr(self, f.name)
             if "secret" in f.name and v:
@@ -160,6 +164,14 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
         elif isinstance(data.get(section), dict) and data[section].get(key) not in (None, ""):
             setattr(s, name, str(data[section][key]))
             s.sources[name] = "file"
+    # ---- [schedule] ----
+    # `[schedule.<job>]` tables; an invalid one is a ConfigError (exit 3) naming the table and key.
+    if "schedule" in data:
+        s.schedule = parse_jobs(data["schedule"], where=str(path))
+        s.schedule_source = "file"
+    else:
+        s.schedule = parse_jobs(None)
+    # ---- end [schedule] ----
     if not s.state_dir:
         s.state_dir = str(home)
         s.sources["state_dir"] = "default"
