@@ -24,6 +24,7 @@ from swarm.cli.commands import (
     repo,
     restore,
     scrub,
+    status,
     transfer,
     verify,
     wal,
@@ -48,6 +49,7 @@ scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`
 objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
+status.register(admin)  # `admin status`
 
 
 @app.callback()
@@ -96,6 +98,8 @@ def main() -> None:
         _usage_error(f"{flag} belongs to a physical restore (base backup + WAL), which is `{new}`; `restore "
                      "postgres` restores logical backups (see the --help of both)", as_json=as_json)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if status.nagios_requested(argv):  # `admin status --nagios`: every error exits 3 (UNKNOWN)
+        status.run_nagios(app)
     try:
         rc = app(standalone_mode=False)
     except SwarmError as exc:

@@ -52,6 +52,7 @@ FINAL_OUTCOMES = frozenset({SUCCEEDED, FAILED, SKIPPED, MISSED})
 KEYS = frozenset({"cron", "after", "timezone", "command", "starting_deadline", "jitter", "retries",
                   "retry_backoff", "on_failure", "webhook", "heartbeat", "timeout", "enabled"})
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _SCALE = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -204,6 +205,8 @@ def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml") -
         def bad(key: str, problem: str, name: str = name) -> ConfigError:
             return ConfigError(f"[schedule.{name}] {key} in {where}: {problem}",
                                hint="See docs/schedule.md for the keys of a schedule table.")
+        if not _NAME.match(name):
+            raise bad("", "a job name is letters, digits, '-' and '_' (at most 64)")
         if not isinstance(table, Mapping):
             raise bad("", "is not a table")
         unknown = sorted(set(table) - KEYS)
@@ -517,3 +520,58 @@ def final_outcomes(history: Sequence[Run]) -> dict[tuple[str, datetime], str]:
             out[(r.job, r.slot)] = r.outcome
     return out
 
+
+
+# ---- status levels (``swarm admin status``) --------------------------------------------------------
+OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
+_RANK = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
+WARN_FACTOR = 1.5  # a backup older than 1.5 expected intervals is WARNING
+CRIT_FACTOR = 2.5  # older than 2.5 intervals is CRITICAL
+
+
+def age_level(age_s: float | None, interval_s: float | None) -> str:
+    """The level of a newest backup ``age_s`` old against its schedule's interval: OK up to 1.5
+    intervals, WARNING past 1.5, CRITICAL past 2.5. Never taken (``age_s`` None) is WARNING when it is
+    scheduled (a job that has never run is at most WARNING), OK when not; unscheduled is always OK."""
+    if interval_s is None:
+        return OK
+    if age_s is None:
+        return WARNING
+    if age_s > CRIT_FACTOR * interval_s:
+        return CRITICAL
+    if age_s > WARN_FACTOR * interval_s:
+        return WARNING
+    return OK
+
+
+def worst(levels: Iterable[str]) -> str:
+    """The most severe level (CRITICAL > WARNING > UNKNOWN > OK); OK for none."""
+    return max(levels, key=lambda lv: _RANK[lv], default=OK)
+
+
+def kind_intervals(jobs: Mapping[str, Job], around: datetime) -> dict[str, float]:
+    """Backup kind → the shortest expected interval of the jobs producing it. A ``backup set`` job
+    counts for its parts (``pg-logical``, or ``pg-physical`` with ``--physical``; ``objects``;
+    ``state``) and for ``set``; a chained job has the interval of the job it follows."""
+    out: dict[str, float] = {}
+
+    def interval(job: Job, depth: int = 0) -> float | None:
+        if job.cron:
+            return job.expected_interval(around)
+        if job.after and job.after in jobs and depth < len(jobs):
+            return interval(jobs[job.after], depth + 1)
+        return None
+
+    for job in jobs.values():
+        if not job.enabled:
+            continue
+        kind = job.kind
+        iv = interval(job)
+        if kind is None or iv is None:
+            continue
+        kinds = [kind]
+        if kind == "set":
+            kinds += ["pg-physical" if "--physical" in job.command.split() else "pg-logical", "objects", "state"]
+        for k in kinds:
+            out[k] = min(out.get(k, iv), iv)
+    return out
