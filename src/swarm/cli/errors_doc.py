@@ -35,7 +35,7 @@ def exit_codes_doc() -> str:
         doc = " ".join((c.__doc__ or "").split("\n\n")[0].split())
         lines.append(f"| `{c.code}` | {int(c.exit_code)} | {doc} |")
     lines += ["", NAGIOS_SECTION.rstrip("\n"), "", "| `--nagios` exit | level | when |", "|---|---|---|"]
-    lines += [f"| {code} | {level} | {when} |" for code, level, when in NAGIOS_ROWS]
+    lines += [f"| `{code}` | {level} | {when} |" for code, level, when in NAGIOS_ROWS]
     return "\n".join(lines) + "\n"
 
 
