@@ -286,3 +286,17 @@ def test_settings_read_schedule_tables_and_default(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as ei:
         load_settings()
     assert "[schedule.logical] cron" in ei.value.message
+
+
+def test_downtime_after_recorded_history_is_seen_even_when_since_is_now():
+    """The scheduler starts with since=now; a job with history counts from its newest recorded slot."""
+    job = minutely(starting_deadline=120)
+    p = Planner({"j": job}, since=T0)
+    [a] = p.due(T0 + timedelta(minutes=1))
+    p.started(a, T0 + timedelta(minutes=1))
+    rec = p.finished("j", SUCCEEDED, T0 + timedelta(minutes=1, seconds=5))
+    now = T0 + timedelta(minutes=10, seconds=30)
+    p2 = Planner({"j": job}, [rec], since=now)
+    acts = p2.due(now)
+    assert [r.slot for r in records(acts)] == [T0 + timedelta(minutes=m) for m in range(2, 10)]
+    assert [a.slot for a in runs(acts)] == [T0 + timedelta(minutes=10)]

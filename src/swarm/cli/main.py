@@ -23,6 +23,7 @@ from swarm.cli.commands import (
     objects,
     repo,
     restore,
+    scheduler,
     scrub,
     status,
     transfer,
@@ -44,6 +45,7 @@ admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 admin.add_typer(check.app, name="check")  # `admin check stack`
+admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|history|render`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`

@@ -345,17 +345,19 @@ class Planner:
     ``started``/``finished`` tell it what happened. No clock, no I/O: the caller passes the time
     and writes the records ``due`` and ``finished`` return.
 
-    ``since`` is where a job with no history starts counting slots (the scheduler's first start):
-    slots before it were never this scheduler's to run and are not reported missed."""
+    ``since`` is where a job with no cron history starts counting slots (the scheduler's first
+    start): slots before it were never this scheduler's to run and are not reported missed. A job
+    with history counts from its newest recorded slot, so downtime is seen as missed slots."""
 
     def __init__(self, jobs: Mapping[str, Job], history: Iterable[Run] = (), *, since: datetime) -> None:
         self.jobs = {n: j for n, j in jobs.items() if j.enabled}
         self.state: dict[str, JobState] = {n: JobState() for n in self.jobs}
         self.since = since
-        for n in self.jobs:
-            self.state[n].handled = since
         for run in sorted(history, key=lambda r: (r.slot, r.attempt)):
             self._replay(run)
+        for st in self.state.values():
+            if st.handled is None:  # no cron history: count from the first start
+                st.handled = since
 
     def _replay(self, run: Run) -> None:
         st = self.state.get(run.job)
