@@ -111,3 +111,35 @@ def test_a_scheduled_kind_never_backed_up_is_a_warning(env: PhysEnv, tmp_path: P
     [st] = [c for c in rep["checks"] if c["name"] == "backup:state"]
     assert st["level"] == "WARNING" and "backup state" in st["hint"]
     assert rep["level"] == "WARNING"
+
+
+def test_check_config_passes_then_fails_with_a_hint_when_archive_command_points_elsewhere(env: PhysEnv) -> None:
+    r = env.cli("admin", "check", "config", "--json", "--wal-timeout", "60", check=False)
+    res = json.loads(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = {s["name"]: s for s in res["steps"]}
+    assert steps["repository"]["status"] == "ok"
+    assert steps["archive-command"]["status"] == "ok"
+    assert steps["wal-switch"]["status"] == "ok" and steps["wal-switch"]["facts"]["segment"]
+    assert steps["bucket-policy"]["status"] == "skipped" and steps["dr-bucket"]["status"] == "skipped"
+
+    good = env.cluster.psql("SHOW archive_command").strip()
+    elsewhere = env.root / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    elsewhere.chmod(0o777)
+    env.cluster.psql(f"ALTER SYSTEM SET archive_command = 'cp %p {elsewhere}/%f'")
+    env.cluster.psql("SELECT pg_reload_conf()")
+    _wait(lambda: "cp %p" in env.cluster.psql("SHOW archive_command"), "the new archive_command")
+    try:
+        r = env.cli("admin", "check", "config", "--json", check=False)
+        res = json.loads(r.stdout)
+        assert r.returncode == 1
+        steps = {s["name"]: s for s in res["steps"]}
+        ac = steps["archive-command"]
+        assert ac["status"] == "failed" and "not swarm's" in ac["message"] and "wal push %p" in ac["hint"]
+        assert steps["wal-switch"]["status"] == "skipped"
+        human = env.cli("admin", "check", "config", check=False)
+        assert human.returncode == 1 and "hint:" in human.stdout and "NOT OK" in human.stdout
+    finally:
+        env.cluster.psql(f"ALTER SYSTEM SET archive_command = '{good.replace(chr(39), chr(39) * 2)}'")
+        env.cluster.psql("SELECT pg_reload_conf()")

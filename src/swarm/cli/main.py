@@ -44,7 +44,7 @@ admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
-admin.add_typer(check.app, name="check")  # `admin check stack`
+admin.add_typer(check.app, name="check")  # `admin check stack`, `admin check config`
 admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|history|render`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`

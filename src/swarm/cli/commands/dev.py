@@ -19,8 +19,17 @@ def up(as_json: bool = JSON_OPT) -> None:
     from swarm.devstack.stack import DevStack
 
     info = DevStack(swarm_home()).up()
+    # the configuration proven end to end (`admin check config`), so a broken archive shows at once
+    from swarm.config import load_settings
+    from swarm.services.context import check_configuration
+    from swarm.ui.views import status as status_view
+
+    checked = check_configuration(load_settings(info["config"]), drift_fails=False)
+    info["check_config"] = checked.to_dict()
     if as_json:
         render.emit_json(info)
+        if not checked.ok:
+            raise typer.Exit(1)
         return
     render.out.print("[bold green]swarm dev stack is up[/]")
     objects = f"{info['objects_endpoint']} bucket {info['objects_bucket']}"
@@ -30,6 +39,9 @@ def up(as_json: bool = JSON_OPT) -> None:
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
                ("config", info["config"])])
     render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
+    status_view.config_result(checked, as_json=False)
+    if not checked.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -239,7 +239,7 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
     stored = repo.stored_bytes()
     logical = sum(m.size for m in manifests)
     storage = {"stored_bytes": stored, "backup_bytes": logical,
-               "dedup_ratio": round(logical / stored, 2) if stored else None, "backups": len(manifests)}
+               "dedup_ratio": round(logical / stored, 2) if stored and logical else None, "backups": len(manifests)}
     locks = [{"mode": h.mode, "command": h.command, "host": h.host, "pid": h.pid, "since": h.started_at}
              for h in repo.lock_holders()]
     jobs_out = _jobs(repo, jobs, checks, warnings)

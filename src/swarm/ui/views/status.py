@@ -67,3 +67,19 @@ def nagios_unknown(message: str) -> None:
 
     sys.stdout.write(f"SWARM UNKNOWN - {message.replace('|', '/')}\n")
     sys.stdout.flush()
+
+
+_STEP = {"ok": "green", "failed": "bold red", "skipped": "dim", "warning": "yellow"}
+
+
+def config_result(res: Any, *, as_json: bool) -> None:
+    """``check config``: one line per step, the hint under each failure."""
+    if as_json:
+        render.emit_json(res.to_dict())
+        return
+    for s in res.steps:
+        label = "FAILED" if s.status == "failed" else s.status
+        render.out.print(f"[{_STEP[s.status]}]{label:<8}[/] {render.escape(s.name)}: {render.escape(s.message)}")
+        if s.hint and s.status in ("failed", "warning"):
+            render.out.print(f"    hint: {render.escape(s.hint)}")
+    render.out.print("[bold green]configuration OK[/]" if res.ok else "[bold red]configuration NOT OK[/]")
