@@ -31,7 +31,7 @@ import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,19 +192,7 @@ class Scheduler:
                 continue
             del self._children[name]
             rc = int(child.result.get("rc", -1))
-            doc = _last_json(child.result.get("stdout") or "")
-            backup_id = doc.get("id") if isinstance(doc.get("id"), str) else None
-            if rc == 0:
-                outcome, code, msg = SUCCEEDED, None, None
-            elif child.terminated or rc in (INTERRUPTED_EXIT, -signal.SIGTERM):
-                outcome, code, msg = INTERRUPTED, "interrupted", "stopped by the scheduler's shutdown"
-            elif rc == LOCK_HELD_EXIT:
-                outcome, code = SKIPPED, str(doc.get("error") or "lock-held")
-                msg = str(doc.get("message") or "another process holds the lock")
-            else:
-                outcome = FAILED
-                code = str(doc.get("error") or ("timeout" if child.result.get("timeout") else "failed"))
-                msg = str(doc.get("message") or _tail(child.result.get("stderr") or ""))
+            outcome, code, msg, backup_id = classify(child.result, terminated=child.terminated)
             rec = planner.finished(name, outcome, self.clock.now(), started_at=child.started_at, error_code=code,
                                    message=msg, backup_id=backup_id, exit_code=rc)
             self._record(rec)
@@ -227,6 +215,55 @@ class Scheduler:
         for child in self._children.values():
             child.thread.join(self.grace)
         self._reap(planner)
+
+    # ---- one job now (cron, systemd and Kubernetes run jobs this way) ----
+    def run_job(self, name: str, *, chain: bool = True, trigger: str = "external") -> list[Run]:
+        """Run job ``name`` once, now, in the foreground, as the external schedulers (cron, systemd
+        timers, Kubernetes CronJobs rendered by ``render``) do: retried with backoff within its
+        window, recorded in the job history, hooks called; on success the jobs chained ``after`` it
+        run next (``chain``). Returns the records written, in order. The slot is the start time."""
+        job = self.jobs[name]
+        slot = self.clock.now().replace(microsecond=0)
+        window = job.window_end(slot) if job.cron else None
+        if job.starting_deadline is not None:
+            window = min(w for w in (window, slot + timedelta(seconds=job.starting_deadline)) if w is not None)
+        out: list[Run] = []
+        attempt = 1
+        while True:
+            started = self.clock.now()
+            try:
+                argv = self.argv(job, self.repo)
+            except ValueError as exc:
+                rec = Run(name, slot, FAILED, attempt, trigger, started, started, "backup-not-found", str(exc))
+                self._record(rec)
+                return [*out, rec]
+            self._event("run-start", job=name, slot=utc_iso(slot), attempt=attempt, trigger=trigger,
+                        argv=argv[argv.index("admin"):])
+            result: dict[str, Any] = {}
+            try:
+                p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                   timeout=job.timeout, check=False)
+                result = {"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+            except subprocess.TimeoutExpired as exc:
+                result = {"rc": -1, "stdout": exc.stdout or "", "stderr": exc.stderr or "", "timeout": True}
+            outcome, code, msg, backup_id = classify(result)
+            ended = self.clock.now()
+            retry_at = ended + timedelta(seconds=job.backoff(attempt))
+            again = (outcome in (FAILED, INTERRUPTED) and attempt <= job.retries
+                     and (window is None or retry_at < window))
+            rec = Run(name, slot, outcome, attempt, trigger if attempt == 1 else "retry", started, ended, code, msg,
+                      backup_id, int(result["rc"]), final=not again)
+            self._record(rec)
+            out.append(rec)
+            if not again:
+                break
+            self._stop.wait(max(0.0, (retry_at - self.clock.now()).total_seconds()))
+            attempt += 1
+        if chain and out[-1].outcome == SUCCEEDED:
+            for other in self.jobs.values():
+                if other.after == name and other.enabled:
+                    out += self.run_job(other.name, chain=True, trigger=f"after:{name}")
+        return out
 
     # ---- records and hooks ----
     def _record(self, rec: Run) -> None:
@@ -271,6 +308,29 @@ class Scheduler:
                 self._event("hook", job=job.name, hook=hook, status=resp.status, ok=200 <= resp.status < 300)
         except Exception as exc:
             self._event("hook", job=job.name, hook=hook, ok=False, error=str(exc))
+
+
+def classify(result: Mapping[str, Any], *, terminated: bool = False) -> tuple[str, str | None, str | None,
+                                                                          str | None]:
+    """(outcome, error code, message, backup id) of a finished child from its exit code and ``--json``
+    output: 0 succeeded; 130/SIGTERM (or ``terminated``) interrupted; 6 (lock held elsewhere)
+    skipped; anything else failed, with the error's code and message."""
+    rc = int(result.get("rc", -1))
+    doc = _last_json(result.get("stdout") or "")
+    backup_id = doc.get("id") if isinstance(doc.get("id"), str) else None
+    if rc == 0:
+        return SUCCEEDED, None, None, backup_id
+    if terminated or rc in (INTERRUPTED_EXIT, -signal.SIGTERM):
+        return INTERRUPTED, "interrupted", "stopped by the scheduler's shutdown", backup_id
+    if rc == LOCK_HELD_EXIT:
+        return SKIPPED, str(doc.get("error") or "lock-held"), str(doc.get("message") or
+                                                                 "another process holds the lock"), None
+    code = str(doc.get("error") or ("timeout" if result.get("timeout") else "failed"))
+    message = doc.get("message")
+    if not message and isinstance(doc.get("problems"), list) and doc["problems"]:
+        first = doc["problems"][0]
+        message = first if isinstance(first, str) else json.dumps(first, default=str)
+    return FAILED, code, str(message or _tail(result.get("stderr") or "") or f"exit {rc}"), backup_id
 
 
 def _last_json(text: str) -> dict[str, Any]:
