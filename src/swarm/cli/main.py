@@ -20,6 +20,7 @@ from swarm.cli.commands import (
     check,
     dev,
     keys,
+    metrics,
     objects,
     repo,
     restore,
@@ -45,7 +46,8 @@ admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 admin.add_typer(check.app, name="check")  # `admin check stack`, `admin check config`
-admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|history|render`
+admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|run-job|history|render`
+admin.add_typer(metrics.app, name="metrics")  # `admin metrics serve|write`
 verify.register(admin)
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
