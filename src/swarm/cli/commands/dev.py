@@ -8,6 +8,7 @@ import typer
 from swarm.cli.common import JSON_OPT, settings
 from swarm.config.settings import swarm_home
 from swarm.config.urls import redact
+from swarm.errors import ExitCode
 from swarm.ui import render
 
 app = typer.Typer(help="The embedded stack for a laptop, the demo and the tests.", no_args_is_help=True)
@@ -29,7 +30,7 @@ def up(as_json: bool = JSON_OPT) -> None:
     if as_json:
         render.emit_json(info)
         if not checked.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(int(ExitCode.FAILED))
         return
     render.out.print("[bold green]swarm dev stack is up[/]")
     objects = f"{info['objects_endpoint']} bucket {info['objects_bucket']}"
@@ -41,7 +42,7 @@ def up(as_json: bool = JSON_OPT) -> None:
     render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
     status_view.config_result(checked, as_json=False)
     if not checked.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
