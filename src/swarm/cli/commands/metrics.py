@@ -45,7 +45,8 @@ def serve(ctx: typer.Context,
           replication: bool = REPLICATION_OPT,
           as_json: bool = JSON_OPT) -> None:
     """Answer Prometheus scrapes on http://ADDRESS:PORT/metrics until SIGTERM. Each scrape (at most
-    every --ttl seconds) gathers the status afresh; what does not exist yet is absent, never 0;
+    every --ttl seconds) gathers the status afresh; what does not exist yet
+    is absent, never 0;
     swarm_metrics_scrape_success says whether the gather worked."""
     from prometheus_client import start_http_server
 
@@ -73,7 +74,8 @@ def write(ctx: typer.Context, file: Path = typer.Argument(..., help="The .prom f
           replication: bool = REPLICATION_OPT,
           as_json: bool = JSON_OPT) -> None:
     """Gather once and write the metrics to FILE atomically (node_exporter textfile collector; run it
-    from cron or a timer). Exit 1 when the gather failed (the file then says so:
+    from cron or a timer). Exit 1 when the gather failed (the file then says
+    so:
     swarm_metrics_scrape_success 0)."""
     from prometheus_client import write_to_textfile
     from prometheus_client.parser import text_string_to_metric_families

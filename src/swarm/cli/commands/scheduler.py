@@ -22,13 +22,19 @@ def run(ctx: typer.Context,
         as_json: bool = JSON_OPT) -> None:
     """Run due jobs until SIGTERM, logging one JSON line per event to stdout (with or without --json).
 
-    A job still running at its next slot is skipped (recorded); slots missed while no scheduler
-    ran are recorded and the newest is caught up once within its starting_deadline; a failed run
-    is retried with backoff within its window; every run is recorded in the repository's job
-    history; on_failure / webhook are called with the run as JSON, heartbeat is pinged after a
-    success. SIGTERM starts nothing new and lets running jobs finish (--grace).
+    A job still running at its next slot is skipped (recorded); slots missed
+    while no scheduler
+    ran are recorded and the newest is caught up once within its
+    starting_deadline; a failed run
+    is retried with backoff within its window; every run is recorded in the
+    repository's job
+    history; on_failure / webhook are called with the run as JSON, heartbeat
+    is pinged after a
+    success. SIGTERM starts nothing new and lets running jobs finish
+    (--grace).
 
-    Exit status: 0 stopped cleanly; 3 the schedule or configuration is invalid; 4 wrong key;
+    Exit status: 0 stopped cleanly; 3 the schedule or configuration is
+    invalid; 4 wrong key;
     7 the repository cannot be reached.
     """
     from swarm.services.context import open_repository
@@ -68,11 +74,15 @@ def run_job(ctx: typer.Context, name: str = typer.Argument(..., help="The job ([
             chain: bool = typer.Option(True, "--chain/--no-chain", help="Then run the jobs chained after it."),
             as_json: bool = JSON_OPT) -> None:
     """Run one job now, in the foreground: what rendered cron lines, systemd timers and Kubernetes
-    CronJobs call. Retries within the job's window, records each run in the job history, calls
-    its hooks, then runs the jobs chained `after` it. Logs JSON lines like `scheduler run`.
+    CronJobs call. Retries within the job's window, records each run in the
+    job history, calls
+    its hooks, then runs the jobs chained `after` it. Logs JSON lines like
+    `scheduler run`.
 
-    Exit status: 0 the job (and its chain) succeeded; 1 a run failed (its record says why);
-    3 no such job or invalid schedule; 6 skipped, another process holds the job's lock.
+    Exit status: 0 the job (and its chain) succeeded; 1 a run failed (its
+    record says why);
+    3 no such job or invalid schedule; 6 skipped, another process holds the
+    job's lock.
     """
     from swarm.errors import ConfigError, ExitCode
     from swarm.services.context import open_repository
@@ -111,8 +121,10 @@ def render(ctx: typer.Context,
            user: str = typer.Option(None, "--user", help="User= of the systemd services."),
            as_json: bool = JSON_OPT) -> None:
     """Print the schedule for cron (crontab lines), systemd (service + timer units) or Kubernetes
-    (a multi-document YAML stream, one batch/v1 CronJob per document). Each entry runs
-    `swarm admin scheduler run-job <name>`; chained jobs run inside their parent's entry."""
+    (a multi-document YAML stream, one batch/v1 CronJob per document). Each
+    entry runs
+    `swarm admin scheduler run-job <name>`; chained jobs run inside their
+    parent's entry."""
     from swarm.services.schedule.render import FORMATS, RenderOptions
     from swarm.services.schedule.render import render as do_render
     from swarm.ui.views import schedule as view

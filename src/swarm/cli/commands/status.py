@@ -24,14 +24,19 @@ def register(admin: typer.Typer) -> None:
                                                 help="Compare the artefact bucket with the DR bucket (when one is "
                                                      "configured); it lists every version of both.")) -> None:
         """Each kind's newest backup against the schedule, WAL archiving, the live RPO, the recoverable
-        window, DR replication lag, repository size, lock holders and the jobs' last outcomes.
+        window, DR replication lag, repository size, lock holders and the jobs'
+        last outcomes.
 
-        Levels: a backup older than 1.5 intervals is WARNING, older than 2.5 CRITICAL; a
-        scheduled kind never backed up is WARNING; WAL archiving that failed since its last
+        Levels: a backup older than 1.5 intervals is WARNING, older than 2.5
+        CRITICAL; a
+        scheduled kind never backed up is WARNING; WAL archiving that failed
+        since its last
         success is CRITICAL at once. See docs/status.md.
 
-        Exit status: 0 everything is OK; 1 anything is WARNING, CRITICAL or UNKNOWN; 3 configuration
-        missing; 4 wrong key; 7 the repository cannot be reached. With --nagios: 0 OK, 1 WARNING,
+        Exit status: 0 everything is OK; 1 anything is WARNING, CRITICAL or
+        UNKNOWN; 3 configuration
+        missing; 4 wrong key; 7 the repository cannot be reached. With --nagios:
+        0 OK, 1 WARNING,
         2 CRITICAL, 3 UNKNOWN (and 3 for every error).
         """
         if nagios and as_json:
@@ -65,7 +70,8 @@ def nagios_requested(argv: list[str]) -> bool:
 
 def run_nagios(app: typer.Typer) -> None:
     """Run ``app`` for ``status --nagios``: the command's own exit code (0-3) stands; any error (a usage
-    error, configuration, an unreachable repository, a bug) prints one UNKNOWN line and exits 3."""
+    error, configuration, an unreachable repository, a bug) prints one
+    UNKNOWN line and exits 3."""
     from swarm.errors import SwarmError
     from swarm.ui.views import status as view
 
