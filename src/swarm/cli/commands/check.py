@@ -60,14 +60,11 @@ def config(ctx: typer.Context,
     """Prove, end to end and now, that the configuration works.
 
     The repository opens with the key; the server's archive_command is
-    swarm's
-    `wal push` into this repository; a forced WAL switch arrives in the
-    repository
-    within --wal-timeout; the artefact bucket matches its policy; the DR
-    bucket is
-    reachable. A step whose settings are absent is skipped. Writes one
-    commit and
-    one WAL switch on the server, nothing else.
+    swarm's `wal push` into this repository; a forced WAL switch arrives in
+    the repository within --wal-timeout; the artefact bucket matches its
+    policy; the DR bucket is reachable. A step whose settings are absent is
+    skipped. Writes one commit and one WAL switch on the server, nothing
+    else.
 
     Exit status:
     0 every step passed or was skipped;

@@ -23,15 +23,12 @@ def run(ctx: typer.Context,
     """Run due jobs until SIGTERM, logging one JSON line per event to stdout (with or without --json).
 
     A job still running at its next slot is skipped (recorded); slots missed
-    while no scheduler
-    ran are recorded and the newest is caught up once within its
-    starting_deadline; a failed run
-    is retried with backoff within its window; every run is recorded in the
-    repository's job
+    while no scheduler ran are recorded and the newest is caught up once
+    within its starting_deadline; a failed run is retried with backoff
+    within its window; every run is recorded in the repository's job
     history; on_failure / webhook are called with the run as JSON, heartbeat
-    is pinged after a
-    success. SIGTERM starts nothing new and lets running jobs finish
-    (--grace).
+    is pinged after a success. SIGTERM starts nothing new and lets running
+    jobs finish (--grace).
 
     Exit status: 0 stopped cleanly; 3 the schedule or configuration is
     invalid; 4 wrong key;

@@ -28,16 +28,17 @@ def register(admin: typer.Typer) -> None:
         last outcomes.
 
         Levels: a backup older than 1.5 intervals is WARNING, older than 2.5
-        CRITICAL; a
-        scheduled kind never backed up is WARNING; WAL archiving that failed
-        since its last
-        success is CRITICAL at once. See docs/status.md.
+        CRITICAL; a scheduled kind never backed up is WARNING; WAL archiving
+        that failed since its last success is CRITICAL at once. See
+        docs/status.md.
 
-        Exit status: 0 everything is OK; 1 anything is WARNING, CRITICAL or
-        UNKNOWN; 3 configuration
-        missing; 4 wrong key; 7 the repository cannot be reached. With --nagios:
-        0 OK, 1 WARNING,
-        2 CRITICAL, 3 UNKNOWN (and 3 for every error).
+        Exit status:
+        0 everything is OK;
+        1 anything is WARNING, CRITICAL or UNKNOWN;
+        3 configuration missing; 4 wrong key; 7 the repository cannot be
+          reached.
+        With --nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (and 3 for
+        every error, a usage error included).
         """
         if nagios and as_json:
             raise typer.BadParameter("--nagios and --json are exclusive")
