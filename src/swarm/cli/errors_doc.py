@@ -34,7 +34,30 @@ def exit_codes_doc() -> str:
     for c in catalogue():
         doc = " ".join((c.__doc__ or "").split("\n\n")[0].split())
         lines.append(f"| `{c.code}` | {int(c.exit_code)} | {doc} |")
+    lines += ["", NAGIOS_SECTION.rstrip("\n"), "", "| `--nagios` exit | level | when |", "|---|---|---|"]
+    lines += [f"| `{code}` | {level} | {when} |" for code, level, when in NAGIOS_ROWS]
     return "\n".join(lines) + "\n"
+
+
+NAGIOS_SECTION = """\
+## `swarm admin status`: normal codes and `--nagios`
+
+Without `--nagios`, `status` keeps the codes above: 0 when every check is OK, 1 (FAILED) when
+any check is WARNING, CRITICAL or UNKNOWN, and the family codes for errors (3, 4, 7, ...).
+With `--nagios` it prints one line (`SWARM <LEVEL> - <what is wrong> | <perfdata>`) and follows
+the Nagios plugin guidelines instead; every error, a usage error included, is UNKNOWN:
+
+"""
+
+NAGIOS_ROWS = [
+    ("0", "OK", "every check is OK"),
+    ("1", "WARNING", "the worst check is WARNING (a backup older than 1.5 intervals, a scheduled kind never "
+                     "backed up, a failed job, the DR bucket behind)"),
+    ("2", "CRITICAL", "the worst check is CRITICAL (a backup older than 2.5 intervals, WAL archiving failing "
+                      "since its last success, a hole in the WAL archive)"),
+    ("3", "UNKNOWN", "a check could not be made (the server did not answer), or any error: usage (instead of 2), "
+                     "configuration (3), key (4), repository unreachable (7), a bug (70)"),
+]
 
 
 

@@ -20,11 +20,14 @@ from swarm.cli.commands import (
     check,
     dev,
     keys,
+    metrics,
     objects,
     prune,
     repo,
     restore,
+    scheduler,
     scrub,
+    status,
     transfer,
     verify,
     wal,
@@ -43,13 +46,16 @@ admin.add_typer(backups.app, name="backups")
 admin.add_typer(restore.app, name="restore")
 admin.add_typer(keys.app, name="keys")
 admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
-admin.add_typer(check.app, name="check")  # `admin check stack`
+admin.add_typer(check.app, name="check")  # `admin check stack`, `admin check config`
+admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|run-job|history|render`
+admin.add_typer(metrics.app, name="metrics")  # `admin metrics serve|write`
 verify.register(admin)
 prune.register(admin)  # `admin prune`
 scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`
 objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
+status.register(admin)  # `admin status`
 
 
 @app.callback()
@@ -101,6 +107,8 @@ def main() -> None:
         _usage_error(f"{flag} belongs to a physical restore (base backup + WAL), which is `{new}`; `restore "
                      "postgres` restores logical backups (see the --help of both)", as_json=as_json)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if status.nagios_requested(argv):  # `admin status --nagios`: every error exits 3 (UNKNOWN)
+        status.run_nagios(app)
     try:
         rc = app(standalone_mode=False)
     except SwarmError as exc:

@@ -25,6 +25,7 @@ from typing import Any
 from swarm.config import urls
 from swarm.errors import ConfigError
 from swarm.model.retention import DEFAULT_POLICY, Policy, PolicyError, policy_from_toml
+from swarm.model.schedule import Job, parse_jobs
 
 # setting name -> (environment variable, TOML section, TOML key)
 ENV: dict[str, tuple[str, str, str]] = {
@@ -95,6 +96,9 @@ class Settings:
     # the primary repository as configured, before ``--repo NAME`` (or SWARM_BACKUP_REPO = a copy's URL) chose a copy
     primary: RepoPlace | None = None
     copy: str | None = None  # the name of the copy ``repo`` / ``key_url`` / ``repo_s3_*`` now point at
+    # [schedule.<job>] tables, validated (swarm.model.schedule); the seed's default table when absent
+    schedule: dict[str, Job] = field(default_factory=dict)
+    schedule_source: str = "default"  # "file" when swarm.toml has [schedule] tables
 
     def require(self, name: str, what: str) -> str:
         value = getattr(self, name)
@@ -131,7 +135,7 @@ class Settings:
         """Settings without secrets, for `status` output."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("sources",):
+            if f.name in ("sources", "schedule"):
                 continue
             if f.name in ("copies", "primary"):
                 v = getattr(self, f.name)
@@ -181,6 +185,14 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
         elif isinstance(data.get(section), dict) and data[section].get(key) not in (None, ""):
             setattr(s, name, str(data[section][key]))
             s.sources[name] = "file"
+    # ---- [schedule] ----
+    # `[schedule.<job>]` tables; an invalid one is a ConfigError (exit 3) naming the table and key.
+    if "schedule" in data:
+        s.schedule = parse_jobs(data["schedule"], where=str(path))
+        s.schedule_source = "file"
+    else:
+        s.schedule = parse_jobs(None)
+    # ---- end [schedule] ----
     if not s.state_dir:
         s.state_dir = str(home)
         s.sources["state_dir"] = "default"

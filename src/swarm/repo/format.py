@@ -79,3 +79,13 @@ def verification_key(backup_id: str) -> str:
 
 def tags_key(backup_id: str) -> str:
     return f"{TAGS_PREFIX}{backup_id}.json"
+
+
+# ---- job history (the scheduler's runs; see docs/schedule.md) ----
+JOBS_PREFIX = "jobs/"
+
+
+def job_run_key(job: str, slot_stamp: str, attempt: int) -> str:
+    """One record of the job history: ``jobs/<job>/<slot>-<attempt>.json``, sealed like restore points.
+    ``slot_stamp`` is the slot's UTC time as ``YYYYMMDDTHHMMSSffffffZ`` (sorts by time)."""
+    return f"{JOBS_PREFIX}{job}/{slot_stamp}-{attempt:03d}.json"

@@ -57,6 +57,7 @@ from swarm.repo.format import (
     DATA_PREFIX,
     DEDUP_KEY,
     FORMAT_VERSION,
+    JOBS_PREFIX,
     KEYS_PREFIX,
     META_KEY,
     NEVER_DELETED,
@@ -72,6 +73,7 @@ from swarm.repo.format import (
     WAL_PREFIX,
     data_key,
     dek_key,
+    job_run_key,
     manifest_key,
     restore_point_key,
     tags_key,
@@ -1051,6 +1053,48 @@ class Repository:
             size += len(chunk)
         if size != entry.size:
             raise IntegrityError(f"object {entry.name}: {size} bytes of plaintext, manifest says {entry.size}")
+
+    # ---- job history (the scheduler's records; kept apart from backups, never pruned with them) ----
+    def put_job_run(self, record: dict[str, Any]) -> str:
+        """Record one run, or one skipped or missed slot, of a scheduled job (``swarm.model.schedule.Run``
+        as a dict), sealed like restore points; returns its key. One record per (job, slot, attempt):
+        writing the same one again replaces it (a scheduler that re-records after a crash converges).
+        One store put: a kill -9 leaves the record written or not; the scheduler writes it only when
+        the run has ended, so an unwritten record leaves the slot open, never silently consumed."""
+        job = str(record["job"])
+        if not job or not all(c.isalnum() or c in "-_" for c in job):
+            raise ValueError(f"invalid job name {job!r}")
+        slot = str(record["slot"])
+        stamp = "".join(c for c in slot if c.isalnum())
+        key = job_run_key(job, stamp, int(record.get("attempt") or 0))
+        raw = json.dumps(json.loads(json.dumps(record, default=str)), sort_keys=True).encode()
+        self._put_sealed(key, raw)
+        return key
+
+    def job_runs(self, job: str | None = None, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The job history (of one ``job``, or all), oldest slot first. A record that does not open is
+        named in ``damaged`` (key → problem) and skipped when given, else raises IntegrityError."""
+        out = []
+        for info in self._store.list(JOBS_PREFIX + (f"{job}/" if job else "")):
+            if not info.key.endswith(".json"):
+                continue
+            try:
+                body = json.loads(self._get_sealed(info.key, "a job history record"))
+                if not isinstance(body, dict) or "job" not in body or "slot" not in body:
+                    raise IntegrityError(f"job history record {info.key} is malformed")
+            except (IntegrityError, ValueError) as exc:
+                if damaged is None:
+                    raise
+                damaged[info.key] = getattr(exc, "message", str(exc))
+                continue
+            except ObjectNotFound:
+                continue
+            out.append(body)
+        return sorted(out, key=lambda r: (str(r["slot"]), int(r.get("attempt") or 0), str(r["job"])))
+
+    def stored_bytes(self) -> int:
+        """Every byte the repository's store holds (one listing of the whole store)."""
+        return sum(info.size for info in self._store.list(""))
 
 
 class BackupWriter:

@@ -3,7 +3,9 @@ repository, bucket configurations, the server user's access, a restore-test envi
 Services themselves never read ``Settings``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from swarm.clock import Clock
 from swarm.config import Settings
@@ -180,3 +182,28 @@ def stack_stores(settings: Settings) -> tuple[str, BucketConfig, Path]:
     db_url = settings.require("db_url", "the swarm database (SWARM_DB_URL, or --db-url)")
     bucket = primary_config(settings)
     return db_url, bucket, Path(settings.state_dir or settings.home).expanduser()
+
+
+def check_configuration(settings: Settings, *, wal_timeout: float = 60.0, drift_fails: bool = True) -> Any:
+    """``swarm admin check config`` for the configured deployment (``swarm.services.status.config_check``):
+    the repository with its key, archiving into it, the artefact bucket's policy (the built-in one) and
+    the DR bucket, each step only where its settings exist. Run by ``swarm dev up`` at its end."""
+    from swarm.services.status.config_check import check_config
+
+    policy: Callable[[], Any] | None = None
+    dr: Callable[[], None] | None = None
+    if settings.objects_bucket:
+        def policy() -> Any:
+            from swarm.model.bucket_policy import default_policy
+            from swarm.services.objects.common import open_bucket
+            from swarm.services.objects.policy import check_policy
+
+            return check_policy(open_bucket(primary_config(settings)), default_policy(),
+                                dr_bucket=settings.dr_objects_bucket)
+    if settings.dr_objects_bucket:
+        def dr() -> None:
+            from swarm.services.objects.common import open_bucket
+
+            open_bucket(dr_config(settings)).check_access(write=True)
+    return check_config(lambda: open_repository(settings), db_url=settings.db_url, bucket_policy=policy,
+                        dr_access=dr, wal_timeout=wal_timeout, drift_fails=drift_fails)

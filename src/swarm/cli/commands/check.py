@@ -8,6 +8,7 @@ import typer
 from swarm.cli.common import JSON_OPT, progress, settings
 from swarm.errors import ExitCode
 from swarm.ui.views import check as check_view
+from swarm.ui.views import status as status_view
 
 app = typer.Typer(help="Check that a deployment's stores agree.", no_args_is_help=True)
 
@@ -47,5 +48,32 @@ def stack(ctx: typer.Context,
     with progress(as_json) as reporter:
         res = check_stack(url, bucket_cfg, state, reporter=reporter, workers=workers, read_checksums=not sizes_only)
     check_view.stack_result(res, as_json=as_json)
+    if not res.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command("config")
+def config(ctx: typer.Context,
+           wal_timeout: float = typer.Option(60.0, "--wal-timeout", min=1.0,
+                                             help="Seconds a forced WAL switch may take to reach the repository."),
+           as_json: bool = JSON_OPT) -> None:
+    """Prove, end to end and now, that the configuration works.
+
+    The repository opens with the key; the server's archive_command is
+    swarm's `wal push` into this repository; a forced WAL switch arrives in
+    the repository within --wal-timeout; the artefact bucket matches its
+    policy; the DR bucket is reachable. A step whose settings are absent is
+    skipped. Writes one commit and one WAL switch on the server, nothing
+    else.
+
+    Exit status:
+    0 every step passed or was skipped;
+    1 a step failed (each failure names what and says what to do);
+    3 configuration invalid.
+    """
+    from swarm.services.context import check_configuration
+
+    res = check_configuration(settings(ctx), wal_timeout=wal_timeout)
+    status_view.config_result(res, as_json=as_json)
     if not res.ok:
         raise typer.Exit(int(ExitCode.FAILED))

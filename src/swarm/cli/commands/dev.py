@@ -8,6 +8,7 @@ import typer
 from swarm.cli.common import JSON_OPT, settings
 from swarm.config.settings import swarm_home
 from swarm.config.urls import redact
+from swarm.errors import ExitCode
 from swarm.ui import render
 
 app = typer.Typer(help="The embedded stack for a laptop, the demo and the tests.", no_args_is_help=True)
@@ -19,8 +20,17 @@ def up(as_json: bool = JSON_OPT) -> None:
     from swarm.devstack.stack import DevStack
 
     info = DevStack(swarm_home()).up()
+    # the configuration proven end to end (`admin check config`), so a broken archive shows at once
+    from swarm.config import load_settings
+    from swarm.services.context import check_configuration
+    from swarm.ui.views import status as status_view
+
+    checked = check_configuration(load_settings(info["config"]), drift_fails=False)
+    info["check_config"] = checked.to_dict()
     if as_json:
         render.emit_json(info)
+        if not checked.ok:
+            raise typer.Exit(int(ExitCode.FAILED))
         return
     render.out.print("[bold green]swarm dev stack is up[/]")
     objects = f"{info['objects_endpoint']} bucket {info['objects_bucket']}"
@@ -30,6 +40,9 @@ def up(as_json: bool = JSON_OPT) -> None:
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
                ("config", info["config"])])
     render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
+    status_view.config_result(checked, as_json=False)
+    if not checked.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
