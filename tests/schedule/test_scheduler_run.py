@@ -81,9 +81,32 @@ def test_a_short_schedule_runs_for_real(tmp_path: Path, swarm_db: str) -> None:
 
     proc = subprocess.Popen([*SWARM, "--config", str(cfg), "admin", "scheduler", "run", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(home))
+    seen: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def enough() -> bool:  # what the assertions below need, however slow the machine is today
+        ends = [e for e in _lines("".join(seen)) if e["event"] == "run-end"]
+        ok = [e for e in ends if e["job"] == "logical" and e["outcome"] == "succeeded"]
+        broken = [e for e in ends if e["job"] == "broken" and e.get("final") and e["outcome"] == "failed"]
+        verified = [e for e in ends if e["job"] == "verify" and e["outcome"] == "succeeded"]
+        return len(ok) >= 2 and bool(broken) and bool(verified)
+
+    deadline = time.monotonic() + 90
     time.sleep(16)
+    while not enough() and time.monotonic() < deadline:
+        time.sleep(1)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    out = "".join(seen)
+    err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 0, out + err
     events = _lines(out)  # every line of the log is JSON
     assert events[0]["event"] == "scheduler-start" and events[-1]["event"] == "scheduler-stop"
@@ -93,7 +116,8 @@ def test_a_short_schedule_runs_for_real(tmp_path: Path, swarm_db: str) -> None:
     verify = [e for e in ends if e["job"] == "verify"]
     assert verify and all(e["trigger"] == "after:logical" for e in verify)
     assert any(e["outcome"] == "succeeded" for e in verify)
-    broken = [e for e in ends if e["job"] == "broken"]
+    # a broken run whose slot met the logical backup's lock is skipped (recorded as such): not a failure
+    broken = [e for e in ends if e["job"] == "broken" and e["outcome"] != "skipped"]
     assert broken and all(e["outcome"] == "failed" and e["error_code"] == "database-unavailable" for e in broken)
     first = broken[0]
     assert first["attempt"] == 1 and first["final"] is False
