@@ -55,7 +55,11 @@ def register(admin: typer.Typer) -> None:
                 from swarm.services.objects.replicate import check_replication
 
                 return check_replication(open_bucket(primary_config(s)), open_bucket(dr_config(s)), limit=10)
-        rep = deployment_status(repo, s.schedule, db_url=s.db_url, replication=check_dr)
+        from swarm.services.context import copy_targets
+        from swarm.services.copies.copy import copy_lags
+
+        check_copies = (lambda: copy_lags(repo, copy_targets(s))) if s.copies and s.copy is None else None
+        rep = deployment_status(repo, s.schedule, db_url=s.db_url, replication=check_dr, copies=check_copies)
         if nagios:
             view.nagios(rep)
             raise typer.Exit(NAGIOS[rep.level])

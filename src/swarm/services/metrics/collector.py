@@ -21,7 +21,7 @@ METRIC_NAMES = frozenset({
     "swarm_wal_archive_failing", "swarm_wal_archive_lag_bytes", "swarm_rpo_seconds",
     "swarm_recovery_window_seconds", "swarm_drill_last_success_timestamp_seconds", "swarm_drill_rto_seconds",
     "swarm_repository_bytes", "swarm_replication_lag_seconds", "swarm_job_failures_total",
-    "swarm_job_last_success_timestamp_seconds", "swarm_status_level",
+    "swarm_job_last_success_timestamp_seconds", "swarm_status_level", "swarm_repo_copy_lag_seconds",
 })
 LEVELS = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 
@@ -127,6 +127,10 @@ def families(rep: Any) -> list[Metric]:
     if rep.replication and rep.replication.get("lag_s") is not None:
         gauge("swarm_replication_lag_seconds", "How far the DR bucket is behind (0 in sync)").add_metric(
             [], rep.replication["lag_s"])
+    cl = gauge("swarm_repo_copy_lag_seconds", "Seconds the copy's newest WAL lags the primary's", ["copy"])
+    for c in getattr(rep, "copies", []):
+        if c.get("lag_seconds") is not None:
+            cl.add_metric([c["name"]], c["lag_seconds"])
     fails = CounterMetricFamily("swarm_job_failures", "Failed or interrupted runs of the job (job history)",
                                 labels=["job"])
     job_ok = gauge("swarm_job_last_success_timestamp_seconds", "Unix time the job last succeeded", ["job"])

@@ -57,6 +57,8 @@ class StatusReport:
     jobs: dict[str, dict[str, Any]]
     intervals: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    last_verify: dict[str, Any] | None = None
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def level(self) -> str:
@@ -74,7 +76,8 @@ class StatusReport:
                 "checks": [c.to_dict() for c in self.checks], "backups": self.backups, "wal": self.wal,
                 "rpo_seconds": self.rpo_s, "recoverable_window": self.window, "replication": self.replication,
                 "storage": self.storage, "locks": self.locks, "jobs": self.jobs,
-                "expected_intervals": self.intervals, "warnings": self.warnings}
+                "expected_intervals": self.intervals, "warnings": self.warnings, "last_verify": self.last_verify,
+                "copies": self.copies}
 
 
 def _kinds_of(m: Manifest) -> list[str]:
@@ -101,7 +104,8 @@ def _human(s: float) -> str:
 
 
 def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str | None = None,
-                      replication: Callable[[], Any] | None = None, clock: Clock | None = None) -> StatusReport:
+                      replication: Callable[[], Any] | None = None, clock: Clock | None = None,
+                      copies: Callable[[], list[Any]] | None = None) -> StatusReport:
     """Everything ``swarm admin status`` reports, judged. Reads only.
 
     * each kind's newest good backup, its age against the schedule's interval (OK, WARNING past
@@ -235,6 +239,18 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
             checks.append(Check("replication", WARNING, f"the DR bucket could not be compared: {exc.message}",
                                 exc.hint, repl))
 
+    # ---- the last verify, the off-site copies ----
+    last_verify = _last_verify(repo, checks)
+    copies_out: list[dict[str, Any]] = []
+    for lag in copies() if copies is not None else []:
+        d = lag.to_dict()
+        copies_out.append(d)
+        behind = "never copied" if lag.lag_seconds is None else f"WAL {_human(lag.lag_seconds)} behind"
+        checks.append(Check(f"copy:{lag.name}", lag.level,
+                            f"copy {lag.name}: {behind}, {len(lag.missing_backups)} backup(s) not copied yet",
+                            None if lag.level == OK else f"Run `swarm admin repo copy --to {lag.name}` (or --follow).",
+                            d))
+
     # ---- storage, locks, jobs ----
     stored = repo.stored_bytes()
     logical = sum(m.size for m in manifests)
@@ -244,7 +260,27 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
              for h in repo.lock_holders()]
     jobs_out = _jobs(repo, jobs, checks, warnings)
     return StatusReport(utc_iso(now), repo.url, checks, backups, wal_facts, rpo, window, repl, storage, locks,
-                        jobs_out, intervals, warnings)
+                        jobs_out, intervals, warnings, last_verify=last_verify, copies=copies_out)
+
+
+def _last_verify(repo: Repository, checks: list[Check]) -> dict[str, Any] | None:
+    """The newest verify record (``verifications/``): a failed one is CRITICAL until a verify passes
+    again; none at all is not judged here (the verify job's own history says whether it runs)."""
+    try:
+        records = repo.verifications(damaged={})
+    except SwarmError:
+        return None
+    if not records:
+        return None
+    backup_id, rec = max(records.items(), key=lambda kv: str(kv[1].get("verified_at", "")))
+    out = {"backup_id": backup_id, **rec}
+    if rec.get("ok"):
+        checks.append(Check("verify", OK, f"last verify: {backup_id} passed at {rec.get('verified_at')}", None, out))
+    else:
+        checks.append(Check("verify", CRITICAL, f"last verify: {backup_id} FAILED at {rec.get('verified_at')} "
+                                                f"({rec.get('problems', '?')} problem(s))",
+                            f"Run `swarm admin verify {backup_id}` to see them; take a new backup of that kind.", out))
+    return out
 
 
 def _command_for(kind: str) -> str:
