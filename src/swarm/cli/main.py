@@ -19,6 +19,7 @@ from swarm.cli.commands import (
     backups,
     check,
     dev,
+    drill,
     keys,
     objects,
     prune,
@@ -50,6 +51,7 @@ scrub.register(admin)  # `admin scrub`
 transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`
 objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
+drill.register(admin)  # `admin drill`, `admin drill history`, `admin drill cleanup`
 
 
 @app.callback()

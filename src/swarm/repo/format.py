@@ -20,6 +20,7 @@ WAL_OBJECT_HEADER = b"SWWL\x01\x00\x00\x00"  # a WAL object sealed to the WAL pu
 TOMBSTONES_PREFIX = "tombstones/"
 VERIFICATIONS_PREFIX = "verifications/"  # the latest `verify` outcome per backup (sealed)
 TAGS_PREFIX = "tags/"  # a backup's tags (sealed); a tag protects a backup from prune
+DRILLS_PREFIX = "drills/"  # one sealed record per DR drill (swarm admin drill)
 # Never deleted by prune, whatever the listings say.
 NEVER_DELETED: frozenset[str] = frozenset({"swarm-repo.json", "cluster.json", "keys/meta.json", "keys/dedup.json",
                                            "keys/wal.json"})
@@ -79,3 +80,7 @@ def verification_key(backup_id: str) -> str:
 
 def tags_key(backup_id: str) -> str:
     return f"{TAGS_PREFIX}{backup_id}.json"
+
+
+def drill_key(drill_id: str) -> str:
+    return f"{DRILLS_PREFIX}{drill_id}.json"
