@@ -329,10 +329,19 @@ def _plan_at(repo: Repository, req: DrillRequest, env: DrillEnv, directory: Path
         raise RefusedError("a drill needs the production bucket's configuration (SWARM_OBJECTS_BUCKET)")
     source = Bucket(env.dr_bucket() if req.from_dr and env.dr_bucket else env.production_bucket)
     target_kind = RecoveryTarget("latest") if req.at == "now" else RecoveryTarget("time", utc_iso(at))
-    pitr = plan_pitr(repo, target_kind, directory / "pg" / "data", port=req.port or None, start=True,
+    pitr = plan_pitr(repo, target_kind, _pitr_base(directory) / "data", port=req.port or None, start=True,
                      bindir=env.bindir, primary_url=env.production_db)
     state = plan_restore_state(repo, newest_state_at(repo, at).id, state_dir, source_dir=env.production_state)
     return StackRestorePlan(at, pitr, state, source, target, req.from_dr)
+
+
+def _pitr_base(directory: Path) -> Path:
+    """Where an ``--at`` drill's recovered cluster lives: ``<drill dir>/pg``; as root, where the
+    server user can reach it, ``/var/tmp/swarm-pg/swarm-drill-<id>`` (named by the drill, so the
+    sweep of relocated throwaway clusters, which takes hash names only, leaves it to ours)."""
+    from swarm.sources.postgres.cluster import RELOCATE_ROOT, running_as_root
+
+    return RELOCATE_ROOT / directory.name if running_as_root() else directory / "pg"
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -457,7 +466,7 @@ def _provision(plan: _Plan, env: DrillEnv, res: DrillResult, clock: _Clock, repo
             plan.bucket_created
         rec.state_dir = str(plan.state_dir)
         if plan.local_cluster:
-            rec.cluster_base = str(plan.directory / "pg")
+            rec.cluster_base = str(plan.directory / "pg" if plan.kind == "set" else _pitr_base(plan.directory))
         else:
             rec.database_url = plan.db_url
         rec.save()
@@ -469,6 +478,11 @@ def _provision(plan: _Plan, env: DrillEnv, res: DrillResult, clock: _Clock, repo
             plan.db_url = cluster.url(db_name(plan.drill_id))
             rec.database_url = plan.db_url
             rec.save()
+        if plan.kind == "at":
+            base = _pitr_base(plan.directory)
+            base.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+            base.mkdir(mode=0o711)
+            os.chmod(base, 0o711)  # the server user enters it to create and own the data directory
         b = Bucket(plan.bucket)
         if plan.bucket_created:
             b.call("create bucket", b.client.create_bucket, Bucket=b.name)
