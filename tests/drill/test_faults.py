@@ -187,5 +187,5 @@ def test_sigterm_mid_drill_tears_down_and_records_it(dd: DrillDeployment) -> Non
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     _no_drill_left(dd, before)
-    rc, _, _, hist = dd.cli("admin", "drill", "history", "--json")
+    _, _, _, hist = dd.cli("admin", "drill", "history", "--json")
     assert hist["drills"][-1]["status"] == "interrupted" and hist["drills"][-1]["error"]["error"] == "interrupted"
