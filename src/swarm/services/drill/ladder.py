@@ -141,7 +141,9 @@ def integrity_rung(check: Callable[[], dict[str, Any]]) -> Rung:
         return Rung("integrity", False, detail=exc.message)
     findings = [f"{f.get('category')}: {f.get('subject')}" for f in d.get("findings", [])]
     return Rung("integrity", bool(d.get("ok")), expected="database, bucket and state directory agree",
-                found={"checked": d.get("checked"), "summary": d.get("summary"), "findings": len(findings)},
+                found={"checked": d.get("checked"), "findings": len(findings),
+                       "problems": {k: v for k, v in (d.get("summary") or {}).items()
+                                    if isinstance(v, dict) and v.get("count")}},
                 detail="" if d.get("ok") else "; ".join(findings[:5]))
 
 

@@ -123,9 +123,9 @@ def _timeline(phases: Sequence[dict[str, Any]], width: int = 900) -> str:
     end = max(p.get("started_s", 0) + p["seconds"] for p in phases) or 1.0
     left, row = 110, 26
     h = row * len(phases) + 30
-    plot = width - left - 20
+    plot = width - left - 70
     out = [f'<svg id="timeline" role="img" aria-label="phase timeline" width="{width}" height="{h}" '
-           f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
+           f'viewBox="0 0 {width} {h}">']
     for i, p in enumerate(phases):
         y = 8 + i * row
         x = left + plot * p.get("started_s", 0) / end
@@ -136,7 +136,8 @@ def _timeline(phases: Sequence[dict[str, Any]], width: int = 900) -> str:
                    f'<title>{_e(p["name"])}: {p["seconds"]:.2f} s</title></rect>')
         out.append(f'<text x="{x + w + 4:.1f}" y="{y + 15}" font-size="11" fill="#374151">{p["seconds"]:.2f} s</text>')
     out.append(f'<text x="{left}" y="{h - 6}" font-size="11" fill="#6b7280">0 s</text>')
-    out.append(f'<text x="{width - 20}" y="{h - 6}" font-size="11" fill="#6b7280" text-anchor="end">{end:.1f} s</text>')
+    out.append(f'<text x="{left + plot}" y="{h - 6}" font-size="11" fill="#6b7280" text-anchor="end">{end:.1f} s'
+               '</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -146,11 +147,13 @@ def _series_chart(chart_id: str, title: str, points: Sequence[tuple[str, float |
     """A column chart over the drill history (one column per drill, red when it failed), with the
     tier's target as a dashed line; inline SVG."""
     vals = [v for _l, v, _ok in points if v is not None]
-    top = max([*vals, target or 0.0, 1e-9]) * 1.15
+    biggest = max([*vals, 1e-9])
+    off_scale = target is not None and target > 3 * biggest  # a 4 h target would flatten 5 s columns
+    top = max([biggest] + ([] if off_scale or target is None else [target])) * 1.15
     left, bottom, pad = 60, 30, 10
     plot_w, plot_h = width - left - pad, height - bottom - pad - 18
     out = [f'<svg id="{chart_id}" class="chart" role="img" aria-label="{_e(title)}" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+           f'height="{height}" viewBox="0 0 {width} {height}">',
            f'<text x="{left}" y="14" font-size="13" font-weight="600">{_e(title)}</text>']
     y0 = pad + 18 + plot_h
     out.append(f'<line x1="{left}" y1="{y0}" x2="{width - pad}" y2="{y0}" stroke="#9ca3af"/>')
@@ -168,7 +171,10 @@ def _series_chart(chart_id: str, title: str, points: Sequence[tuple[str, float |
         bh = plot_h * v / top
         out.append(f'<rect class="bar" x="{x:.1f}" y="{y0 - bh:.1f}" width="{w:.1f}" height="{bh:.1f}" '
                    f'fill="{"#2563eb" if ok else "#b3261e"}"><title>{_e(label)}: {_fmt(v, unit)}</title></rect>')
-    if target is not None:
+    if target is not None and off_scale:
+        out.append(f'<text x="{width - pad}" y="14" font-size="11" text-anchor="end" fill="#177245">'
+                   f'target {_fmt(target, unit)}: every drill far below it</text>')
+    elif target is not None:
         ty = y0 - plot_h * target / top
         out.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{width - pad}" y2="{ty:.1f}" stroke="#b3261e" '
                    f'stroke-dasharray="6 4"/><text x="{width - pad}" y="{ty - 4:.1f}" font-size="10" '
