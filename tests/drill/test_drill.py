@@ -26,3 +26,26 @@ def test_drill_latest_passes_tears_down_and_is_recorded(dd: DrillDeployment) -> 
     assert rc == 0, err
     assert [h["id"] for h in hist["drills"]] == [out["id"]]
     assert hist["drills"][0]["verdict"] == "pass" and hist["drills"][0]["status"] == "finished"
+
+
+def test_keep_leaves_it_reachable_until_cleanup_by_id(dd: DrillDeployment) -> None:
+    import psycopg
+
+    dd.backup_set()
+    before = dd.buckets()
+    rc, stdout, err, _ = dd.cli("admin", "drill", "--latest", "--keep")
+    assert rc == 0, err
+    assert "swarm admin drill cleanup --id" in stdout and "export SWARM_DB_URL=" in stdout
+    rc, _, err, hist = dd.cli("admin", "drill", "history", "--json")
+    assert "***" in hist["drills"][-1]["kept"]["env"]["SWARM_DB_URL"]  # no password in the repository
+    kept = {"id": hist["drills"][-1]["id"], "kept": {"bucket": hist["drills"][-1]["kept"]["bucket"], "env": {
+        "SWARM_DB_URL": stdout.split("export SWARM_DB_URL=", 1)[1].split()[0]}}}
+    assert kept["kept"]["bucket"] in dd.buckets()
+    with psycopg.connect(kept["kept"]["env"]["SWARM_DB_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pipelines").fetchone()[0] > 0  # type: ignore[index]
+    # a plain cleanup (and the next drill's sweep) leaves a kept drill alone
+    rc, _, err, out = dd.cli("admin", "drill", "cleanup", "--json")
+    assert rc == 0 and out["removed"] == [], (err, out)
+    rc, _, err, out = dd.cli("admin", "drill", "cleanup", "--id", kept["id"], "--json")
+    assert rc == 0 and [r["id"] for r in out["removed"]] == [kept["id"]], (err, out)
+    assert dd.buckets() == before and not any(dd.drills_dir().iterdir())

@@ -441,8 +441,12 @@ def _finish(repo: Repository, res: DrillResult, plan: _Plan, wall: Callable[[], 
         res.error = {"error": ValidationFailed.code, "message": f"the {lv.failed} check failed: {rung.detail}"}
     res.status = "interrupted" if interrupted else "finished"
     res.finished_at = utc_iso(wall())
+    record = res.to_dict()
+    if record.get("kept"):  # the scratch cluster's password stays out of the repository
+        record["kept"] = {**record["kept"], "env": {**record["kept"]["env"], "SWARM_DB_URL": redact(
+            str(record["kept"]["env"].get("SWARM_DB_URL") or ""))}}
     with contextlib.suppress(SwarmError):
-        repo.put_drill(res.id, res.to_dict())
+        repo.put_drill(res.id, record)
 
 
 def _mark_killed(repo: Repository, swept: list[dict[str, Any]]) -> None:
