@@ -18,7 +18,9 @@ from tests.drill.conftest import DrillDeployment
 
 def _no_drill_left(dd: DrillDeployment, before: set[str]) -> None:
     assert dd.buckets() == before
-    assert not dd.drills_dir().exists() or not any(dd.drills_dir().iterdir())
+    left = list(dd.drills_dir().rglob("*")) if dd.drills_dir().exists() else []
+    _, _, _, hist = dd.cli("admin", "drill", "history", "--json")
+    assert not left, (left, [(h.get("status"), h.get("teardown"), h.get("error")) for h in hist["drills"]])
 
 
 def test_a_damaged_object_fails_the_drill_names_it_and_is_recorded(dd: DrillDeployment) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -224,13 +225,21 @@ def _inside(a: Path, b: Path) -> bool:
 
 
 def _resolve_set(repo: Repository, req: DrillRequest) -> str:
-    if req.set_id:
-        return req.set_id
-    sets = [m for m in repo.list_backups() if m.kind == Kind.SET]
+    return req.set_id or choose_set(repo)
+
+
+def choose_set(repo: Repository, *, pick: str = "latest", rng: random.Random | None = None) -> str:
+    """The backup set a scheduled drill takes: ``latest`` (the newest, the nightly default) or
+    ``random`` (any retained set, as AWS Backup's restore testing does, so old backups are proven
+    too). NotFoundError when there is none. Pass the id as ``DrillRequest(set_id=...)``."""
+    sets = sorted((m for m in repo.list_backups() if m.kind == Kind.SET), key=lambda m: (m.started_at, m.id))
     if not sets:
-        raise NotFoundError(f"no backup set in {repo.url}",
-                            hint="Take one with `swarm admin backup set`, or drill a point in time with --at.")
-    return sorted(sets, key=lambda m: (m.started_at, m.id))[-1].id
+        raise NotFoundError(f"no backup set in {repo.url}", hint="Take one with `swarm admin backup set`.")
+    if pick == "random":
+        return (rng or random.SystemRandom()).choice(sets).id
+    if pick != "latest":
+        raise ValueError(f"pick must be 'latest' or 'random', not {pick!r}")
+    return sets[-1].id
 
 
 def plan_drill(repo: Repository, req: DrillRequest, env: DrillEnv, *, now: datetime | None = None) -> _Plan:
@@ -391,7 +400,8 @@ def run_drill(repo: Repository, req: DrillRequest, env: DrillEnv, *, reporter: R
     rec: ScratchRecord | None = None
     interrupted = False
     try:
-        rec = _provision(plan, env, res, clock, reporter)
+        rec = new_record(env.home, plan.drill_id)  # first: whatever follows is found through it
+        _provision(plan, env, rec, res, clock, reporter)
         _restore(repo, plan, req, env, rec, res, clock, reporter)
         api_url = _start_api(plan, env, rec, res, clock, reporter)
         _validate(plan, req, env, api_url, res, clock, reporter)
@@ -461,11 +471,12 @@ def _mark_killed(repo: Repository, swept: list[dict[str, Any]]) -> None:
                 repo.put_drill(str(s["id"]), rec)
 
 
-def _provision(plan: _Plan, env: DrillEnv, res: DrillResult, clock: _Clock, reporter: Reporter) -> ScratchRecord:
+def _provision(plan: _Plan, env: DrillEnv, rec: ScratchRecord, res: DrillResult, clock: _Clock,
+               reporter: Reporter) -> None:
+    """Each resource named in ``rec`` (saved) before it is created (see ``scratch``)."""
     from swarm.sources.postgres.cluster import LocalCluster
 
     with _phase(res, clock, "provision", reporter) as ph:
-        rec = new_record(env.home, plan.drill_id)
         rec.bucket, rec.bucket_endpoint, rec.bucket_created = plan.bucket.bucket, plan.bucket.endpoint, \
             plan.bucket_created
         rec.state_dir = str(plan.state_dir)
@@ -495,7 +506,6 @@ def _provision(plan: _Plan, env: DrillEnv, res: DrillResult, clock: _Clock, repo
             plan.state_dir.parent.mkdir(parents=True, exist_ok=True)
         ph.detail = f"database {redact(plan.db_url) if plan.db_url else 'by recovery'}, bucket {b.name}, " \
                     f"state {plan.state_dir}"
-    return rec
 
 
 def _restore(repo: Repository, plan: _Plan, req: DrillRequest, env: DrillEnv, rec: ScratchRecord,
