@@ -49,3 +49,18 @@ def test_keep_leaves_it_reachable_until_cleanup_by_id(dd: DrillDeployment) -> No
     rc, _, err, out = dd.cli("admin", "drill", "cleanup", "--id", kept["id"], "--json")
     assert rc == 0 and [r["id"] for r in out["removed"]] == [kept["id"]], (err, out)
     assert dd.buckets() == before and not any(dd.drills_dir().iterdir())
+
+
+def test_state_dir_is_swarm_home_the_scratch_state_goes_elsewhere(dd: DrillDeployment) -> None:
+    """With SWARM_STATE_DIR unset, the state directory is SWARM_HOME, where drills keep their
+    directories: the scratch state directory is then made outside it (never inside production's)."""
+    import tempfile
+    from pathlib import Path
+
+    env = {"SWARM_HOME": str(dd.d.state), "SWARM_STATE_DIR": ""}
+    rc, _, err, _ = dd.cli("admin", "backup", "set", "--json", **env)
+    assert rc == 0, err
+    rc, _, err, out = dd.cli("admin", "drill", "--latest", "--json", **env)
+    assert rc == 0 and out["verdict"] == "pass", (err, out.get("error") if out else None)
+    assert f"state {tempfile.gettempdir()}" in out["phases"][0]["detail"]
+    assert not (Path(tempfile.gettempdir()) / f"swarm-drill-{out['id']}").exists()

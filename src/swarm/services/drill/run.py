@@ -35,6 +35,7 @@ import random
 import secrets
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -307,6 +308,11 @@ def plan_drill(repo: Repository, req: DrillRequest, env: DrillEnv, *, now: datet
             raise ScratchTaken(f"the scratch state directory {state_dir} already exists")
     else:
         state_dir = directory / "state"
+        if env.production_state and _inside(state_dir, env.production_state):
+            # SWARM_STATE_DIR is SWARM_HOME itself: never restore inside the production state directory
+            state_dir = Path(tempfile.gettempdir()) / dir_name(did)
+            if state_dir.exists():
+                raise ScratchTaken(f"the scratch state directory {state_dir} already exists")
     # what is restored
     if req.at:
         at = now if req.at == "now" else parse_iso(req.at)
