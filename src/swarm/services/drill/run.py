@@ -9,8 +9,8 @@ disaster declared):
    ``--at`` (refused before anything is provisioned when T is outside the recoverable window,
    naming it), the scratch targets (refused when one is production's database, bucket, DR bucket
    or state directory, or already taken: the port, the bucket, the database, the directory);
-   then the drill's record ``drills/<id>`` is written to the repository, marked ``running``;
-2. ``provision``: the drill directory and its ``owner.json``, a scratch PostgreSQL cluster on a
+2. ``provision``: the drill directory and its ``owner.json``, then the drill's record
+   ``drills/<id>`` in the repository, marked ``running``, then a scratch PostgreSQL cluster on a
    free port (dev stack; or the operator's server, ``--target-db``), the scratch bucket
    (``swarm-drill-<id>``; or the operator's empty ``--target-bucket``), the state directory;
 3. ``database``, ``objects``, ``state``: the three restores, run at the same time (each the
@@ -19,13 +19,16 @@ disaster declared):
 5. ``validation``: the ladder (``swarm.model.drill.RUNGS``), stopping at the first failure;
 6. teardown, always (success, failure, Ctrl-C, SIGTERM: the CLI turns it into
    KeyboardInterrupt), unless ``keep``; then the verdict (``model.drill.judge``) and the
-   result recorded under ``drills/<id>`` (the only write to the repository besides step 1).
+   result recorded under ``drills/<id>`` (with the ``running`` record of step 2, the only writes
+   to the repository).
 
-A kill -9 leaves: before step 2, the ``running`` record only (``drill history`` shows it as
-``running`` until the next sweep marks it ``killed``); from step 2 on, the scratch resources
-named by ``owner.json``, which the next drill or ``swarm admin drill cleanup`` tears down (and
-whose history record it marks ``killed``). A Ctrl-C while the restores run waits for them to
-stop failing against the torn-down targets (a few seconds) before the teardown completes.
+The drill directory and its ``owner.json`` are created before the ``running`` record is
+written, so every ``running`` record has a directory. A kill -9 leaves: before the directory,
+nothing; after it, the directory, the ``running`` record, and the scratch resources named by
+``owner.json`` so far, which the next drill or ``swarm admin drill cleanup`` tears down, marking
+the record ``killed`` (``drill history`` shows ``running`` until then). A Ctrl-C or SIGTERM while
+the three restores run waits for them to end (a restore cannot be cancelled mid-way), then tears
+down; a second SIGTERM or a kill -9 then leaves what the sweep removes.
 """
 from __future__ import annotations
 
@@ -401,12 +404,12 @@ def run_drill(repo: Repository, req: DrillRequest, env: DrillEnv, *, reporter: R
                                                                        utc_iso(plan.at)},
                       targets={"rto_s": t.rto_s, "rpo_s": t.rpo_s}, swept=swept)
     res.source["from_dr"] = req.from_dr
-    with contextlib.suppress(SwarmError):
-        repo.put_drill(res.id, res.to_dict())
     rec: ScratchRecord | None = None
     interrupted = False
     try:
         rec = new_record(env.home, plan.drill_id)  # first: whatever follows is found through it
+        with contextlib.suppress(SwarmError):
+            repo.put_drill(res.id, res.to_dict())  # "running": a sweep of its directory marks it killed
         _provision(plan, env, rec, res, clock, reporter)
         _restore(repo, plan, req, env, rec, res, clock, reporter)
         api_url = _start_api(plan, env, rec, res, clock, reporter)
