@@ -1,6 +1,8 @@
 """A seeded deployment with a backup set in a repository, and the real `swarm` command pointed at it."""
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,19 @@ class DrillDeployment:
 
     def buckets(self) -> set[str]:
         return {b["Name"] for b in self.d.client.list_buckets().get("Buckets", [])}
+
+
+@pytest.fixture(scope="package")
+def seaweed(services_dir: Path) -> Iterator[SeaweedServer]:
+    """The drill tests' own SeaweedFS. Every bucket that holds data takes volumes of a ``weed
+    mini`` that has about 70 (reference/s3-servers-probe.md, "Volumes run out with many
+    buckets"), and a drill test makes two or three (production's, the drill's, a DR or scratch
+    one): on the session's server they would leave the tests after them without volumes."""
+    server = SeaweedServer(services_dir / f"seaweed-drill-{secrets.token_hex(3)}", "testkey",
+                           "testsecret-" + secrets.token_hex(4))
+    server.start()
+    yield server
+    server.stop(grace=5)
 
 
 @pytest.fixture
