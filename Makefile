@@ -44,6 +44,12 @@ postgres:
 	    exit 1; \
 	  fi; \
 	fi
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver (Debian packages: the drill report's browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "Run:  sudo apt-get install -y chromium chromium-driver"; exit 1; fi; \
+	fi
 
 demo: setup
 	$(BIN)/python scripts/demo.py

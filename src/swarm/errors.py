@@ -194,6 +194,20 @@ class TimelineMismatch(RefusedError):
     code = "timeline-mismatch"
 
 
+class DrillTargetIsProduction(RefusedError):
+    """A drill was pointed at the production database, bucket or state directory (or the DR bucket)
+    as its scratch target; drills only ever write to scratch resources."""
+
+    code = "drill-target-is-production"
+
+
+class ScratchTaken(RefusedError):
+    """A drill's scratch resource is already in use: the port is taken, the bucket exists or holds
+    objects, the database or directory exists."""
+
+    code = "scratch-taken"
+
+
 class WalConflict(RefusedError):
     """A different file was offered under a WAL name already archived (both kept)."""
 
@@ -292,6 +306,12 @@ class ValidationFailed(SwarmError):
 
     code = "validation-failed"
     exit_code = ExitCode.FAILED
+
+
+class DrObjectsMissing(ValidationFailed):
+    """A drill --from-dr found the DR bucket lacking objects of the recovery point (how many is named)."""
+
+    code = "dr-objects-missing"
 
 
 class Interrupted(SwarmError):

@@ -19,6 +19,7 @@ from swarm.cli.commands import (
     backups,
     check,
     dev,
+    drill,
     keys,
     metrics,
     objects,
@@ -56,6 +57,7 @@ transfer.register(admin)  # `admin export` and `admin import`
 wal.register(admin)  # `admin wal ...`, `admin restore-point(s)`
 objects.register(admin, backup.app, restore.app)  # `admin objects ...`, `backup objects`, `restore objects`
 status.register(admin)  # `admin status`
+drill.register(admin)  # `admin drill`, `admin drill history`, `admin drill cleanup`
 
 
 @app.callback()

@@ -20,6 +20,7 @@ WAL_OBJECT_HEADER = b"SWWL\x01\x00\x00\x00"  # a WAL object sealed to the WAL pu
 TOMBSTONES_PREFIX = "tombstones/"
 VERIFICATIONS_PREFIX = "verifications/"  # the latest `verify` outcome per backup (sealed)
 TAGS_PREFIX = "tags/"  # a backup's tags (sealed); a tag protects a backup from prune
+DRILLS_PREFIX = "drills/"  # one sealed record per DR drill (swarm admin drill)
 # Never deleted by prune, whatever the listings say.
 NEVER_DELETED: frozenset[str] = frozenset({"swarm-repo.json", "cluster.json", "keys/meta.json", "keys/dedup.json",
                                            "keys/wal.json"})
@@ -89,3 +90,6 @@ def job_run_key(job: str, slot_stamp: str, attempt: int) -> str:
     """One record of the job history: ``jobs/<job>/<slot>-<attempt>.json``, sealed like restore points.
     ``slot_stamp`` is the slot's UTC time as ``YYYYMMDDTHHMMSSffffffZ`` (sorts by time)."""
     return f"{JOBS_PREFIX}{job}/{slot_stamp}-{attempt:03d}.json"
+
+def drill_key(drill_id: str) -> str:
+    return f"{DRILLS_PREFIX}{drill_id}.json"

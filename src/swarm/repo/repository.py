@@ -56,6 +56,7 @@ from swarm.repo.format import (
     CONFIG_KEY,
     DATA_PREFIX,
     DEDUP_KEY,
+    DRILLS_PREFIX,
     FORMAT_VERSION,
     JOBS_PREFIX,
     KEYS_PREFIX,
@@ -73,6 +74,7 @@ from swarm.repo.format import (
     WAL_PREFIX,
     data_key,
     dek_key,
+    drill_key,
     job_run_key,
     manifest_key,
     restore_point_key,
@@ -1095,6 +1097,52 @@ class Repository:
     def stored_bytes(self) -> int:
         """Every byte the repository's store holds (one listing of the whole store)."""
         return sum(info.size for info in self._store.list(""))
+
+    # ---- drills ------------------------------------------------------------------------------------
+    def put_drill(self, drill_id: str, record: dict[str, Any]) -> None:
+        """Record a DR drill (``drills/<id>.json``, sealed like restore points and verify records),
+        replacing an earlier record of the same drill (a drill writes one when it starts, marked
+        ``running``, and its result when it ends). One atomic put; the only thing a drill writes
+        to the repository. ValueError for an id that is not a drill id."""
+        from swarm.model.drill import is_drill_id
+
+        if not is_drill_id(drill_id):
+            raise ValueError(f"not a drill id: {drill_id!r}")
+        body = {**json.loads(json.dumps(record, default=str)), "id": drill_id}
+        self._put_sealed(drill_key(drill_id), json.dumps(body, sort_keys=True).encode())
+
+    def get_drill(self, drill_id: str) -> dict[str, Any] | None:
+        """One drill's record, None if there is none; IntegrityError if it does not open or names
+        another drill."""
+        try:
+            body = json.loads(self._get_sealed(drill_key(drill_id), f"the record of drill {drill_id}"))
+        except ObjectNotFound:
+            return None
+        if not isinstance(body, dict) or body.get("id") != drill_id:
+            raise IntegrityError(f"the record of drill {drill_id} ({drill_key(drill_id)}) names another drill")
+        return body
+
+    def drills(self, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every drill's record, oldest first (drill ids sort by start time). A record that does not
+        open or names another drill goes into ``damaged`` (key → problem) when given, else raises
+        IntegrityError."""
+        from swarm.model.drill import is_drill_id
+
+        out: list[dict[str, Any]] = []
+        for info in sorted(self._store.list(DRILLS_PREFIX), key=lambda i: i.key):
+            drill_id = info.key[len(DRILLS_PREFIX):].removesuffix(".json")
+            if not is_drill_id(drill_id):
+                continue
+            try:
+                body = self.get_drill(drill_id)
+            except (IntegrityError, ValueError) as exc:
+                if damaged is None:
+                    raise
+                damaged[info.key] = getattr(exc, "message", str(exc))
+                continue
+            if body is not None:
+                out.append(body)
+        return out
 
 
 class BackupWriter:

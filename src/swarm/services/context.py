@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm.clock import Clock
 from swarm.config import Settings
@@ -19,6 +19,9 @@ from swarm.services.state.backup import StateScope
 from swarm.services.wal.server_access import ServerAccess, server_access_for
 from swarm.sources.objects import BucketConfig
 from swarm.storage.factory import S3Options, open_store
+
+if TYPE_CHECKING:
+    from swarm.services.drill import DrillEnv
 
 
 def repo_s3_options(settings: Settings) -> S3Options:
@@ -207,3 +210,17 @@ def check_configuration(settings: Settings, *, wal_timeout: float = 60.0, drift_
             open_bucket(dr_config(settings)).check_access(write=True)
     return check_config(lambda: open_repository(settings), db_url=settings.db_url, bucket_policy=policy,
                         dr_access=dr, wal_timeout=wal_timeout, drift_fails=drift_fails)
+
+def drill_env(settings: Settings, api_command: list[str]) -> DrillEnv:
+    """What a drill needs of the deployment (``swarm.services.drill``): production's three stores
+    (to refuse them as targets, and for the live figures), the DR bucket when configured, how to
+    reach a scratch bucket on the objects endpoint, and how to run ``swarm api serve``."""
+    from swarm.services.drill import DrillEnv
+
+    prod_bucket = primary_config(settings) if settings.objects_bucket else None
+    dr = (lambda: dr_config(settings)) if settings.dr_objects_bucket else None
+    state = Path(settings.state_dir or settings.home).expanduser()
+    return DrillEnv(home=settings.home, production_db=settings.db_url, production_bucket=prod_bucket, dr_bucket=dr,
+                    production_state=state, bucket_config=lambda name: primary_config(settings, name),
+                    api_command=api_command, bindir=settings.pg_bindir, work_dir=settings.work_dir,
+                    server_access=lambda: server_access(settings))
