@@ -48,3 +48,26 @@ def test_status_and_metrics_show_each_copy(tmp_path: Path) -> None:
     assert after.to_dict()["copies"][0]["name"] == "usb"
     lag = [m for m in families(after) if m.name == "swarm_repo_copy_lag_seconds"]
     assert lag and lag[0].samples[0].labels == {"copy": "usb"}
+
+
+def test_status_and_metrics_read_the_last_drill(tmp_path: Path) -> None:
+    repo, _ = _repo_with_a_backup(tmp_path)
+    assert deployment_status(repo, {}).last_drill is None  # no drill yet: not judged, metrics absent
+    assert not [m for m in families(deployment_status(repo, {})) if m.name.startswith("swarm_drill")]
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    repo.put_drill("d20261127t010000-abcdef", {"id": "d20261127t010000-abcdef", "status": "finished",
+                                               "verdict": "fail", "failed_check": "row_counts", "rto_s": 12.0,
+                                               "rpo_s": 3.0, "tier": "enterprise", "finished_at": now})
+    rep = deployment_status(repo, {})
+    check = next(c for c in rep.checks if c.name == "drill")
+    assert check.level == "CRITICAL" and "row_counts" in check.summary
+    repo.put_drill("d20261127t020000-abcdef", {"id": "d20261127t020000-abcdef", "status": "finished",
+                                               "verdict": "pass", "rto_s": 9.5, "rpo_s": 2.0, "tier": "enterprise",
+                                               "finished_at": now})
+    rep = deployment_status(repo, {})
+    assert next(c for c in rep.checks if c.name == "drill").level == "OK"
+    got = {m.name: m.samples[0].value for m in families(rep) if m.name.startswith("swarm_drill")}
+    assert got["swarm_drill_rto_seconds"] == 9.5 and got["swarm_drill_rpo_seconds"] == 2.0
+    assert "swarm_drill_last_success_timestamp_seconds" in got

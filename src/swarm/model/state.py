@@ -27,7 +27,8 @@ from dataclasses import dataclass
 # ---- exclusions ------------------------------------------------------------------------------------
 # swarm's own files and directories directly under SWARM_HOME (devstack/stack.py's layout): left out
 # when the state directory is SWARM_HOME itself
-TOOL_ENTRIES: tuple[str, ...] = ("swarm.toml", "keys", "dev", "wal-stream", "wal-stream.log", "server-access")
+TOOL_ENTRIES: tuple[str, ...] = ("swarm.toml", "keys", "dev", "wal-stream", "wal-stream.log", "server-access",
+                                 "drills", "security", "scratch")
 
 # secrets by name: (pattern, applies to directories, applies to files)
 SECRET_NAMES: tuple[tuple[str, bool, bool], ...] = (

@@ -22,6 +22,7 @@ METRIC_NAMES = frozenset({
     "swarm_recovery_window_seconds", "swarm_drill_last_success_timestamp_seconds", "swarm_drill_rto_seconds",
     "swarm_repository_bytes", "swarm_replication_lag_seconds", "swarm_job_failures_total",
     "swarm_job_last_success_timestamp_seconds", "swarm_status_level", "swarm_repo_copy_lag_seconds",
+    "swarm_drill_rpo_seconds",
 })
 LEVELS = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 
@@ -139,7 +140,14 @@ def families(rep: Any) -> list[Metric]:
         if j.get("last_success"):
             job_ok.add_metric([name], parse_iso(j["last_success"]).timestamp())
     out.append(fails)
-    # swarm_drill_last_success_timestamp_seconds and swarm_drill_rto_seconds: no drill has run (absent)
+    drill = getattr(rep, "last_drill", None)  # absent until a drill has finished
+    if drill and drill.get("rto_s") is not None:
+        gauge("swarm_drill_rto_seconds", "RTO the last DR drill measured").add_metric([], float(drill["rto_s"]))
+    if drill and drill.get("rpo_s") is not None:
+        gauge("swarm_drill_rpo_seconds", "RPO the last DR drill measured").add_metric([], float(drill["rpo_s"]))
+    if drill and drill.get("verdict") == "pass" and drill.get("finished_at"):
+        gauge("swarm_drill_last_success_timestamp_seconds", "Unix time the last passing DR drill ended").add_metric(
+            [], parse_iso(str(drill["finished_at"])).timestamp())
     return [m for m in out if m.samples]
 
 

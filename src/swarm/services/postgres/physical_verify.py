@@ -22,7 +22,8 @@ them, so the backup is read once) become a throwaway data directory, PostgreSQL 
 archived WAL (``restore_command`` = ``swarm admin wal fetch``) to the backup's consistency
 point (``recovery_target = 'immediate'``, ``recovery_target_timeline = 'current'``,
 ``archive_mode = off``) and is promoted; then, in every database that accepts connections,
-``amcheck``'s ``bt_index_check`` runs on every valid B-tree index (when the extension is
+``amcheck``'s ``bt_index_check`` (with ``heapallindexed``: every heap tuple must have its index
+entry) runs on every valid B-tree index (when the extension is
 installed on this machine; ``CREATE EXTENSION`` happens in the throwaway copy only) and
 every table and populated materialized view is read in full (``SELECT count(*),
 sum(length(t::text))``, which also de-TOASTs every value), all in one psql session per
@@ -425,7 +426,7 @@ BEGIN
              ORDER BY 2 LOOP
       kind := 'index'; name := r.nm; err := ''; n := 0;
       BEGIN
-        EXECUTE format('SELECT %s.bt_index_check($1::regclass)', amschema) USING r.oid;
+        EXECUTE format('SELECT %s.bt_index_check($1::regclass, true)', amschema) USING r.oid;
       EXCEPTION WHEN OTHERS THEN err := SQLERRM;
       END;
       RETURN NEXT;

@@ -59,6 +59,7 @@ class StatusReport:
     warnings: list[str] = field(default_factory=list)
     last_verify: dict[str, Any] | None = None
     copies: list[dict[str, Any]] = field(default_factory=list)
+    last_drill: dict[str, Any] | None = None
 
     @property
     def level(self) -> str:
@@ -77,7 +78,7 @@ class StatusReport:
                 "rpo_seconds": self.rpo_s, "recoverable_window": self.window, "replication": self.replication,
                 "storage": self.storage, "locks": self.locks, "jobs": self.jobs,
                 "expected_intervals": self.intervals, "warnings": self.warnings, "last_verify": self.last_verify,
-                "copies": self.copies}
+                "copies": self.copies, "last_drill": self.last_drill}
 
 
 def _kinds_of(m: Manifest) -> list[str]:
@@ -241,6 +242,7 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
 
     # ---- the last verify, the off-site copies ----
     last_verify = _last_verify(repo, checks)
+    last_drill = _last_drill(repo, checks, now, intervals)
     copies_out: list[dict[str, Any]] = []
     for lag in copies() if copies is not None else []:
         d = lag.to_dict()
@@ -260,7 +262,40 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
              for h in repo.lock_holders()]
     jobs_out = _jobs(repo, jobs, checks, warnings)
     return StatusReport(utc_iso(now), repo.url, checks, backups, wal_facts, rpo, window, repl, storage, locks,
-                        jobs_out, intervals, warnings, last_verify=last_verify, copies=copies_out)
+                        jobs_out, intervals, warnings, last_verify=last_verify, copies=copies_out,
+                        last_drill=last_drill)
+
+
+def _last_drill(repo: Repository, checks: list[Check], now: datetime, intervals: Mapping[str, float]
+                ) -> dict[str, Any] | None:
+    """The newest finished DR drill (``drills/``): CRITICAL when it failed, or when it is older than
+    2.5 drill intervals (the schedule's ``drill`` job; nightly by default); none: not judged."""
+    from swarm.services.drill.run import last_drill
+
+    try:
+        d = last_drill(repo)
+    except SwarmError:
+        return None
+    if d is None:
+        return None
+    facts = {k: d.get(k) for k in ("id", "verdict", "validated", "rto_s", "rpo_s", "tier", "finished_at",
+                                   "failed_check")}
+    when = d.get("finished_at") or d.get("started_at")
+    age = _age(now, str(when)) if when else None
+    interval = intervals.get("drill", 86400.0)
+    if d.get("verdict") != "pass":
+        checks.append(Check("drill", CRITICAL, f"last DR drill {d.get('id')} FAILED"
+                            + (f" at {d['failed_check']}" if d.get("failed_check") else ""),
+                            "Run `swarm admin drill history` for the failure; fix it and drill again "
+                            "(`swarm admin drill --latest`).", facts))
+    elif age is not None and age > 2.5 * interval:
+        checks.append(Check("drill", CRITICAL, f"last DR drill passed {_human(age)} ago, older than its schedule "
+                            "allows", "Is the scheduler's drill job running? (`swarm admin scheduler history`)",
+                            facts))
+    else:
+        checks.append(Check("drill", OK, f"last DR drill {d.get('id')} passed: RTO {d.get('rto_s')} s, RPO "
+                            f"{d.get('rpo_s')} s ({d.get('tier')})", None, facts))
+    return facts
 
 
 def _last_verify(repo: Repository, checks: list[Check]) -> dict[str, Any] | None:
