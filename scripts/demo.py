@@ -324,9 +324,9 @@ def main() -> None:
     console.print(t)
     console.print("[bold green]demo complete[/]: logical backup proven and restored; bucket protected, an accidental "
                   "delete undone and the bucket restored to a time; one run moved to dev without PII; the three "
-                  "stores backed up as a set and restored into a scratch deployment that checks out and a DR "
-                  "drill that passes; the database recovered to a point in time; the repository copied off site and restored from with the "
-                  "primary gone.")
+                  "stores backed up as a set, restored into a scratch deployment that checks out, and drilled; "
+                  "the database recovered to a point in time; the repository copied off site and restored from "
+                  "with the primary gone.")
 
 
 if __name__ == "__main__":
