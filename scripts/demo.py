@@ -277,6 +277,8 @@ def main() -> None:
     if HOME.exists():  # a previous demo that was interrupted: stop what it left running, start clean
         swarm_rc("dev", "down", "--purge")  # whatever it says, the directory goes next
         shutil.rmtree(HOME, ignore_errors=True)
+    if HOME.exists():
+        raise SystemExit(f"could not remove {HOME} left by an earlier demo: remove it and run again")
     HOME.mkdir(exist_ok=True)
     HOME.chmod(0o755)
     try:

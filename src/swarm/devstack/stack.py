@@ -174,8 +174,9 @@ class DevStack:
         self._check_cluster_authenticates(state)
         self.paths.dev.mkdir(parents=True, exist_ok=True)
         # key and repository first: archive_command pushes into it as soon as the server runs
-        kek = load_key_file(self.paths.key) if self.paths.key.exists() else create_key_file(self.paths.key)
-        self._prepare_repo()
+        fresh = not self.paths.key.exists()
+        kek = load_key_file(self.paths.key) if not fresh else create_key_file(self.paths.key)
+        self._prepare_repo(fresh=fresh)
         repo = Repository.open(open_store(self.repo_url), kek, create=True)
         from swarm.services.wal.server_access import server_access_for
 
@@ -223,8 +224,14 @@ class DevStack:
                               hint="Recreate the stack: `swarm dev down --purge` then `swarm dev up` (this deletes "
                                    "the dev stack's data; the key file is kept).")
 
-    def _prepare_repo(self) -> None:
-        """Make ``dev/repo`` writable by the server user (its archive_command writes WAL there)."""
+    def _prepare_repo(self, *, fresh: bool = False) -> None:
+        """Make ``dev/repo`` writable by the server user (its archive_command writes WAL there).
+
+        When the server user cannot reach ``dev/``, the repository lives in
+        ``/var/tmp/swarm-pg/repo-<hash of the path>`` and ``dev/repo`` links to it. ``fresh`` (a new
+        stack: its key was just created): a relocated directory of an earlier stack at the same path
+        (left by a ``dev down`` that could not purge it) is sealed with a key that no longer exists,
+        so it is removed rather than reused."""
         repo = self.paths.repo
         if not running_as_root():
             repo.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,8 @@ class DevStack:
             return
         if not server_user_can_reach(self.paths.dev):
             real = RELOCATE_ROOT / ("repo-" + hashlib.sha256(str(repo.absolute()).encode()).hexdigest()[:12])
+            if fresh and real.exists():
+                shutil.rmtree(real)
             RELOCATE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
             real.mkdir(mode=0o700, exist_ok=True)
             if repo.is_dir():
