@@ -271,7 +271,7 @@ def test_parse_jobs_refuses_naming_the_key(table, words):
 def test_settings_read_schedule_tables_and_default(tmp_path, monkeypatch):
     monkeypatch.setenv("SWARM_HOME", str(tmp_path))
     s = load_settings()
-    assert s.schedule_source == "default" and "logical" in s.schedule and "physical" in s.schedule
+    assert s.schedule_source == "default" and {"set", "physical", "drill", "prune"} <= set(s.schedule)
     cfg = tmp_path / "swarm.toml"
     cfg.write_text('[schedule.logical]\ncron = "30 1 * * *"\ntimezone = "Asia/Kolkata"\ncommand = "backup postgres"\n'
                    'starting_deadline = "2h"\njitter = "5m"\nretries = 2\non_failure = "/bin/false"\n'

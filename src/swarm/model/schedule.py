@@ -173,18 +173,18 @@ def kind_of(command: str) -> str | None:
     return None
 
 
-# The seed's table: what runs when swarm.toml has no [schedule] tables. `prune` and `drill` join it
-# when those commands exist.
+# The seed's table: what runs when swarm.toml has no [schedule] tables. The nightly logical and state
+# backups are taken together as a backup set (with the bucket's inventory at the same point), which
+# the nightly drill then proves restorable; a set's parts count for their kinds in `status`.
 DEFAULT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "logical": {"cron": "0 1 * * *", "command": "backup postgres", "starting_deadline": "2h", "retries": 2,
-                "jitter": "5m"},
+    "set": {"cron": "0 1 * * *", "command": "backup set", "starting_deadline": "2h", "retries": 2, "jitter": "5m"},
     "physical": {"cron": "0 2 * * 0", "command": "backup postgres --physical", "starting_deadline": "6h",
                  "retries": 2, "jitter": "5m"},
-    "state": {"cron": "30 1 * * *", "command": "backup state", "starting_deadline": "2h", "retries": 2,
-              "jitter": "5m"},
     "replication-check": {"cron": "0 * * * *", "command": "objects replication check",
                           "starting_deadline": "30m"},
     "verify": {"cron": "0 4 * * *", "command": "verify {latest}", "starting_deadline": "4h"},
+    "drill": {"after": "set", "command": "drill --latest"},
+    "prune": {"cron": "0 5 * * *", "command": "prune", "starting_deadline": "6h"},
 }
 
 
