@@ -40,6 +40,7 @@ from swarm.errors import (
     KeyError_,
     KeyMismatch,
     KeyMissing,
+    KeyUnavailable,
     NotFoundError,
     RestorePointExists,
     SwarmError,
@@ -247,6 +248,14 @@ class Repository:
         cfg = self.config
         try:
             self.kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
+        except KeyUnavailable as exc:  # the provider refuses the key: say so, and what depends on it
+            ids = sorted(self.manifest_ids())
+            shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            raise type(exc)(
+                f"{exc.message}. The repository at {self._store.url} (created with {cfg.kek_id}) cannot be "
+                f"used: {len(ids)} backup(s) are unrecoverable while the key stays unavailable"
+                + (f": {shown}" if ids else ""),
+                hint=exc.hint, details={**exc.details, "key": cfg.kek_id, "unrecoverable_backups": ids}) from exc
         except KeyError_ as exc:
             raise KeyMismatch(
                 f"wrong key for the repository at {self._store.url}: it was created with {cfg.kek_id}, "

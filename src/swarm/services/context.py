@@ -9,7 +9,7 @@ from typing import Any
 
 from swarm.clock import Clock
 from swarm.config import Settings
-from swarm.crypto.keys import key_path_from_url, load_key_file
+from swarm.crypto.providers import load_provider
 from swarm.errors import ConfigError, UnavailableError
 from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.copy import CopyTarget
@@ -40,7 +40,7 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
     remembered apart from the primary (keyed by repository id and copy name)."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
-    kek = load_key_file(key_path_from_url(settings.key_url))
+    kek = load_provider(settings.key_url)
     if settings.copy is not None:
         create = False
     try:
@@ -89,7 +89,7 @@ def copy_targets(settings: Settings, name: str | None = None) -> list[CopyTarget
                          secret_key=place.s3_secret_key or settings.repo_s3_secret_key,
                          region=place.s3_region or settings.repo_s3_region)
         out.append(CopyTarget(place.name, open_store(place.url, opts, create=True),
-                              load_key_file(key_path_from_url(key_url))))
+                              load_provider(key_url)))
     return out
 
 
@@ -98,7 +98,7 @@ def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
     is loaded and proven first. The work, and what a kill -9 leaves, is ``swarm.repo.upgrade``."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
-    kek = load_key_file(key_path_from_url(settings.key_url))
+    kek = load_provider(settings.key_url)
     return upgrade_repository(open_store(url, repo_s3_options(settings), create=False), kek, clock)
 
 
