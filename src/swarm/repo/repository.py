@@ -264,6 +264,16 @@ class Repository:
                      "was created with. Nothing was written.") from exc
         self._key_checked = True
 
+    def _check_key_after(self, exc: BaseException) -> None:
+        """After an unwrap failed: a key its provider refuses (revoked, unavailable) is checked again
+        so the error names it and the backups that depend on it, even in a process that proved the key
+        earlier; any other failure gets the usual (possibly deferred) check."""
+        if isinstance(exc, KeyUnavailable):
+            self._key_checked = False
+            self._check_key()
+            raise exc
+        self._check_key()
+
     @property
     def url(self) -> str:
         return self._store.url
@@ -293,7 +303,7 @@ class Repository:
             try:
                 self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
             except KeyError_ as exc:
-                self._check_key()  # a deferred check names a wrong key as such
+                self._check_key_after(exc)  # a deferred check names a wrong or revoked key as such
                 # The KEK was proven right when the repository was opened, so this file is damaged.
                 raise IntegrityError(f"data key file {dek_key(dek_id)} is damaged: it does not unwrap with the "
                                      "repository's key", hint="Backups sealed with it cannot be read.") from exc
@@ -320,7 +330,7 @@ class Repository:
         try:
             return self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
         except (ValueError, KeyError, KeyError_) as exc:
-            self._check_key()
+            self._check_key_after(exc)
             raise IntegrityError(f"{key} is damaged: {damaged}",
                                  hint=f"Restore {key} from a copy of the repository.") from exc
 
@@ -438,7 +448,7 @@ class Repository:
             if len(secret) != 64 or walbox.public_of(secret[:32]) != public:
                 raise ValueError("its public key is not its private key's")
         except (ValueError, KeyError, TypeError, KeyError_) as exc:
-            self._check_key()
+            self._check_key_after(exc)
             raise IntegrityError(f"{WAL_KEYS_KEY} is damaged ({exc})",
                                  hint="The WAL archive cannot be written or read; restore the file from a copy "
                                       "of the repository.") from exc
