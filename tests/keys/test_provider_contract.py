@@ -100,8 +100,8 @@ def test_kms_unreachable_is_exit_7(aws_env: None) -> None:
 
 
 def test_state_check_is_cached_for_max_age_then_repeated(kms_key: KmsKey) -> None:
-    from swarm.crypto.providers.awskms import AwsKmsKey
     from swarm.config.urls import check_kms_url
+    from swarm.crypto.providers.awskms import AwsKmsKey
 
     now = [0.0]
     kek = AwsKmsKey(check_kms_url(kms_key.url()), max_age=900, monotonic=lambda: now[0])
