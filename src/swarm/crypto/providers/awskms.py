@@ -34,7 +34,7 @@ DEFAULT_MAX_AGE = 15 * 60.0
 
 _REVOKED_CODES = {"DisabledException", "KMSInvalidStateException", "NotFoundException"}
 _DENIED_CODES = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-                 "KMSInvalidSignatureException", "IncorrectKeyException"}
+                 "KMSInvalidSignatureException"}
 
 
 def encryption_context(context: bytes) -> dict[str, str]:
@@ -97,6 +97,13 @@ class AwsKmsKey:
                                    "role.") from exc
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
+            if op == "decrypt" and code in ("IncorrectKeyException", "AccessDeniedException"):
+                # DescribeKey just succeeded: the ciphertext is another key's (AWS says IncorrectKey,
+                # some compatible servers AccessDenied), or this caller lacks kms:Decrypt
+                raise KeyMismatch(f"{self.description} cannot unwrap this data key: it was wrapped by another "
+                                  f"key, or these credentials lack kms:Decrypt ({code})",
+                                  hint="Point SWARM_KEY_URL at the key the repository was created with (`swarm "
+                                       "admin keys status` lists its keys), or grant kms:Decrypt.") from exc
             if code == "InvalidCiphertextException":
                 raise KeyMismatch(f"{self.description} cannot unwrap this data key (wrong key or wrong context)",
                                   hint="This repository was sealed with another key. Point SWARM_KEY_URL at the "
