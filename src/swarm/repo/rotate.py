@@ -140,10 +140,11 @@ def rotate(store: Store, old: KeyProvider, new: KeyProvider, *, dry_run: bool = 
             check = unwrap_body(old, {"kek_id": cfg.kek_id, "wrapped": cfg.key_check,
                                       "also": [{"kek_id": k, "wrapped": c} for k, c in cfg.also]},
                                 _check_ctx(cfg.repo_id))
-            also = ((cfg.kek_id, cfg.key_check), *((k, c) for k, c in cfg.also if k not in (new_id, cfg.kek_id)))
+            kept: tuple[tuple[str, str], ...] = (
+                (cfg.kek_id, cfg.key_check), *((k, c) for k, c in cfg.also if k not in (new_id, cfg.kek_id)))
             cfg = RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, new_id,
                              base64.b64encode(new.wrap(check, _check_ctx(cfg.repo_id))).decode(),
-                             tuple(dict.fromkeys((*cfg.features, MULTI_KEK))), also)
+                             tuple(dict.fromkeys((*cfg.features, MULTI_KEK))), kept)
             store.put(CONFIG_KEY, cfg.to_json())
     result.seconds = time.monotonic() - started
     return result
