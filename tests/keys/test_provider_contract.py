@@ -112,3 +112,28 @@ def test_state_check_is_cached_for_max_age_then_repeated(kms_key: KmsKey) -> Non
     now[0] = 901.0
     with pytest.raises(KeyRevoked):  # past it: checked again, and refused
         kek.unwrap(wrapped, CTX)
+
+
+def test_pkcs11_key_of_another_label_refused_and_ids_differ(softhsm) -> None:  # type: ignore[no-untyped-def]
+    softhsm.add_key(softhsm.label + "-other")
+    a, b = load_provider(softhsm.url()), load_provider(softhsm.url(softhsm.label + "-other"))
+    assert a.key_id != b.key_id and a.key_id == load_provider(softhsm.url()).key_id
+    with pytest.raises(KeyMismatch):
+        b.unwrap(a.wrap(b"k" * 32, CTX), CTX)
+
+
+def test_pkcs11_wrong_pin_is_key_unavailable(softhsm) -> None:  # type: ignore[no-untyped-def]
+    from swarm.errors import KeyUnavailable
+
+    softhsm.pin_file.write_text("0000\n")
+    with pytest.raises(KeyUnavailable) as caught:
+        load_provider(softhsm.url()).wrap(b"k" * 32, CTX)
+    assert caught.value.exit_code == ExitCode.KEY
+
+
+def test_pkcs11_token_without_the_key_is_key_unavailable(softhsm) -> None:  # type: ignore[no-untyped-def]
+    from swarm.errors import KeyUnavailable
+
+    with pytest.raises(KeyUnavailable) as caught:
+        load_provider(softhsm.url(softhsm.label + "-gone")).unwrap(b"\0" * 60, CTX)
+    assert "no such key" in caught.value.message

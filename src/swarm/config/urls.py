@@ -252,9 +252,13 @@ def check_repository_url(url: str) -> RepositoryUrl:
 
 def check_key_url(url: str) -> str:
     """``file:///absolute/path`` or a path (``~`` is expanded later): returns the path;
-    ``awskms:///<key>?region=R[&endpoint=URL]`` (checked by ``check_kms_url``): returns the URL."""
+    ``awskms:///<key>?region=R[&endpoint=URL]`` (``check_kms_url``) and ``pkcs11:...`` (RFC 7512,
+    ``check_pkcs11_url``): return the URL."""
     if not url.strip():
         raise UrlProblem("it is blank")
+    if url.startswith("pkcs11:"):
+        check_pkcs11_url(url)
+        return url
     if "://" not in url and not url.startswith("file:"):
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"[A-Za-z]:[\\/]", url):
             raise UrlProblem(f"the scheme {url.split(':', 1)[0]!r} is not supported")
@@ -325,6 +329,55 @@ def check_kms_url(url: str) -> KmsUrl:
     if endpoint is not None:
         check_endpoint_url(endpoint)
     return KmsUrl(key, region, endpoint)
+
+
+@dataclass(frozen=True)
+class Pkcs11Url:
+    """A PKCS#11 key URI (RFC 7512) naming an AES key on a token, parsed."""
+
+    token: str
+    object: str
+    module_path: str
+    pin_source: str | None = None
+    pin_value: str | None = None
+
+
+def check_pkcs11_url(url: str) -> Pkcs11Url:
+    """Parse ``pkcs11:token=T;object=L?module-path=/path/lib.so&pin-source=file:/path`` (RFC 7512:
+    path attributes separated by ``;``, query attributes by ``&``, values percent-encoded).
+    ``token`` and ``object`` (the key's label) and ``module-path`` are required; the PIN comes from
+    ``pin-source`` (a file) or ``pin-value``."""
+    if not url.startswith("pkcs11:"):
+        raise UrlProblem("it is not a pkcs11: URI")
+    rest = url[len("pkcs11:"):]
+    path, _, query = rest.partition("?")
+    attrs: dict[str, str] = {}
+    for part, sep in ((path, ";"), (query, "&")):
+        for item in part.split(sep) if part else []:
+            name, eq, value = item.partition("=")
+            if not eq or not value:
+                raise UrlProblem(f"attribute {unquote(name)!r} has no value (write {unquote(name)}=...)")
+            attrs[unquote(name)] = unquote(value)
+    known = {"token", "object", "module-path", "pin-source", "pin-value", "type", "serial", "manufacturer",
+             "model", "id", "slot-id", "library-manufacturer", "library-description", "library-version"}
+    unknown = sorted(set(attrs) - known)
+    if unknown:
+        raise UrlProblem(f"unknown attribute(s) {', '.join(unknown)}")
+    for need in ("token", "object", "module-path"):
+        if need not in attrs:
+            raise UrlProblem(f"it names no {need} (write pkcs11:token=T;object=LABEL?module-path=/path/lib.so"
+                             "&pin-source=file:/path/pin)")
+    if attrs.get("type", "secret-key") != "secret-key":
+        raise UrlProblem("the key must be a secret key (type=secret-key)")
+    if not attrs["module-path"].startswith("/"):
+        raise UrlProblem(f"module-path {attrs['module-path']!r} is not an absolute path")
+    pin_source = attrs.get("pin-source")
+    if pin_source is not None:
+        if pin_source.startswith("file:"):
+            pin_source = urlsplit(pin_source).path if pin_source.startswith("file://") else pin_source[5:]
+        if not pin_source.startswith("/"):
+            raise UrlProblem("pin-source must be file:/absolute/path")
+    return Pkcs11Url(attrs["token"], attrs["object"], attrs["module-path"], pin_source, attrs.get("pin-value"))
 
 
 def check_endpoint_url(url: str) -> str:

@@ -4,7 +4,9 @@ key URL (``SWARM_KEY_URL``):
 * ``file:///path`` (or a plain path): a local key file (``LocalKeyFile``), or a WAL-only key file
   for the PostgreSQL server user (``WalOnlyKey``);
 * ``awskms:///<key id | key ARN | alias/name>?region=R[&endpoint=URL]``: an AWS KMS key
-  (``swarm.crypto.providers.awskms.AwsKmsKey``), imported only when such a URL is used.
+  (``swarm.crypto.providers.awskms.AwsKmsKey``), imported only when such a URL is used;
+* ``pkcs11:token=T;object=LABEL?module-path=...&pin-source=file:...`` (RFC 7512): an AES key on a
+  PKCS#11 token (``swarm.crypto.providers.pkcs11.Pkcs11Key``).
 
 Every provider: ``wrap(dek, context)`` / ``unwrap(wrapped, context)``, the context bound so a
 wrapped key moved elsewhere is refused (``KeyMismatch``); a key its provider no longer lets be
@@ -31,9 +33,20 @@ def load_provider(url: str) -> KeyProvider:
                               hint="Write awskms:///<key id, key ARN or alias/name>?region=R[&endpoint=URL].") \
                 from exc
         return AwsKmsKey(parsed)
+    if url.startswith("pkcs11:"):
+        from swarm.config.urls import UrlProblem, check_pkcs11_url
+        from swarm.crypto.providers.pkcs11 import Pkcs11Key
+
+        try:
+            p11 = check_pkcs11_url(url)
+        except UrlProblem as exc:
+            raise ConfigError(f"key URL {url!r}: {exc}",
+                              hint="Write pkcs11:token=T;object=LABEL?module-path=/path/lib.so"
+                                   "&pin-source=file:/path/pin (RFC 7512).") from exc
+        return Pkcs11Key(p11)
     return load_key_file(key_path_from_url(url))
 
 
 def is_key_file_url(url: str) -> bool:
     """True when the key URL names a local key file (``file://`` or a path)."""
-    return not url.startswith("awskms:")
+    return not url.startswith(("awskms:", "pkcs11:"))
