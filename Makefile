@@ -8,7 +8,7 @@ PG_MAJOR := 15
 PG_BINDIR := /usr/lib/postgresql/$(PG_MAJOR)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup postgres demo test lint typecheck contracts pytest bench bench-tools clean lock
+.PHONY: all setup postgres softhsm demo test lint typecheck contracts pytest bench bench-tools clean lock
 
 all: test
 
@@ -27,7 +27,7 @@ lock:
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	  --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
-setup: $(STAMP) postgres
+setup: $(STAMP) postgres softhsm
 
 # PostgreSQL 15 server binaries (initdb, pg_ctl, pg_dump...). As root we install Debian's
 # package without letting it create and start its default cluster; otherwise we say what to run.
@@ -49,6 +49,17 @@ postgres:
 	    echo "installing chromium and chromium-driver (Debian packages: the drill report's browser test)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "Run:  sudo apt-get install -y chromium chromium-driver"; exit 1; fi; \
+	fi
+
+# SoftHSM (Debian softhsm2): a real PKCS#11 token for the pkcs11: key provider and its tests.
+softhsm:
+	@if [ ! -f /usr/lib/softhsm/libsofthsm2.so ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing softhsm2 (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
+	  else \
+	    echo "Run:  sudo apt-get install -y softhsm2   and then this make target again."; exit 1; \
+	  fi; \
 	fi
 
 demo: setup

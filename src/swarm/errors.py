@@ -86,6 +86,21 @@ class KeyMismatch(KeyError_):
     code = "key-mismatch"
 
 
+class KeyUnavailable(KeyError_):
+    """The key provider answered but refuses to use the key-encryption key (access denied, a token
+    without the key): nothing sealed with it can be read until that changes."""
+
+    code = "key-unavailable"
+
+
+class KeyRevoked(KeyUnavailable):
+    """The key-encryption key is disabled, pending deletion or deleted at its provider (a KMS
+    ``KeyState`` other than ``Enabled``): every backup sealed with it is unrecoverable until it is
+    enabled again."""
+
+    code = "key-revoked"
+
+
 class SigningKeyError(KeyError_):
     """The export signing key, or a public key file given to `keys trust`, is unreadable, malformed or not 0600."""
 
@@ -136,6 +151,12 @@ class UnavailableError(SwarmError):
                  details: dict[str, object] | None = None):
         super().__init__(message, hint=hint, details=details)
         self.transient = transient
+
+
+class KeyProviderUnreachable(UnavailableError):
+    """The key provider (a KMS endpoint) cannot be reached; the key itself may be fine."""
+
+    code = "key-provider-unreachable"
 
 
 class DatabaseUnavailable(UnavailableError):

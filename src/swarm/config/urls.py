@@ -10,7 +10,7 @@ Four kinds of value are URLs (``URL_KINDS``):
   quotes the whole URI, password included).
 * ``repository``: ``file:///absolute/path`` (or a bare absolute path) or ``s3://bucket[/prefix]``
   (``SWARM_BACKUP_REPO``).
-* ``key``: ``file:///absolute/path`` or a path (``SWARM_KEY_URL``).
+* ``key``: ``file:///absolute/path`` or a path, or ``awskms:///<key>?region=R[&endpoint=URL]`` (``SWARM_KEY_URL``).
 * ``endpoint``: ``http(s)://host[:port][/path]`` of an S3 server (``SWARM_OBJECTS_ENDPOINT``,
   ``SWARM_DR_OBJECTS_ENDPOINT``, ``SWARM_REPO_S3_ENDPOINT``).
 
@@ -251,9 +251,14 @@ def check_repository_url(url: str) -> RepositoryUrl:
 
 
 def check_key_url(url: str) -> str:
-    """``file:///absolute/path`` or a path (``~`` is expanded later); returns the path."""
+    """``file:///absolute/path`` or a path (``~`` is expanded later): returns the path;
+    ``awskms:///<key>?region=R[&endpoint=URL]`` (``check_kms_url``) and ``pkcs11:...`` (RFC 7512,
+    ``check_pkcs11_url``): return the URL."""
     if not url.strip():
         raise UrlProblem("it is blank")
+    if url.startswith("pkcs11:"):
+        check_pkcs11_url(url)
+        return url
     if "://" not in url and not url.startswith("file:"):
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"[A-Za-z]:[\\/]", url):
             raise UrlProblem(f"the scheme {url.split(':', 1)[0]!r} is not supported")
@@ -262,14 +267,117 @@ def check_key_url(url: str) -> str:
         p = urlsplit(url)
     except ValueError as exc:
         raise UrlProblem(f"it cannot be parsed ({exc})") from None
+    if p.scheme == "awskms":
+        check_kms_url(url)
+        return url
     if p.scheme != "file":
-        raise UrlProblem(f"the scheme {p.scheme!r} is not supported (AWS KMS and Vault transit are not built yet)")
+        raise UrlProblem(f"the scheme {p.scheme!r} is not supported (file:// and awskms:// are; Vault transit is "
+                         "not built)")
     if p.netloc not in ("", "localhost"):
         raise UrlProblem(f"it names a host ({p.netloc!r}); a local path needs three slashes, file:///path")
     path = unquote(p.path)
     if not path.startswith("/") or path == "/":
         raise UrlProblem(f"the path {path!r} is not an absolute file path")
     return path
+
+
+@dataclass(frozen=True)
+class KmsUrl:
+    """An ``awskms:///<key id | key ARN | alias/name>?region=R[&endpoint=URL]`` key URL, parsed."""
+
+    key: str
+    region: str
+    endpoint: str | None = None
+
+
+def check_kms_url(url: str) -> KmsUrl:
+    """Parse an AWS KMS key URL. The key is a key id, a key ARN or ``alias/name``; ``region`` is
+    required unless the key is an ARN (which names its region); ``endpoint`` points at a
+    KMS-compatible server (a VPC endpoint, a test server)."""
+    try:
+        p = urlsplit(url)
+    except ValueError as exc:
+        raise UrlProblem(f"it cannot be parsed ({exc})") from None
+    if p.scheme != "awskms":
+        raise UrlProblem("it is not an awskms:/// URL")
+    if p.netloc:
+        raise UrlProblem(f"it names a host ({p.netloc!r}); write awskms:///<key>?region=R (three slashes) and "
+                         "give a server with &endpoint=URL")
+    if p.fragment:
+        raise UrlProblem("an awskms:/// URL takes no #fragment")
+    key = unquote(p.path.lstrip("/"))
+    if not key or any(c.isspace() for c in key):
+        raise UrlProblem("it names no key (write awskms:///<key id, key ARN or alias/name>?region=R)")
+    params: dict[str, str] = {}
+    for item in p.query.split("&") if p.query else []:
+        name, eq, value = item.partition("=")
+        name, value = unquote(name), unquote(value)
+        if not eq or not value:
+            raise UrlProblem(f"query parameter {name!r} has no value (write {name}=...)")
+        if name not in ("region", "endpoint"):
+            raise UrlProblem(f"unknown parameter {name!r} (an awskms:/// URL takes region and endpoint)")
+        params[name] = value
+    region = params.get("region")
+    if region is None and key.startswith("arn:"):
+        parts = key.split(":")
+        region = parts[3] if len(parts) > 3 and parts[3] else None
+    if region is None:
+        raise UrlProblem("it names no region (add ?region=us-east-1, or give the key's ARN)")
+    if not re.fullmatch(r"[a-z0-9-]+", region):
+        raise UrlProblem(f"the region {region!r} is not an AWS region name")
+    endpoint = params.get("endpoint")
+    if endpoint is not None:
+        check_endpoint_url(endpoint)
+    return KmsUrl(key, region, endpoint)
+
+
+@dataclass(frozen=True)
+class Pkcs11Url:
+    """A PKCS#11 key URI (RFC 7512) naming an AES key on a token, parsed."""
+
+    token: str
+    object: str
+    module_path: str
+    pin_source: str | None = None
+    pin_value: str | None = None
+
+
+def check_pkcs11_url(url: str) -> Pkcs11Url:
+    """Parse ``pkcs11:token=T;object=L?module-path=/path/lib.so&pin-source=file:/path`` (RFC 7512:
+    path attributes separated by ``;``, query attributes by ``&``, values percent-encoded).
+    ``token`` and ``object`` (the key's label) and ``module-path`` are required; the PIN comes from
+    ``pin-source`` (a file) or ``pin-value``."""
+    if not url.startswith("pkcs11:"):
+        raise UrlProblem("it is not a pkcs11: URI")
+    rest = url[len("pkcs11:"):]
+    path, _, query = rest.partition("?")
+    attrs: dict[str, str] = {}
+    for part, sep in ((path, ";"), (query, "&")):
+        for item in part.split(sep) if part else []:
+            name, eq, value = item.partition("=")
+            if not eq or not value:
+                raise UrlProblem(f"attribute {unquote(name)!r} has no value (write {unquote(name)}=...)")
+            attrs[unquote(name)] = unquote(value)
+    known = {"token", "object", "module-path", "pin-source", "pin-value", "type", "serial", "manufacturer",
+             "model", "id", "slot-id", "library-manufacturer", "library-description", "library-version"}
+    unknown = sorted(set(attrs) - known)
+    if unknown:
+        raise UrlProblem(f"unknown attribute(s) {', '.join(unknown)}")
+    for need in ("token", "object", "module-path"):
+        if need not in attrs:
+            raise UrlProblem(f"it names no {need} (write pkcs11:token=T;object=LABEL?module-path=/path/lib.so"
+                             "&pin-source=file:/path/pin)")
+    if attrs.get("type", "secret-key") != "secret-key":
+        raise UrlProblem("the key must be a secret key (type=secret-key)")
+    if not attrs["module-path"].startswith("/"):
+        raise UrlProblem(f"module-path {attrs['module-path']!r} is not an absolute path")
+    pin_source = attrs.get("pin-source")
+    if pin_source is not None:
+        if pin_source.startswith("file:"):
+            pin_source = urlsplit(pin_source).path if pin_source.startswith("file://") else pin_source[5:]
+        if not pin_source.startswith("/"):
+            raise UrlProblem("pin-source must be file:/absolute/path")
+    return Pkcs11Url(attrs["token"], attrs["object"], attrs["module-path"], pin_source, attrs.get("pin-value"))
 
 
 def check_endpoint_url(url: str) -> str:
@@ -319,7 +427,8 @@ URL_KINDS: dict[str, UrlKind] = {
                         "postgresql://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require "
                         "(percent-encode special characters in the password, e.g. @ as %40)"),
     "repository": UrlKind("repository URL", "file:///var/backups/swarm or s3://my-bucket/swarm"),
-    "key": UrlKind("key URL", "file:///etc/swarm/repo.key or /etc/swarm/repo.key"),
+    "key": UrlKind("key URL", "file:///etc/swarm/repo.key, /etc/swarm/repo.key or "
+                              "awskms:///alias/swarm?region=us-east-1"),
     "endpoint": UrlKind("S3 endpoint URL", "https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:8333"),
 }
 _CHECKS = {"postgres": check_postgres_url, "repository": check_repository_url, "key": check_key_url,

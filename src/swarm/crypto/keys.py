@@ -74,12 +74,15 @@ def key_path_from_url(url: str) -> Path:
     """The key file a ``file:///path`` (or plain path) key URL names; ConfigError for anything else."""
     from swarm.config.urls import UrlProblem, check_key_url
 
+    if url.startswith(("awskms:", "pkcs11:")):
+        raise ConfigError(f"key URL {url!r} names a KMS or PKCS#11 key, not a key file",
+                          hint="This command needs a key file: use file:///path/to/key.")
     try:
         return Path(check_key_url(url)).expanduser()
     except UrlProblem as exc:
         raise ConfigError(f"key URL {url!r}: {exc}",
-                          hint="Use file:///path/to/key (AWS KMS and Vault transit providers are not built "
-                               "yet).") from exc
+                          hint="Use file:///path/to/key or awskms:///<key>?region=R (Vault transit is not "
+                               "built).") from exc
 
 
 def create_key_file(path: Path) -> LocalKeyFile:

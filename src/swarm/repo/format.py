@@ -25,8 +25,12 @@ DRILLS_PREFIX = "drills/"  # one sealed record per DR drill (swarm admin drill)
 NEVER_DELETED: frozenset[str] = frozenset({"swarm-repo.json", "cluster.json", "keys/meta.json", "keys/dedup.json",
                                            "keys/wal.json"})
 SEALED_METADATA = "sealed-metadata"  # manifests, restore points, tombstones sealed (swarm.repo.metadata)
+# Set by the first `swarm admin keys rotate`: a wrapped key file may carry its key wrapped by more
+# than one key-encryption key ("also": [{"kek_id", "wrapped"}]) and swarm-repo.json its key check for
+# each ("also_keys"): a client that does not know this would misread the files, so it refuses.
+MULTI_KEK = "multi-kek"
 # Features a reader must understand to read this repository; an old client refuses the rest.
-SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA})
+SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA, MULTI_KEK})
 # Features a repository of FORMAT_VERSION must have: without them it is a pre-release layout that
 # `swarm admin repo upgrade` converts (refused until then, never read as it is).
 REQUIRED_FEATURES: frozenset[str] = frozenset({SEALED_METADATA})

@@ -40,6 +40,7 @@ from swarm.errors import (
     KeyError_,
     KeyMismatch,
     KeyMissing,
+    KeyUnavailable,
     NotFoundError,
     RestorePointExists,
     SwarmError,
@@ -61,6 +62,7 @@ from swarm.repo.format import (
     JOBS_PREFIX,
     KEYS_PREFIX,
     META_KEY,
+    MULTI_KEK,
     NEVER_DELETED,
     REQUIRED_FEATURES,
     RESTORE_POINTS_PREFIX,
@@ -109,11 +111,46 @@ class RepoConfig:
     kek_id: str
     key_check: str
     features: tuple[str, ...]
+    # Other key-encryption keys that still open this repository (kept by `keys rotate` until `keys
+    # retire`): (kek_id, key_check) each. Only with the ``multi-kek`` feature.
+    also: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> bytes:
-        return json.dumps({"format_version": self.format_version, "repo_id": self.repo_id,
-                           "created_at": self.created_at, "kek_id": self.kek_id, "key_check": self.key_check,
-                           "features": list(self.features)}, indent=1).encode()
+        body: dict[str, Any] = {"format_version": self.format_version, "repo_id": self.repo_id,
+                                "created_at": self.created_at, "kek_id": self.kek_id, "key_check": self.key_check,
+                                "features": list(self.features)}
+        if self.also:
+            body["also_keys"] = [{"kek_id": k, "key_check": c} for k, c in self.also]
+        return json.dumps(body, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RepoConfig:
+        """Parse ``swarm-repo.json``; ValueError / KeyError / TypeError when it is malformed."""
+        d: dict[str, Any] = json.loads(raw)
+        return cls(d["repo_id"], int(d["format_version"]), d["created_at"], d["kek_id"], d["key_check"],
+                   tuple(d.get("features", ())),
+                   tuple((str(a["kek_id"]), str(a["key_check"])) for a in d.get("also_keys", ())))
+
+    def key_ids(self) -> list[str]:
+        """Every key-encryption key that opens the repository, the primary first."""
+        return [self.kek_id, *(k for k, _ in self.also)]
+
+    def key_check_for(self, kek_id: str) -> str:
+        """The key check wrapped by ``kek_id`` (the primary's when it is none of them: it then fails)."""
+        return next((c for k, c in self.also if k == kek_id), self.key_check) if kek_id != self.kek_id \
+            else self.key_check
+
+
+def unwrap_body(kek: KeyProvider, body: dict[str, Any], context: bytes) -> bytes:
+    """Unwrap a wrapped key file's secret with ``kek``: ``wrapped`` when it is by ``kek`` (or the file
+    has no other wrap), else the ``also`` entry made by ``kek``. KeyError_ as the provider raises it
+    when none is; KeyError / ValueError when the body is malformed."""
+    also = body.get("also") or []
+    if also and body.get("kek_id") != kek.key_id:
+        for entry in also:
+            if entry.get("kek_id") == kek.key_id:
+                return kek.unwrap(base64.b64decode(entry["wrapped"]), context)
+    return kek.unwrap(base64.b64decode(body["wrapped"]), context)
 
 
 # The unwrapped WAL data key per (repository, KEK, data key id), shared by every Repository of
@@ -178,7 +215,7 @@ class Repository:
         repo_id = str(uuid.uuid4())
         check = kek.wrap(secrets.token_bytes(32), _check_ctx(repo_id))
         cfg = RepoConfig(repo_id, FORMAT_VERSION, utc_iso(clock.now()), kek.key_id,
-                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES)))
+                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES - {MULTI_KEK})))
         try:
             store.put(CONFIG_KEY, cfg.to_json(), if_absent=True)
         except ObjectExists as exc:
@@ -208,9 +245,7 @@ class Repository:
                               hint="Check SWARM_BACKUP_REPO. A new repository is created by the first "
                                    "backup.") from None
         try:
-            d: dict[str, Any] = json.loads(raw)
-            cfg = RepoConfig(d["repo_id"], int(d["format_version"]), d["created_at"], d["kek_id"],
-                             d["key_check"], tuple(d.get("features", ())))
+            cfg = RepoConfig.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{CONFIG_KEY} at {store.url} is damaged") from exc
         if cfg.format_version > FORMAT_VERSION or set(cfg.features) - SUPPORTED_FEATURES:
@@ -248,7 +283,16 @@ class Repository:
             return
         cfg = self.config
         try:
-            self.kek.unwrap(base64.b64decode(cfg.key_check), _check_ctx(cfg.repo_id))
+            check = cfg.key_check_for(self.kek.key_id) if cfg.also else cfg.key_check
+            self.kek.unwrap(base64.b64decode(check), _check_ctx(cfg.repo_id))
+        except KeyUnavailable as exc:  # the provider refuses the key: say so, and what depends on it
+            ids = sorted(self.manifest_ids())
+            shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            raise type(exc)(
+                f"{exc.message}. The repository at {self._store.url} (created with {cfg.kek_id}) cannot be "
+                f"used: {len(ids)} backup(s) are unrecoverable while the key stays unavailable"
+                + (f": {shown}" if ids else ""),
+                hint=exc.hint, details={**exc.details, "key": cfg.kek_id, "unrecoverable_backups": ids}) from exc
         except KeyError_ as exc:
             raise KeyMismatch(
                 f"wrong key for the repository at {self._store.url}: it was created with {cfg.kek_id}, "
@@ -256,6 +300,16 @@ class Repository:
                 hint="Point SWARM_KEY_URL (or [repository] key in swarm.toml) at the key file this repository "
                      "was created with. Nothing was written.") from exc
         self._key_checked = True
+
+    def _check_key_after(self, exc: BaseException) -> None:
+        """After an unwrap failed: a key its provider refuses (revoked, unavailable) is checked again
+        so the error names it and the backups that depend on it, even in a process that proved the key
+        earlier; any other failure gets the usual (possibly deferred) check."""
+        if isinstance(exc, KeyUnavailable):
+            self._key_checked = False
+            self._check_key()
+            raise exc
+        self._check_key()
 
     @property
     def url(self) -> str:
@@ -277,16 +331,16 @@ class Repository:
         if dek_id not in self._deks:
             try:
                 body = json.loads(self._store.get(dek_key(dek_id)))
-                wrapped = base64.b64decode(body["wrapped"])
+                base64.b64decode(body["wrapped"])
             except ObjectNotFound as exc:
                 raise IntegrityError(f"data key {dek_id} is missing from the repository",
                                      hint="Every backup sealed with it is unreadable.") from exc
             except (ValueError, KeyError) as exc:
                 raise IntegrityError(f"data key file for {dek_id} is damaged") from exc
             try:
-                self._deks[dek_id] = self.kek.unwrap(wrapped, _dek_ctx(self.config.repo_id, dek_id))
+                self._deks[dek_id] = unwrap_body(self.kek, body, _dek_ctx(self.config.repo_id, dek_id))
             except KeyError_ as exc:
-                self._check_key()  # a deferred check names a wrong key as such
+                self._check_key_after(exc)  # a deferred check names a wrong or revoked key as such
                 # The KEK was proven right when the repository was opened, so this file is damaged.
                 raise IntegrityError(f"data key file {dek_key(dek_id)} is damaged: it does not unwrap with the "
                                      "repository's key", hint="Backups sealed with it cannot be read.") from exc
@@ -311,9 +365,9 @@ class Repository:
                 self._store.put(key, json.dumps(body).encode(), if_absent=True)
             raw = self._store.get(key)
         try:
-            return self.kek.unwrap(base64.b64decode(json.loads(raw)["wrapped"]), ctx)
+            return unwrap_body(self.kek, json.loads(raw), ctx)
         except (ValueError, KeyError, KeyError_) as exc:
-            self._check_key()
+            self._check_key_after(exc)
             raise IntegrityError(f"{key} is damaged: {damaged}",
                                  hint=f"Restore {key} from a copy of the repository.") from exc
 
@@ -426,12 +480,12 @@ class Repository:
             raw = self._store.get(WAL_KEYS_KEY)
         try:
             body = json.loads(raw)
-            secret = self.kek.unwrap(base64.b64decode(body["wrapped"]), ctx)
+            secret = unwrap_body(self.kek, body, ctx)
             public = base64.b64decode(body["public"])
             if len(secret) != 64 or walbox.public_of(secret[:32]) != public:
                 raise ValueError("its public key is not its private key's")
         except (ValueError, KeyError, TypeError, KeyError_) as exc:
-            self._check_key()
+            self._check_key_after(exc)
             raise IntegrityError(f"{WAL_KEYS_KEY} is damaged ({exc})",
                                  hint="The WAL archive cannot be written or read; restore the file from a copy "
                                       "of the repository.") from exc

@@ -4,15 +4,21 @@ Services themselves never read ``Settings``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swarm.clock import Clock
 from swarm.config import Settings
-from swarm.crypto.keys import key_path_from_url, load_key_file
+from swarm.crypto.aead import new_key
+from swarm.crypto.keys import KeyProvider, LocalKeyFile, create_key_file, key_path_from_url
+from swarm.crypto.providers import is_key_file_url, load_provider
 from swarm.errors import ConfigError, UnavailableError
 from swarm.repo import CatalogueWatch, Repository
 from swarm.repo.copy import CopyTarget
+from swarm.repo.rotate import RetireResult, RotationResult, retire, rotate
+from swarm.repo.rotate import status as key_status
 from swarm.repo.upgrade import UpgradeResult, upgrade_repository
 from swarm.services.repository.verify import RestoreTestEnv
 from swarm.services.state.backup import StateScope
@@ -43,7 +49,7 @@ def open_repository(settings: Settings, *, create: bool = False, clock: Clock | 
     remembered apart from the primary (keyed by repository id and copy name)."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
-    kek = load_key_file(key_path_from_url(settings.key_url))
+    kek = load_provider(settings.key_url)
     if settings.copy is not None:
         create = False
     try:
@@ -92,7 +98,7 @@ def copy_targets(settings: Settings, name: str | None = None) -> list[CopyTarget
                          secret_key=place.s3_secret_key or settings.repo_s3_secret_key,
                          region=place.s3_region or settings.repo_s3_region)
         out.append(CopyTarget(place.name, open_store(place.url, opts, create=True),
-                              load_key_file(key_path_from_url(key_url))))
+                              load_provider(key_url)))
     return out
 
 
@@ -101,8 +107,63 @@ def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
     is loaded and proven first. The work, and what a kill -9 leaves, is ``swarm.repo.upgrade``."""
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
-    kek = load_key_file(key_path_from_url(settings.key_url))
+    kek = load_provider(settings.key_url)
     return upgrade_repository(open_store(url, repo_s3_options(settings), create=False), kek, clock)
+
+
+@dataclass
+class KeyRotation:
+    """What ``rotate_keys`` did: the rotation itself, and the key URL to configure from now on
+    (``created``: a new key file was made for it)."""
+
+    result: RotationResult
+    to_url: str
+    created: bool
+
+
+def rotate_keys(settings: Settings, to_url: str | None, *, dry_run: bool = False) -> KeyRotation:
+    """``swarm admin keys rotate``: rewrap every secret of the configured repository from the
+    configured key (SWARM_KEY_URL) to ``to_url``. Without ``to_url`` a file key gets a new key file
+    beside it (``<name>-<UTC time>.key``, not written on a dry run); a KMS key needs ``--to`` (KMS
+    rotates key material under the same key id by itself). The work, and what a kill -9 leaves, is
+    ``swarm.repo.rotate``; the caller points SWARM_KEY_URL at ``to_url`` afterwards."""
+    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
+    assert settings.key_url is not None
+    old = load_provider(settings.key_url)
+    created = False
+    if to_url is None:
+        if not is_key_file_url(settings.key_url):
+            raise ConfigError("a KMS key needs --to URL to rotate to another key",
+                              hint="KMS rotates a key's material itself under the same key id (aws kms "
+                                   "enable-key-rotation): nothing to rewrap. To move to another key or region, "
+                                   "give --to awskms:///<key>?region=R.")
+        path = key_path_from_url(settings.key_url)
+        target = path.with_name(f"{path.stem}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}{path.suffix}")
+        to_url = f"file://{target}"
+        new: KeyProvider = LocalKeyFile(target, new_key()) if dry_run else create_key_file(target)
+        created = not dry_run
+    else:
+        new = load_provider(to_url)
+    store = open_store(url, repo_s3_options(settings), create=False)
+    return KeyRotation(rotate(store, old, new, dry_run=dry_run), to_url, created)
+
+
+def retire_key(settings: Settings, key_id: str) -> RetireResult:
+    """``swarm admin keys retire KEY_ID``: drop a rotated-away key from the configured repository
+    (``swarm.repo.rotate.retire``); the configured key must open it."""
+    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
+    assert settings.key_url is not None
+    kek = load_provider(settings.key_url)
+    return retire(open_store(url, repo_s3_options(settings), create=False), kek, key_id)
+
+
+def keys_status(settings: Settings) -> dict[str, Any]:
+    """``swarm admin keys status``: the repository's keys and what each wraps (no provider call), plus
+    the configured key URL."""
+    url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
+    out = key_status(open_store(url, repo_s3_options(settings), create=False))
+    out["configured_key_url"] = settings.key_url
+    return out
 
 
 def server_access(settings: Settings) -> ServerAccess:

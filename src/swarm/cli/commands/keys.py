@@ -119,3 +119,83 @@ def untrust(ctx: typer.Context,
         render.emit_json({"fingerprint": fingerprint, "removed": removed})
         return
     render.out.print(f"no longer trusted: {fingerprint}", markup=False)
+
+
+@app.command("rotate")
+def rotate(ctx: typer.Context,
+           to: str = typer.Option(None, "--to", metavar="URL",
+                                  help="The new key: file:///path or awskms:///<key>?region=R[&endpoint=URL] "
+                                       "(default for a key file: a new key file beside it)."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be rewrapped; write nothing."),
+           as_json: bool = JSON_OPT) -> None:
+    """Rewrap every secret the key-encryption key wraps (data keys, dedup, metadata and WAL secrets,
+    the key check) with a new key, without re-encrypting any data.
+
+    The configured key (SWARM_KEY_URL) must open the repository. Both keys
+    read it until `swarm admin keys retire OLD_KEY_ID`; afterwards point
+    SWARM_KEY_URL at the new key. Safe to interrupt and run again.
+
+    Exit status: 0 done; 3 configuration; 4 a key is missing, wrong or
+    revoked; 7 the key provider cannot be reached; 8 the new key is the
+    configured one."""
+    from swarm.services.context import rotate_keys
+
+    done = rotate_keys(settings(ctx), to, dry_run=dry_run)
+    res = done.result
+    if as_json:
+        render.emit_json({**res.to_dict(), "to_url": done.to_url, "created_key_file": done.created})
+        return
+    verb = "would rewrap" if res.dry_run else "rewrapped"
+    render.out.print(f"{verb} {len(res.rewrapped)} of {res.files} key files from {res.from_key} to {res.to_key} "
+                     f"({res.already} already done){'; the key check too' if res.config_updated else ''}",
+                     markup=False)
+    if not res.dry_run:
+        if done.created:
+            render.err.print(f"created the new key file {done.to_url[len('file://'):]} (mode 0600): keep a copy "
+                             "offline", markup=False)
+        render.err.print(f"Now set SWARM_KEY_URL={done.to_url}; run `swarm admin verify`, then "
+                         f"`swarm admin keys retire {res.from_key}`.", markup=False)
+
+
+@app.command("retire")
+def retire(ctx: typer.Context,
+           key_id: str = typer.Argument(..., metavar="OLD_KEY_ID",
+                                        help="The rotated-away key (`swarm admin keys status`)."),
+           as_json: bool = JSON_OPT) -> None:
+    """Stop a rotated-away key from opening the repository: its wraps are removed.
+
+    Run it with the new key configured, after `swarm admin verify`. Refused
+    while the key is the primary one or a key file is wrapped by it alone.
+
+    Exit status: 0 done; 4 the configured key does not open the repository;
+    8 refused; 9 no such key in the repository."""
+    from swarm.services.context import retire_key
+
+    res = retire_key(settings(ctx), key_id)
+    if as_json:
+        render.emit_json(res.to_dict())
+        return
+    render.out.print(f"retired {res.key}: removed from {res.files} key files"
+                     f"{' and the key check' if res.config_updated else ''}", markup=False)
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Which key-encryption keys open the repository, and which key files each one wraps.
+
+    Makes no key provider call. Exit status: 0; 3 configuration."""
+    from swarm.services.context import keys_status
+
+    st = keys_status(settings(ctx))
+    if as_json:
+        render.emit_json(st)
+        return
+    render.out.print(f"repository {st['repo_id']}: {st['files']} key files, {len(st['backups'])} backups",
+                     markup=False)
+    for k in st["keys"]:
+        role = "primary" if k["primary"] else ("also opens" if k["opens"] else "wraps only")
+        miss = f", missing {len(k['missing'])}: {', '.join(k['missing'][:5])}" if k["missing"] else ""
+        render.out.print(f"  {k['kek_id']}  {role}  wraps {k['files']}/{st['files']}{miss}", markup=False)
+    if not st["rotation_complete"]:
+        render.err.print("the primary key does not wrap every key file: run `swarm admin keys rotate --to <primary>` "
+                         "with the old key configured", markup=False)

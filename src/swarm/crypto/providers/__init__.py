@@ -1,0 +1,52 @@
+"""Key-encryption-key providers, one interface (``swarm.crypto.keys.KeyProvider``), chosen by the
+key URL (``SWARM_KEY_URL``):
+
+* ``file:///path`` (or a plain path): a local key file (``LocalKeyFile``), or a WAL-only key file
+  for the PostgreSQL server user (``WalOnlyKey``);
+* ``awskms:///<key id | key ARN | alias/name>?region=R[&endpoint=URL]``: an AWS KMS key
+  (``swarm.crypto.providers.awskms.AwsKmsKey``), imported only when such a URL is used;
+* ``pkcs11:token=T;object=LABEL?module-path=...&pin-source=file:...`` (RFC 7512): an AES key on a
+  PKCS#11 token (``swarm.crypto.providers.pkcs11.Pkcs11Key``).
+
+Every provider: ``wrap(dek, context)`` / ``unwrap(wrapped, context)``, the context bound so a
+wrapped key moved elsewhere is refused (``KeyMismatch``); a key its provider no longer lets be
+used fails closed (``KeyRevoked`` / ``KeyUnavailable``, exit 4); a provider that cannot be reached
+is ``KeyProviderUnreachable`` (exit 7). ``key_id`` is recorded with every wrapped key.
+"""
+from __future__ import annotations
+
+from swarm.crypto.keys import KeyProvider, key_path_from_url, load_key_file
+from swarm.errors import ConfigError
+
+
+def load_provider(url: str) -> KeyProvider:
+    """The key provider a key URL names. ConfigError for a malformed URL; a key file's own errors
+    (KeyMissing, KeyError_) for ``file://``. A KMS provider makes no call until first used."""
+    if url.startswith("awskms:"):
+        from swarm.config.urls import UrlProblem, check_kms_url
+        from swarm.crypto.providers.awskms import AwsKmsKey
+
+        try:
+            parsed = check_kms_url(url)
+        except UrlProblem as exc:
+            raise ConfigError(f"key URL {url!r}: {exc}",
+                              hint="Write awskms:///<key id, key ARN or alias/name>?region=R[&endpoint=URL].") \
+                from exc
+        return AwsKmsKey(parsed)
+    if url.startswith("pkcs11:"):
+        from swarm.config.urls import UrlProblem, check_pkcs11_url
+        from swarm.crypto.providers.pkcs11 import Pkcs11Key
+
+        try:
+            p11 = check_pkcs11_url(url)
+        except UrlProblem as exc:
+            raise ConfigError(f"key URL {url!r}: {exc}",
+                              hint="Write pkcs11:token=T;object=LABEL?module-path=/path/lib.so"
+                                   "&pin-source=file:/path/pin (RFC 7512).") from exc
+        return Pkcs11Key(p11)
+    return load_key_file(key_path_from_url(url))
+
+
+def is_key_file_url(url: str) -> bool:
+    """True when the key URL names a local key file (``file://`` or a path)."""
+    return not url.startswith(("awskms:", "pkcs11:"))
