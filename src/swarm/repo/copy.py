@@ -73,7 +73,7 @@ from swarm.repo.format import (
     wal_key,
 )
 from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata
-from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx
+from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx, unwrap_body
 from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
 
 # the repository's own wrapped secrets and the context each is wrapped with (+ repo id)
@@ -86,9 +86,10 @@ def rewrap(raw: bytes, context: bytes, source: KeyProvider, target: KeyProvider)
     "wrapped", ...}``) unwrapped with ``source`` and wrapped again with ``target``; every other field
     kept. The same provider (same key id) gives ``raw`` itself, byte for byte."""
     body = json.loads(raw)
-    secret = source.unwrap(base64.b64decode(body["wrapped"]), context)
-    if source.key_id == target.key_id:
+    secret = unwrap_body(source, body, context)  # the source's own wrap, also in a rotated file (``also``)
+    if source.key_id == target.key_id and not body.get("also"):
         return raw, secret
+    body.pop("also", None)  # a copy carries only its own key's wrap
     body["kek_id"] = target.key_id
     body["wrapped"] = base64.b64encode(target.wrap(secret, context)).decode()
     return json.dumps(body, indent=1).encode(), secret
@@ -194,7 +195,9 @@ def _target_config(source: Repository, store: Store, kek: KeyProvider) -> tuple[
     """(the copy's current config or None, the config bytes a new copy gets). Refuses (CopyMismatch)
     a place that holds another repository."""
     cfg = source.config
-    _raw, check = rewrap(json.dumps({"wrapped": cfg.key_check}).encode(), _check_ctx(cfg.repo_id), source.kek, kek)
+    own_check = cfg.key_check if cfg.kek_id == source.kek.key_id else dict(cfg.also).get(source.kek.key_id,
+                                                                                          cfg.key_check)
+    _raw, check = rewrap(json.dumps({"wrapped": own_check}).encode(), _check_ctx(cfg.repo_id), source.kek, kek)
     mine = RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, kek.key_id,
                       base64.b64encode(kek.wrap(check, _check_ctx(cfg.repo_id))).decode()
                       if kek.key_id != source.kek.key_id else cfg.key_check, cfg.features)
@@ -203,9 +206,7 @@ def _target_config(source: Repository, store: Store, kek: KeyProvider) -> tuple[
     except ObjectNotFound:
         return None, mine.to_json()
     try:
-        d = json.loads(raw)
-        have = RepoConfig(d["repo_id"], int(d["format_version"]), d["created_at"], d["kek_id"], d["key_check"],
-                          tuple(d.get("features", ())))
+        have = RepoConfig.from_json(raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{CONFIG_KEY} of the copy at {store.url} is damaged",
                              hint="Restore it by hand, or make the copy in an empty place.") from exc
@@ -491,7 +492,7 @@ def _secret(repo: Repository) -> bytes:
     """The metadata secret as ``repo``'s own key file and key provider give it (never created here)."""
     try:
         body = json.loads(repo._store.get(META_KEY))
-        return repo.kek.unwrap(base64.b64decode(body["wrapped"]), f"swarm-meta\0{repo.config.repo_id}".encode())
+        return unwrap_body(repo.kek, body, f"swarm-meta\0{repo.config.repo_id}".encode())
     except (ObjectNotFound, KeyError, ValueError, KeyError_) as exc:
         raise IntegrityError(f"{META_KEY} of {repo.url} does not give the metadata key") from exc
 

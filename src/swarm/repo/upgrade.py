@@ -180,5 +180,5 @@ def upgrade_repository(store: Store, kek: KeyProvider, clock: Clock | None = Non
         repo._put_sealed(info.key, json.dumps(body, sort_keys=True, indent=1).encode())
         result.restore_points.append(point)
     store.put(CONFIG_KEY, RepoConfig(c.repo_id, FORMAT_VERSION, c.created_at, c.kek_id, c.key_check,
-                                     tuple(sorted(set(c.features) | {SEALED_METADATA}))).to_json())
+                                     tuple(sorted(set(c.features) | {SEALED_METADATA})), c.also).to_json())
     return result
