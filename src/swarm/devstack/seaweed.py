@@ -5,7 +5,9 @@ Traps handled here (shared/reference/s3-servers-probe.md): telemetry is on by de
 worker dials the admin gRPC port at admin HTTP + 10000, so that pair is chosen together;
 logs and sockets go under our directory (``-logdir``, ``*.localSocket``), but gRPC unix
 sockets are always ``/tmp/seaweedfs-*-grpc-<port>.sock`` and are removed on stop;
-``WEED_MASTER_VOLUME_GROWTH_COPY_1=1`` stops volumes running out with many buckets;
+``WEED_MASTER_VOLUME_GROWTH_COPY_1=1`` (one volume per bucket on its first write) and
+``-volume.max=1000`` (volumes are not preallocated, so the count costs no disk; mini's own
+estimate allows about 70) stop volumes running out with many buckets;
 SIGTERM can hang, so stop escalates to SIGKILL (data survives it).
 
 Only authenticated S3 requests reach the data (issue 10, finding 11). Every start writes a
@@ -158,7 +160,7 @@ class SeaweedServer:
                 f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
                 "-webdav=false", "-admin.ui=false", f"-admin.port={p['admin']}",
                 f"-admin.port.grpc={p['admin_grpc']}", "-master.telemetry=false",
-                "-master.electionTimeout=1s",
+                "-master.electionTimeout=1s", "-volume.max=1000",
                 f"-filer.localSocket={self.base / 'filer.sock'}", f"-s3.localSocket={self.base / 's3.sock'}"]
         # a WEED_* variable would override security.toml: none is inherited
         env = {k: v for k, v in os.environ.items() if not k.startswith("WEED_")}
