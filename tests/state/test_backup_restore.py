@@ -94,11 +94,14 @@ def test_small_edit_in_a_large_file_stores_few_chunks(repo: Repository, tmp_path
     (state / "log.bin").write_bytes(data[:1_000_000] + b"INSERTED" + data[1_000_000:])
     res = backup_state(repo, StateScope(state), recent_s=0)
     s = res.manifest.source
-    assert 1 <= s["new_blocks"] <= 2  # content-defined: the cuts after the insertion fall where they did
-    assert s["new_bytes"] <= 2 * (256 << 10)
+    # content-defined: the cuts after the insertion fall where they did. Two new chunks, or three when
+    # the edited chunk ended at the 256 KiB maximum (a forced cut moves with the insertion up to the
+    # next content-defined one); the chunker is keyed per repository, so which happens varies by run
+    assert 1 <= s["new_blocks"] <= 3
+    assert s["new_bytes"] <= 3 * (256 << 10)
     (state / "log.bin").write_bytes(b"HEAD" * 256 + data)  # 1 KiB inserted at the start
     s = backup_state(repo, StateScope(state), recent_s=0).manifest.source
-    assert s["new_blocks"] <= 2
+    assert s["new_blocks"] <= 3
 
 
 def test_swarm_home_as_state_dir_leaves_the_tools_files_out(repo: Repository, tmp_path: Path) -> None:
