@@ -94,7 +94,8 @@ def test_a_short_schedule_runs_for_real(tmp_path: Path, swarm_db: str) -> None:
     def enough() -> bool:  # what the assertions below need, however slow the machine is today
         ends = [e for e in _lines("".join(seen)) if e["event"] == "run-end"]
         ok = [e for e in ends if e["job"] == "logical" and e["outcome"] == "succeeded"]
-        broken = [e for e in ends if e["job"] == "broken" and e.get("final") and e["outcome"] == "failed"]
+        broken = [e for e in ends if e["job"] == "broken" and e.get("final") and e["outcome"] == "failed"
+                  and e["attempt"] == 2]
         verified = [e for e in ends if e["job"] == "verify" and e["outcome"] == "succeeded"]
         return len(ok) >= 2 and bool(broken) and bool(verified)
 
@@ -120,10 +121,12 @@ def test_a_short_schedule_runs_for_real(tmp_path: Path, swarm_db: str) -> None:
     # (and one SIGTERM interrupted is recorded as interrupted, not failed)
     broken = [e for e in ends if e["job"] == "broken" and e["outcome"] not in ("skipped", "interrupted")]
     assert broken and any(e["outcome"] == "failed" and e["error_code"] == "database-unavailable" for e in broken)
-    first = broken[0]
-    assert first["attempt"] == 1 and first["final"] is False
-    retry = [e for e in broken if e["slot"] == first["slot"] and e["attempt"] == 2]
-    assert retry and retry[0]["final"] is True and retry[0]["trigger"] == "retry"
+    # a retried slot: its first attempt failed and was not final, the retry (attempt 2) was final.
+    # (Another slot's retry may have met the logical lock or the SIGTERM: look at the one enough() saw.)
+    retries = [e for e in broken if e["attempt"] == 2 and e["final"] is True and e["outcome"] == "failed"]
+    assert retries and all(e["trigger"] == "retry" for e in retries), out
+    firsts = [e for e in broken if e["slot"] == retries[0]["slot"] and e["attempt"] == 1]
+    assert firsts and firsts[0]["final"] is False and firsts[0]["outcome"] == "failed", out
     # hooks: on_failure got the run as JSON on stdin, the webhook got it POSTed, the heartbeat pinged
     paged = [ln.split(" ", 1) for ln in hook_out.read_text().splitlines() if ln.strip()]
     assert paged and paged[0][0] == "broken" and json.loads(paged[0][1])["outcome"] == "failed"
