@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from swarm.services.objects.backup import restore_objects
 from swarm.services.objects.restore import restore_at
 from swarm.services.postgres.logical_restore import RestorePlan, execute_restore, plan_restore
 from swarm.services.reporting import NullReporter, Reporter
+from swarm.services.sets.outcome import StoresOutcome
 from swarm.services.state.restore import StateRestorePlan, execute_restore_state, plan_restore_state
 from swarm.sources.objects.bucket import Bucket
 
@@ -62,24 +63,11 @@ class SetRestorePlan:
 
 
 @dataclass
-class SetRestoreResult:
+class SetRestoreResult(StoresOutcome):
     plan: SetRestorePlan
-    postgres: dict[str, Any] = field(default_factory=dict)
-    bucket: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    integrity: dict[str, Any] | None = None
-    steps: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return (bool(self.postgres.get("validated")) and bool(self.bucket.get("ok")) and bool(self.state)
-                and (self.integrity is None or bool(self.integrity.get("ok"))))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "set": self.plan.manifest.id, "at": self.plan.source.at, "steps": self.steps,
-                "postgres": self.postgres, "bucket": self.bucket, "state": self.state,
-                "integrity": self.integrity, "timings": self.timings}
+        return {**self.stores_dict(), "set": self.plan.manifest.id, "at": self.plan.source.at}
 
 
 def load_set(repo: Repository, set_id: str) -> tuple[Manifest, SetSource]:

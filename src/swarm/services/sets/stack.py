@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from swarm.clock import parse_iso, utc_iso
 from swarm.errors import BackupNotFound, RefusedError
@@ -39,6 +39,7 @@ from swarm.repo import Repository
 from swarm.services.objects.restore import restore_at
 from swarm.services.postgres.pitr import PitrPlan, execute_pitr, plan_pitr
 from swarm.services.reporting import NullReporter, Reporter
+from swarm.services.sets.outcome import StoresOutcome
 from swarm.services.state.backup import state_snapshots
 from swarm.services.state.restore import StateRestorePlan, execute_restore_state, plan_restore_state
 from swarm.services.wal.server_access import ServerAccess
@@ -67,24 +68,13 @@ class StackRestorePlan:
 
 
 @dataclass
-class StackRestoreResult:
-    plan: StackRestorePlan
-    postgres: dict[str, Any] = field(default_factory=dict)
-    bucket: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    integrity: dict[str, Any] | None = None
-    steps: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+class StackRestoreResult(StoresOutcome):
+    postgres_done: ClassVar[str] = "started"  # a PITR is done when the recovered cluster has started
 
-    @property
-    def ok(self) -> bool:
-        return (bool(self.postgres.get("started")) and bool(self.bucket.get("ok")) and bool(self.state)
-                and (self.integrity is None or bool(self.integrity.get("ok"))))
+    plan: StackRestorePlan
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "at": utc_iso(self.plan.at), "steps": self.steps, "postgres": self.postgres,
-                "bucket": self.bucket, "state": self.state, "state_lag_s": self.plan.state_lag_s,
-                "integrity": self.integrity, "timings": self.timings}
+        return {**self.stores_dict(), "at": utc_iso(self.plan.at), "state_lag_s": self.plan.state_lag_s}
 
 
 def newest_state_at(repo: Repository, at: datetime) -> Manifest:
