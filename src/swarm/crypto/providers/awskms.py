@@ -138,6 +138,11 @@ class AwsKmsKey:
                              details={"key_id": "awskms:" + self._arn, "key_state": state})
         self._checked_at = now
 
+    def check_now(self) -> None:
+        """``check`` without the cache: the key's state as KMS reports it now (``swarm admin status``)."""
+        self._checked_at = None
+        self.check()
+
     def wrap(self, dek: bytes, context: bytes) -> bytes:
         self.check()
         out = self._call("encrypt", KeyId=self._arn, Plaintext=dek, EncryptionContext=encryption_context(context))
