@@ -74,3 +74,16 @@ def check_available(provider: KeyProvider) -> None:
             raise KeyMismatch(f"the key file {provider.path} now holds another key ({again.key_id}, not "
                               f"{provider.key_id})",
                               hint="Put the repository's key file back (from its offline copy).")
+
+
+def rewrap(old: KeyProvider, new: KeyProvider, wrapped: bytes, context: bytes) -> bytes:
+    """``new``'s wrap of the secret ``old`` wrapped as ``wrapped`` under ``context`` (the same context).
+
+    Between two KMS keys of one region and endpoint this is one ``ReEncrypt``: the secret is never
+    in this process's memory. Otherwise the secret is unwrapped by ``old`` and wrapped by ``new``.
+    Errors as the providers raise them (``KeyMismatch``, ``KeyRevoked``, ...)."""
+    reencrypt = getattr(new, "reencrypt_from", None)
+    can = getattr(new, "can_reencrypt_from", None)
+    if callable(reencrypt) and callable(can) and can(old):
+        return bytes(reencrypt(old, wrapped, context))
+    return new.wrap(old.unwrap(wrapped, context), context)
