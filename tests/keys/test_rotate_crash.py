@@ -1,7 +1,8 @@
 """Rotation file → KMS killed at every write, then rerun: it converges and every (real, pg_dump)
-backup verifies and restores with the new key alone (the old one retired); and a real `backup postgres` and `wal push` running
-while `keys rotate` runs lose nothing: afterwards every backup verifies and restores, and every
-pushed WAL segment comes back byte for byte, with the old key retired."""
+backup verifies and restores with the new key alone (the old one retired); and a real `backup
+postgres` and `wal push` running while `keys rotate` runs lose nothing: afterwards every backup
+verifies and restores, and every pushed WAL segment comes back byte for byte, with the old key
+retired."""
 from __future__ import annotations
 
 import json
