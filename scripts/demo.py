@@ -1,11 +1,11 @@
 """`make demo`: the main job on the embedded default stack, start to finish.
 
 up → seed → logical backup → verify (with a test restore) → restore into a new database,
-row counts match → bucket policy, replication to DR, an accidental delete undone, the
-bucket restored to a time → one run exported scrubbed and imported into an empty dev
-deployment → physical backup, restore point, an accident, point-in-time recovery →
-summary → down. Runs in ./.swarm-demo (removed at the end), so it never
-touches ~/.swarm. Exits non-zero if any step fails.
+row counts match → prune → key rotation (dry run, rotate, verify, retire the old key) →
+bucket policy, replication to DR, an accidental delete undone, the bucket restored to a time →
+one run exported scrubbed and imported into an empty dev deployment → physical backup,
+restore point, an accident, point-in-time recovery → summary → down. Runs in ./.swarm-demo
+(removed at the end), so it never touches ~/.swarm. Exits non-zero if any step fails.
 """
 from __future__ import annotations
 
@@ -160,6 +160,28 @@ def prune_demo(first: str) -> None:
                                              f"{mb(p['bytes_freed'])} in {p['seconds']:.1f} s")
 
 
+def rotation_demo(info: dict[str, Any]) -> None:
+    """Key rotation with backups in the repository: a dry run, the rotation (every wrapped key rewrapped
+    by a new key file, no data rewritten), a verify with the new key, then the old key retired."""
+    dry = step("key rotation, dry run", "admin", "keys", "rotate", "--dry-run")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"would rewrap {dry['rewrapped']} of {dry['files']} key files")
+    rot = step("rotate the key-encryption key", "admin", "keys", "rotate")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{rot['rewrapped']} key files rewrapped in {rot['seconds']:.2f} s, "
+                                             f"no data rewritten; {rot['to_key']} is the primary key")
+    config = Path(info["config"])  # every later command uses the new key
+    config.write_text(config.read_text().replace(info["key_url"], rot["to_url"]))
+    listed = swarm("admin", "backups", "list")[0]
+    rows = listed["backups"] if isinstance(listed, dict) else listed
+    newest = rows[-1]["id"]
+    v = step("verify with the new key", "admin", "verify", newest)
+    if not v["ok"]:
+        raise SystemExit(f"verify after the rotation failed: {v['problems']}")
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{newest}: {v['objects_checked']} objects checked")
+    r = step("retire the old key", "admin", "keys", "retire", rot["from_key"])
+    steps[-1] = (steps[-1][0], steps[-1][1], f"{r['retired_key']} no longer opens the repository")
+    info["key_url"] = rot["to_url"]
+
+
 def dr_copy_demo(info: dict[str, Any]) -> None:
     """Region loss: copy the repository off site (with a key of its own), lose the primary repository,
     restore from the copy alone."""
@@ -307,6 +329,7 @@ def main() -> None:
         steps[-1] = (steps[-1][0], steps[-1][1], f"{len(r['tables'])} tables, {rows} rows, every count matches")
         console.print(f"  point swarm at it: export SWARM_DB_URL='{r['swarm_db_url']}'")
         prune_demo(b["id"])
+        rotation_demo(info)
         objects_demo(info)
         transfer_demo(seeded["run_ids"][0])
         set_demo(info, seeded["run_ids"][1])
@@ -325,7 +348,8 @@ def main() -> None:
         t.add_row(name, f"{took:.1f}", detail)
     console.print(t)
     console.print("[bold green]demo complete[/]: logical backup proven and restored; bucket protected, an accidental "
-                  "delete undone and the bucket restored to a time; one run moved to dev without PII; the three "
+                  "delete undone and the bucket restored to a time; the key rotated and the old one retired; "
+                  "one run moved to dev without PII; the three "
                   "stores backed up as a set, restored into a scratch deployment that checks out, and drilled; "
                   "the database recovered to a point in time; the repository copied off site and restored from "
                   "with the primary gone.")

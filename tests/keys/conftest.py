@@ -1,10 +1,10 @@
 """Fixtures for key-provider tests: moto's server (real HTTP, reached by boto3 as AWS would be,
-from tests/objects/conftest.py), KMS keys made in it, and a factory giving each provider under
-test together with a way to revoke and restore its key."""
+started as ``swarm dev up --kms`` starts it: ``swarm.devstack.kms.MotoServer``), KMS keys made in
+it, and a factory giving each provider under test together with a way to revoke and restore its key."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,18 @@ import pytest
 
 from swarm.crypto.keys import KeyProvider, create_key_file
 from swarm.crypto.providers import load_provider
-from tests.objects.conftest import moto_endpoint  # noqa: F401  (the session's moto server)
+from swarm.devstack.kms import MotoServer
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server for the session, as its own process (the dev stack's helper)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server.endpoint
+    server.stop()
 
 
 @pytest.fixture
@@ -58,7 +67,7 @@ def new_kms_key(endpoint: str) -> KmsKey:
 
 
 @pytest.fixture
-def kms_key(moto_endpoint: str, aws_env: None) -> KmsKey:  # noqa: F811
+def kms_key(moto_endpoint: str, aws_env: None) -> KmsKey:
     return new_kms_key(moto_endpoint)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from swarm.crypto.keys import KeyProvider, create_key_file
 from swarm.crypto.providers import load_provider
-from swarm.errors import KeyMismatch, RefusedError
+from swarm.errors import KeyMismatch, KeyRevoked, RefusedError
 from swarm.repo import Repository
 from swarm.repo import rotate as rot
 from swarm.repo.format import DATA_PREFIX
@@ -135,3 +135,39 @@ def test_data_key_wrapped_by_the_old_key_after_rotation_blocks_retire(tmp_path: 
     rot.rotate(store, old, new)
     rot.retire(store, new, old.key_id)
     readable(store, new, backups)
+
+
+def recording_kms(key: KmsKey, calls: list[str]) -> KeyProvider:
+    """A KMS provider for ``key`` whose boto3 client records every KMS operation it sends."""
+    from swarm.config.urls import check_kms_url
+    from swarm.crypto.providers.awskms import AwsKmsKey
+    from tests.keys.conftest import kms_client
+
+    client = kms_client(key.endpoint)
+    client.meta.events.register("before-call.kms.*", lambda model, **kw: calls.append(model.name))
+    return AwsKmsKey(check_kms_url(key.url()), client=client)
+
+
+def test_kms_to_kms_rotation_uses_reencrypt_and_the_old_key_can_then_be_disabled(kms_key: KmsKey) -> None:
+    """No plaintext secret leaves KMS: every file (and the key check) is rewrapped by one ReEncrypt
+    with the encryption context kept; the only Decrypt is the key check proving the old key opens
+    the repository. Afterwards the new key alone reads everything, with the old key disabled."""
+    target = new_kms_key(kms_key.endpoint)
+    store = MemoryStore()
+    backups = populate(store, load_provider(kms_key.url()))
+    old_calls: list[str] = []
+    new_calls: list[str] = []
+    old, new = recording_kms(kms_key, old_calls), recording_kms(target, new_calls)
+    result = rot.rotate(store, old, new)
+    calls = old_calls + new_calls
+    assert calls.count("ReEncrypt") == len(result.rewrapped) + 1 >= 7, calls
+    assert calls.count("Decrypt") == 1 and "Encrypt" not in calls and "GenerateDataKey" not in calls, calls
+    for key in rot.wrapped_files(store):
+        body = json.loads(store.get(key))
+        assert rot.key_ids_of(body) == ["awskms:" + target.arn, "awskms:" + kms_key.arn]
+    kms_key.disable()
+    readable(store, load_provider(target.url()), backups)  # the new key alone restores everything
+    with pytest.raises(KeyRevoked):
+        Repository.open(store, load_provider(kms_key.url()))
+    rot.retire(store, load_provider(target.url()), "awskms:" + kms_key.arn)  # no call to the disabled key
+    readable(store, load_provider(target.url()), backups)

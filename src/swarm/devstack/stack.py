@@ -10,11 +10,20 @@ Layout::
     $SWARM_HOME/dev/seaweed-dr/   SeaweedFS DR instance (the replication target)
     $SWARM_HOME/dev/state/        the swarm state directory (cron/jobs.json, batch/)
     $SWARM_HOME/dev/repo/         the backup repository (file://)
+    $SWARM_HOME/dev/moto/         moto's server, the dev KMS (``up --kms`` only: moto.json, moto.log)
     $SWARM_HOME/wal-stream/       default spool of `swarm admin wal stream` (pg_receivewal)
     $SWARM_HOME/wal-stream.log    pg_receivewal's log next to it
 
 ``up`` is idempotent: what runs is left running, what is missing is created, and
 ``swarm.toml`` is rewritten to match.
+
+``up(kms=True)`` also starts moto's server (``swarm.devstack.kms``) and makes a KMS key in
+``us-east-1`` the repository's key: a new stack's repository is created with it; an existing
+stack's repository is rotated to it from the key file (``swarm.repo.rotate``: the key file keeps
+reading what it wrapped until ``swarm admin keys retire``). ``swarm.toml`` then names the key by
+its key id (never an alias). moto keeps keys in memory only: after ``down`` the key is gone, and
+a later ``up --kms`` refuses a repository sealed with it (ConfigError: purge and start again),
+which is the revoked-key contract made visible.
 
 WAL archiving: the cluster runs with ``wal_level = replica``, ``archive_mode = on``,
 ``archive_timeout = 60`` and ``archive_command`` = ``swarm admin wal push %p``. The server
@@ -49,6 +58,7 @@ from typing import Any
 import tomli_w
 
 from swarm.crypto.keys import create_key_file, load_key_file
+from swarm.devstack.kms import MotoServer
 from swarm.errors import ConfigError
 from swarm.platform.schema import apply_migrations
 from swarm.repo import Repository
@@ -97,6 +107,10 @@ class DevPaths:
     @property
     def pg(self) -> Path:
         return self.dev / "pg"
+
+    @property
+    def moto(self) -> Path:
+        return self.dev / "moto"
 
     @property
     def seaweed(self) -> Path:
@@ -167,8 +181,10 @@ class DevStack:
             client.create_bucket(Bucket=bucket)
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
-    def up(self) -> dict[str, Any]:
-        """Start (or keep) everything; return what a client needs (see ``info``)."""
+    def up(self, *, kms: bool = False) -> dict[str, Any]:
+        """Start (or keep) everything; return what a client needs (see ``info``). ``kms``: the
+        repository's key is a KMS key on moto's server (module docstring); the result then has
+        ``key_url`` (``awskms:///<key id>?region=us-east-1&endpoint=...``) and ``kms_endpoint``."""
         self._check_config_is_ours()
         state = self._load()
         self._check_cluster_authenticates(state)
@@ -177,7 +193,11 @@ class DevStack:
         fresh = not self.paths.key.exists()
         kek = load_key_file(self.paths.key) if not fresh else create_key_file(self.paths.key)
         self._prepare_repo(fresh=fresh)
-        repo = Repository.open(open_store(self.repo_url), kek, create=True)
+        store = open_store(self.repo_url)
+        kms_url: str | None = None
+        if kms or state.get("kms_key_id"):  # a stack made with --kms stays on its KMS key
+            kek, kms_url = self._kms(state, store, kek)
+        repo = Repository.open(store, kek, create=True)
         from swarm.services.wal.server_access import server_access_for
 
         # the server user gets the WAL push key only: it archives WAL and can decrypt nothing
@@ -211,8 +231,42 @@ class DevStack:
             (self.paths.state / sub).mkdir(parents=True, exist_ok=True)
         self._save(state)
         info = self.info(db_url, server, dr)
+        if kms_url is not None:
+            info["key_url"] = kms_url
+            info["kms_endpoint"] = MotoServer.load(self.paths.moto).endpoint
         self._write_config(info)
         return info
+
+    def _kms(self, state: dict[str, Any], store: Any, file_kek: Any) -> tuple[Any, str]:
+        """Start moto (or keep it), make (or keep) the stack's KMS key, and make it the repository's
+        key (rotating an existing repository from the key file; a kill -9 during it leaves what
+        ``swarm.repo.rotate`` describes, and the next ``up --kms`` finishes it). Returns the provider
+        and its key URL. ConfigError when the repository is sealed with a KMS key moto no longer holds."""
+        from swarm.config.urls import check_kms_url
+        from swarm.crypto.providers.awskms import AwsKmsKey
+        from swarm.repo.rotate import rotate
+
+        moto = MotoServer.load(self.paths.moto)
+        moto.start()
+        try:
+            primary: str | None = Repository.open(store, file_kek, check_key=False).config.kek_id
+        except ConfigError:  # no repository yet: it is created with the KMS key
+            primary = None
+        key_id = state.get("kms_key_id")
+        if not key_id or not moto.key_exists(str(key_id)):
+            if primary is not None and primary.startswith("awskms:"):
+                raise ConfigError(f"the dev stack's repository is sealed with {primary}, a key moto's server forgot "
+                                  "when it stopped: its backups are unrecoverable",
+                                  hint="Make a new stack: `swarm dev down --purge` then `swarm dev up --kms` (the dev "
+                                       "KMS lives in memory only; docs/keys.md).")
+            key_id = moto.create_key()["KeyId"]
+        state["kms_key_id"] = key_id
+        self._save(state)
+        url = moto.key_url(str(key_id))
+        provider = AwsKmsKey(check_kms_url(url), client=moto.client())
+        if primary is not None and primary != provider.key_id:
+            rotate(store, file_kek, provider)
+        return provider, url
 
     def _check_cluster_authenticates(self, state: dict[str, Any]) -> None:
         """Refuse, before touching anything, a cluster made by a version that trusted every local
@@ -314,6 +368,9 @@ class DevStack:
                           "pid": server.pid if server.is_running() else None},
             "seaweedfs_dr": {"running": dr.is_running(), "endpoint": dr.endpoint if dr.ports else None,
                              "pid": dr.pid if dr.is_running() else None},
+            "kms": {"running": (moto := MotoServer.load(self.paths.moto)).is_running(),
+                    "endpoint": moto.endpoint if moto.port else None, "key_id": state.get("kms_key_id"),
+                    "pid": moto.pid if moto.is_running() else None},
             "state_dir": str(self.paths.state),
             "repo": self.repo_url,
             "config": str(self.paths.config),
@@ -336,6 +393,10 @@ class DevStack:
                 if srv.is_running():
                     srv.stop()
                     stopped.append(name)
+            moto = MotoServer.load(self.paths.moto)
+            if moto.is_running():
+                moto.stop()
+                stopped.append("kms")
         if purge:
             if state:
                 self._cluster(state).destroy()

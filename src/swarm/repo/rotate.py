@@ -16,6 +16,10 @@ and are not touched.
 3. ``swarm-repo.json`` makes ``new`` the primary key (its key check) and keeps ``old``'s key check
    under ``also_keys``.
 
+Each rewrap is ``swarm.crypto.providers.rewrap``: between two AWS KMS keys of one region and
+endpoint it is a single ``ReEncrypt`` (the secret never leaves KMS, the encryption context is kept);
+otherwise ``old`` unwraps and ``new`` wraps, in memory only.
+
 kill -9 between any two steps (or between two files of step 2) leaves a repository that both keys
 open and read: files not yet rewrapped carry ``old``, rewrapped ones carry both, and until step 3
 ``new`` is refused as "wrong key" by the key check (so nothing reads a file ``new`` does not wrap).
@@ -37,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm.crypto.keys import KeyProvider
+from swarm.crypto.providers import rewrap
 from swarm.errors import IntegrityError, NotFoundError, RefusedError
 from swarm.repo.format import CONFIG_KEY, DEDUP_KEY, KEYS_PREFIX, META_KEY, MULTI_KEK, WAL_KEYS_KEY
-from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx, unwrap_body
+from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx
 from swarm.storage.base import Store
 
 SECRET_PURPOSES: dict[str, str] = {META_KEY: "swarm-meta", DEDUP_KEY: "swarm-dedup", WAL_KEYS_KEY: "swarm-wal-keys"}
@@ -65,6 +70,16 @@ def context_of(key: str, repo_id: str) -> bytes:
 def key_ids_of(body: dict[str, Any]) -> list[str]:
     """The KEKs that wrap a wrapped key file's secret, the primary first."""
     return [str(body.get("kek_id")), *(str(e.get("kek_id")) for e in body.get("also") or [])]
+
+
+def wrapped_by(body: dict[str, Any], kek_id: str) -> bytes:
+    """The wrap ``kek_id`` made of a wrapped key file's secret, chosen as ``unwrap_body`` chooses it
+    (the primary ``wrapped`` when no ``also`` entry is ``kek_id``'s)."""
+    if body.get("kek_id") != kek_id:
+        for entry in body.get("also") or []:
+            if entry.get("kek_id") == kek_id:
+                return base64.b64decode(entry["wrapped"])
+    return base64.b64decode(body["wrapped"])
 
 
 def _config(store: Store) -> RepoConfig:
@@ -125,11 +140,10 @@ def rotate(store: Store, old: KeyProvider, new: KeyProvider, *, dry_run: bool = 
             if dry_run:
                 continue
             ctx = context_of(key, cfg.repo_id)
-            secret = unwrap_body(old, body, ctx)
+            fresh = rewrap(old, new, wrapped_by(body, old_id), ctx)
             also = [{"kek_id": body["kek_id"], "wrapped": body["wrapped"]},
                     *(e for e in body.get("also") or [] if e.get("kek_id") not in (new_id, body["kek_id"]))]
-            body.update({"kek_id": new_id, "wrapped": base64.b64encode(new.wrap(secret, ctx)).decode(),
-                         "also": also})
+            body.update({"kek_id": new_id, "wrapped": base64.b64encode(fresh).decode(), "also": also})
             store.put(key, json.dumps(body, indent=1).encode())
         if not changed:
             break
@@ -137,13 +151,12 @@ def rotate(store: Store, old: KeyProvider, new: KeyProvider, *, dry_run: bool = 
     if cfg.kek_id != new_id:
         result.config_updated = True
         if not dry_run:
-            check = unwrap_body(old, {"kek_id": cfg.kek_id, "wrapped": cfg.key_check,
-                                      "also": [{"kek_id": k, "wrapped": c} for k, c in cfg.also]},
-                                _check_ctx(cfg.repo_id))
+            check = wrapped_by({"kek_id": cfg.kek_id, "wrapped": cfg.key_check,
+                                "also": [{"kek_id": k, "wrapped": c} for k, c in cfg.also]}, old_id)
             kept: tuple[tuple[str, str], ...] = (
                 (cfg.kek_id, cfg.key_check), *((k, c) for k, c in cfg.also if k not in (new_id, cfg.kek_id)))
             cfg = RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, new_id,
-                             base64.b64encode(new.wrap(check, _check_ctx(cfg.repo_id))).decode(),
+                             base64.b64encode(rewrap(old, new, check, _check_ctx(cfg.repo_id))).decode(),
                              tuple(dict.fromkeys((*cfg.features, MULTI_KEK))), kept)
             store.put(CONFIG_KEY, cfg.to_json())
     result.seconds = time.monotonic() - started

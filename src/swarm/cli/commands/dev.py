@@ -15,11 +15,26 @@ app = typer.Typer(help="The embedded stack for a laptop, the demo and the tests.
 
 
 @app.command()
-def up(as_json: bool = JSON_OPT) -> None:
-    """Start PostgreSQL 15 and SeaweedFS on loopback, create the key and repository, write the config."""
+def up(kms: bool = typer.Option(False, "--kms", help="Also start moto's server as a KMS and make a KMS key in "
+                                                    "us-east-1 the repository's key (docs/keys.md)."),
+       as_json: bool = JSON_OPT) -> None:
+    """Start PostgreSQL 15 and SeaweedFS on loopback, create the key and repository, write the config.
+
+    With --kms (kept by later `up`s of the same stack) the key is a KMS key
+    on moto's server: every command then needs AWS credentials in its
+    environment (moto accepts any: `export AWS_ACCESS_KEY_ID=swarm-dev
+    AWS_SECRET_ACCESS_KEY=swarm-dev`). moto forgets its keys when it stops,
+    so the stack's backups do not survive `swarm dev down`."""
+    import os
+
+    from swarm.devstack.kms import DEV_CREDENTIALS
     from swarm.devstack.stack import DevStack
 
-    info = DevStack(swarm_home()).up()
+    info = DevStack(swarm_home()).up(kms=kms)
+    if "kms_endpoint" in info:
+        for name, value in DEV_CREDENTIALS.items():  # for the check below; later commands need them exported
+            os.environ.setdefault(name, value)
+        info["aws_env"] = {name: os.environ[name] for name in DEV_CREDENTIALS}
     # the configuration proven end to end (`admin check config`), so a broken archive shows at once
     from swarm.config import load_settings
     from swarm.services.context import check_configuration
@@ -38,8 +53,13 @@ def up(as_json: bool = JSON_OPT) -> None:
                ("objects", objects),
                ("DR objects", f"{info['dr_objects_endpoint']} bucket {info['dr_objects_bucket']}"),
                ("state dir", info["state_dir"]), ("repository", info["repo"]), ("key", info["key_url"]),
+               *([("KMS", info["kms_endpoint"] + " (moto's server: keys in memory only)")]
+                 if "kms_endpoint" in info else []),
                ("config", info["config"])])
     render.out.print("Every `swarm admin` command now uses this stack. Stop it with `swarm dev down`.")
+    if "aws_env" in info:
+        render.out.print("The key is a KMS key: export AWS credentials first (moto accepts any): export "
+                         + " ".join(f"{k}={v}" for k, v in info["aws_env"].items()), markup=False)
     status_view.config_result(checked, as_json=False)
     if not checked.ok:
         raise typer.Exit(int(ExitCode.FAILED))
@@ -78,6 +98,8 @@ def status(as_json: bool = JSON_OPT) -> None:
         ["seaweedfs", "running" if sw["running"] else "stopped", sw["endpoint"], sw["pid"]],
         ["seaweedfs (DR)", "running" if st["seaweedfs_dr"]["running"] else "stopped", st["seaweedfs_dr"]["endpoint"],
          st["seaweedfs_dr"]["pid"]],
+        *([["kms (moto)", "running" if st["kms"]["running"] else "stopped", st["kms"]["endpoint"], st["kms"]["pid"]]]
+          if st["kms"]["key_id"] else []),
     ])
 
 

@@ -15,8 +15,8 @@ is ``KeyProviderUnreachable`` (exit 7). ``key_id`` is recorded with every wrappe
 """
 from __future__ import annotations
 
-from swarm.crypto.keys import KeyProvider, key_path_from_url, load_key_file
-from swarm.errors import ConfigError
+from swarm.crypto.keys import KeyProvider, LocalKeyFile, key_path_from_url, load_key_file
+from swarm.errors import ConfigError, KeyMismatch
 
 
 def load_provider(url: str) -> KeyProvider:
@@ -50,3 +50,40 @@ def load_provider(url: str) -> KeyProvider:
 def is_key_file_url(url: str) -> bool:
     """True when the key URL names a local key file (``file://`` or a path)."""
     return not url.startswith(("awskms:", "pkcs11:"))
+
+
+def check_available(provider: KeyProvider) -> None:
+    """Ask the provider, now, whether the key-encryption key can be used (no wrap or unwrap):
+
+    * AWS KMS: ``DescribeKey``'s ``KeyState``, read afresh (the same check every command makes
+      before its first wrap or unwrap, without the 15-minute cache): ``KeyRevoked`` unless
+      ``Enabled``, ``KeyUnavailable`` when access is denied;
+    * PKCS#11: the token is present, accepts the PIN and holds the key (``KeyUnavailable`` if not);
+    * a key file: it is still there, readable, 0600, and holds the same key (``KeyMissing`` /
+      ``KeyMismatch`` if not).
+
+    ``KeyProviderUnreachable`` (exit 7) when the provider cannot be asked. Returns None when the key
+    is usable. Read only: nothing is written anywhere."""
+    check = getattr(provider, "check_now", None)
+    if callable(check):
+        check()
+        return
+    if isinstance(provider, LocalKeyFile):
+        again = load_key_file(provider.path)
+        if again.key_id != provider.key_id:
+            raise KeyMismatch(f"the key file {provider.path} now holds another key ({again.key_id}, not "
+                              f"{provider.key_id})",
+                              hint="Put the repository's key file back (from its offline copy).")
+
+
+def rewrap(old: KeyProvider, new: KeyProvider, wrapped: bytes, context: bytes) -> bytes:
+    """``new``'s wrap of the secret ``old`` wrapped as ``wrapped`` under ``context`` (the same context).
+
+    Between two KMS keys of one region and endpoint this is one ``ReEncrypt``: the secret is never
+    in this process's memory. Otherwise the secret is unwrapped by ``old`` and wrapped by ``new``.
+    Errors as the providers raise them (``KeyMismatch``, ``KeyRevoked``, ...)."""
+    reencrypt = getattr(new, "reencrypt_from", None)
+    can = getattr(new, "can_reencrypt_from", None)
+    if callable(reencrypt) and callable(can) and can(old):
+        return bytes(reencrypt(old, wrapped, context))
+    return new.wrap(old.unwrap(wrapped, context), context)

@@ -3,9 +3,11 @@
 The key-encryption key never leaves KMS: ``wrap`` is ``Encrypt`` and ``unwrap`` is ``Decrypt``,
 both with an encryption context that binds the purpose, the repository id and (for a data key)
 the data key id, so a wrapped key moved to another repository or another data key's file is
-refused by KMS itself. The wrapped bytes are KMS's ciphertext blob, stored as the key files under
-``keys/`` already store a wrapped key; the provider's key id (``awskms:<key ARN>``, resolved from an
-alias once) is recorded next to each of them by the repository.
+refused by KMS itself. Rotating from another key of the same region and endpoint uses
+``ReEncrypt`` (``reencrypt_from``), so no plaintext key leaves KMS. The wrapped bytes are KMS's
+ciphertext blob, stored as the key files under ``keys/`` already store a wrapped key; the
+provider's key id (``awskms:<key ARN>``, resolved from an alias once) is recorded next to each of
+them by the repository.
 
 Before first use, and again once ``max_age`` seconds (default 15 minutes) have passed, the key's
 ``KeyState`` is read with ``DescribeKey``: anything but ``Enabled`` (disabled, pending deletion,
@@ -97,7 +99,7 @@ class AwsKmsKey:
                                    "role.") from exc
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if op == "decrypt" and code in ("IncorrectKeyException", "AccessDeniedException"):
+            if op in ("decrypt", "re_encrypt") and code in ("IncorrectKeyException", "AccessDeniedException"):
                 # DescribeKey just succeeded: the ciphertext is another key's (AWS says IncorrectKey,
                 # some compatible servers AccessDenied), or this caller lacks kms:Decrypt
                 raise KeyMismatch(f"{self.description} cannot unwrap this data key: it was wrapped by another "
@@ -138,9 +140,32 @@ class AwsKmsKey:
                              details={"key_id": "awskms:" + self._arn, "key_state": state})
         self._checked_at = now
 
+    def check_now(self) -> None:
+        """``check`` without the cache: the key's state as KMS reports it now (``swarm admin status``)."""
+        self._checked_at = None
+        self.check()
+
     def wrap(self, dek: bytes, context: bytes) -> bytes:
         self.check()
         out = self._call("encrypt", KeyId=self._arn, Plaintext=dek, EncryptionContext=encryption_context(context))
+        return bytes(out["CiphertextBlob"])
+
+    def can_reencrypt_from(self, old: object) -> bool:
+        """Whether a key wrapped by ``old`` can be rewrapped for this key inside KMS (``ReEncrypt``):
+        ``old`` is a KMS key reached through the same region and endpoint."""
+        return isinstance(old, AwsKmsKey) and (old.url.region, old.url.endpoint) == (self.url.region,
+                                                                                    self.url.endpoint)
+
+    def reencrypt_from(self, old: AwsKmsKey, wrapped: bytes, context: bytes) -> bytes:
+        """Rewrap ``wrapped`` (``old``'s wrap of a secret under ``context``) for this key with one
+        ``ReEncrypt``: KMS decrypts and encrypts inside itself, so the plaintext secret never leaves it,
+        and the encryption context is kept. Both keys' states are checked first (``KeyRevoked``).
+        Needs ``kms:ReEncryptFrom`` on ``old`` and ``kms:ReEncryptTo`` on this key."""
+        old.check()
+        self.check()
+        ctx = encryption_context(context)
+        out = self._call("re_encrypt", CiphertextBlob=wrapped, SourceKeyId=old._arn, SourceEncryptionContext=ctx,
+                         DestinationKeyId=self._arn, DestinationEncryptionContext=ctx)
         return bytes(out["CiphertextBlob"])
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:

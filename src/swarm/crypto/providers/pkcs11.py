@@ -83,6 +83,11 @@ class Pkcs11Key:
             self._id = str(self._run(kcv))
         return self._id
 
+    def check_now(self) -> None:
+        """Open a session and find the key (``KeyUnavailable`` if the token, the PIN or the key is
+        missing); nothing is encrypted."""
+        self._run(lambda p, session, key, serial: None)
+
     def wrap(self, dek: bytes, context: bytes) -> bytes:
         def op(p: Any, session: Any, key: Any, serial: str) -> bytes:
             nonce = bytes(session.generate_random(96))

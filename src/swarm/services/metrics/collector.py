@@ -22,7 +22,7 @@ METRIC_NAMES = frozenset({
     "swarm_recovery_window_seconds", "swarm_drill_last_success_timestamp_seconds", "swarm_drill_rto_seconds",
     "swarm_repository_bytes", "swarm_replication_lag_seconds", "swarm_job_failures_total",
     "swarm_job_last_success_timestamp_seconds", "swarm_status_level", "swarm_repo_copy_lag_seconds",
-    "swarm_drill_rpo_seconds",
+    "swarm_drill_rpo_seconds", "swarm_key_available",
 })
 LEVELS = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 
@@ -78,6 +78,12 @@ def families(rep: Any) -> list[Metric]:
     level = gauge("swarm_status_level", "The status's level: 0 OK, 1 UNKNOWN, 2 WARNING, 3 CRITICAL "
                                         "(`swarm admin status`)")
     level.add_metric([], LEVELS[rep.level])
+    key = next((c for c in rep.checks if c.name == "key"), None)
+    if key is not None and key.facts.get("available") is not None:  # unreachable: not known, so absent
+        gauge("swarm_key_available", "1 if the key provider lets the repository's key-encryption key be used, 0 "
+                                      "if it refuses it (disabled, deleted, access denied): backups are "
+                                      "unrecoverable while 0", ["key_id"]).add_metric(
+            [str(key.facts["key_id"])], 1 if key.facts["available"] else 0)
     last = gauge("swarm_backup_last_success_timestamp_seconds",
                  "Unix time the newest good backup of the kind finished (a set's parts count for their kinds)",
                  ["kind"])

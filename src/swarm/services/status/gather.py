@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from swarm.clock import Clock, SystemClock, parse_iso, utc_iso
-from swarm.errors import SwarmError
+from swarm.crypto.providers import check_available
+from swarm.errors import KeyError_, KeyProviderUnreachable, SwarmError
 from swarm.model.manifest import Manifest
 from swarm.model.schedule import (
     CRITICAL,
@@ -124,6 +125,17 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
     now = clock.now()
     checks: list[Check] = []
     warnings: list[str] = []
+    if not _key(repo, checks):
+        # Everything else needs the key (manifests are sealed): report the key, what depends on it,
+        # and what a listing shows.
+        ids = sorted(repo.manifest_ids())
+        return StatusReport(utc_iso(now), repo.url, checks, {}, None, None, None, None,
+                            {"stored_bytes": repo.stored_bytes(), "backup_bytes": None, "dedup_ratio": None,
+                             "backups": len(ids)},
+                            [{"mode": h.mode, "command": h.command, "host": h.host, "pid": h.pid,
+                              "since": h.started_at} for h in repo.lock_holders()],
+                            {}, kind_intervals(jobs, now),
+                            ["nothing but the key was checked: every other check needs the key"])
     damaged: dict[str, str] = {}
     manifests = repo.list_backups(damaged)
     for bid, problem in damaged.items():
@@ -264,6 +276,38 @@ def deployment_status(repo: Repository, jobs: Mapping[str, Job], *, db_url: str 
     return StatusReport(utc_iso(now), repo.url, checks, backups, wal_facts, rpo, window, repl, storage, locks,
                         jobs_out, intervals, warnings, last_verify=last_verify, copies=copies_out,
                         last_drill=last_drill)
+
+
+def _key(repo: Repository, checks: list[Check]) -> bool:
+    """The ``key`` check: ask the key provider now whether the key-encryption key can be used
+    (``swarm.crypto.providers.check_available``: for AWS KMS the same ``DescribeKey`` ``KeyState``
+    check every command makes before using the key). A key its provider refuses (disabled, pending
+    deletion, deleted, access denied, not on the token, a changed key file) is CRITICAL, naming the
+    key and the backups that are unrecoverable while it stays so; a provider that cannot be reached
+    is CRITICAL too, as "unreachable" (the key may be fine). False when the key cannot be used."""
+    kek, primary = repo.kek, repo.config.kek_id
+    try:
+        check_available(kek)
+    except (KeyError_, KeyProviderUnreachable) as exc:
+        ids = sorted(repo.manifest_ids())
+        key_id = str(exc.details.get("key_id") or primary)
+        facts: dict[str, Any] = {"key_id": key_id, "repository_key": primary, "available": False,
+                                 "error": exc.code, "unrecoverable_backups": ids,
+                                 **({"key_state": exc.details["key_state"]} if "key_state" in exc.details else {})}
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        if isinstance(exc, KeyProviderUnreachable):
+            facts["available"] = None  # not known: the provider did not answer
+            summary = (f"key {key_id}: its provider is unreachable ({exc.message}); while it stays so no backup "
+                       f"can be taken or restored ({len(ids)} backup(s) depend on it)")
+        else:
+            summary = (f"key {key_id} is unavailable ({exc.message}): {len(ids)} backup(s) are unrecoverable "
+                       "while it stays so" + (f": {shown}" if ids else ""))
+        checks.append(Check("key", CRITICAL, summary, exc.hint or "Make the key usable again.", facts))
+        return False
+    key_id = primary if kek.key_id == primary else kek.key_id
+    checks.append(Check("key", OK, f"key {key_id} is available ({kek.description})", None,
+                        {"key_id": key_id, "repository_key": primary, "available": True}))
+    return True
 
 
 def _last_drill(repo: Repository, checks: list[Check], now: datetime, intervals: Mapping[str, float]
