@@ -4,11 +4,15 @@ CRITICAL as "unreachable", and enabling the key again makes the status OK. Nothi
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
+
+import pytest
 
 from prometheus_client import generate_latest
 
 from swarm.cli.commands.status import NAGIOS
+from swarm.cli.main import main
 from swarm.crypto.keys import create_key_file
 from swarm.crypto.providers import load_provider
 from swarm.model.schedule import CRITICAL, OK
@@ -17,7 +21,7 @@ from swarm.services.metrics import registry_for
 from swarm.services.status import StatusReport, deployment_status
 from swarm.storage.factory import open_store
 from tests.keys.conftest import REGION, KmsKey
-from tests.keys.test_revoked_key_cli import make_repo, tree
+from tests.keys.test_revoked_key_cli import make_repo, run, tree
 
 
 def status_of(root: Path, url: str) -> StatusReport:
@@ -85,3 +89,24 @@ def test_key_file_replaced_is_critical(tmp_path: Path) -> None:
     key = next(c for c in rep.checks if c.name == "key")
     assert key.level == CRITICAL and key.facts["error"] == "key-mismatch", key
     assert key.facts["unrecoverable_backups"] == sorted(ids)
+
+
+def test_cli_status_reports_a_disabled_key_as_critical_not_as_an_error(
+        kms_key: KmsKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the command: exit 1 with level CRITICAL (2 and a "SWARM CRITICAL" line under --nagios),
+    not exit 4 from opening the repository; OK again once the key is enabled."""
+    root, _ = make_repo(tmp_path, kms_key.url())
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(f'[repository]\nurl = "file://{root}"\nkey = "{kms_key.url()}"\n[schedule]\n')
+    monkeypatch.setenv("SWARM_CONFIG", str(cfg))
+    kms_key.disable()
+    code, out = run(monkeypatch, capsys, "admin", "status", "--no-replication")
+    assert code == 1 and out.get("level") == "CRITICAL", (code, out)
+    monkeypatch.setattr(sys, "argv", ["swarm", "admin", "status", "--nagios", "--no-replication"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    line = capsys.readouterr().out
+    assert e.value.code == 2 and line.startswith("SWARM CRITICAL"), line
+    kms_key.enable()
+    code, out = run(monkeypatch, capsys, "admin", "status", "--no-replication")
+    assert [c for c in out["checks"] if c["name"] == "key"][0]["level"] == "OK", out

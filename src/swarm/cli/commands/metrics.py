@@ -32,7 +32,7 @@ def _gather(ctx: typer.Context, replication: bool) -> Any:
                 from swarm.services.objects.replicate import check_replication
 
                 return check_replication(open_bucket(primary_config(s)), open_bucket(dr_config(s)), limit=10)
-        return deployment_status(open_repository(s), s.schedule, db_url=s.db_url, replication=check_dr)
+        return deployment_status(open_repository(s, check_key=False), s.schedule, db_url=s.db_url, replication=check_dr)
 
     return gather
 

@@ -35,7 +35,8 @@ def register(admin: typer.Typer) -> None:
         Exit status:
         0 everything is OK;
         1 anything is WARNING, CRITICAL or UNKNOWN;
-        3 configuration missing; 4 wrong key; 7 the repository cannot be
+        3 configuration missing; 4 the configured key does not open the
+          repository (wrong key); 7 the repository cannot be
           reached.
         With --nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (and 3 for
         every error, a usage error included).
@@ -47,7 +48,7 @@ def register(admin: typer.Typer) -> None:
         from swarm.ui.views import status as view
 
         s = settings(ctx)
-        repo = open_repository(s)
+        repo = open_repository(s, check_key=False)  # a refused key is the `key` check's CRITICAL, not exit 4
         check_dr: Any = None
         if replication and s.dr_objects_bucket and s.objects_bucket:
             def check_dr() -> Any:
