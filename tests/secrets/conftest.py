@@ -102,6 +102,7 @@ def bare(tmp_path: Path) -> Deployment:
     secret_file.parent.mkdir()
     oidc = strong()
     secret_file.write_text(oidc + "\n")
+    secret_file.chmod(0o600)
     values = {"SWARM_JWT_SECRET": strong(), "SWARM_LLM_API_KEY": strong(), "file": oidc}
     dep = Deployment(root, state, root / "repo", key, values, secret_file, repository=False)
     dep.write_config(f'[secrets]\noidc_client_secret = "file:{secret_file}"\n')

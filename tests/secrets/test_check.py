@@ -24,6 +24,7 @@ def test_clean_deployment_passes(deployment: Deployment) -> None:
     assert all(x["state"] == "ok" for x in s.values())
     assert s["oidc_client_secret"]["source"] == f"file:{deployment.secret_file}"
     assert s["oidc_client_secret"]["length"] == len(deployment.values["file"])  # the trailing newline is not in it
+    assert s["oidc_client_secret"]["warnings"] == []
     places = {p["place"]: p for p in d["scanned"]}
     assert set(places) == {"config", "state-dir", "state-snapshot"}
     assert places["state-dir"]["files"] == 7 and places["state-snapshot"]["files"] == 7
@@ -138,10 +139,12 @@ def test_missing_file_and_min_length(bare: Deployment) -> None:
 
 def test_not_used_secret_is_not_checked(bare: Deployment) -> None:
     deployment = bare
+    deployment.secret_file.chmod(0o644)
     deployment.write_config(f'[secrets]\noidc_client_secret = ""\njwt = "file:{deployment.secret_file}"\n')
     code, _, _, d = deployment.check()
     assert code == 0, d
     assert set(by_name(d)) == {"jwt", "llm.default"} and d["not_used"] == ["oidc_client_secret"]
+    assert by_name(d)["jwt"]["warnings"] == ["the file is readable by others than its owner (mode 0o644); chmod 600 it"]
     assert d["not_scanned"] == [{"place": "state-snapshot",
                                  "reason": "no backup repository is configured (SWARM_BACKUP_REPO)"}]
 

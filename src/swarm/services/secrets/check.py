@@ -181,6 +181,9 @@ def check_secrets(policy: SecretsPolicy, *, config_path: Path | None = None, sco
             elif not matcher.add(name, got.value):
                 status.warnings.append(f"not looked for elsewhere (shorter than {MIN_MATCH_LENGTH} bytes)")
         del got
+        mode = status.facts.get("mode")
+        if isinstance(mode, str) and int(mode, 8) & 0o077:
+            status.warnings.append(f"the file is readable by others than its owner (mode {mode}); chmod 600 it")
         if source.scheme == AWS_SM and status.facts and not status.facts.get("previous") and status.state == OK:
             status.warnings.append("no AWSPREVIOUS version: nothing to roll back to if the current value is "
                                    "overwritten by mistake")
