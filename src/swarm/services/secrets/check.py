@@ -196,7 +196,7 @@ def check_secrets(policy: SecretsPolicy, *, config_path: Path | None = None, sco
         places.file(config_path.name, _file_pieces(config_path))
     if scope is not None:
         if scope.state_dir.is_dir():
-            _scan_state_dir(places, scope)
+            _scan_state_dir(places, scope, warnings)
         else:
             not_scanned.append({"place": STATE_DIR, "reason": f"{scope.state_dir} does not exist"})
     if open_repo is None:
@@ -214,19 +214,23 @@ def _file_pieces(path: Path) -> Iterator[bytes]:
         yield from iter(lambda: f.read(1 << 20), b"")
 
 
-def _scan_state_dir(places: _Places, scope: StateScope) -> None:
+def _scan_state_dir(places: _Places, scope: StateScope, warnings: list[str]) -> None:
     """Every regular file the next ``backup state`` would read; a file that vanishes or turns
-    into something else while walked is passed over, one that cannot be read is a warning-free
-    skip (``backup state`` itself lists it as unreadable)."""
+    into something else while walked is passed over; a file or directory that cannot be read is
+    named in ``warnings`` (``backup state`` cannot read it either)."""
     places.begin(STATE_DIR, str(scope.state_dir))
     for item in walk(scope.state_dir, scope.exclude):
+        if item.kind == walk_kinds.UNREADABLE:
+            warnings.append(f"state directory: {item.path or '/'} not scanned: {item.reason}")
         if item.kind != walk_kinds.FILE:
             continue
         try:
             with FileRead(scope.state_dir / item.path) as f:
                 places.file(item.path, f.pieces())
-        except (FileNotFoundError, NotRegular, PermissionError):
+        except (FileNotFoundError, NotRegular):
             continue
+        except OSError as exc:
+            warnings.append(f"state directory: {item.path} not scanned: {exc.strerror or exc}")
 
 
 def _scan_newest_snapshot(places: _Places, repo: Repository, not_scanned: list[dict[str, str]],
