@@ -28,6 +28,7 @@ from swarm.cli.commands import (
     restore,
     scheduler,
     scrub,
+    secrets,
     status,
     transfer,
     verify,
@@ -50,6 +51,7 @@ admin.add_typer(repo.app, name="repo")  # `admin repo upgrade`
 admin.add_typer(check.app, name="check")  # `admin check stack`, `admin check config`
 admin.add_typer(scheduler.app, name="scheduler")  # `admin scheduler run|run-job|history|render`
 admin.add_typer(metrics.app, name="metrics")  # `admin metrics serve|write`
+admin.add_typer(secrets.app, name="secrets")  # `admin secrets check`
 verify.register(admin)
 prune.register(admin)  # `admin prune`
 scrub.register(admin)  # `admin scrub`

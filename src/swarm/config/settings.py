@@ -26,6 +26,8 @@ from swarm.config import urls
 from swarm.errors import ConfigError
 from swarm.model.retention import DEFAULT_POLICY, Policy, PolicyError, policy_from_toml
 from swarm.model.schedule import Job, parse_jobs
+from swarm.model.secrets import SecretsPolicy, TableProblem
+from swarm.model.secrets import policy_from_toml as secrets_from_toml
 
 # setting name -> (environment variable, TOML section, TOML key)
 ENV: dict[str, tuple[str, str, str]] = {
@@ -99,6 +101,8 @@ class Settings:
     # [schedule.<job>] tables, validated (swarm.model.schedule); the seed's default table when absent
     schedule: dict[str, Job] = field(default_factory=dict)
     schedule_source: str = "default"  # "file" when swarm.toml has [schedule] tables
+    # [secrets]: the secrets the deployment needs and where each is kept (swarm.model.secrets); never values
+    secrets: SecretsPolicy | None = None
 
     def require(self, name: str, what: str) -> str:
         value = getattr(self, name)
@@ -135,7 +139,7 @@ class Settings:
         """Settings without secrets, for `status` output."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("sources", "schedule"):
+            if f.name in ("sources", "schedule", "secrets"):
                 continue
             if f.name in ("copies", "primary"):
                 v = getattr(self, f.name)
@@ -193,6 +197,16 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     else:
         s.schedule = parse_jobs(None)
     # ---- end [schedule] ----
+    # ---- [secrets] ----
+    # where each secret swarm needs is kept (never a value); an unknown key or source scheme is a
+    # ConfigError (exit 3) naming the key.
+    try:
+        s.secrets = secrets_from_toml(data.get("secrets"))
+    except TableProblem as exc:
+        raise ConfigError(f"[secrets] {exc.key} in {path}: {exc.problem}",
+                          hint="Fix the [secrets] table (docs/runbooks.md, \"Checking secrets\").",
+                          details={"key": exc.key}) from exc
+    # ---- end [secrets] ----
     if not s.state_dir:
         s.state_dir = str(home)
         s.sources["state_dir"] = "default"

@@ -12,17 +12,27 @@ tested on its own (tests/state/test_rules.py, property tests included):
 * ``SecretScanner``: a content scan for high-confidence secret shapes (PEM private keys, AWS
   access key ids and ``aws_secret_access_key = <40 characters>`` lines, JWT-looking tokens,
   ``sk-...`` API keys). It reports the *kinds* found, never the values; it is fed the file in
-  any pieces and finds a shape that straddles two of them.
+  any pieces and finds a shape that straddles two of them. It and the names rule live in
+  ``swarm.model.secrets`` (the one scanner ``admin export`` and ``admin secrets check`` use too)
+  and are re-exported here.
 * ``cache_decision(now, cached, ...)``: whether a file may be taken from the parent snapshot
   without reading it (same size, mtime, ctime and inode, not modified within ``window_ns``
   of the parent snapshot's start, and not drawn for a re-hash).
 """
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# the one secret scanner (shared with ``admin export`` and ``admin secrets check``), re-exported here
+from swarm.model.secrets import (  # noqa: F401
+    OVERLAP,
+    SECRET_NAMES,
+    SECRET_SHAPES,
+    SecretScanner,
+    secret_kinds,
+    secret_name_reason,
+)
 
 # ---- exclusions ------------------------------------------------------------------------------------
 # swarm's own files and directories directly under SWARM_HOME (devstack/stack.py's layout): left out
@@ -30,25 +40,8 @@ from dataclasses import dataclass
 TOOL_ENTRIES: tuple[str, ...] = ("swarm.toml", "keys", "dev", "wal-stream", "wal-stream.log", "server-access",
                                  "drills", "security", "scratch")
 
-# secrets by name: (pattern, applies to directories, applies to files)
-SECRET_NAMES: tuple[tuple[str, bool, bool], ...] = (
-    ("*.key", False, True),
-    ("*.pem", False, True),
-    (".env", False, True),
-    ("secrets", True, False),
-    ("credentials*", True, True),
-)
-
 REASON_TOOL = "swarm's own file (the state directory is SWARM_HOME)"
 REASON_REPO = "the backup repository or its key lies here"
-
-
-def secret_name_reason(name: str, is_dir: bool) -> str | None:
-    """``secret name (<pattern>)`` if ``name`` (one path component) is a secret by name, else None."""
-    for pattern, dirs, files in SECRET_NAMES:
-        if (dirs if is_dir else files) and fnmatch.fnmatchcase(name, pattern):
-            return f"secret by name ({pattern}{'/' if is_dir else ''})"
-    return None
 
 
 def exclude_reason(path: str, is_dir: bool, tool_paths: Iterable[str] = (), repo_paths: Iterable[str] = ()) -> \
@@ -70,50 +63,6 @@ def exclude_reason(path: str, is_dir: bool, tool_paths: Iterable[str] = (), repo
 
 def tool_paths_for(state_is_home: bool) -> tuple[str, ...]:
     return TOOL_ENTRIES if state_is_home else ()
-
-
-# ---- secret shapes ---------------------------------------------------------------------------------
-SECRET_SHAPES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("private key", re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    # the literal first, then a lookbehind: the regex engine jumps to candidates instead of trying
-    # every position (about 8x faster; the same matches)
-    ("AWS access key id", re.compile(rb"A(?<![A-Z0-9]A)(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}"
-                                     rb"(?![A-Z0-9])")),
-    ("AWS secret access key", re.compile(rb"(?i:aws_?secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
-                                         rb"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")),
-    ("JWT", re.compile(rb"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")),
-    ("API key (sk-...)", re.compile(rb"sk-(?<![A-Za-z0-9_-]sk-)(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])"
-                                    rb"[A-Za-z0-9_-]{20,}")),
-)
-OVERLAP = 4096  # bytes of the previous piece kept, so a shape across two pieces is found (longest shape < this)
-
-
-def secret_kinds(data: bytes) -> list[str]:
-    """The kinds of secret shape found in ``data`` (in ``SECRET_SHAPES`` order), never the values."""
-    return [kind for kind, rx in SECRET_SHAPES if rx.search(data)]
-
-
-class SecretScanner:
-    """Feed a file's bytes in any pieces; ``found`` lists the kinds of secret seen so far.
-
-    Pure (no I/O): holds the last ``OVERLAP`` bytes so a shape across two pieces is found.
-    """
-
-    def __init__(self) -> None:
-        self._tail = b""
-        self.found: list[str] = []
-
-    def feed(self, piece: bytes) -> None:
-        if not piece:
-            return
-        window = self._tail + piece
-        for kind in secret_kinds(window):
-            if kind not in self.found:
-                self.found.append(kind)
-        self._tail = window[-OVERLAP:]
-
-    def reason(self) -> str | None:
-        return f"secret content ({', '.join(self.found)})" if self.found else None
 
 
 # ---- the change cache ------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ part. The rules it applies are pure functions of ``swarm.model.state``:
   with a value: swarm's own files when the state directory is ``SWARM_HOME``, a local
   repository or key under it, secrets by name (``*.key``, ``*.pem``, ``.env``, ``secrets/``,
   ``credentials*``) and files whose content has a secret shape (scanned before anything of
-  the file is stored). Sockets, FIFOs and devices are listed in ``skipped``.
+  the file is stored; ``swarm.model.secrets``, the scanner ``admin export`` and ``admin secrets
+  check`` use too). Sockets, FIFOs and devices are listed in ``skipped``.
 * the change cache: each file's entry carries ``ctime_ns``, ``ino`` and its ``sha256`` (in the
   tree's per-entry extras); a file whose size, mtime, ctime and inode equal the parent's and
   that was not modified within ``recent_s`` of the parent's start is taken from the parent
@@ -58,12 +59,12 @@ from typing import Any
 from swarm.errors import IntegrityError, StateDirMissing
 from swarm.model.manifest import Manifest
 from swarm.model.refs import Refs, pack_refs
+from swarm.model.secrets import SecretScanner
 from swarm.model.sources import Kind
 from swarm.model.state import (
     READ,
     REUSE,
     FileFacts,
-    SecretScanner,
     cache_decision,
     exclude_reason,
     same_read,

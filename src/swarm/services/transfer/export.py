@@ -15,6 +15,17 @@ Steps, and what a crash between them leaves:
    archive is written under a temporary name (``signature.json`` first, then the manifest,
    then rows, then objects), fsynced and renamed over the output.
 
+Secrets never travel (the one scanner of ``swarm.model.secrets``, as state snapshots use it):
+every object is scanned as it is staged (after scrubbing, so what is scanned is what the archive
+would carry); an object whose name is a secret by name (``*.key``, ``*.pem``, ``.env``,
+``secrets/``, ``credentials*``) or whose content has a secret shape (a private key, an AWS
+key, a JWT, an ``sk-`` API key) is left out, with its ``run_artefacts`` row, and listed in
+``secrets_left_out`` with the reason; a row holding a secret shape has each shape replaced by
+``[secret removed: <kind>]`` in its string values and is listed (table and count) in
+``secrets_redacted``; a row whose shape spans its JSON structure (so no one string holds it)
+refuses the export (``RefusedError``, naming the table and the kind). Neither list, nor the
+manifest (``scrub.secrets``), holds a value.
+
 A crash leaves no file under the output's name (at most a temporary archive or staging
 directory, both dot-named, next to it); re-running converges. Nothing is written to the
 source database or bucket.
@@ -52,6 +63,7 @@ from swarm.model.archive import (
     row_member,
     run_prefix,
 )
+from swarm.model.secrets import SecretScanner, redact_shapes, secret_kinds, secret_path_reason
 from swarm.platform.runrows import ARTEFACTS, PIPELINES, RUNS, RunReader
 from swarm.scrub import VERSION as scrub_version
 from swarm.scrub import Scrubber
@@ -89,6 +101,9 @@ class ExportResult:
     scrub_report: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     signer: str = ""  # fingerprint of the key that signed the archive
+    # left out or redacted because they hold a secret (the module docstring); never a value
+    secrets_left_out: list[dict[str, str]] = field(default_factory=list)
+    secrets_redacted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -123,10 +138,12 @@ class _HashingFile:
         self._f: IO[bytes] = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self._h = hashlib.sha256()
         self.size = 0
+        self.secrets = SecretScanner()  # the secret shapes in what is staged
 
     def write(self, data: bytes) -> None:
         self._h.update(data)
         self.size += len(data)
+        self.secrets.feed(data)
         self._f.write(data)
 
     def close(self) -> str:
@@ -158,6 +175,39 @@ def list_latest(bucket: Bucket, prefix: str) -> Iterator[tuple[str, int]]:
         if not resp.get("IsTruncated") or not resp.get("NextContinuationToken"):
             return
         kw["ContinuationToken"] = resp["NextContinuationToken"]
+
+
+def _redact_value(v: Any, kinds: list[str]) -> Any:
+    """``v`` with every secret shape in its strings (keys too) replaced; the kinds replaced are added to ``kinds``."""
+    if isinstance(v, str):
+        out, found = redact_shapes(v)
+        kinds.extend(k for k in found if k not in kinds)
+        return out
+    if isinstance(v, dict):
+        return {_redact_value(k, kinds): _redact_value(x, kinds) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_redact_value(x, kinds) for x in v]
+    return v
+
+
+def _row_line(table: str, row: dict[str, Any], redacted: dict[str, dict[str, Any]]) -> bytes:
+    """One row as a JSON line, with secret shapes redacted (counted in ``redacted[table]``);
+    RefusedError when a shape is still there (it spans the JSON structure)."""
+    line = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+    if not secret_kinds(line):
+        return line + b"\n"
+    kinds: list[str] = []
+    line = json.dumps(_redact_value(row, kinds), ensure_ascii=False, separators=(",", ":")).encode()
+    left = secret_kinds(line)
+    if left:
+        raise RefusedError(f"a row of {table} holds a secret ({', '.join(left)}) that cannot be redacted in place; "
+                           "nothing was exported",
+                           hint="Remove the secret from that row at its source (and rotate it), then export again.",
+                           details={"table": table, "kinds": left})
+    entry = redacted.setdefault(table, {"member": row_member(table), "rows": 0, "kinds": []})
+    entry["rows"] += 1
+    entry["kinds"].extend(k for k in kinds if k not in entry["kinds"])
+    return line + b"\n"
 
 
 def _scrub_row(s: Scrubber, table: str, row: dict[str, Any], ref_col: str) -> dict[str, Any]:
@@ -195,7 +245,7 @@ def _scrub_object(s: Scrubber, chunks: Iterable[bytes], fmt: str, size: int, sin
 
 
 def _artefact_member(stage: Path, source_rows: list[dict[str, Any]], members: list[Member], prefix: str,
-                     left_out: list[str]) -> Member:
+                     left_out: list[str], redacted: dict[str, dict[str, Any]]) -> Member:
     """The ``run_artefacts`` rows member, describing the objects this archive carries: a row
     whose object was scrubbed gets the scrubbed bytes' size and SHA-256, a row whose object was
     left out is left out too; the other rows travel as they are (so an unscrubbed export is
@@ -213,7 +263,7 @@ def _artefact_member(stage: Path, source_rows: list[dict[str, Any]], members: li
         obj = carried.get(rel) if rel is not None else None
         if obj is not None and obj.treatment == "scrubbed":
             row["size"], row["sha256"] = obj.size, obj.sha256
-        sink.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        sink.write(_row_line(ARTEFACTS, row, redacted))
         n += 1
     return Member(name, sink.size, sink.close(), "rows", rows=n)
 
@@ -238,6 +288,8 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
     left_out: list[str] = []
     unscrubbed: list[str] = []
     kept: list[str] = []
+    secret_left_out: list[dict[str, str]] = []
+    redacted: dict[str, dict[str, Any]] = {}
     object_bytes = 0
     prefix = run_prefix(run_id)
     with tempfile.TemporaryDirectory(prefix=".swarm-export-", dir=output.parent) as tmp:
@@ -266,12 +318,16 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
                 n = 0
                 for raw in reader.rows(table, col, value):
                     row = _scrub_row(scrubber, table, raw, col) if scrubber is not None else raw
-                    sink.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                    sink.write(_row_line(table, row, redacted))
                     n += 1
                 members.append(Member(name, sink.size, sink.close(), "rows", rows=n))
                 rows[table] = n
         for key_, size in list_latest(bucket, prefix):
             rel = key_[len(prefix):]
+            by_name = secret_path_reason(rel)
+            if by_name:
+                secret_left_out.append({"path": rel, "reason": by_name})
+                continue
             head = bucket.head(key_)
             ctype = str(head.get("ContentType") or "")
             tags = bucket.tags(key_)
@@ -295,13 +351,25 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
             else:
                 for chunk in chunks:
                     sink.write(chunk)
-            members.append(Member(name, sink.size, sink.close(), "object", key=rel, content_type=ctype, tags=tags,
+            sha = sink.close()
+            found = sink.secrets.reason()
+            if found:  # what the archive would carry holds a secret: left out, as a state snapshot leaves it
+                (stage / name).unlink()
+                secret_left_out.append({"path": rel, "reason": found})
+                for lst in (unscrubbed, kept):
+                    if rel in lst:
+                        lst.remove(rel)
+                continue
+            members.append(Member(name, sink.size, sha, "object", key=rel, content_type=ctype, tags=tags,
                                   treatment=treatment))
             object_bytes += sink.size
         if artefacts_at >= 0:
-            members.insert(artefacts_at, _artefact_member(stage, artefact_rows, members, prefix, left_out))
+            members.insert(artefacts_at, _artefact_member(stage, artefact_rows, members, prefix,
+                                                          left_out + [d["path"] for d in secret_left_out], redacted))
             rows[ARTEFACTS] = members[artefacts_at].rows
-        scrub_info: dict[str, Any] = {"scrubbed": scrubber is not None}
+        secrets_info = {"scanner": "swarm.model.secrets", "left_out": secret_left_out,
+                        "redacted": list(redacted.values())}
+        scrub_info: dict[str, Any] = {"scrubbed": scrubber is not None, "secrets": secrets_info}
         if scrubber is not None:
             scrub_info.update(scrubber_version=SCRUB_VERSION, key="random per export, not stored",
                               report=scrubber.report.to_dict(), fields="jsonb columns field by field, text columns "
@@ -317,7 +385,7 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
             scrubbed=scrubber is not None, contains_pii=contains_pii, scrub=scrub_info, tables=tables,
             members=members, counts={**{f"rows.{t}": n for t, n in rows.items()},
                                      "objects": sum(1 for m in members if m.kind == "object"),
-                                     "objects_left_out": len(left_out)},
+                                     "objects_left_out": len(left_out) + len(secret_left_out)},
             tool=f"swarm {swarm.__version__}")
         manifest_bytes = manifest.to_bytes()
         with ArchiveWriter(output) as w:
@@ -330,6 +398,11 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     warnings = []
+    if secret_left_out or redacted:
+        warnings.append("secrets kept out of the archive: "
+                        + "; ".join([f"{d['path']} left out ({d['reason']})" for d in secret_left_out[:5]]
+                                    + [f"{r['rows']} row(s) of {t} redacted ({', '.join(r['kinds'])})"
+                                       for t, r in redacted.items()]))
     if scrubber is None:
         warnings.append("this export is NOT scrubbed: it contains PII (emails, phone numbers, card numbers, ids) "
                         "from production; handle it as production data, or export again with --scrub")
@@ -341,4 +414,5 @@ def export_run(db_url: str, bucket: Bucket, run_id: str, output: Path, *, scrub:
                         contains_pii=contains_pii, rows=rows, objects=sum(1 for m in members if m.kind == "object"),
                         object_bytes=object_bytes, left_out=left_out, included_unscrubbed=unscrubbed,
                         kept_models=kept, scrub_report=scrubber.report.to_dict() if scrubber else {},
-                        warnings=warnings, signer=signing_key.fingerprint)
+                        warnings=warnings, signer=signing_key.fingerprint, secrets_left_out=secret_left_out,
+                        secrets_redacted=list(redacted.values()))
