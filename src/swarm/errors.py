@@ -13,7 +13,8 @@ class ExitCode(IntEnum):
     """Exit codes of the ``swarm`` command; stable, documented in docs/exit-codes.md."""
 
     OK = 0
-    FAILED = 1  # the operation ran and its check failed (validation mismatch, verify found damage)
+    FAILED = 1  # the operation ran and its check failed (validation mismatch, verify found damage,
+    #            `secrets check` found a missing secret or one where it must not be)
     USAGE = 2  # bad command line (Typer's own code)
     CONFIG = 3  # missing or invalid configuration
     KEY = 4  # missing or wrong encryption key

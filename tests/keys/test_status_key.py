@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from prometheus_client import generate_latest
 
 from swarm.cli.commands.status import NAGIOS
@@ -109,4 +108,4 @@ def test_cli_status_reports_a_disabled_key_as_critical_not_as_an_error(
     assert e.value.code == 2 and line.startswith("SWARM CRITICAL"), line
     kms_key.enable()
     code, out = run(monkeypatch, capsys, "admin", "status", "--no-replication")
-    assert [c for c in out["checks"] if c["name"] == "key"][0]["level"] == "OK", out
+    assert next(c for c in out["checks"] if c["name"] == "key")["level"] == "OK", out

@@ -477,6 +477,10 @@ class TreeReader:
             self.root = TreeRoot.from_json(raw, where=where)
 
     # -- nodes
+    def read_file(self, entry: Entry) -> Iterator[bytes]:
+        """The plaintext of a regular file ``entry`` of this tree, chunk by chunk (nothing on disk)."""
+        return self._read_refs(entry.chunks, entry.path)
+
     def _read_refs(self, refs: Iterable[ChunkRef], where: str) -> Iterator[bytes]:
         """Plaintext of ``refs`` in order; adjacent frames of one pack are read in one request."""
         refs = list(refs)

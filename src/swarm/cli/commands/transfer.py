@@ -71,6 +71,11 @@ def register(admin: typer.Typer) -> None:
                    ("scrubbed", "yes: " + _summary(res.scrub_report) if res.scrubbed else "NO - contains PII")])
         if res.left_out:
             render.out.print(f"left out (cannot be scrubbed; --include-unscrubbed to keep): {', '.join(res.left_out)}")
+        for d in res.secrets_left_out:
+            render.out.print(f"left out (holds a secret): {d['path']}: {d['reason']}", markup=False)
+        for r in res.secrets_redacted:
+            render.out.print(f"secrets redacted in {r['rows']} row(s) of {r['member']}: {', '.join(r['kinds'])}",
+                             markup=False)
 
     @admin.command("import")
     def import_cmd(

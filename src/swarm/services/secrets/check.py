@@ -245,7 +245,7 @@ def _scan_newest_snapshot(places: _Places, repo: Repository, not_scanned: list[d
     for entry in reader.walk():
         if entry.type == FILE:
             # the tree store's own block reader: each block decrypted and proven to be its id
-            places.file(entry.path, reader._read_refs(entry.chunks, entry.path))
+            places.file(entry.path, reader.read_file(entry))
 
 
 def _scan_export(places: _Places, archive: Path, limits: Limits) -> None:
