@@ -23,6 +23,8 @@ import bisect
 import json
 import re
 from collections.abc import Sequence
+from json.decoder import scanstring
+from json.encoder import encode_basestring, encode_basestring_ascii
 
 __all__ = [
     "MEMBER_RE",
@@ -32,11 +34,38 @@ __all__ = [
     "Edit",
     "Walker",
     "apply_edits",
+    "decode_string",
+    "dump_string",
+    "is_json",
     "key_before",
     "reencode",
 ]
 
 Edit = tuple[int, int, str]
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SCAN_ONCE = json.JSONDecoder().scan_once
+
+
+def is_json(text: str) -> bool:
+    """True exactly when ``json.loads(text)`` succeeds (same C scanner, without its Python wrapper)."""
+    if text.startswith("\ufeff"):
+        return False
+    try:
+        end = _SCAN_ONCE(text, _WS.match(text).end())[1]  # type: ignore[union-attr]
+    except (StopIteration, ValueError):
+        return False
+    return _WS.match(text, end).end() == len(text)  # type: ignore[union-attr]
+
+
+def decode_string(text: str, start: int) -> str:
+    """The value of the JSON string token whose opening quote is at ``start`` (``json.loads`` of it)."""
+    return scanstring(text, start + 1, True)[0]
+
+
+def dump_string(value: str, ensure_ascii: bool = True) -> str:
+    """``json.dumps(value, ensure_ascii=...)`` for a ``str`` (the C encoder, no encoder object)."""
+    return encode_basestring_ascii(value) if ensure_ascii else encode_basestring(value)
 
 _SKIP = re.compile(r'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+')
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
@@ -106,7 +135,7 @@ _COMPONENTS: dict[str, str] = {}
 def _component(key: str) -> str:
     comp = _COMPONENTS.get(key)
     if comp is None:
-        comp = "." + key if _IDENT.fullmatch(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
+        comp = "." + key if _IDENT.fullmatch(key) else "[" + dump_string(key, False) + "]"
         if len(_COMPONENTS) < 4096:
             _COMPONENTS[key] = comp
     return comp
@@ -235,8 +264,8 @@ def reencode(raw: str, decoded: str, edits: Sequence[Edit]) -> str:
     """
     new = apply_edits(decoded, edits)
     for ascii_only in (False, True):
-        if json.dumps(decoded, ensure_ascii=ascii_only)[1:-1] == raw:
-            return json.dumps(new, ensure_ascii=ascii_only)[1:-1]
+        if dump_string(decoded, ascii_only)[1:-1] == raw:
+            return dump_string(new, ascii_only)[1:-1]
     # exact map from decoded offsets to raw offsets
     dpos: list[int] = []
     rpos: list[int] = []
@@ -261,5 +290,5 @@ def reencode(raw: str, decoded: str, edits: Sequence[Edit]) -> str:
         # inside a literal run (escapes are one decoded char and never split)
         return base_r + (x - base_d)
 
-    raw_edits = [(to_raw(s), to_raw(e), json.dumps(rep, ensure_ascii=False)[1:-1]) for s, e, rep in edits]
+    raw_edits = [(to_raw(s), to_raw(e), dump_string(rep, False)[1:-1]) for s, e, rep in edits]
     return apply_edits(raw, raw_edits)

@@ -28,6 +28,9 @@ from swarm.scrub.jsontext import (
     Edit,
     Walker,
     apply_edits,
+    decode_string,
+    dump_string,
+    is_json,
     key_before,
     reencode,
 )
@@ -86,9 +89,7 @@ class Scrubber:
             raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
         head = text.lstrip()[:1]
         if head in ("{", "["):
-            try:
-                json.loads(text)
-            except ValueError:
+            if not is_json(text):
                 if "\n" in text.strip():
                     return self.scrub_jsonl(text)
                 return self.scrub_text(text)
@@ -102,11 +103,8 @@ class Scrubber:
 
     def scrub_json(self, text: str, path: str = "$", *, _validated: bool = False) -> str:
         """Scrub one JSON document given as raw text; falls back to text if it does not parse."""
-        if not _validated:
-            try:
-                json.loads(text)
-            except ValueError:
-                return self.scrub_text(text, path)
+        if not _validated and not is_json(text):
+            return self.scrub_text(text, path)
         self.report.documents += 1
         return apply_edits(text, self._doc_edits(text, path))
 
@@ -120,9 +118,7 @@ class Scrubber:
         body = line.rstrip("\r\n")
         if not body.strip():
             return line
-        try:
-            json.loads(body)
-        except ValueError:
+        if not is_json(body):
             return self.scrub_text(line, path)
         self.report.documents += 1
         return apply_edits(line, self._doc_edits(body, path))
@@ -158,15 +154,12 @@ class Scrubber:
         """Edits for a decoded string value: nested JSON / JSONL, else free text."""
         head = s.lstrip()[:1]
         if head in ("{", "[") and len(s) > 1:
-            try:
-                json.loads(s)
-            except ValueError:
-                if "\n" in s:
-                    edits = self._jsonl_edits(s, _path(path))
-                    if edits is not None:
-                        return edits
-            else:
+            if is_json(s):
                 return self._doc_edits(s, _path(path))
+            if "\n" in s:
+                edits = self._jsonl_edits(s, _path(path))
+                if edits is not None:
+                    return edits
         return self._text_edits(s, key, path)
 
     def _jsonl_edits(self, s: str, path: str) -> list[Edit] | None:
@@ -174,9 +167,7 @@ class Scrubber:
         off = 0
         for line in s.split("\n"):
             if line.strip():
-                try:
-                    json.loads(line)
-                except ValueError:
+                if not is_json(line):
                     return None
                 edits.extend((a + off, b + off, r) for a, b, r in self._doc_edits(line, path))
             off += len(line) + 1
@@ -229,7 +220,7 @@ class Scrubber:
             kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
             path = partial(w.value_path, qs, k)
         if "\\" in raw:
-            decoded = json.loads(text[qs:qe])
+            decoded = decode_string(text, qs)
             sub = self._str_edits(decoded, kctx, path)
             if sub:
                 edits.append((qs + 1, qe - 1, reencode(raw, decoded, sub)))
@@ -258,7 +249,7 @@ class Scrubber:
             return
         path = w.value_path(start, k)
         new = apply_edits(num, [self._edit(s, path) for s in spans])
-        edits.append((start, nm.end(), json.dumps(new)))
+        edits.append((start, nm.end(), dump_string(new)))
 
     def _split_edits(self, text: str, base: str, edits: list[Edit]) -> None:
         """Values cut over sibling fields: card/Aadhaar parts, country code + number."""

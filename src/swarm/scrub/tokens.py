@@ -62,18 +62,22 @@ class Tokenizer:
     Refuses (``ConfigError``) a key shorter than :data:`MIN_KEY_BYTES`.
     """
 
-    __slots__ = ("_cache", "_key")
+    __slots__ = ("_cache", "_key", "_mac")
 
     def __init__(self, key: bytes) -> None:
         self._key = check_key(key)
         self._cache: dict[tuple[str, str], str] = {}
+        # the keyed state once; each token copies it (half the hashing of hmac.digest per call)
+        self._mac = hmac.new(self._key, digestmod="sha256")
 
     def token(self, typ: str, norm: str) -> str:
         """The replacement token for a value of type ``typ`` normalized as ``norm``."""
         k = (typ, norm)
         tok = self._cache.get(k)
         if tok is None:
-            digest = hmac.digest(self._key, f"{typ}:{norm}".encode(), "sha256")
+            mac = self._mac.copy()
+            mac.update(f"{typ}:{norm}".encode())
+            digest = mac.digest()
             tok = f"[{typ}:{digest[:TOKEN_CHARS // 2].hex().translate(_TO_ALPHABET)}]"
             self._cache[k] = tok
         return tok
