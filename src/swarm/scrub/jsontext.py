@@ -144,7 +144,7 @@ def _component(key: str) -> str:
 class Walker:
     """Forward-only structural cursor over a valid JSON document."""
 
-    __slots__ = ("base", "keys", "pos", "stack", "text")
+    __slots__ = ("base", "keys", "pos", "stack", "text", "value")
 
     def __init__(self, text: str, base: str = "$") -> None:
         self.text = text
@@ -153,6 +153,7 @@ class Walker:
         self.stack: list[str] = []   # "{" or "[" per open container
         # path component of each open container; its bracket's offset until first needed
         self.keys: list[str | int] = []
+        self.value: str | None = None  # decoded value of the string token :meth:`advance` last returned
 
     def advance(self, c: int) -> tuple[int, int] | None:
         """Move to offset ``c`` (>= current position).
@@ -160,6 +161,7 @@ class Walker:
         Returns ``(start, end)`` of the string token (quotes included) containing
         ``c``, or None if ``c`` is outside every string.  The cursor stops at the
         string's opening quote; callers set :attr:`pos` past it when done.
+        :attr:`value` is then that string's decoded value.
         """
         text = self.text
         stack = self.stack
@@ -174,9 +176,16 @@ class Walker:
                 return None
             ch = text[p]
             if ch == '"':
-                m2 = _STRING.match(text, p)
                 self.pos = p
-                return (p, m2.end() if m2 else len(text))
+                # the C string scanner finds the end and decodes in one go (the value is kept for
+                # the caller); a document that is not valid JSON falls back to the regex
+                try:
+                    self.value, end = scanstring(text, p + 1, True)
+                except ValueError:
+                    self.value = None
+                    m2 = _STRING.match(text, p)
+                    end = m2.end() if m2 else len(text)
+                return (p, end)
             if ch in "{[":
                 stack.append(ch)
                 keys.append(p)

@@ -19,7 +19,17 @@ from typing import Any
 
 from swarm.scrub import checksums as cs
 from swarm.scrub.context import NEGATIVE_WORDS, NO_KEY, KeyContext, key_words
-from swarm.scrub.detectors import REGION, Span, _phone_cc, detect, hopeless, region_ok, skip_lead
+from swarm.scrub.detectors import (
+    FAST_REGION_JSON,
+    LEAD_CHARS,
+    REGION,
+    Span,
+    _phone_cc,
+    detect,
+    hopeless,
+    region_ok,
+    skip_lead,
+)
 from swarm.scrub.jsontext import (
     MEMBER_RE,
     NUMBER_RE,
@@ -178,17 +188,26 @@ class Scrubber:
         edits: list[Edit] = []
         w = Walker(text, base)
         rsearch = REGION.search
+        fsearch = FAST_REGION_JSON.search
         msearch = _MARK.search
-        nr = rsearch(text)
+
+        def next_region(pos: int) -> re.Match[str] | None:
+            # the plain REGION chain from pos, less the starts region_ok() refuses anyway
+            r = fsearch(text, pos)
+            if r is not None and r.start() > pos and text[r.start() - 1] in LEAD_CHARS:
+                return rsearch(text, pos)  # perhaps inside a lead the chain skips: one plain step
+            return r
+
+        nr = next_region(0)
         nm = msearch(text)
         while nr is not None or nm is not None:
             if nr is not None and (nm is None or nr.start() <= nm.start()):
                 c = nr.start()
                 if not region_ok(text, c, 0, True):
-                    nr = rsearch(text, skip_lead(text, c))
+                    nr = next_region(skip_lead(text, c))
                     continue
                 if hopeless(text, c, nr.end()):
-                    nr = rsearch(text, nr.end())
+                    nr = next_region(nr.end())
                     continue
             else:
                 c = nm.start()  # type: ignore[union-attr]
@@ -199,7 +218,7 @@ class Scrubber:
                 self._string_edit(text, loc, w, edits)
             nxt = max(w.pos, c + 1)
             if nr is not None and nr.start() < nxt:
-                nr = rsearch(text, nxt)
+                nr = next_region(nxt)
             if nm is not None and nm.start() < nxt:
                 nm = msearch(text, nxt)
         if _SPLIT_HINT.search(text) or (_cc_hint(text) and _CC_VALUE.search(text) and SPLIT_PHONE_RE.search(text)):
@@ -220,7 +239,7 @@ class Scrubber:
             kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
             path = partial(w.value_path, qs, k)
         if "\\" in raw:
-            decoded = decode_string(text, qs)
+            decoded = w.value if w.value is not None else decode_string(text, qs)
             sub = self._str_edits(decoded, kctx, path)
             if sub:
                 edits.append((qs + 1, qe - 1, reencode(raw, decoded, sub)))
