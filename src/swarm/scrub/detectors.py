@@ -42,6 +42,7 @@ __all__ = [
     "REGION",
     "TYPES",
     "Span",
+    "after_number",
     "detect",
     "hopeless",
     "region_ok",
@@ -116,6 +117,14 @@ class Span:
 def _word_char(c: str) -> bool:
     """An ASCII letter, digit or ``_``: a digit run glued to one is not a candidate."""
     return c.isascii() and (c.isalnum() or c == "_")
+
+
+def after_number(text: str, i: int, lo: int = 0) -> bool:
+    """Does a run at ``i`` continue a dotted/dashed number (``1.2345678``)?
+
+    The one refusal of :func:`region_ok` that a FAST_REGION match has not been checked for.
+    """
+    return i - 2 >= lo and text[i - 1] in ".-" and text[i - 2].isdigit()
 
 
 def skip_lead(text: str, i: int) -> int:
@@ -570,7 +579,8 @@ def detect(text: str, key: KeyContext = NO_KEY, lo: int = 0, hi: int | None = No
     # FAST_REGION gives the same accepted starts as the plain loop, in one C-level search, when a
     # match cannot run past hi (hi ends the text or a JSON string) and the start at lo is not
     # judged on a character before lo that region_ok() would not look at
-    fast = FAST_REGION.search if (hi == len(text) or text[hi] == '"') and (
+    fast_re = FAST_REGION_JSON if raw_json else FAST_REGION
+    fast = fast_re.search if (hi == len(text) or text[hi] == '"') and (
         lo == 0 or not _word_char(text[lo - 1])) else None
     pos = lo
     while True:
@@ -589,7 +599,7 @@ def detect(text: str, key: KeyContext = NO_KEY, lo: int = 0, hi: int | None = No
             if r is None:
                 break
         rs, re_ = r.span()
-        if not region_ok(text, rs, lo, raw_json):
+        if (after_number(text, rs, lo) if r.re is fast_re else not region_ok(text, rs, lo, raw_json)):
             # a later group of the run may still start a cluster ("x12 98765 43210")
             lead = _LEAD.match(text, rs, re_)
             pos = max(lead.end() if lead else rs, rs + 1)

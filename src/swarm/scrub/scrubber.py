@@ -25,6 +25,7 @@ from swarm.scrub.detectors import (
     REGION,
     Span,
     _phone_cc,
+    after_number,
     detect,
     hopeless,
     region_ok,
@@ -188,7 +189,8 @@ class Scrubber:
         edits: list[Edit] = []
         w = Walker(text, base)
         rsearch = REGION.search
-        fsearch = FAST_REGION_JSON.search
+        fast_re = FAST_REGION_JSON
+        fsearch = fast_re.search
         msearch = _MARK.search
 
         def next_region(pos: int) -> re.Match[str] | None:
@@ -203,7 +205,8 @@ class Scrubber:
         while nr is not None or nm is not None:
             if nr is not None and (nm is None or nr.start() <= nm.start()):
                 c = nr.start()
-                if not region_ok(text, c, 0, True):
+                # a FAST_REGION_JSON match has passed all of region_ok() but the dotted-number check
+                if after_number(text, c) if nr.re is fast_re else not region_ok(text, c, 0, True):
                     nr = next_region(skip_lead(text, c))
                     continue
                 if hopeless(text, c, nr.end()):

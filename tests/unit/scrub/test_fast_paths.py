@@ -64,13 +64,14 @@ def reference_detect(text: str, key: KeyContext = NO_KEY, lo: int = 0, hi: int |
 
 @contextmanager
 def plain_region_search() -> Iterator[None]:
-    """Make the scrubber's JSON loop use plain REGION (the loop as it was) for the duration."""
-    saved = sc.FAST_REGION_JSON
+    """Make the scrubber's JSON loop the loop as it was for the duration: plain REGION, full region_ok()."""
+    saved = sc.FAST_REGION_JSON, sc.after_number
     sc.FAST_REGION_JSON = d.REGION
+    sc.after_number = lambda text, i, lo=0: not d.region_ok(text, i, lo, True)
     try:
         yield
     finally:
-        sc.FAST_REGION_JSON = saved
+        sc.FAST_REGION_JSON, sc.after_number = saved
 
 
 # digits (ASCII and Devanagari), the separators and leads the regions are made of, word characters
