@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import bisect
 import json
+import json.decoder
 import re
-from collections.abc import Sequence
-from json.decoder import scanstring
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring, encode_basestring_ascii
+from typing import Any
 
 __all__ = [
     "MEMBER_RE",
@@ -44,7 +45,9 @@ __all__ = [
 Edit = tuple[int, int, str]
 
 _WS = re.compile(r"[ \t\n\r]*")
-_SCAN_ONCE = json.JSONDecoder().scan_once
+# the C string and value scanners behind json.loads (not in the type stubs)
+scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def is_json(text: str) -> bool:

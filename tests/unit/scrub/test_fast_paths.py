@@ -7,7 +7,6 @@ here as the reference: on random text and JSON, spans and scrubbed output must b
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
