@@ -24,6 +24,7 @@ into raw JSON text without escaping.
 
 from __future__ import annotations
 
+import binascii
 import hmac
 import re
 
@@ -36,7 +37,7 @@ TOKEN_CHARS = 16  # 64 bits
 MIN_KEY_BYTES = 32
 TOKEN_RE_SOURCE = rf"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[{ALPHABET}]{{{TOKEN_CHARS}}}\]"
 TOKEN_RE = re.compile(TOKEN_RE_SOURCE)
-_TO_ALPHABET = str.maketrans("0123456789abcdef", ALPHABET)
+_TO_ALPHABET = bytes.maketrans(b"0123456789abcdef", ALPHABET.encode())
 
 
 def check_key(key: object, *, source: str = "the scrub key") -> bytes:
@@ -78,6 +79,6 @@ class Tokenizer:
             mac = self._mac.copy()
             mac.update(f"{typ}:{norm}".encode())
             digest = mac.digest()
-            tok = f"[{typ}:{digest[:TOKEN_CHARS // 2].hex().translate(_TO_ALPHABET)}]"
+            tok = f"[{typ}:{binascii.b2a_hex(digest[:TOKEN_CHARS // 2]).translate(_TO_ALPHABET).decode()}]"
             self._cache[k] = tok
         return tok
