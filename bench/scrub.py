@@ -9,14 +9,27 @@ corpus (bench/scrub_corpus.py, generated from the seed) for
 * presidio: bench/presidio_scrub.py in ``.venv-bench`` (created here if missing,
   ``pip install presidio-analyzer``; pattern/rule recognizers only, no model),
 
-both as commands, so throughput includes process start-up for both.  Writes
-the figures into the ``scrub`` section of bench/RESULTS.md.
+both as commands, so throughput includes process start-up for both.  Then the
+CLI throughput on a large synthetic corpus (``--big-n`` records, at least
+20 MB of text) in ``--runs`` alternating runs of this tree's
+``swarm admin scrub`` and, with ``--baseline DIR``, of another source tree's
+(``PYTHONPATH=DIR/src python -m swarm.cli.commands.scrub``), both with the
+same key so that their outputs can be compared byte for byte.  Each run
+records wall time less start-up (start-up: the same command on empty input,
+best of 2), the CPU time of the process and the load average; the medians
+and ranges are reported.  Writes the figures into the ``scrub`` section of
+bench/RESULTS.md.
+
+    .venv/bin/python bench/scrub.py --baseline /path/to/older/checkout
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +94,64 @@ def in_process_mbps(corpus: Path) -> float:
     return n / 1e6 / best
 
 
+def _run_once(cmd: str, inp: Path, out: Path | None, env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s of the child) of ``cmd`` reading ``inp``; stdout to ``out`` (or discarded)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with inp.open("rb") as fin, (out.open("wb") if out else open(os.devnull, "wb")) as fout:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, shell=True, stdin=fin, stdout=fout, check=True, env=env)
+        wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_throughput(cmds: list[tuple[str, str]], inp: Path, mb: float, runs: int, tmp: Path) -> dict[str, Any]:
+    """Alternating CLI runs of each command on ``inp`` (``mb`` MB of text): MB/s excl. start-up and per CPU s."""
+    env = dict(os.environ, SWARM_SCRUB_KEY=os.urandom(32).hex())
+    empty = tmp / "empty.jsonl"
+    empty.write_bytes(b"")
+    res: dict[str, Any] = {n: {"wall": [], "cpu": [], "startup": [], "load": []} for n, _ in cmds}
+    digests: dict[str, set[str]] = {n: set() for n, _ in cmds}
+    for _ in range(runs):
+        for name, cmd in cmds:
+            r = res[name]
+            startup = min(_run_once(cmd, empty, None, env)[0] for _ in range(2))
+            base_cpu = min(_run_once(cmd, empty, None, env)[1] for _ in range(2))
+            r["load"].append(os.getloadavg()[0])
+            out = tmp / f"out-{name}.jsonl"
+            wall, cpu = _run_once(cmd, inp, out, env)
+            r["startup"].append(startup)
+            r["wall"].append(mb / max(wall - startup, 1e-9))
+            r["cpu"].append(mb / max(cpu - base_cpu, 1e-9))
+            digests[name].add(hashlib.sha256(out.read_bytes()).hexdigest())
+            out.unlink()
+    all_digests = set().union(*digests.values())
+    res["identical"] = len(all_digests) == 1
+    return res
+
+
+def throughput_table(res: dict[str, Any], cmds: list[tuple[str, str]], corpus: str, mb: float,
+                     runs: int) -> str:
+    def mr(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.2f} ({min(xs):.2f}–{max(xs):.2f})"
+
+    L = [f"#### CLI throughput: `{corpus}`, {mb:.2f} MB of text, {runs} alternating runs per command\n",
+         "| command | MB/s excl. start-up, median (range) | MB/s per CPU second, median (range) | "
+         "start-up s | load average (1 min) during the runs |",
+         "|---|---|---|---|---|"]
+    for name, cmd in cmds:
+        r = res[name]
+        L.append(f"| {name}: `{cmd}` | {mr(r['wall'])} | {mr(r['cpu'])} | {statistics.median(r['startup']):.2f} | "
+                 f"{min(r['load']):.1f}–{max(r['load']):.1f} |")
+    if len(cmds) > 1:
+        a, b = (statistics.median(res[n]["wall"]) for n, _ in cmds[:2])
+        c, d = (statistics.median(res[n]["cpu"]) for n, _ in cmds[:2])
+        L.append(f"\n{cmds[0][0]} ÷ {cmds[1][0]}: **{a / b:.2f}×** in wall time excl. start-up, "
+                 f"**{c / d:.2f}×** per CPU second. Outputs (same key) byte-identical: "
+                 f"**{'yes' if res['identical'] else 'NO'}**.")
+    return "\n".join(L) + "\n"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -138,6 +209,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--big-n", type=int, default=45000, help="records of the throughput corpus (>= 20 MB of text)")
+    ap.add_argument("--runs", type=int, default=3, help="alternating throughput runs per command")
+    ap.add_argument("--baseline", type=Path, help="source tree to compare throughput and output with")
+    ap.add_argument("--baseline-label", help="how to name the baseline tree (default: its git commit)")
+    ap.add_argument("--history", default="", help="one line of earlier figures, written after the tables")
     a = ap.parse_args()
     dev = SHARED / "corpus_dev.jsonl"
     if not dev.exists():
@@ -155,6 +231,25 @@ def main() -> None:
         res_dev = evaluate(dev, cmds, a.repeat, Path(tmp) / "dev.json")
         res_syn = evaluate(syn, cmds, a.repeat, Path(tmp) / "syn.json")
         ip_dev, ip_syn = in_process_mbps(dev), in_process_mbps(syn)
+        big_recs = scrub_corpus.generate(a.seed, a.big_n)
+        big = Path(tmp) / f"synthetic_seed{a.seed}_n{a.big_n}.jsonl"
+        big.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n"
+                               for r in big_recs), encoding="utf-8")
+        big_mb = sum(len(r["text"].encode()) for r in big_recs) / 1e6
+        del big_recs
+        if big_mb < 20:
+            raise SystemExit(f"the throughput corpus has {big_mb:.1f} MB of text; raise --big-n")
+        tp_cmds = [("swarm", swarm_cmd())]
+        if a.baseline:
+            py = REPO / ".venv" / "bin" / "python"
+            tp_cmds.append(("baseline", f"PYTHONPATH={a.baseline.resolve() / 'src'} "
+                                        f"{py} -m swarm.cli.commands.scrub --format jsonl"))
+        tp = cli_throughput(tp_cmds, big, big_mb, a.runs, Path(tmp))
+        base_label = a.baseline_label or ""
+        if a.baseline and not base_label:
+            rev = subprocess.run(["git", "-C", str(a.baseline), "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True, check=False).stdout.strip()
+            base_label = f"the source tree at commit `{rev}`" if rev else f"the source tree in `{a.baseline}`"
     md = "\n".join([
         "## PII scrubber (`swarm admin scrub`) vs Presidio rule-based recognizers",
         "",
@@ -168,6 +263,11 @@ def main() -> None:
         "",
         table("dev corpus", res_dev, ip_dev),
         table("synthetic corpus", res_syn, ip_syn),
+        throughput_table(tp, [(n, c.replace(str(REPO) + "/", "")) for n, c in tp_cmds],
+                         f"bench/scrub_corpus.py --seed {a.seed} --n {a.big_n}", big_mb, a.runs)
+        + (f"\nbaseline: {base_label}. " if a.baseline else "\n")
+        + "Presidio is left out of this table (at about 0.1 MB/s one run would take several minutes).\n",
+        a.history,
     ])
     print(md)
     if not a.no_write:

@@ -35,7 +35,19 @@ from dataclasses import dataclass
 from swarm.scrub import checksums as cs
 from swarm.scrub.context import NO_KEY, KeyContext, Window, window
 
-__all__ = ["REGION", "TYPES", "Span", "detect", "hopeless", "region_ok", "skip_lead"]
+__all__ = [
+    "FAST_REGION",
+    "FAST_REGION_JSON",
+    "LEAD_CHARS",
+    "REGION",
+    "TYPES",
+    "Span",
+    "after_number",
+    "detect",
+    "hopeless",
+    "region_ok",
+    "skip_lead",
+]
 
 TYPES = ("PAN", "AADHAAR", "SSN", "EMAIL", "PHONE")
 
@@ -44,7 +56,9 @@ _SEP = r"(?:\)?(?:[ .\-]|%20)\(?|\))"
 _BODY = rf"[{_D} .\-()%]"
 # A cluster: optional +/%2B/( lead, digit groups joined by one separator.
 _CLUSTER = re.compile(rf"(?:\+|%2[Bb])?\(?[{_D}]+(?:{_SEP}[{_D}]+)*")
-REGION = re.compile(rf"[+%({_D}](?:(?<=%)2[Bb])?{_BODY}{{6,}}")
+_FIRST = rf"[+%({_D}]"
+_REGION_TAIL = rf"(?:(?<=%)2[Bb])?{_BODY}{{6,}}"
+REGION = re.compile(_FIRST + _REGION_TAIL)
 # Starts that can never begin PII: epoch seconds/milliseconds (10/13 digits
 # from 1), floats (0.98, 12.5, 1234.5), ISO dates (2026-04-15T.., "2026-04-15").
 _EXCLUDED = re.compile(
@@ -52,6 +66,24 @@ _EXCLUDED = re.compile(
     r"|[0-9]{1,2}\.[0-9]|[0-9]{4,}\.[0-9]"
     r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T\" ]|$)"
 )
+# _EXCLUDED seen from just after its first character, which must be an ASCII digit
+_EXCLUDED_AFTER_FIRST = (
+    r"(?<=[0-9])(?:(?<=1)[0-9]{9}(?:[0-9]{3})?(?![0-9]|[ .\-][0-9])"
+    r"|[0-9]?\.[0-9]|[0-9]{3,}\.[0-9]"
+    r"|[0-9]{3}-[0-9]{2}-[0-9]{2}(?:[T\" ]|$))"
+)
+# REGION less the starts that region_ok() always refuses (right after an ASCII letter, digit or "_";
+# an excluded shape), so that the C engine passes them by instead of a Python round trip each.  The
+# checks sit after the first character, so the engine still skips ahead on the character set.  It
+# is searched without an end bound (its look-arounds then see what region_ok sees); detect() uses it
+# only where a REGION match cannot run past its end bound.  FAST_REGION_JSON also lets a
+# "\n"/"\r"/"\t" escape stand before the start, as region_ok(raw_json=True) does.
+FAST_REGION = re.compile(rf"{_FIRST}(?<![A-Za-z0-9_]{_FIRST})(?!{_EXCLUDED_AFTER_FIRST}){_REGION_TAIL}")
+FAST_REGION_JSON = re.compile(
+    rf"{_FIRST}(?:(?<![A-Za-z0-9_]{_FIRST})|(?<=\\[nrt]{_FIRST}))(?!{_EXCLUDED_AFTER_FIRST}){_REGION_TAIL}")
+# What _LEAD skips after a refused start: a match right after one of these may be one that the
+# plain REGION loop never looks at (it resumes after the whole lead), so it is re-found the plain way.
+LEAD_CHARS = frozenset("+%(\u0966\u0967\u0968\u0969\u096a\u096b\u096c\u096d\u096e\u096f")
 _GROUP = re.compile(rf"[{_D}]+")
 _SPLIT_GROUPS = re.compile(rf"([{_D}]+)")
 _LEAD = re.compile(rf"[+%(]*[{_D}]*")
@@ -80,6 +112,19 @@ class Span:
     end: int
     type: str
     norm: str
+
+
+def _word_char(c: str) -> bool:
+    """An ASCII letter, digit or ``_``: a digit run glued to one is not a candidate."""
+    return c.isascii() and (c.isalnum() or c == "_")
+
+
+def after_number(text: str, i: int, lo: int = 0) -> bool:
+    """Does a run at ``i`` continue a dotted/dashed number (``1.2345678``)?
+
+    The one refusal of :func:`region_ok` that a FAST_REGION match has not been checked for.
+    """
+    return i - 2 >= lo and text[i - 1] in ".-" and text[i - 2].isdigit()
 
 
 def skip_lead(text: str, i: int) -> int:
@@ -531,13 +576,30 @@ def detect(text: str, key: KeyContext = NO_KEY, lo: int = 0, hi: int | None = No
     if text.find("@", lo, hi) >= 0 or text.find("%40", lo, hi) >= 0:
         _email_spans(text, lo, hi, out)
     search = REGION.search
+    # FAST_REGION gives the same accepted starts as the plain loop, in one C-level search, when a
+    # match cannot run past hi (hi ends the text or a JSON string) and the start at lo is not
+    # judged on a character before lo that region_ok() would not look at
+    fast_re = FAST_REGION_JSON if raw_json else FAST_REGION
+    fast = fast_re.search if (hi == len(text) or text[hi] == '"') and (
+        lo == 0 or not _word_char(text[lo - 1])) else None
     pos = lo
     while True:
-        r = search(text, pos, hi)
+        r = None
+        if fast is not None:
+            r = fast(text, pos)
+            if r is None:
+                break
+            rs = r.start()
+            if rs >= hi:
+                break
+            if rs > pos and text[rs - 1] in LEAD_CHARS:
+                r = None  # possibly inside a lead the plain loop skips: take one plain step
         if r is None:
-            break
+            r = search(text, pos, hi)
+            if r is None:
+                break
         rs, re_ = r.span()
-        if not region_ok(text, rs, lo, raw_json):
+        if (after_number(text, rs, lo) if r.re is fast_re else not region_ok(text, rs, lo, raw_json)):
             # a later group of the run may still start a cluster ("x12 98765 43210")
             lead = _LEAD.match(text, rs, re_)
             pos = max(lead.end() if lead else rs, rs + 1)

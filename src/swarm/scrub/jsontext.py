@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import bisect
 import json
+import json.decoder
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring, encode_basestring_ascii
+from typing import Any
 
 __all__ = [
     "MEMBER_RE",
@@ -32,11 +35,40 @@ __all__ = [
     "Edit",
     "Walker",
     "apply_edits",
+    "decode_string",
+    "dump_string",
+    "is_json",
     "key_before",
     "reencode",
 ]
 
 Edit = tuple[int, int, str]
+
+_WS = re.compile(r"[ \t\n\r]*")
+# the C string and value scanners behind json.loads (not in the type stubs)
+scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def is_json(text: str) -> bool:
+    """True exactly when ``json.loads(text)`` succeeds (same C scanner, without its Python wrapper)."""
+    if text.startswith("\ufeff"):
+        return False
+    try:
+        end = _SCAN_ONCE(text, _WS.match(text).end())[1]  # type: ignore[union-attr]
+    except (StopIteration, ValueError):
+        return False
+    return _WS.match(text, end).end() == len(text)  # type: ignore[union-attr]
+
+
+def decode_string(text: str, start: int) -> str:
+    """The value of the JSON string token whose opening quote is at ``start`` (``json.loads`` of it)."""
+    return scanstring(text, start + 1, True)[0]
+
+
+def dump_string(value: str, ensure_ascii: bool = True) -> str:
+    """``json.dumps(value, ensure_ascii=...)`` for a ``str`` (the C encoder, no encoder object)."""
+    return encode_basestring_ascii(value) if ensure_ascii else encode_basestring(value)
 
 _SKIP = re.compile(r'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+')
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
@@ -106,7 +138,7 @@ _COMPONENTS: dict[str, str] = {}
 def _component(key: str) -> str:
     comp = _COMPONENTS.get(key)
     if comp is None:
-        comp = "." + key if _IDENT.fullmatch(key) else "[" + json.dumps(key, ensure_ascii=False) + "]"
+        comp = "." + key if _IDENT.fullmatch(key) else "[" + dump_string(key, False) + "]"
         if len(_COMPONENTS) < 4096:
             _COMPONENTS[key] = comp
     return comp
@@ -115,7 +147,7 @@ def _component(key: str) -> str:
 class Walker:
     """Forward-only structural cursor over a valid JSON document."""
 
-    __slots__ = ("base", "keys", "pos", "stack", "text")
+    __slots__ = ("base", "keys", "pos", "stack", "text", "value")
 
     def __init__(self, text: str, base: str = "$") -> None:
         self.text = text
@@ -124,6 +156,7 @@ class Walker:
         self.stack: list[str] = []   # "{" or "[" per open container
         # path component of each open container; its bracket's offset until first needed
         self.keys: list[str | int] = []
+        self.value: str | None = None  # decoded value of the string token :meth:`advance` last returned
 
     def advance(self, c: int) -> tuple[int, int] | None:
         """Move to offset ``c`` (>= current position).
@@ -131,6 +164,7 @@ class Walker:
         Returns ``(start, end)`` of the string token (quotes included) containing
         ``c``, or None if ``c`` is outside every string.  The cursor stops at the
         string's opening quote; callers set :attr:`pos` past it when done.
+        :attr:`value` is then that string's decoded value.
         """
         text = self.text
         stack = self.stack
@@ -145,9 +179,16 @@ class Walker:
                 return None
             ch = text[p]
             if ch == '"':
-                m2 = _STRING.match(text, p)
                 self.pos = p
-                return (p, m2.end() if m2 else len(text))
+                # the C string scanner finds the end and decodes in one go (the value is kept for
+                # the caller); a document that is not valid JSON falls back to the regex
+                try:
+                    self.value, end = scanstring(text, p + 1, True)
+                except ValueError:
+                    self.value = None
+                    m2 = _STRING.match(text, p)
+                    end = m2.end() if m2 else len(text)
+                return (p, end)
             if ch in "{[":
                 stack.append(ch)
                 keys.append(p)
@@ -235,8 +276,8 @@ def reencode(raw: str, decoded: str, edits: Sequence[Edit]) -> str:
     """
     new = apply_edits(decoded, edits)
     for ascii_only in (False, True):
-        if json.dumps(decoded, ensure_ascii=ascii_only)[1:-1] == raw:
-            return json.dumps(new, ensure_ascii=ascii_only)[1:-1]
+        if dump_string(decoded, ascii_only)[1:-1] == raw:
+            return dump_string(new, ascii_only)[1:-1]
     # exact map from decoded offsets to raw offsets
     dpos: list[int] = []
     rpos: list[int] = []
@@ -261,5 +302,5 @@ def reencode(raw: str, decoded: str, edits: Sequence[Edit]) -> str:
         # inside a literal run (escapes are one decoded char and never split)
         return base_r + (x - base_d)
 
-    raw_edits = [(to_raw(s), to_raw(e), json.dumps(rep, ensure_ascii=False)[1:-1]) for s, e, rep in edits]
+    raw_edits = [(to_raw(s), to_raw(e), dump_string(rep, False)[1:-1]) for s, e, rep in edits]
     return apply_edits(raw, raw_edits)

@@ -25,9 +25,12 @@ class ScrubReport:
 
     def add(self, typ: str, path: str, n: int = 1) -> None:
         """Count ``n`` redactions of ``typ`` at ``path``."""
-        self.by_type[typ] += n
-        self.by_path[path] += n
-        self.by_path_type[(path, typ)] += n
+        # dict.get instead of ``+=``: Counter's __missing__ is a Python call on every new key
+        bt, bp, bpt = self.by_type, self.by_path, self.by_path_type
+        bt[typ] = bt.get(typ, 0) + n
+        bp[path] = bp.get(path, 0) + n
+        k = (path, typ)
+        bpt[k] = bpt.get(k, 0) + n
 
     @property
     def total(self) -> int:

@@ -19,7 +19,18 @@ from typing import Any
 
 from swarm.scrub import checksums as cs
 from swarm.scrub.context import NEGATIVE_WORDS, NO_KEY, KeyContext, key_words
-from swarm.scrub.detectors import REGION, Span, _phone_cc, detect, hopeless, region_ok, skip_lead
+from swarm.scrub.detectors import (
+    FAST_REGION_JSON,
+    LEAD_CHARS,
+    REGION,
+    Span,
+    _phone_cc,
+    after_number,
+    detect,
+    hopeless,
+    region_ok,
+    skip_lead,
+)
 from swarm.scrub.jsontext import (
     MEMBER_RE,
     NUMBER_RE,
@@ -28,6 +39,9 @@ from swarm.scrub.jsontext import (
     Edit,
     Walker,
     apply_edits,
+    decode_string,
+    dump_string,
+    is_json,
     key_before,
     reencode,
 )
@@ -86,9 +100,7 @@ class Scrubber:
             raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
         head = text.lstrip()[:1]
         if head in ("{", "["):
-            try:
-                json.loads(text)
-            except ValueError:
+            if not is_json(text):
                 if "\n" in text.strip():
                     return self.scrub_jsonl(text)
                 return self.scrub_text(text)
@@ -102,11 +114,8 @@ class Scrubber:
 
     def scrub_json(self, text: str, path: str = "$", *, _validated: bool = False) -> str:
         """Scrub one JSON document given as raw text; falls back to text if it does not parse."""
-        if not _validated:
-            try:
-                json.loads(text)
-            except ValueError:
-                return self.scrub_text(text, path)
+        if not _validated and not is_json(text):
+            return self.scrub_text(text, path)
         self.report.documents += 1
         return apply_edits(text, self._doc_edits(text, path))
 
@@ -120,9 +129,7 @@ class Scrubber:
         body = line.rstrip("\r\n")
         if not body.strip():
             return line
-        try:
-            json.loads(body)
-        except ValueError:
+        if not is_json(body):
             return self.scrub_text(line, path)
         self.report.documents += 1
         return apply_edits(line, self._doc_edits(body, path))
@@ -158,15 +165,12 @@ class Scrubber:
         """Edits for a decoded string value: nested JSON / JSONL, else free text."""
         head = s.lstrip()[:1]
         if head in ("{", "[") and len(s) > 1:
-            try:
-                json.loads(s)
-            except ValueError:
-                if "\n" in s:
-                    edits = self._jsonl_edits(s, _path(path))
-                    if edits is not None:
-                        return edits
-            else:
+            if is_json(s):
                 return self._doc_edits(s, _path(path))
+            if "\n" in s:
+                edits = self._jsonl_edits(s, _path(path))
+                if edits is not None:
+                    return edits
         return self._text_edits(s, key, path)
 
     def _jsonl_edits(self, s: str, path: str) -> list[Edit] | None:
@@ -174,9 +178,7 @@ class Scrubber:
         off = 0
         for line in s.split("\n"):
             if line.strip():
-                try:
-                    json.loads(line)
-                except ValueError:
+                if not is_json(line):
                     return None
                 edits.extend((a + off, b + off, r) for a, b, r in self._doc_edits(line, path))
             off += len(line) + 1
@@ -187,17 +189,28 @@ class Scrubber:
         edits: list[Edit] = []
         w = Walker(text, base)
         rsearch = REGION.search
+        fast_re = FAST_REGION_JSON
+        fsearch = fast_re.search
         msearch = _MARK.search
-        nr = rsearch(text)
+
+        def next_region(pos: int) -> re.Match[str] | None:
+            # the plain REGION chain from pos, less the starts region_ok() refuses anyway
+            r = fsearch(text, pos)
+            if r is not None and r.start() > pos and text[r.start() - 1] in LEAD_CHARS:
+                return rsearch(text, pos)  # perhaps inside a lead the chain skips: one plain step
+            return r
+
+        nr = next_region(0)
         nm = msearch(text)
         while nr is not None or nm is not None:
             if nr is not None and (nm is None or nr.start() <= nm.start()):
                 c = nr.start()
-                if not region_ok(text, c, 0, True):
-                    nr = rsearch(text, skip_lead(text, c))
+                # a FAST_REGION_JSON match has passed all of region_ok() but the dotted-number check
+                if after_number(text, c) if nr.re is fast_re else not region_ok(text, c, 0, True):
+                    nr = next_region(skip_lead(text, c))
                     continue
                 if hopeless(text, c, nr.end()):
-                    nr = rsearch(text, nr.end())
+                    nr = next_region(nr.end())
                     continue
             else:
                 c = nm.start()  # type: ignore[union-attr]
@@ -208,7 +221,7 @@ class Scrubber:
                 self._string_edit(text, loc, w, edits)
             nxt = max(w.pos, c + 1)
             if nr is not None and nr.start() < nxt:
-                nr = rsearch(text, nxt)
+                nr = next_region(nxt)
             if nm is not None and nm.start() < nxt:
                 nm = msearch(text, nxt)
         if _SPLIT_HINT.search(text) or (_cc_hint(text) and _CC_VALUE.search(text) and SPLIT_PHONE_RE.search(text)):
@@ -229,7 +242,7 @@ class Scrubber:
             kctx = key_words(k or "", parent or "") if k or parent else NO_KEY
             path = partial(w.value_path, qs, k)
         if "\\" in raw:
-            decoded = json.loads(text[qs:qe])
+            decoded = w.value if w.value is not None else decode_string(text, qs)
             sub = self._str_edits(decoded, kctx, path)
             if sub:
                 edits.append((qs + 1, qe - 1, reencode(raw, decoded, sub)))
@@ -258,7 +271,7 @@ class Scrubber:
             return
         path = w.value_path(start, k)
         new = apply_edits(num, [self._edit(s, path) for s in spans])
-        edits.append((start, nm.end(), json.dumps(new)))
+        edits.append((start, nm.end(), dump_string(new)))
 
     def _split_edits(self, text: str, base: str, edits: list[Edit]) -> None:
         """Values cut over sibling fields: card/Aadhaar parts, country code + number."""

@@ -24,6 +24,7 @@ into raw JSON text without escaping.
 
 from __future__ import annotations
 
+import binascii
 import hmac
 import re
 
@@ -36,7 +37,7 @@ TOKEN_CHARS = 16  # 64 bits
 MIN_KEY_BYTES = 32
 TOKEN_RE_SOURCE = rf"\[(?:PAN|AADHAAR|SSN|EMAIL|PHONE):[{ALPHABET}]{{{TOKEN_CHARS}}}\]"
 TOKEN_RE = re.compile(TOKEN_RE_SOURCE)
-_TO_ALPHABET = str.maketrans("0123456789abcdef", ALPHABET)
+_TO_ALPHABET = bytes.maketrans(b"0123456789abcdef", ALPHABET.encode())
 
 
 def check_key(key: object, *, source: str = "the scrub key") -> bytes:
@@ -62,18 +63,22 @@ class Tokenizer:
     Refuses (``ConfigError``) a key shorter than :data:`MIN_KEY_BYTES`.
     """
 
-    __slots__ = ("_cache", "_key")
+    __slots__ = ("_cache", "_key", "_mac")
 
     def __init__(self, key: bytes) -> None:
         self._key = check_key(key)
         self._cache: dict[tuple[str, str], str] = {}
+        # the keyed state once; each token copies it (half the hashing of hmac.digest per call)
+        self._mac = hmac.new(self._key, digestmod="sha256")
 
     def token(self, typ: str, norm: str) -> str:
         """The replacement token for a value of type ``typ`` normalized as ``norm``."""
         k = (typ, norm)
         tok = self._cache.get(k)
         if tok is None:
-            digest = hmac.digest(self._key, f"{typ}:{norm}".encode(), "sha256")
-            tok = f"[{typ}:{digest[:TOKEN_CHARS // 2].hex().translate(_TO_ALPHABET)}]"
+            mac = self._mac.copy()
+            mac.update(f"{typ}:{norm}".encode())
+            digest = mac.digest()
+            tok = f"[{typ}:{binascii.b2a_hex(digest[:TOKEN_CHARS // 2]).translate(_TO_ALPHABET).decode()}]"
             self._cache[k] = tok
         return tok
