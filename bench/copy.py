@@ -308,7 +308,8 @@ NOTES = [
     "moves each object's bytes three times where rclone moves them twice: it reads the object from the "
     "source and checks its SHA-256 against the manifest, uploads it, then **downloads it again from the "
     "copy** and compares the SHA-256 (the read-back `repo copy` promises), all through Python and boto3 on a "
-    "CPU-starved machine, while rclone (Go) reads and uploads each file once and lets the server check an MD5. Four objects go at a time "
+    "CPU-starved machine, while rclone (Go) reads and uploads each file once and lets the server check an MD5. "
+    "Four objects go at a time "
     "(from one at a time before this change). What would close most of the gap: trust a checksum the server "
     "verifies on upload (`Content-MD5` or `x-amz-checksum-sha256`, in the storage layer) instead of the full "
     "read-back, which halves the bytes moved and the hashing.",
