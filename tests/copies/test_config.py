@@ -133,3 +133,69 @@ def test_cli_repo_option_and_copy_dry_run(tmp_path: Path) -> None:
     r = _swarm("--config", str(cfg), "--repo", "far", "admin", "backups", "list", "--json", home=home)
     assert r.returncode == 0 and b.id in r.stdout
     assert (home / "security" / f"{repo.config.repo_id}@far.json").exists()
+
+
+RETENTION_TOML = """
+[repository]
+url = "file:///srv/primary"
+
+[retention]
+keep_tags = ["legal-hold"]
+
+[retention.pg-logical]
+keep_within = "90d"
+
+[retention.wal]
+window = "14d"
+
+[[repository.copies]]
+name = "offsite"
+url = "file:///mnt/offsite"
+
+[repository.copies.retention.pg-logical]
+keep_last = 2
+
+[repository.copies.retention.wal]
+window = "2d"
+
+[[repository.copies]]
+name = "usb"
+url = "file:///mnt/usb/swarm"
+"""
+
+
+def test_a_copy_with_its_own_retention_uses_it_and_inherits_the_rest(tmp_path: Path) -> None:
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(RETENTION_TOML)
+    primary = load_settings(cfg)
+    assert str(primary.retention.kinds["pg-logical"].keep_within) == "90d"
+    assert str(primary.retention.wal_window) == "14d"
+    offsite = load_settings(cfg, copy="offsite")
+    pol = offsite.retention
+    assert pol.kinds["pg-logical"].keep_last == 2 and pol.kinds["pg-logical"].keep_within is None
+    assert str(pol.wal_window) == "2d"  # the copy's own WAL window
+    assert pol.keep_tags == frozenset({"legal-hold"})  # inherited from the top-level [retention]
+    assert pol.kinds["pg-physical"] == primary.retention.kinds["pg-physical"]
+    assert offsite.copies["offsite"].public()["retention"] == pol.to_dict()
+    # a copy without a retention table follows the top-level policy
+    usb = load_settings(cfg, copy="usb")
+    assert usb.copies["usb"].retention is None and usb.retention == primary.retention
+    # SWARM_BACKUP_REPO pointed at the copy's URL chooses its policy too
+    os.environ["SWARM_BACKUP_REPO"] = "file:///mnt/offsite"
+    try:
+        assert load_settings(cfg).retention == pol
+    finally:
+        del os.environ["SWARM_BACKUP_REPO"]
+
+
+def test_a_copy_retention_that_keeps_nothing_is_a_config_error_naming_the_copy(tmp_path: Path) -> None:
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(RETENTION_TOML.replace("keep_last = 2", "keep_last = 0"))
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg)
+    assert ei.value.exit_code == 3
+    assert "offsite" in ei.value.message and "retention.pg-logical" in ei.value.message
+    cfg.write_text(RETENTION_TOML.replace("keep_last = 2", "keep_soon = 2"))
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg)
+    assert "retention.pg-logical.keep_soon" in ei.value.message

@@ -14,7 +14,7 @@ from swarm.errors import CopyMismatch, IntegrityError, KeyMismatch
 from swarm.model.refs import DataRef, Refs, WalRange
 from swarm.repo import Repository
 from swarm.repo.copy import copy_lag, execute_copy, plan_copy
-from swarm.repo.format import CONFIG_KEY, KEYS_PREFIX, LOCKS_PREFIX, data_key
+from swarm.repo.format import BACKUPS_PREFIX, CONFIG_KEY, KEYS_PREFIX, LOCKS_PREFIX, data_key
 from swarm.storage.base import ObjectInfo
 from swarm.storage.memory import MemoryStore
 
@@ -210,3 +210,48 @@ def test_a_place_holding_another_repository_is_refused(keys: tuple[LocalKeyFile,
         bad = MemoryStore()
         bad.put(CONFIG_KEY, b"{")
         plan_copy(source, "offsite", bad, own)
+
+
+class OverlapStore(DyingStore):
+    """Counts how many puts of data objects and WAL run at once, and the order of every put."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        super().__init__(inner, die_at=0)
+        import threading
+
+        self.mutex = threading.Lock()
+        self.inflight = 0
+        self.most = 0
+        self.order: list[str] = []
+
+    def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
+        import time
+
+        bulk = key.startswith(("data/", "wal/"))
+        with self.mutex:
+            self.order.append(key)
+            if bulk:
+                self.inflight += 1
+                self.most = max(self.most, self.inflight)
+        try:
+            if bulk:
+                time.sleep(0.05)  # a slow link: the next objects go out meanwhile
+            return super().put(key, data, if_absent=if_absent)
+        finally:
+            if bulk:
+                with self.mutex:
+                    self.inflight -= 1
+
+
+def test_data_and_wal_go_out_several_at_a_time_and_manifests_after_all_of_it(
+        keys: tuple[LocalKeyFile, LocalKeyFile]) -> None:
+    kek, own = keys
+    source, ids = make_source(kek)
+    target = OverlapStore(MemoryStore())
+    res = copy(source, target, own)
+    assert res.problems == {} and res.backups == ids
+    assert target.most >= 2  # not one at a time
+    last_bulk = max(i for i, k in enumerate(target.order) if k.startswith(("data/", "wal/")))
+    first_manifest = min(i for i, k in enumerate(target.order) if k.startswith(BACKUPS_PREFIX))
+    assert last_bulk < first_manifest  # every manifest after all the data and WAL
+    assert assert_restorable(target.inner, own, source) == ids

@@ -238,7 +238,7 @@ def _named(name: str, source: str, path: Path) -> tuple[str, str]:
 
 # ---- [[repository.copies]] -------------------------------------------------------------------------
 
-_COPY_KEYS = ("name", "url", "key", "s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region")
+_COPY_KEYS = ("name", "url", "key", "s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region", "retention")
 _COPY_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -247,7 +247,9 @@ class RepoPlace:
     """Where one repository lives and how to reach it: the primary (``name`` ``""``) or a copy.
 
     ``key_url`` is the copy's own key provider (today a key file, ``file://``; another provider
-    plugs in behind the same URL); None means the primary's key. ``s3_*`` None means the primary's."""
+    plugs in behind the same URL); None means the primary's key. ``s3_*`` None means the primary's.
+    ``retention`` is the copy's own policy (its ``retention`` sub-table over the top-level
+    ``[retention]``); None means the top-level policy."""
 
     name: str
     url: str
@@ -256,23 +258,50 @@ class RepoPlace:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_region: str | None = None
+    retention: Policy | None = None
 
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "key": self.key_url, "s3_endpoint": self.s3_endpoint,
                 "s3_access_key": self.s3_access_key, "s3_secret_key": "***" if self.s3_secret_key else None,
-                "s3_region": self.s3_region}
+                "s3_region": self.s3_region,
+                "retention": self.retention.to_dict() if self.retention is not None else None}
 
 
 def _same_url(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
+def _copy_retention(name: str, table: Any, top: Any, path: Path) -> Policy | None:
+    """A copy's own retention policy: its ``retention`` table's keys over the top-level ``[retention]``
+    (None when the copy has no such table: it follows the top-level policy)."""
+    if table is None:
+        return None
+    where = f"[[repository.copies]] {name} retention in {path}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} is not a table",
+                          hint="Write it as [repository.copies.retention.<kind>] tables under the copy "
+                               "(docs/copies.md).")
+    try:
+        return policy_from_toml({**(top if isinstance(top, dict) else {}), **table})
+    except PolicyError as exc:
+        raise ConfigError(f"[[repository.copies]] {name} {exc.key} in {path}: {exc.problem}",
+                          hint="Fix the copy's retention tables (docs/copies.md, \"A copy's own retention\"). "
+                               "Nothing was deleted.", details={"key": exc.key, "copy": name}) from exc
+
+
 def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | None) -> None:
     """Read ``[[repository.copies]]`` into ``s.copies`` and, when a copy is chosen (``--repo NAME``)
     or SWARM_BACKUP_REPO / ``--repo-url`` names a copy's URL, point ``repo``, ``key_url`` and
-    ``repo_s3_*`` at it (its own key and endpoint where it has them, the primary's otherwise).
-    ConfigError (exit 3) naming the entry for a malformed table, a duplicate name, an unknown
-    copy or a copy whose URL is the primary's."""
+    ``repo_s3_*`` at it (its own key and endpoint where it has them, the primary's otherwise), and
+    ``retention`` at the copy's own policy when it has one. With copies and no ``[schedule]``
+    tables, the default schedule gains the ``repo copy`` job (``swarm.model.schedule.COPY_SCHEDULE``).
+
+    A copy's ``retention`` sub-table has the shape of the top-level ``[retention]``; each of its
+    keys (a ``<kind>`` table, ``wal``, ``keep_tags``, ``safety_age``) replaces the top-level one,
+    the rest is inherited, and the result is parsed by ``policy_from_toml`` (same checks, same
+    defaults). ConfigError (exit 3) naming the entry for a malformed table, a duplicate name, an
+    unknown copy, a copy whose URL is the primary's, or an invalid retention key (named as
+    ``[[repository.copies]] NAME retention.<kind>.<key>``)."""
     section = data.get("repository")
     raw = section.get("copies", []) if isinstance(section, dict) else []
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
@@ -304,10 +333,14 @@ def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | No
                        source=f"file {path}")
         s.copies[name] = RepoPlace(name, url, key, endpoint,
                                    *(str(c[k]) if c.get(k) not in (None, "") else None
-                                     for k in ("s3_access_key", "s3_secret_key", "s3_region")))
+                                     for k in ("s3_access_key", "s3_secret_key", "s3_region")),
+                                   retention=_copy_retention(name, c.get("retention"), data.get("retention"),
+                                                             path))
         if s.repo and _same_url(url, s.repo) and s.sources.get("repo") == "file":
             raise ConfigError(f"{where}: copy {name!r} has the primary repository's url {url}",
                               hint="A copy lives in another place (another bucket, endpoint or directory).")
+    if s.copies and s.schedule_source == "default":  # the default table copies to them (docs/copies.md)
+        s.schedule = parse_jobs(None, copies=True)
     if s.repo:
         s.primary = RepoPlace("", s.repo, s.key_url, s.repo_s3_endpoint, s.repo_s3_access_key,
                               s.repo_s3_secret_key, s.repo_s3_region)
@@ -329,6 +362,8 @@ def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | No
     place = s.copies[s.copy]
     s.repo = place.url
     s.sources["repo"] = f"copy:{place.name}"
+    if place.retention is not None:  # `swarm --repo NAME admin prune` / `backups list` use the copy's policy
+        s.retention = place.retention
     for name, value in (("key_url", place.key_url), ("repo_s3_endpoint", place.s3_endpoint),
                         ("repo_s3_access_key", place.s3_access_key), ("repo_s3_secret_key", place.s3_secret_key),
                         ("repo_s3_region", place.s3_region)):

@@ -187,15 +187,33 @@ DEFAULT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune": {"cron": "0 5 * * *", "command": "prune", "starting_deadline": "6h"},
 }
 
+# Added to the seed's table when swarm.toml has [[repository.copies]] (docs/copies.md): `repo copy`
+# after each backup set (the new set reaches the copies at once) and hourly (the weekly physical
+# backup, WAL, tags and drill records follow within the hour). WAL reaching the copies every
+# wal_interval (60 s) is the job of a long-running `swarm admin repo copy --follow` (a systemd
+# service beside the scheduler, docs/copies.md "Schedule"), not of a scheduled job: the scheduler
+# runs each job to its end.
+COPY_SCHEDULE: dict[str, dict[str, Any]] = {
+    "copy": {"cron": "15 * * * *", "after": "set", "command": "repo copy", "starting_deadline": "45m",
+             "retries": 2, "retry_backoff": "2m"},
+}
 
-def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml") -> dict[str, Job]:
+
+def default_schedule(*, copies: bool = False) -> dict[str, dict[str, Any]]:
+    """The seed's table (``DEFAULT_SCHEDULE``), with ``COPY_SCHEDULE`` when copies are configured."""
+    return {**DEFAULT_SCHEDULE, **(COPY_SCHEDULE if copies else {})}
+
+
+def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml", copies: bool = False,
+               ) -> dict[str, Job]:
     """Validate ``[schedule.<job>]`` tables into jobs; ConfigError (exit 3) naming the table and key.
+    ``tables`` None: the default table (``default_schedule(copies=copies)``).
 
     Rules: a job needs ``command`` and ``cron`` and/or ``after``; ``after`` names another job and
     no chain loops; ``timezone`` is an IANA name; durations are ``90``/``90s``/``5m``/``2h``/``1d``;
     ``jitter`` < ``starting_deadline``; unknown keys are refused."""
     if tables is None:
-        tables = DEFAULT_SCHEDULE
+        tables = default_schedule(copies=copies)
     if not isinstance(tables, Mapping):
         raise ConfigError(f"[schedule] in {where} must hold tables ([schedule.<job>])",
                           hint="Write e.g. [schedule.logical] with cron = \"30 1 * * *\" and command = "

@@ -22,6 +22,9 @@ copy already holds is left alone (incremental; contents are ``verify --repo NAME
 6. restore points and tags (when absent or different), verify records (when absent), tombstones
    (when absent and the copy has no manifest of that backup).
 
+Data objects and WAL files are written ``COPY_WORKERS`` (4) at a time within their step; a step
+ends before the next one begins.
+
 Every object written is read back from the copy and compared with the source's bytes (SHA-256);
 data objects are also checked against the SHA-256 their manifest records *before* they are
 stored (a damaged source object is never copied: its backup is skipped and named); rewrapped key
@@ -30,8 +33,9 @@ own metadata key.
 
 A kill -9 leaves, after 1: a repository with no backups (``backups list --repo NAME`` is empty);
 after 2-4: data the copy lists no manifest for (invisible; ``prune`` on the copy sweeps it once
-older than the safety age, a re-run uses it); during 5: some backups listed, each complete; during
-6: some records missing. A re-run plans again from what is there and converges to what an
+older than the safety age, a re-run uses it), and during 4 perhaps a WAL segment without an
+earlier one (the lag counts from the oldest segment the copy lacks); during 5: some backups
+listed, each complete; during 6: some records missing. A re-run plans again from what is there and converges to what an
 uninterrupted run writes (``tests/copies/test_copy_crash.py`` kills it before every put).
 """
 from __future__ import annotations
@@ -362,13 +366,39 @@ def _hashing(chunks: Iterable[bytes], sink: Any, expected: str, where: str) -> I
                              "it was not copied")
 
 
+COPY_WORKERS = 4  # data objects and WAL files copied at the same time (a run of them: steps 3 and 4)
+_PARALLEL = frozenset({"data", "wal"})
+
+
+def _runs(items: list[Item]) -> Iterator[list[Item]]:
+    """``items`` in order, cut into runs: consecutive data / WAL items together, every other item alone."""
+    run: list[Item] = []
+    for item in items:
+        if item.what in _PARALLEL:
+            run.append(item)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [item]
+    if run:
+        yield run
+
+
 def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvider, *,
                  clock: Clock | None = None, on_item: Callable[[Item], None] | None = None,
-                 stale_after: float = 120.0, refresh_every: float = 20.0) -> CopyResult:
+                 stale_after: float = 120.0, refresh_every: float = 20.0, workers: int = COPY_WORKERS,
+                 ) -> CopyResult:
     """Write ``plan`` to the copy (steps and crash behaviour: module docstring) under the source's
     shared lock and the copy's. A backup whose data turns out damaged on the source (or whose copy
-    does not read back) is not committed on the copy and is named in ``problems``; the rest goes on."""
+    does not read back) is not committed on the copy and is named in ``problems``; the rest goes on.
+
+    Data objects and WAL files (steps 3 and 4) are copied ``workers`` at a time; each step still ends
+    before the next begins, so every manifest is written after all the data it needs. A kill -9
+    inside step 4 may leave a WAL segment on the copy without an earlier one: the copy's lag counts
+    from the oldest segment it lacks (``copy_lag``), and the next run fills the gap."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     t0 = time.monotonic()
     clock = clock or source.clock
@@ -393,8 +423,43 @@ def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvi
     bad: set[str] = set()  # backups not to commit on the copy
     size = int((source.cluster_identity() or {}).get("segment_size") or DEFAULT_SEGMENT_SIZE)
     have: tuple[dict[str, ObjectInfo], ...] | None = None  # the copy's data, keys, WAL when manifests start
-    with slock, tlock:
-        for item in items:
+
+    def copied(item: Item) -> None:
+        res.copied += 1
+        res.bytes += item.size
+        if item.what == "manifest":
+            res.backups.append(item.backup)
+        if on_item:
+            on_item(item)
+
+    def failed(item: Item, exc: IntegrityError) -> None:
+        res.problems[item.backup or item.key] = exc.message
+        if item.backup:
+            bad.add(item.backup)
+
+    def one(item: Item) -> None:
+        slock.ensure_held()
+        tlock.ensure_held()
+        _copy_one(source, target, item, store, kek, rid)
+
+    with slock, tlock, ThreadPoolExecutor(max(1, workers), thread_name_prefix="repo-copy") as pool:
+        for run in _runs(items):
+            if len(run) > 1:  # data objects or WAL files: ``workers`` at a time, all done before what follows
+                futures = [(item, pool.submit(one, item)) for item in run if item.backup not in bad]
+                try:
+                    for item, fut in futures:
+                        try:
+                            fut.result()
+                        except IntegrityError as exc:  # named, the rest goes on (as one at a time)
+                            failed(item, exc)
+                            continue
+                        copied(item)
+                except BaseException:
+                    for _item, fut in futures:
+                        fut.cancel()
+                    raise
+                continue
+            item = run[0]
             slock.ensure_held()
             tlock.ensure_held()
             if item.what == "manifest":
@@ -412,16 +477,9 @@ def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvi
             except IntegrityError as exc:
                 if not item.backup and item.what not in ("wal", "record"):
                     raise
-                res.problems[item.backup or item.key] = exc.message
-                if item.backup:
-                    bad.add(item.backup)
+                failed(item, exc)
                 continue
-            res.copied += 1
-            res.bytes += item.size
-            if item.what == "manifest":
-                res.backups.append(item.backup)
-            if on_item:
-                on_item(item)
+            copied(item)
         tlock.ensure_held(check_store=True)
     res.seconds = time.monotonic() - t0
     return res

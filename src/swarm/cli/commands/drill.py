@@ -29,7 +29,8 @@ def drill(ctx: typer.Context,
                                                                      "enterprise (4 h / 1 h), team (24 h / 24 h), "
                                                                      "community (none)."),
           from_dr: bool = typer.Option(False, "--from-dr", help="Take the bucket from the DR bucket (primary "
-                                                               "region lost)."),
+                                                               "region lost); with `swarm --repo NAME`, PostgreSQL "
+                                                               "and the state from that copy of the repository."),
           keep: bool = typer.Option(False, "--keep", help="Leave the scratch deployment running; print how to reach "
                                                           "and remove it."),
           target_db: str = typer.Option(None, "--target-db", help="A scratch PostgreSQL server's URL; the drill "
@@ -83,7 +84,7 @@ def drill(ctx: typer.Context,
     env = drill_env(s, SWARM_COMMAND)
     req = DrillRequest(set_id=set_id, latest=latest, at=at, tier=tier_name.lower(), from_dr=from_dr, keep=keep,
                        target_db=target_db, target_bucket=target_bucket, target_state=target_state, port=port,
-                       sample=sample)
+                       sample=sample, copy=s.copy)
     with progress(as_json) as reporter:
         res = run_drill(repo, req, env, reporter=reporter)
     d = res.to_dict()

@@ -91,7 +91,11 @@ class DrillRequest:
     it); ``target_bucket``: an empty scratch bucket on the objects endpoint; ``target_state``: a
     directory the drill creates its state directory in. Without them the drill provisions its own
     on the dev stack's endpoint (a local cluster, bucket ``swarm-drill-<id>``, a directory under
-    ``$SWARM_HOME/drills``)."""
+    ``$SWARM_HOME/drills``). ``copy``: the name of the copy of the repository the drill runs from
+    (``swarm --repo NAME admin drill``; the ``repo`` given to ``run_drill`` is then that copy, and
+    the drill reads nothing else of the repository), None for the primary; recorded in the
+    drill's record (``source.copy``). With ``from_dr`` too, nothing of the primary region is
+    read: PostgreSQL and the state from the copy, the bucket from the DR bucket."""
 
     set_id: str | None = None
     latest: bool = False
@@ -105,6 +109,7 @@ class DrillRequest:
     port: int | None = None
     sample: int = ladder.DEFAULT_SAMPLE
     workers: int = 8
+    copy: str | None = None
 
 
 @dataclass
@@ -404,6 +409,8 @@ def run_drill(repo: Repository, req: DrillRequest, env: DrillEnv, *, reporter: R
                                                                        utc_iso(plan.at)},
                       targets={"rto_s": t.rto_s, "rpo_s": t.rpo_s}, swept=swept)
     res.source["from_dr"] = req.from_dr
+    res.source["copy"] = req.copy  # which repository it ran from: a copy's name, None for the primary
+    res.source["repository"] = repo.url
     rec: ScratchRecord | None = None
     interrupted = False
     try:

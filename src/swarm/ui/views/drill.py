@@ -31,7 +31,7 @@ def drill_result(d: dict[str, Any], *, as_json: bool) -> None:
     ok = d["verdict"] == "pass"
     head = "[bold green]drill passed[/]" if ok else "[bold red]drill failed[/]"
     src = d["source"].get("set") or f"--at {d['source'].get('at')}"
-    render.out.print(f"{head} {d['id']}: {src} ({d['tier']} tier)")
+    render.out.print(f"{head} {d['id']}: {src} ({d['tier']} tier){_origin(d.get('source') or {})}")
     t = d.get("targets") or {}
     pairs: list[tuple[str, Any]] = [
         ("RTO", f"{_dur(d.get('rto_s'))} (target {_dur(t.get('rto_s')) if t.get('rto_s') else 'none'})"),
@@ -64,6 +64,16 @@ def drill_result(d: dict[str, Any], *, as_json: bool) -> None:
                          + "; ".join(d["teardown"]["problems"]))
 
 
+def _repository(source: dict[str, Any]) -> str:
+    """Where a drill ran from: ``copy NAME`` or ``primary``, ``+ DR bucket`` with --from-dr."""
+    where = f"copy {source['copy']}" if source.get("copy") else "primary"
+    return where + (" + DR bucket" if source.get("from_dr") else "")
+
+
+def _origin(source: dict[str, Any]) -> str:
+    return f", from {_repository(source)}" if source.get("copy") or source.get("from_dr") else ""
+
+
 def history(records: Sequence[dict[str, Any]], damaged: dict[str, str], *, as_json: bool) -> None:
     if as_json:
         render.emit_json({"drills": list(records), "damaged": damaged})
@@ -71,10 +81,10 @@ def history(records: Sequence[dict[str, Any]], damaged: dict[str, str], *, as_js
     if not records:
         render.out.print("no drills yet (`swarm admin drill --latest`)")
     else:
-        render.table("drills", ["id", "status", "verdict", "source", "tier", "RTO", "RPO", "failure"],
+        render.table("drills", ["id", "status", "verdict", "source", "repository", "tier", "RTO", "RPO", "failure"],
                      [[r.get("id"), r.get("status"), r.get("verdict"),
                        (r.get("source") or {}).get("set") or f"at {(r.get('source') or {}).get('at')}",
-                       r.get("tier"), _dur(r.get("rto_s")), _dur(r.get("rpo_s")),
+                       _repository(r.get("source") or {}), r.get("tier"), _dur(r.get("rto_s")), _dur(r.get("rpo_s")),
                        (r.get("error") or {}).get("error", "")] for r in records])
     for key, problem in damaged.items():
         render.err.print(f"[red]{key}[/]: {render.escape(problem)}")
@@ -220,7 +230,8 @@ def html_report(d: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
 <body>
 <h1>DR drill {_e(d['id'])} <span id="verdict" class="badge {cls}">{_e(d['verdict'].upper())}</span></h1>
 <p class="muted">{_e(src)} &middot; {_e(d['tier'])} tier &middot; started {_e(d['started_at'])} &middot;
-finished {_e(d.get('finished_at'))}{' &middot; from the DR bucket' if d['source'].get('from_dr') else ''}</p>
+finished {_e(d.get('finished_at'))}{' &middot; from the DR bucket' if d['source'].get('from_dr') else ''}\
+{(' &middot; from copy ' + _e(d['source']['copy'])) if d['source'].get('copy') else ''}</p>
 <div class="kpis">
 <div class="kpi"><span class="muted">RTO</span>
 <b id="rto" class="{cls if t.get('rto_s') else ''}">{_dur(d.get('rto_s'))}</b>
