@@ -63,7 +63,7 @@ command = "backup set"
 @given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1)),
        st.integers(min_value=0, max_value=3599))
 def test_copy_job_runs_within_the_hour_and_right_after_each_set(start: datetime, set_took: int) -> None:
-    jobs = parse_jobs(default_schedule(copies=True))
+    jobs = parse_jobs(default_schedule(copies=["offsite"]))
     now = start.replace(tzinfo=UTC)
     copy = jobs["copy"]
     nxt = copy.next_slot(now)
@@ -80,10 +80,47 @@ def test_copy_job_runs_within_the_hour_and_right_after_each_set(start: datetime,
         p.finished("copy", SUCCEEDED, ended + timedelta(seconds=30))
         [first] = [a for a in p.due(ended + timedelta(seconds=30)) if a.verb == "run" and a.job == "copy"]
     assert (first.trigger, first.slot) == ("after:set", ended)
-    assert _copy_jobs(parse_jobs(default_schedule(copies=False))) == []
+    assert _copy_jobs(parse_jobs(default_schedule(copies=[]))) == []
 
 
 def _run_action(p: Planner, job: str, slot: datetime):  # type: ignore[no-untyped-def]
     from swarm.model.schedule import Action
 
     return Action("run", job, slot, 1, "cron")
+
+
+def test_with_copies_each_copy_is_pruned_daily_by_a_job_run_against_it(tmp_path: Path) -> None:
+    from swarm.services.schedule.runner import job_argv
+
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(BASE + COPY + COPY.replace("offsite", "usb").replace("/mnt/usb", "/mnt/usb"))
+    s = load_settings(cfg)
+    prunes = {n: j for n, j in s.schedule.items() if j.command == "prune"}
+    assert set(prunes) == {"prune", "prune-offsite", "prune-usb"}
+    assert prunes["prune"].repo is None and prunes["prune-usb"].repo == "usb"
+    # an hour after the primary's prune, so neither waits for the other's exclusive lock
+    assert prunes["prune-offsite"].cron != prunes["prune"].cron
+    argv = job_argv(prunes["prune-offsite"], None, config=cfg)  # type: ignore[arg-type]
+    assert argv[argv.index("--repo"):argv.index("admin") + 2] == ["--repo", "offsite", "admin", "prune"]
+    assert "--repo" not in job_argv(prunes["prune"], None, config=cfg)  # type: ignore[arg-type]
+
+
+def test_a_job_on_a_copy_adds_no_backup_of_the_primarys_kind(tmp_path: Path) -> None:
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(BASE + COPY + '[schedule.copy-state]\ncron = "0 3 * * *"\ncommand = "backup state"\nrepo = "offsite"\n')
+    job = load_settings(cfg).schedule["copy-state"]
+    assert job.repo == "offsite" and job.kind is None  # `status` does not count it as the primary's state backup
+
+
+def test_a_job_naming_an_unknown_copy_or_latest_on_a_copy_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from swarm.errors import ConfigError
+
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(BASE + COPY + '[schedule.p]\ncron = "0 6 * * *"\ncommand = "prune"\nrepo = "nowhere"\n')
+    with pytest.raises(ConfigError, match=r"\[schedule\.p\] repo .*no copy named 'nowhere' \(copies: offsite\)"):
+        load_settings(cfg)
+    cfg.write_text(BASE + COPY + '[schedule.v]\ncron = "0 6 * * *"\ncommand = "verify {latest}"\nrepo = "offsite"\n')
+    with pytest.raises(ConfigError, match=r"\[schedule\.v\] repo .*\{latest\}"):
+        load_settings(cfg)

@@ -294,7 +294,8 @@ def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | No
     or SWARM_BACKUP_REPO / ``--repo-url`` names a copy's URL, point ``repo``, ``key_url`` and
     ``repo_s3_*`` at it (its own key and endpoint where it has them, the primary's otherwise), and
     ``retention`` at the copy's own policy when it has one. With copies and no ``[schedule]``
-    tables, the default schedule gains the ``repo copy`` job (``swarm.model.schedule.COPY_SCHEDULE``).
+    tables, the default schedule gains the ``repo copy`` job (``swarm.model.schedule.COPY_SCHEDULE``)
+    and a daily ``prune-<copy>`` per copy; a job's ``repo`` must name a configured copy.
 
     A copy's ``retention`` sub-table has the shape of the top-level ``[retention]``; each of its
     keys (a ``<kind>`` table, ``wal``, ``keep_tags``, ``safety_age``) replaces the top-level one,
@@ -339,8 +340,13 @@ def _load_copies(s: Settings, data: dict[str, Any], path: Path, chosen: str | No
         if s.repo and _same_url(url, s.repo) and s.sources.get("repo") == "file":
             raise ConfigError(f"{where}: copy {name!r} has the primary repository's url {url}",
                               hint="A copy lives in another place (another bucket, endpoint or directory).")
-    if s.copies and s.schedule_source == "default":  # the default table copies to them (docs/copies.md)
-        s.schedule = parse_jobs(None, copies=True)
+    if s.copies and s.schedule_source == "default":  # the default table copies to and prunes them (docs/copies.md)
+        s.schedule = parse_jobs(None, copies=sorted(s.copies))
+    for job in s.schedule.values():
+        if job.repo is not None and job.repo not in s.copies:
+            known = ", ".join(sorted(s.copies)) or "none"
+            raise ConfigError(f"[schedule.{job.name}] repo in {path}: no copy named {job.repo!r} (copies: {known})",
+                              hint="Name a [[repository.copies]] table, or drop repo to run the job on the primary.")
     if s.repo:
         s.primary = RepoPlace("", s.repo, s.key_url, s.repo_s3_endpoint, s.repo_s3_access_key,
                               s.repo_s3_secret_key, s.repo_s3_region)

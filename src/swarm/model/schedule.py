@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +50,7 @@ MISSED = "missed"
 FINAL_OUTCOMES = frozenset({SUCCEEDED, FAILED, SKIPPED, MISSED})
 
 KEYS = frozenset({"cron", "after", "timezone", "command", "starting_deadline", "jitter", "retries",
-                  "retry_backoff", "on_failure", "webhook", "heartbeat", "timeout", "enabled"})
+                  "retry_backoff", "on_failure", "webhook", "heartbeat", "timeout", "enabled", "repo"})
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -89,10 +89,12 @@ class Job:
     heartbeat: str | None = None
     timeout: float | None = None
     enabled: bool = True
+    repo: str | None = None  # a copy's name: the command runs as `swarm --repo NAME admin ...`
 
     @property
     def kind(self) -> str | None:
-        return kind_of(self.command)
+        """The backup kind the job adds to the primary repository; None for a job run on a copy."""
+        return None if self.repo else kind_of(self.command)
 
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -199,19 +201,30 @@ COPY_SCHEDULE: dict[str, dict[str, Any]] = {
 }
 
 
-def default_schedule(*, copies: bool = False) -> dict[str, dict[str, Any]]:
-    """The seed's table (``DEFAULT_SCHEDULE``), with ``COPY_SCHEDULE`` when copies are configured."""
-    return {**DEFAULT_SCHEDULE, **(COPY_SCHEDULE if copies else {})}
+def copy_prune_job(copy: str) -> dict[str, Any]:
+    """The default prune of one copy (its own retention, or the top-level one): an hour after the
+    primary's, so the two never wait for each other's exclusive lock."""
+    return {"cron": "0 6 * * *", "command": "prune", "repo": copy, "starting_deadline": "6h"}
 
 
-def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml", copies: bool = False,
+def default_schedule(*, copies: Collection[str] = ()) -> dict[str, dict[str, Any]]:
+    """The seed's table (``DEFAULT_SCHEDULE``); with copies configured, also ``COPY_SCHEDULE`` and a
+    daily ``prune-<copy>`` per copy (``copy_prune_job``)."""
+    if not copies:
+        return dict(DEFAULT_SCHEDULE)
+    return {**DEFAULT_SCHEDULE, **COPY_SCHEDULE, **{f"prune-{c}": copy_prune_job(c) for c in sorted(copies)}}
+
+
+def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml", copies: Collection[str] = (),
                ) -> dict[str, Job]:
     """Validate ``[schedule.<job>]`` tables into jobs; ConfigError (exit 3) naming the table and key.
     ``tables`` None: the default table (``default_schedule(copies=copies)``).
 
     Rules: a job needs ``command`` and ``cron`` and/or ``after``; ``after`` names another job and
     no chain loops; ``timezone`` is an IANA name; durations are ``90``/``90s``/``5m``/``2h``/``1d``;
-    ``jitter`` < ``starting_deadline``; unknown keys are refused."""
+    ``jitter`` < ``starting_deadline``; ``repo`` is a copy's name and the command then has no
+    ``{latest}`` (it names the primary's newest backup, which the copy may not hold yet; whether the
+    copy exists is checked where the copies are known, ``swarm.config``); unknown keys are refused."""
     if tables is None:
         tables = default_schedule(copies=copies)
     if not isinstance(tables, Mapping):
@@ -269,11 +282,18 @@ def parse_jobs(tables: Mapping[str, Any] | None, *, where: str = "swarm.toml", c
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise bad("enabled", "must be true or false")
+        repo = table.get("repo")
+        if repo is not None and (not isinstance(repo, str) or not _NAME.match(repo)):
+            raise bad("repo", f"{repo!r} is not a copy's name (a [[repository.copies]] name)")
+        if repo is not None and "{latest}" in command:
+            raise bad("repo", "{latest} names the primary's newest backup, which the copy may not hold yet; "
+                              "give the backup id, or run the job on the primary")
         jobs[name] = Job(name=name, command=command.strip(), cron=cron, after=after, timezone=str(tz),
                          starting_deadline=deadline, jitter=jitter, retries=retries,
                          retry_backoff=durations.get("retry_backoff") or 60.0,
                          on_failure=table.get("on_failure"), webhook=table.get("webhook"),
-                         heartbeat=table.get("heartbeat"), timeout=durations.get("timeout"), enabled=enabled)
+                         heartbeat=table.get("heartbeat"), timeout=durations.get("timeout"), enabled=enabled,
+                         repo=repo)
     for job in jobs.values():
         if job.after is not None and job.after not in jobs:
             raise ConfigError(f"[schedule.{job.name}] after in {where}: no job named {job.after!r}",

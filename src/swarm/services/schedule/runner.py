@@ -81,8 +81,9 @@ class SchedulerSummary:
 
 
 def job_argv(job: Job, repo: Repository, *, config: Path | None) -> list[str]:
-    """The child's command line: ``swarm [--config C] admin <command words> --json``; ``{latest}`` in
-    the command becomes the newest backup's id (``verify {latest}``). ValueError if there is none."""
+    """The child's command line: ``swarm [--config C] [--repo COPY] admin <command words> --json``;
+    ``{latest}`` in the command becomes the newest backup's id (``verify {latest}``). ValueError if
+    there is none. A job with ``repo`` runs against that copy (``swarm --repo NAME``)."""
     words = shlex.split(job.command)
     if "{latest}" in words:
         backups = repo.list_backups({})
@@ -93,6 +94,8 @@ def job_argv(job: Job, repo: Repository, *, config: Path | None) -> list[str]:
     base = [sys.executable, "-m", "swarm.cli.main"]
     if config is not None:
         base += ["--config", str(config)]
+    if job.repo is not None:
+        base += ["--repo", job.repo]
     return [*base, "admin", *words, *([] if "--json" in words else ["--json"])]
 
 
