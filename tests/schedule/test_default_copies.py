@@ -107,7 +107,8 @@ def test_with_copies_each_copy_is_pruned_daily_by_a_job_run_against_it(tmp_path:
 
 def test_a_job_on_a_copy_adds_no_backup_of_the_primarys_kind(tmp_path: Path) -> None:
     cfg = tmp_path / "swarm.toml"
-    cfg.write_text(BASE + COPY + '[schedule.copy-state]\ncron = "0 3 * * *"\ncommand = "backup state"\nrepo = "offsite"\n')
+    cfg.write_text(BASE + COPY + '[schedule.copy-state]\ncron = "0 3 * * *"\ncommand = "backup state"\n'
+                   'repo = "offsite"\n')
     job = load_settings(cfg).schedule["copy-state"]
     assert job.repo == "offsite" and job.kind is None  # `status` does not count it as the primary's state backup
 
