@@ -15,7 +15,12 @@ a row were decidable from latest entries alone, when it returns to the cheap lis
 
 Exact, not a heuristic: every key the cheap path decides is decided the way the full history
 would decide it (see ``_decidable``); every other key gets its full DR history. Each side is
-paged in order in a background thread (one page ahead); memory stays at a few pages.
+paged in order in a background thread (one page ahead); memory stays at a few pages. Read
+only: a kill at any point leaves nothing behind.
+
+Not paged in parallel: on SeaweedFS, two to five concurrent version listings of one bucket (split
+by prefix, or by key range with boundaries from a delimiter listing) took 1.5-2.5x as long as one
+sequential listing of the same keys (bench/RESULTS.md, objects), so each side is one stream.
 
 Only buckets reached through the lean SigV4 data path (custom endpoints with keys) take the
 cheap path; others (AWS S3 through boto3, where both listings cost alike) stream both version
@@ -38,9 +43,12 @@ from swarm.model.object_versions import Version, group_by_key, merge_by_key, sam
 from swarm.sources.objects import Bucket
 
 PAGE = 1000
-# In version-listing mode, this many consecutive keys decidable from latest entries alone
-# send the DR side back to the cheap listing (a switch wastes at most the pages read ahead).
-SWITCH_BACK = 1000
+# In version-listing mode, this many consecutive keys decidable from latest entries alone send
+# the DR side back to the cheap listing. A switch back wastes at most the version pages read
+# ahead (one queued, one in flight), so four pages' worth of keys between switches bounds the
+# waste at about half a version listing even for keys laid out to flip the mode as often as
+# possible; buckets where most keys have history stay on the version listing.
+SWITCH_BACK = 4 * PAGE
 
 History = list[Version]
 Triple = tuple[str, History, History]
