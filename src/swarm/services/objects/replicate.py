@@ -22,6 +22,7 @@ wrote on DR) gets the source entries replayed on top, which restores the latest 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ from swarm.model.object_versions import (
     replication_gap,
     same_content,
 )
+from swarm.services.objects import listing
 from swarm.services.objects.common import KeyWork, failures_dict, require_distinct, run_bounded
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.sources.objects import Bucket
@@ -65,30 +67,46 @@ class ReplicateResult:
                 "elapsed_s": round(self.elapsed_s, 3)}
 
 
+def _check_both(src: Bucket, dr: Bucket) -> None:
+    """Credentials, listing rights and versioning of both sides, checked concurrently (six small
+    requests); the source's error is raised first when both fail. Nothing is changed before
+    both pass."""
+    with ThreadPoolExecutor(2, thread_name_prefix="objects-check") as pool:
+        s = pool.submit(lambda: (src.check_access(write=True), src.require_versioning("replication")))
+        d = pool.submit(lambda: (dr.check_access(write=True),
+                                 dr.require_versioning("replication (the DR side keeps every version too)")))
+        s.result()
+        d.result()
+
+
 def _pairs(src: Bucket, dr: Bucket, prefix: str) -> Iterator[tuple[str, list[Version], list[Version]]]:
     return merge_by_key(group_by_key(src.iter_versions(prefix)), group_by_key(dr.iter_versions(prefix)))
 
 
 def replicate(src: Bucket, dr: Bucket, *, prefix: str = "", workers: int = 8, storage_class: str | None = None,
               reporter: Reporter | None = None, after_copy: Callable[[int], None] | None = None,
-              clock: Clock | None = None) -> ReplicateResult:
+              clock: Clock | None = None, on_listing: Callable[[str], None] | None = None) -> ReplicateResult:
     """Copy every version and delete marker DR lacks. ``after_copy(n)`` is called after the
-    n-th copy (tests inject a crash there)."""
+    n-th copy (tests inject a crash there); ``on_listing(kind)`` each time the DR side starts a
+    listing, ``"latest"`` or ``"versions"`` (see ``listing.pairs``).
+
+    A pass that finds nothing to do costs the access checks (both sides at once), the source's
+    version listing and, where the DR side allows it, DR's latest-only listing: no per-object
+    request. ``keys_examined`` counts the keys either listing showed (a key only DR has and whose
+    newest DR entry is a delete marker is not shown by the latest-only listing, and needs nothing).
+    """
     reporter = reporter or NullReporter()
     clock = clock or SystemClock()
     t0 = clock.monotonic()
     require_distinct(src.cfg, dr.cfg)
-    src.check_access(write=True)
-    dr.check_access(write=True)
-    src.require_versioning("replication")
-    dr.require_versioning("replication (the DR side keeps every version too)")
+    _check_both(src, dr)
     work = KeyWork()
     copies = [0]
     server_side = src.cfg.same_account(dr.cfg)
     reporter.stage(f"replicating {src.name} → {dr.name}")
 
     def gaps() -> Iterator[tuple[ReplicationGap, list[Version]]]:
-        for key, s_hist, d_hist in _pairs(src, dr, prefix):
+        for key, s_hist, d_hist in listing.pairs(src, dr, prefix, on_mode=on_listing):
             work.add("keys")
             gap = replication_gap(key, s_hist, d_hist)
             if gap.missing or (not s_hist and current(d_hist) is not None):
