@@ -30,8 +30,12 @@ One run, on one machine:
     .venv/bin/python bench/drill.py                 # full size, writes bench/RESULTS.md
     .venv/bin/python bench/drill.py --quick         # small sizes, prints only
 
-Writes the ``drill`` section of bench/RESULTS.md (not with ``--quick``). The stack is taken
-down (``swarm dev down --purge``) and ``--home`` removed at the end, also on failure.
+Writes the ``drill`` section of bench/RESULTS.md (not with ``--quick``) after the first pair of
+runs, after the restore set and after every later pair, so an interrupted run leaves the figures
+it has. The stack is taken down (``swarm dev down --purge``) and ``--home`` removed at the end,
+also on failure. A kill -9 leaves the stack running under ``--home`` (and a drill's scratch
+cluster, if one was running): the next run of this script takes it down and removes ``--home``
+first (``swarm admin drill cleanup`` for a drill's leftovers, then ``swarm dev down --purge``).
 """
 from __future__ import annotations
 
@@ -395,8 +399,9 @@ def main() -> None:
     t_start = time.monotonic()
     note_load()
     home: Path = args.home
-    if home.exists():  # an earlier run's leftovers
-        subprocess.run([SWARM, "dev", "down", "--purge"], env=env(home), capture_output=True, check=False)
+    if home.exists():  # an earlier run's leftovers (best effort: a killed drill's scratch cluster, then the stack)
+        for cmd in (["admin", "drill", "cleanup"], ["dev", "down", "--purge"]):
+            subprocess.run([SWARM, *cmd], env=env(home), capture_output=True, check=False)
         shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     home.chmod(0o755)
