@@ -91,6 +91,7 @@ bench: setup bench-tools
 	$(BIN)/python bench/objects.py --reps 1
 	$(BIN)/python bench/scrub.py
 	$(BIN)/python bench/state.py
+	$(BIN)/python bench/drill.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .swarm-demo
