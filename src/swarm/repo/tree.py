@@ -681,7 +681,10 @@ class TreeReader:
 
         Raises IntegrityError naming the file (and pack) on damage; what was written so far
         stays (callers write into a fresh directory beside the target and rename it into
-        place, or remove it). A kill -9 leaves a partial tree under ``dest``.
+        place, or remove it). A kill -9 leaves a partial tree under ``dest``. An exception in
+        the caller's thread (Ctrl-C, SIGTERM turned into one by the CLI, or ``progress``
+        raising) ends the call promptly: files not yet started are skipped and files being
+        written stop at their next block, leaving a partial tree as a kill would.
         """
         entries = [e for e in self.walk() if e.path]
         if only is not None:
@@ -709,12 +712,21 @@ class TreeReader:
                                                  hint="Restore into an empty directory.") from None
                 out.dirs += 1
             files = sorted((e for e in entries if e.type == FILE), key=lambda e: -e.size)
-            with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="materialize") as pool:
-                for n in pool.map(lambda e: self._write_file(root_fd, e), files):
+            stop = threading.Event()  # set when the caller is interrupted: writers stop at their next block
+            pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="materialize")
+            try:
+                for n in pool.map(lambda e: self._write_file(root_fd, e, stop), files):
                     out.files += 1
                     out.bytes += n
                     if progress is not None:
                         progress(n)
+            except BaseException:
+                # Ctrl-C / SIGTERM (or a damaged file): files not started are not started, running
+                # ones stop at their next block; the caller is told at once, not after every file
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
             for e in entries:
                 if e.type == SYMLINK:
                     with _parent_fd(root_fd, e.path) as pfd:
@@ -732,7 +744,7 @@ class TreeReader:
             os.close(root_fd)
         return out
 
-    def _write_file(self, root_fd: int, e: Entry) -> int:
+    def _write_file(self, root_fd: int, e: Entry, stop: threading.Event | None = None) -> int:
         written = 0
         with _parent_fd(root_fd, e.path) as pfd:
             fd = os.open(e.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
@@ -740,6 +752,8 @@ class TreeReader:
         try:
             with os.fdopen(fd, "wb", closefd=False) as fh:
                 for plain in self._read_refs(e.chunks, e.path):
+                    if stop is not None and stop.is_set():
+                        raise _Stopped(e.path)
                     fh.write(plain)
                     written += len(plain)
             if written != e.size:
@@ -749,6 +763,10 @@ class TreeReader:
         finally:
             os.close(fd)
         return written
+
+
+class _Stopped(Exception):
+    """A file write abandoned because the materialize it belongs to was interrupted."""
 
 
 def _open_dir(root_fd: int, path: str) -> int:

@@ -25,6 +25,7 @@ never touched.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm.config import urls
-from swarm.errors import DatabaseNotFound, IntegrityError, TargetNotEmpty, WrongKind
+from swarm.errors import DatabaseNotFound, IntegrityError, Interrupted, TargetNotEmpty, WrongKind
 from swarm.model.manifest import Manifest
 from swarm.model.rowcounts import RowCountComparison, compare_row_counts
 from swarm.model.sources import Kind
@@ -232,22 +233,33 @@ def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, 
     reporter.stage(f"loading data with {jobs} jobs ({len(loads)} streams)")
     reporter.total(sum(manifest.object(ld.name).size for ld in loads))
 
+    stop = threading.Event()  # set when the restore is interrupted: running COPYs abort at their next chunk
+
     def load(ld: _Load) -> int:
         def chunks() -> Iterator[bytes]:
             for chunk in repo.read_object(manifest, ld.name):
+                if stop.is_set():
+                    raise Interrupted(f"loading {ld.what} was stopped: the restore was interrupted")
                 reporter.advance(len(chunk))
                 yield chunk
 
         stream = strip_end_marker(chunks()) if ld.strip_end else chunks()
         return copy_in(url, ld.statement, stream, what=f"{ld.what} from {ld.name}", encoding=ld.encoding)
 
+    pool = ThreadPoolExecutor(max(1, jobs) + 1)
     try:
-        with ThreadPoolExecutor(max(1, jobs) + 1) as pool:
-            data = pool.submit(pg_restore, url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir,
-                               section="data", use_list=data_list)
-            loaded = list(pool.map(load, loads))
-            data.result()
+        data = pool.submit(pg_restore, url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir,
+                           section="data", use_list=data_list)
+        loaded = list(pool.map(load, loads))
+        data.result()
+    except BaseException:
+        # Ctrl-C / SIGTERM or a failed load: no further table starts, running COPYs abort (their
+        # transactions roll back); pg_restore's own data section, if still running, is waited for
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         data_list.unlink(missing_ok=True)
     for ld, rows in zip(loads, loaded, strict=True):
         if ld.rows is not None and rows != ld.rows:
