@@ -13,8 +13,10 @@ SeaweedFS instance (``weed mini``) of the bench's own; each run copies into a fr
    an incremental copy into the same buckets: time and bytes sent.
 
 Bytes sent: swarm's `copied_bytes` (the objects' stored sizes) and rclone's `Transferred` bytes
-(from its JSON stats). Both read every object back? swarm reads every copied object back and
-compares its SHA-256; rclone checks the MD5 the server returns for each upload.
+(from its JSON stats). Neither downloads what it wrote: swarm hashes each object while reading it
+from the source (SHA-256, checked against the manifest) and sends the SHA-256 of every request's
+bytes (``x-amz-checksum-sha256``), which the server verifies; rclone checks the MD5 the server
+returns for each upload.
 
     .venv/bin/python bench/copy.py [--size-mb 1100] [--reuse]
 
@@ -271,7 +273,9 @@ def write(res: dict[str, Any], prep: dict[str, Any]) -> None:
         f"logical and a physical backup of a cluster of {mb(res['db_size'])} (sum of `pg_database_size`, "
         "`swarm dev seed --stores db`) and the WAL archived while it was filled. Target: a second SeaweedFS "
         "(`weed mini`) on the same machine, a fresh bucket per run. swarm: `swarm admin repo copy --to NAME` "
-        "(the primary's key; every object read back and its SHA-256 compared). rclone: `rclone sync DIR "
+        "(the primary's key, 8 objects at a time; each object hashed while read from the source and checked "
+        "against its manifest, every PutObject / UploadPart sent with `x-amz-checksum-sha256`, which the "
+        "server verifies; nothing downloaded again). rclone: `rclone sync DIR "
         "dst:bucket/swarm` with its defaults (4 transfers, size + modification time, the server's MD5 "
         "checked). Runs alternate swarm, rclone, rclone, swarm; medians, each run in brackets.",
         "",
@@ -302,21 +306,30 @@ NOTES = [
     "Notes:",
     "",
     "- Size: the issue asks for a 2 GB database and a week of WAL; on this machine (2 cores shared with six "
-    "other sessions, load average about 20) seeding 1.1 GB took 13.5 min, so the database is 1.06 GB and the "
-    "WAL is what its filling archived (the repository holds 775 MB after compression).",
-    "- Aim \"no slower than rclone\": **not met**, by 2.2× (first copy) and 2.6× (incremental). Why: swarm "
-    "moves each object's bytes three times where rclone moves them twice: it reads the object from the "
-    "source and checks its SHA-256 against the manifest, uploads it, then **downloads it again from the "
-    "copy** and compares the SHA-256 (the read-back `repo copy` promises), all through Python and boto3 on a "
-    "CPU-starved machine, while rclone (Go) reads and uploads each file once and lets the server check an MD5. "
-    "Four objects go at a time "
-    "(from one at a time before this change). What would close most of the gap: trust a checksum the server "
-    "verifies on upload (`Content-MD5` or `x-amz-checksum-sha256`, in the storage layer) instead of the full "
-    "read-back, which halves the bytes moved and the hashing.",
-    "- Peak RSS: each of the four workers buffers up to two 16 MiB multipart parts in the S3 store (plus "
-    "boto3's own copies); 450-610 MB against rclone's 120-150 MB.",
+    "other sessions) seeding 1.1 GB took 10.6 min at load average 10-12 (13.5 min at about 20 in the earlier "
+    "run), so the database is 1.06 GB and the WAL is what its filling archived (the repository holds 775 MB "
+    "after compression). Load: the 1-minute load average at each run's start is in the table (8.6-10.98 here); "
+    "noise only adds time, and the runs alternate, so the ratio is the figure to read.",
+    "- Aim \"no slower than rclone\": **not met**, by 1.66× (first copy) and 2.33× (incremental), down from "
+    "2.18× and 2.62×. What changed: swarm no longer downloads each object again from the copy; every "
+    "PutObject / UploadPart carries `x-amz-checksum-sha256`, which the server verifies (a wrong one is "
+    "refused: `tests/storage/test_s3_checksum.py`), so each object's bytes move twice, as with rclone; and "
+    "8 objects go at a time instead of 4. What is left (not measured one by one): (1) a large object is "
+    "uploaded one 16 MiB part after the other; the incremental copy is 165 MB in only 17 files, so it has "
+    "little to run in parallel; uploading "
+    "its parts concurrently would give the incremental copy the parallelism the first copy has; (2) over "
+    "plain `http://` botocore also hashes every body for the SigV4 signature (payload signing), so each "
+    "byte is hashed three times in Python (source check, x-amz-checksum-sha256, signature) where rclone "
+    "computes one MD5 in Go; over `https://` the signature does not hash the payload; (3) a fixed cost per run "
+    "(process start-up, listings of both sides, manifests, locks), which weighs on a 10 s incremental copy.",
+    "- Peak RSS: each of the eight workers buffers up to a 16 MiB multipart part plus the bytes being "
+    "gathered for the next (and boto3's own copies): 805-881 MB on the first copy against rclone's "
+    "120-140 MB (611 MB with four workers before).",
     "- Aim \"incremental ∝ change\": **met**: the incremental copy sends exactly the repository's growth (the "
     "day's backup and WAL), nothing of what the copy holds.",
+    "- History: 2026-11-27 18:59 UTC at `a0e7f04` (each object read back from the copy and its SHA-256 "
+    "compared, 4 workers; load average 17-23): first copy 150.9 s (150.2, 151.7) vs rclone 69.2 s (0.46×), "
+    "incremental 38.6 s (36.4, 40.9) vs 14.7 s (0.38×); 775 MB and 165 MB sent, peak RSS 611 / 455 MB.",
 ]
 
 

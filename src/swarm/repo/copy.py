@@ -22,14 +22,23 @@ copy already holds is left alone (incremental; contents are ``verify --repo NAME
 6. restore points and tags (when absent or different), verify records (when absent), tombstones
    (when absent and the copy has no manifest of that backup).
 
-Data objects and WAL files are written ``COPY_WORKERS`` (4) at a time within their step; a step
+Data objects and WAL files are written ``COPY_WORKERS`` (8) at a time within their step; a step
 ends before the next one begins.
 
-Every object written is read back from the copy and compared with the source's bytes (SHA-256);
-data objects are also checked against the SHA-256 their manifest records *before* they are
-stored (a damaged source object is never copied: its backup is skipped and named); rewrapped key
-files are unwrapped with the copy's key and compared; sealed metadata is opened with the copy's
-own metadata key.
+What is checked on the copy, without moving any object's bytes a third time:
+
+* data objects and WAL files are read once from the source and hashed (SHA-256) on the way; a
+  data object's hash must equal the one its manifest records *before* the put completes (a
+  damaged source object is never copied: its backup is skipped and named). On a copy whose store
+  has ``VERIFIED_PUTS`` (S3: every PutObject / UploadPart carries the SHA-256 of exactly the bytes
+  it sends, computed from the same buffers that were hashed, and the server refuses the request,
+  storing nothing, if the bytes it received differ) the copy is trusted as written and its size is
+  compared with the bytes read; nothing is downloaded again. On any other store (``file://``:
+  written to a temporary file, fsynced, renamed) the stored object's size is compared (one
+  ``stat``). A full re-read of the copy is ``verify --repo NAME``'s job;
+* manifests and records are small: on a verified store they are opened with the copy's own
+  metadata key from the bytes sent; elsewhere they are read back, compared and opened;
+* rewrapped key files are read back and unwrapped with the copy's key and compared.
 
 A kill -9 leaves, after 1: a repository with no backups (``backups list --repo NAME`` is empty);
 after 2-4: data the copy lists no manifest for (invisible; ``prune`` on the copy sweeps it once
@@ -355,18 +364,37 @@ def _needs(m: Manifest, size: int, data: dict[str, ObjectInfo], keys: dict[str, 
     return missing
 
 
-def _hashing(chunks: Iterable[bytes], sink: Any, expected: str, where: str) -> Iterator[bytes]:
-    """Pass ``chunks`` through, hashing them; before the last one ends, raise IntegrityError if the
-    hash is not ``expected`` (so the store's put is abandoned, nothing is stored)."""
+def verified_puts(store: Store) -> bool:
+    """Whether ``store`` (or the store a wrapper's ``inner`` chain ends at) has its server verify a
+    checksum of every put's bytes (``S3Store.VERIFIED_PUTS``): then a successful put stored exactly
+    the bytes handed to it."""
+    seen = 0
+    while seen < 8:
+        if getattr(type(store), "VERIFIED_PUTS", False):
+            return True
+        inner = getattr(store, "inner", None)
+        if inner is None:
+            return False
+        store, seen = inner, seen + 1
+    return False
+
+
+def _hashing(chunks: Iterable[bytes], sink: Any, expected: str, where: str,
+             count: list[int] | None = None) -> Iterator[bytes]:
+    """Pass ``chunks`` through, hashing them (and adding their length to ``count[0]``); before the
+    last one ends, raise IntegrityError if the hash is not ``expected`` (so the store's put is
+    abandoned, nothing is stored)."""
     for c in chunks:
         sink.update(c)
+        if count is not None:
+            count[0] += len(c)
         yield c
     if expected and sink.hexdigest() != expected:
         raise IntegrityError(f"{where} on the source does not match the SHA-256 its manifest records (damaged); "
                              "it was not copied")
 
 
-COPY_WORKERS = 4  # data objects and WAL files copied at the same time (a run of them: steps 3 and 4)
+COPY_WORKERS = 8  # data objects and WAL files copied at the same time (a run of them: steps 3 and 4)
 _PARALLEL = frozenset({"data", "wal"})
 
 
@@ -517,26 +545,32 @@ def _copy_one(source: Repository, target: Repository, item: Item, store: Store, 
         raw = src.get(item.key)
         _open(source, item.key, raw, "source")  # never spread forged metadata
         store.put(item.key, raw)
-        back = store.get(item.key)
+        # a verified store stored exactly ``raw`` (its server checked the SHA-256 sent with it)
+        back = raw if verified_puts(store) else store.get(item.key)
         if back != raw:
             store.delete(item.key)
             raise IntegrityError(f"{item.key} did not read back from the copy as written")
         if item.what == "manifest" or item.key.startswith(TOMBSTONES_PREFIX):
             _open(target, item.key, back, "copy")
         return
-    # data and WAL: streamed, hashed on the way, read back and compared
+    # data and WAL: streamed once, hashed on the way (checked against the manifest before the put
+    # completes); the copy's server verifies the bytes it received (S3), or the stored size is
+    # compared (file://). No download from the copy: ``verify --repo NAME`` reads everything.
     h = hashlib.sha256()
+    read = [0]
     try:
         chunks = src.iter_get(item.key)
     except ObjectNotFound:
         raise IntegrityError(f"{item.key} disappeared from the source while copying") from None
-    store.put(item.key, _hashing(chunks, h, item.sha256, item.key))
-    back = hashlib.sha256()
-    for c in store.iter_get(item.key):
-        back.update(c)
-    if back.hexdigest() != h.hexdigest():
+    written = store.put(item.key, _hashing(chunks, h, item.sha256, item.key, read))
+    if verified_puts(store):
+        stored: int | None = written
+    else:
+        info = store.stat(item.key)
+        stored = info.size if info is not None else None
+    if stored != read[0]:
         store.delete(item.key)
-        raise IntegrityError(f"{item.key} did not read back from the copy as written (SHA-256 differs)")
+        raise IntegrityError(f"{item.key} on the copy holds {stored} bytes, not the {read[0]} read from the source")
 
 
 def _open(repo: Repository, key: str, raw: bytes, side: str) -> None:
