@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarm.errors import IntegrityError, WalUnreadable
 from swarm.model import wal
 from swarm.repo import Repository
 from swarm.services.wal.archive import ArchiveInventory, inventory
@@ -143,8 +144,9 @@ def prefetch_for_recovery(repo: Repository, spool: Path, *, timelines: list[int]
     """Steps 1-3 of the module docstring into ``spool`` (which must exist); return what was done.
 
     ``fallback_command`` is swarm's ``restore_command`` (``%f``, ``%p``); ``give(path)``, if
-    set, hands a written path to the server user. Raises what the repository raises for a
-    WAL file it cannot read (IntegrityError): the restore stops before the server starts.
+    set, hands a written path to the server user. Raises WalUnreadable (an IntegrityError)
+    naming a WAL file recovery needs that the repository cannot read (damaged, truncated):
+    the restore stops before the server starts, as recovery would have stopped there.
     """
     ahead = spool / AHEAD_DIR
     shutil.rmtree(ahead, ignore_errors=True)  # a killed run's leftovers
@@ -155,9 +157,14 @@ def prefetch_for_recovery(repo: Repository, spool: Path, *, timelines: list[int]
     out = WalAhead(ahead, "")
 
     def fetch(name: str) -> int:
-        data = repo.find_wal(name)
-        if data is None and wal.is_segment_name(name):
-            data = repo.find_wal(wal.partial_name(wal.parse_segment(name, inv.segment_size)))
+        try:
+            data = repo.find_wal(name)
+            if data is None and wal.is_segment_name(name):
+                data = repo.find_wal(wal.partial_name(wal.parse_segment(name, inv.segment_size)))
+        except IntegrityError as exc:
+            raise WalUnreadable(f"archived WAL cannot be read: {exc.message}",
+                                hint="Restore to a target before that segment, or put an intact copy of it into "
+                                     "the archive; `swarm admin wal status` lists the archive.") from exc
         if data is None:  # pruned since the inventory: leave it to `wal fetch`
             return -1
         part = ahead / f".{name}.part"
