@@ -295,7 +295,7 @@ def main() -> None:
         # pgBackRest connects over the unix socket by default; our dev cluster listens on TCP only
         psql(url, "ALTER SYSTEM SET unix_socket_directories = '/tmp'")
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-w", "-l",
-                        info["pg_log"], "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
+                        info["pg_log"], "-t", "900", "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
         pgbr(conf, "stanza-create")
         # 1. full backups
