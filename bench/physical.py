@@ -88,6 +88,16 @@ def pgbr(conf: Path, *args: str) -> Measured:
     return as_pg(["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", *args])
 
 
+def pg_password(url: str) -> None:
+    """The dev cluster authenticates with scram-sha-256 on every connection, the socket too:
+    pgBackRest (libpq, run through runuser, which keeps the environment) needs the password."""
+    from urllib.parse import unquote, urlsplit
+
+    pw = urlsplit(url).password
+    if pw:
+        os.environ["PGPASSWORD"] = unquote(pw)
+
+
 def wait_promoted(port: int, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -297,6 +307,7 @@ def main() -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-w", "-l",
                         info["pg_log"], "-t", "900", "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
+        pg_password(url)
         pgbr(conf, "stanza-create")
         # 1. full backups
         ours = swarm("admin", "backup", "postgres", "--physical", "--json")
