@@ -10,7 +10,8 @@ wal push` and then `pgbackrest archive-push`).
    those runs updated to `succeeded` with a finish time), then a second backup: swarm (dedup
    against the previous backup) vs `pgbackrest backup --type=incr`: time and bytes added;
 3. restore to a ready, promoted cluster: `swarm admin restore physical --latest
-   --target-latest --start` vs `pgbackrest restore` + `pg_ctl start` until promoted;
+   --target-latest --start` vs `pgbackrest restore` + `pg_ctl start` until promoted,
+   ``--restore-runs`` times each (default 3), alternating which goes first; medians and ranges;
 4. RPO under a steady pgbench load (rate-limited), destroying the primary (SIGKILL of the
    server and every backend) at a random moment: seconds of acknowledged commits missing
    after restoring the newest archived WAL, for archive_command (archive_timeout=60) and for
@@ -28,6 +29,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -84,6 +86,16 @@ def mb(n: float) -> str:
 
 def pgbr(conf: Path, *args: str) -> Measured:
     return as_pg(["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", *args])
+
+
+def pg_password(url: str) -> None:
+    """The dev cluster authenticates with scram-sha-256 on every connection, the socket too:
+    pgBackRest (libpq, run through runuser, which keeps the environment) needs the password."""
+    from urllib.parse import unquote, urlsplit
+
+    pw = urlsplit(url).password
+    if pw:
+        os.environ["PGPASSWORD"] = unquote(pw)
 
 
 def wait_promoted(port: int, timeout: float = 900) -> None:
@@ -201,9 +213,61 @@ def rpo_run(info: dict[str, Any], datadir: Path, mode: str, rng: random.Random) 
             "acked": acked.isoformat(), "restored": restored}
 
 
+def _fresh_restores() -> Path:
+    d = WORK / "restores"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    os.chmod(d, 0o755)
+    return d
+
+
+def _stop(datadir: Path) -> None:
+    subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-m", "immediate",
+                    "stop"], capture_output=True, check=False)
+
+
+def restore_ours(res: dict[str, Any], conf: Path) -> None:
+    """`swarm admin restore physical --latest --target-latest --start`: files, WAL, recovery, promotion."""
+    d = _fresh_restores()
+    r = swarm("admin", "restore", "physical", "--latest", "--target-latest", "--datadir", str(d / "swarm"),
+              "--start", "--json")
+    out = json.loads(r.stdout)
+    res["ours_restore_runs"].append(round(r.seconds, 2))
+    res.setdefault("ours_restore_timings", []).append(out.get("timings"))
+    res["last_port"] = out["port"]
+    _stop(d / "swarm")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def restore_pgbr(res: dict[str, Any], conf: Path) -> None:
+    """`pgbackrest restore` + `pg_ctl start` until promoted."""
+    d = _fresh_restores()
+    pr = d / "pgbr"
+    pr.mkdir(mode=0o700)
+    subprocess.run(["chown", "postgres:postgres", str(pr)], check=True)
+    t0 = time.perf_counter()
+    pgbr(conf, "restore", f"--pg1-path={pr}", "--type=default")
+    from swarm.sources.netutil import free_port
+
+    rport = free_port()
+    plog = d / "pgbr.log"
+    plog.touch()
+    subprocess.run(["chown", "postgres:postgres", str(plog)], check=True)
+    with open(pr / "postgresql.auto.conf", "a") as fh:
+        fh.write(f"\nport = {rport}\narchive_mode = off\n")
+    subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-l", str(plog), "-w",
+                    "-t", "900", "start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wait_promoted(rport)
+    res["pgbr_restore_runs"].append(round(time.perf_counter() - t0, 2))
+    _stop(pr)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=float, default=1100)
+    ap.add_argument("--restore-runs", type=int, default=3, help="restores per tool, alternating which goes first")
+    ap.add_argument("--history", default="", help="a line on the earlier figures, printed after the table")
     args = ap.parse_args()
     rng = random.Random(int(time.time()))
     shutil.rmtree(WORK, ignore_errors=True)
@@ -241,8 +305,9 @@ def main() -> None:
         # pgBackRest connects over the unix socket by default; our dev cluster listens on TCP only
         psql(url, "ALTER SYSTEM SET unix_socket_directories = '/tmp'")
         subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(datadir), "-w", "-l",
-                        info["pg_log"], "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
+                        info["pg_log"], "-t", "900", "restart", "-m", "fast"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
+        pg_password(url)
         pgbr(conf, "stanza-create")
         # 1. full backups
         ours = swarm("admin", "backup", "postgres", "--physical", "--json")
@@ -279,37 +344,20 @@ def main() -> None:
         print("incr", res, flush=True)
         psql(url, "SELECT pg_switch_wal()")
         time.sleep(3)
-        # 3. restores to a ready, promoted cluster
-        (WORK / "restores").mkdir()
-        os.chmod(WORK / "restores", 0o755)
-        r_ours = swarm("admin", "restore", "physical", "--latest", "--target-latest", "--datadir",
-                       str(WORK / "restores" / "swarm"), "--start", "--json")
-        ro = json.loads(r_ours.stdout)
-        res["ours_restore_s"] = r_ours.seconds
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D",
-                        str(WORK / "restores" / "swarm"), "-m", "immediate", "stop"], capture_output=True, check=False)
-        pr = WORK / "restores" / "pgbr"
-        pr.mkdir(mode=0o700)
-        subprocess.run(["chown", "postgres:postgres", str(pr)], check=True)
-        t0 = time.perf_counter()
-        pgbr(conf, "restore", f"--pg1-path={pr}", "--type=default")
-        rport = ro["port"] + 1
-        plog = WORK / "restores" / "pgbr.log"
-        plog.touch()
-        subprocess.run(["chown", "postgres:postgres", str(plog)], check=True)
-        with open(pr / "postgresql.auto.conf", "a") as fh:
-            fh.write(f"\nport = {rport}\narchive_mode = off\n")
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-l",
-                        str(WORK / "restores" / "pgbr.log"), "-w", "-t", "900", "start"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        wait_promoted(rport)
-        res["pgbr_restore_s"] = time.perf_counter() - t0
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D", str(pr), "-m", "immediate",
-                        "stop"], capture_output=True, check=False)
-        shutil.rmtree(WORK / "restores")
-        (WORK / "restores").mkdir()
-        os.chmod(WORK / "restores", 0o755)
-        print("restore", res, flush=True)
+        # 3. restores to a ready, promoted cluster, alternating which tool goes first
+        res["ours_restore_runs"], res["pgbr_restore_runs"] = [], []
+        res["restore_load"] = [round(os.getloadavg()[0], 1)]
+        for i in range(args.restore_runs):
+            sides = [restore_ours, restore_pgbr] if i % 2 == 0 else [restore_pgbr, restore_ours]
+            for side in sides:
+                side(res, conf)
+            res["restore_load"].append(round(os.getloadavg()[0], 1))
+            print("restore", i, res["ours_restore_runs"], res["pgbr_restore_runs"], flush=True)
+        res["ours_restore_s"] = statistics.median(res["ours_restore_runs"])
+        res["pgbr_restore_s"] = statistics.median(res["pgbr_restore_runs"])
+        res["restore_ratios"] = [round(o / p, 2) for o, p in zip(res["ours_restore_runs"], res["pgbr_restore_runs"],
+                                                                  strict=True)]
+        _fresh_restores()
         # 4. RPO under load
         psql(f"{base}/postgres", "CREATE DATABASE pgb")
         psql(f"{base}/postgres", "CREATE DATABASE rpo")
@@ -321,8 +369,8 @@ def main() -> None:
         res["rpo"] = [rpo_run(info, datadir, "archive_command", rng), rpo_run(info, datadir, "stream", rng)]
         print("rpo", res["rpo"], flush=True)
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D",
-                        str(WORK / "restores" / "swarm"), "-m", "immediate", "stop"], capture_output=True, check=False)
+        _stop(WORK / "restores" / "swarm")
+        _stop(WORK / "restores" / "pgbr")
         swarm("dev", "down", "--purge")
     (WORK / "results.json").write_text(json.dumps(res, indent=1, default=str))
     R = res
@@ -347,10 +395,17 @@ def main() -> None:
         f"{R['ours_incr_s']:.1f} s | **{R['ours_incr_s'] / R['pgbr_incr_s']:.2f}×** |",
         f"| second backup, bytes added | {mb(R['pgbr_incr_bytes'])} | {mb(R['ours_incr_bytes'])} | "
         f"**{R['ours_incr_bytes'] / max(1, R['pgbr_incr_bytes']):.2f}×** |",
-        f"| restore to a ready, promoted cluster | {R['pgbr_restore_s']:.1f} s | {R['ours_restore_s']:.1f} s | "
-        f"**{R['ours_restore_s'] / R['pgbr_restore_s']:.2f}×** |",
+        f"| restore to a ready, promoted cluster | {R['pgbr_restore_s']:.1f} s "
+        f"({min(R['pgbr_restore_runs']):.1f}–{max(R['pgbr_restore_runs']):.1f}) | {R['ours_restore_s']:.1f} s "
+        f"({min(R['ours_restore_runs']):.1f}–{max(R['ours_restore_runs']):.1f}) | "
+        f"**{R['ours_restore_s'] / R['pgbr_restore_s']:.2f}×** (per pair: "
+        f"{', '.join(f'{x:.2f}' for x in R['restore_ratios'])}) |",
         f"| peak memory, full backup (process tree) | {mb(R['pgbr_full_rss'])} | {mb(R['ours_full_rss'])} | |",
         "",
+        f"Backups: one run of each tool. Restores: {len(R['ours_restore_runs'])} per tool, alternating which goes "
+        f"first; median (range); load average (1 min) around them: {R['restore_load']}. swarm's restore phases "
+        f"(median run): {R['ours_restore_timings'][len(R['ours_restore_timings']) // 2]}.",
+        *([f"Earlier: {args.history}", ""] if args.history else [""]),
         f"Workload between the backups: {R['changed_rows']:,} of {R['total_rows']:,} rows "
         f"({100 * R['changed_rows'] / R['total_rows']:.1f}%): `run_events` appended for the newest 1% of runs "
         "(copies of the newest events' payloads) and those runs updated to `succeeded` with a finish time. swarm's "

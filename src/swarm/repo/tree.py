@@ -667,7 +667,7 @@ class TreeReader:
 
     # -- materialize
     def materialize(self, dest: Path, *, jobs: int = 4, only: Callable[[str], bool] | None = None,
-                    progress: Callable[[int], None] | None = None) -> MaterializeStats:
+                    progress: Callable[[int], None] | None = None, sync: bool = False) -> MaterializeStats:
         """Write the snapshot's tree under ``dest`` (an existing directory); return what was written.
 
         ``only(path)`` selects entries (the directories above a selected entry are created
@@ -685,6 +685,10 @@ class TreeReader:
         the caller's thread (Ctrl-C, SIGTERM turned into one by the CLI, or ``progress``
         raising) ends the call promptly: files not yet started are skipped and files being
         written stop at their next block, leaving a partial tree as a kill would.
+
+        ``sync``: each file is fsynced by the worker that wrote it, as soon as it is written, so
+        the flush to disk overlaps the decoding of the next files (a PostgreSQL data directory
+        is fsynced file by file, serially, by the server's start-up otherwise).
         """
         entries = [e for e in self.walk() if e.path]
         if only is not None:
@@ -715,7 +719,7 @@ class TreeReader:
             stop = threading.Event()  # set when the caller is interrupted: writers stop at their next block
             pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="materialize")
             try:
-                for n in pool.map(lambda e: self._write_file(root_fd, e, stop), files):
+                for n in pool.map(lambda e: self._write_file(root_fd, e, stop, sync), files):
                     out.files += 1
                     out.bytes += n
                     if progress is not None:
@@ -744,7 +748,7 @@ class TreeReader:
             os.close(root_fd)
         return out
 
-    def _write_file(self, root_fd: int, e: Entry, stop: threading.Event | None = None) -> int:
+    def _write_file(self, root_fd: int, e: Entry, stop: threading.Event | None = None, sync: bool = False) -> int:
         written = 0
         with _parent_fd(root_fd, e.path) as pfd:
             fd = os.open(e.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
@@ -760,6 +764,8 @@ class TreeReader:
                 raise IntegrityError(f"restored {e.path} has {written} bytes, the snapshot says {e.size}")
             os.fchmod(fd, e.meta.mode)
             os.utime(fd, ns=(e.meta.mtime_ns, e.meta.mtime_ns))
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return written

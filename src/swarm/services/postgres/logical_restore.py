@@ -143,7 +143,7 @@ def execute_restore(repo: Repository, plan: RestorePlan, *, work_dir: str | None
         if plan.create:
             create_database(with_dbname(plan.target_url, "postgres"), dbname_of(plan.target_url))
         restore_into(repo, plan.manifest, plan.target_url, dumpdir, jobs=plan.jobs, clean=plan.clean,
-                     no_owner=no_owner, bindir=bindir, reporter=reporter)
+                     no_owner=no_owner, bindir=bindir, reporter=reporter, timings=timings)
         timings["restore_s"] = round(time.monotonic() - t0 - timings["download_s"], 3)
     reporter.stage("validating row counts")
     expected = dict(plan.manifest.logical.row_counts)
@@ -212,11 +212,15 @@ def _loads(manifest: Manifest, dumpdir: Path, toc: list[str], bindir: str | None
 
 
 def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, *, jobs: int, clean: bool = False,
-                 no_owner: bool = False, bindir: str | None = None, reporter: Reporter | None = None) -> None:
+                 no_owner: bool = False, bindir: str | None = None, reporter: Reporter | None = None,
+                 timings: dict[str, float] | None = None) -> None:
     """Restore a backup into ``url``: the schema from ``dumpdir`` (at least ``toc.dat``, see
     ``stage_schema``) and every table's rows streamed from the repository; local copies of
-    table files in ``dumpdir``, if any, are not read."""
+    table files in ``dumpdir``, if any, are not read. ``timings``, if given, receives the
+    seconds of each phase (``schema_s``, ``data_s``, ``post_data_s``)."""
     reporter = reporter or NullReporter()
+    timings = {} if timings is None else timings
+    t0 = time.monotonic()
     if clean:
         reporter.stage("dropping the objects the backup contains")
         with connect(url) as conn, conn.transaction():
@@ -226,6 +230,7 @@ def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, 
     pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="pre-data")
     toc = toc_lines(dumpdir, bindir)
     loads = _loads(manifest, dumpdir, toc, bindir)
+    timings["schema_s"] = round(time.monotonic() - t0, 3)
     # pg_restore's data section without the table data we stream: sequence values, large objects
     table_data = {line for _, line in table_data_entries(toc)}
     data_list = dumpdir.parent / f"{dumpdir.name}.data-list"
@@ -264,8 +269,10 @@ def restore_into(repo: Repository, manifest: Manifest, url: str, dumpdir: Path, 
     for ld, rows in zip(loads, loaded, strict=True):
         if ld.rows is not None and rows != ld.rows:
             raise IntegrityError(f"part {ld.name} loaded {rows} rows, the manifest says {ld.rows}")
+    timings["data_s"] = round(time.monotonic() - t0 - timings["schema_s"], 3)
     reporter.stage(f"pg_restore post-data (indexes, constraints) with {jobs} jobs")
     pg_restore(url, dumpdir, jobs=jobs, no_owner=no_owner, bindir=bindir, section="post-data")
+    timings["post_data_s"] = round(time.monotonic() - t0 - timings["schema_s"] - timings["data_s"], 3)
 
 
 def restored_counts(url: str, tables: list[str]) -> dict[str, int]:

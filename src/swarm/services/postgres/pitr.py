@@ -56,6 +56,7 @@ from swarm.model.targets import RecoveryTarget, parse_time
 from swarm.repo import Repository
 from swarm.repo.tree import open_snapshot
 from swarm.services.postgres.physical_backup import physical_backups
+from swarm.services.postgres.wal_ahead import WalAhead, prefetch_for_recovery
 from swarm.services.reporting import NullReporter, Reporter
 from swarm.services.wal.archive import ArchiveInventory, inventory
 from swarm.services.wal.server_access import ServerAccess
@@ -116,9 +117,12 @@ class PitrResult:
     timeline: int | None = None
     last_transaction_time: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    wal_prefetched: int = 0  # WAL files fetched before the server started (wal_ahead)
+    wal_fetch_fallbacks: list[str] = field(default_factory=list)  # names recovery still asked `wal fetch` for
 
     def to_dict(self) -> dict[str, Any]:
         return {"plan": self.plan.to_dict(), "files": self.files, "bytes": self.bytes, "started": self.started,
+                "wal_prefetched": self.wal_prefetched, "wal_fetch_fallbacks": self.wal_fetch_fallbacks,
                 "port": self.port, "restored_lsn": self.restored_lsn, "timeline": self.timeline,
                 "last_transaction_time": self.last_transaction_time, "timings": self.timings,
                 "db_url": f"postgresql://swarm@127.0.0.1:{self.port}/postgres" if self.started else None,
@@ -454,19 +458,21 @@ def _newest_summary(repo: Repository, archive: recovery.Archive, path: Sequence[
 
 # ---- execution -----------------------------------------------------------------------------------
 def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jobs: int = 4,
-                         reporter: Reporter | None = None) -> tuple[int, int]:
+                         reporter: Reporter | None = None, sync: bool = False) -> tuple[int, int]:
     """Write the backup's files under ``root`` (an existing directory); return (files, bytes).
 
     Reads through the tree store (``open_snapshot``: ``tree.json``, or ``index.json`` for a
     backup of the older block-index format): directories, then files several at once
     (adjacent blocks in one range request, each block proven), symlinks last, never following
     one. Raises IntegrityError naming the file and pack on damage; what was written stays
-    (the callers remove the directory).
+    (the callers remove the directory). ``sync``: every file is fsynced as soon as it is
+    written (``TreeReader.materialize``), so a server started on ``root`` finds little left
+    to flush in its start-up sync of the data directory.
     """
     reporter = reporter or NullReporter()
     reader = open_snapshot(repo, manifest)
     reporter.total(int(manifest.physical.size or 0))
-    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance)
+    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance, sync=sync)
     return stats.files, stats.bytes
 
 
@@ -498,13 +504,18 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
     restored copy is not production, and its new timeline in the production archive would change
     what later recoveries follow. Turn it on only for a copy that becomes the new primary.
 
-    Steps: (1) create the spool and the data directory, (2) write the backup's files, (3) write
-    the recovery settings and ``recovery.signal``, (4) start the server, recover, promote. A
-    failure in 2-4 stops the server and removes what this call created (the data directory or,
-    if it existed empty, its contents; the server log; the spool) unless ``keep_failed``; the
-    error says which. A kill -9 of this process instead leaves them behind (and, after step 4
-    began, a running server): the next restore into that directory refuses it as not empty or
-    running, and ``pg_ctl_command(datadir, "stop")`` stops it.
+    Steps: (1) create the spool and the data directory, (2) write the backup's files, (2b) with
+    ``plan.start``, fetch the WAL recovery will ask for into the spool and point
+    ``restore_command`` at a script that answers from it (``wal_ahead``; anything else still
+    goes to ``wal fetch``), (3) write the recovery settings and ``recovery.signal``, (4) start
+    the server, recover, promote, then remove the fetched WAL. A failure in 2-4 stops the
+    server and removes what this call created (the data directory or, if it existed empty, its
+    contents; the server log; the spool) unless ``keep_failed``; the error says which. A kill
+    -9 of this process instead leaves them behind (and, after step 4 began, a running server;
+    the fetched WAL stays in the spool until the next restore into that directory empties it):
+    the next restore into that directory refuses it as not empty or running, and
+    ``pg_ctl_command(datadir, "stop")`` stops it. Files are fsynced as they are written in step
+    2 when the server starts in step 4 (its start-up sync then finds them clean).
 
     The server user's WAL read grant (``access``: the WAL private key, ``ServerAccess.grant_read``)
     is revoked when this call fails or after promotion; without ``plan.start`` it stays for the
@@ -539,6 +550,7 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
             raise RefusedError(f"port {plan.port} is already in use", hint="Choose another --port, or leave it out "
                                                                           "(a free port is picked).")
     existed = plan.datadir.exists()
+    ahead: WalAhead | None = None
     spool = spool_root(plan.datadir)  # restore_command's prefetch spool, writable by the server user
     cluster = LocalCluster(plan.datadir.parent, port=plan.port or free_port(), pgdata=plan.datadir,
                            bindir=Path(bindir) if bindir else None)
@@ -549,11 +561,21 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
         os.chmod(plan.datadir, 0o700)
         reporter.stage(f"writing {plan.backup.physical.files} files of backup {plan.backup.id}")
         result.files, result.bytes = materialize_physical(repo, plan.backup, plan.datadir, jobs=jobs,
-                                                          reporter=reporter)
+                                                          reporter=reporter, sync=plan.start)
         result.timings["files_s"] = round(time.monotonic() - t0, 3)
         result.port = cluster.port
+        restore_command = access.restore_command
+        if plan.start:  # the server starts now: hand it the WAL it will ask for before it asks
+            reporter.stage("fetching the WAL recovery needs")
+            ahead = prefetch_for_recovery(repo, spool, timelines=plan.timeline_path, wal_from=plan.wal_from,
+                                          wal_to=plan.wal_to, to_archive_end=plan.target.kind == "latest",
+                                          fallback_command=restore_command, jobs=jobs,
+                                          give=hand_to_server_user)
+            restore_command = ahead.restore_command
+            result.wal_prefetched = len(ahead.fetched)
+            result.timings["wal_s"] = round(time.monotonic() - t0 - result.timings["files_s"], 3)
         settings_out = {
-            "restore_command": access.restore_command,
+            "restore_command": restore_command,
             "recovery_end_command": access.recovery_end_command,  # the WAL read grant ends with recovery
             "recovery_target_action": "promote",
             "recovery_target_timeline": str(plan.timeline),
@@ -589,7 +611,11 @@ def execute_pitr(repo: Repository, plan: PitrPlan, access: ServerAccess, *, bind
         _after_failure(exc, cluster, spool, existed=existed, keep=keep_failed)
         raise
     access.revoke()  # promoted: the server user no longer needs to read WAL
-    result.timings["recovery_s"] = round(time.monotonic() - t0 - result.timings["files_s"], 3)
+    if ahead is not None:
+        result.wal_fetch_fallbacks = ahead.fallbacks()
+        ahead.remove()
+    result.timings["recovery_s"] = round(time.monotonic() - t0 - result.timings["files_s"]
+                                         - result.timings.get("wal_s", 0.0), 3)
     facts = _restored_facts(cluster)
     result.restored_lsn = facts["lsn"]
     result.timeline = facts["timeline"]
