@@ -98,7 +98,16 @@ from swarm.repo.locks import (
 )
 from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata, seal_metadata
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
-from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
+from swarm.repo.packs import (
+    Location,
+    PackMap,
+    PackUpload,
+    compact,
+    moved_name,
+    open_frame,
+    pack_name,
+    pack_number,
+)
 from swarm.repo.watch import CatalogueWatch
 from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
 
@@ -189,10 +198,59 @@ class HeldLock(Protocol):
     def ensure_held(self, *, check_store: bool = False) -> None: ...
 
 
+class _PackForwarding:
+    """The repository's view of its store: an original pack that repack replaced
+    (``data/<b>/packs/<n>.pack`` gone, its map ``packs/<n>.moved`` present) still answers ``stat``
+    (with its original size) and ``get_range`` (translated through the map into the repacked pack),
+    so every reader that locates blocks by ``Location`` (restore, verify, check, dedup) is unchanged.
+    Everything else goes to the store as it is; listings show what is really stored."""
+
+    def __init__(self, inner: Store, load: Any) -> None:
+        self._inner = inner
+        self._load = load  # (backup_id, n, fresh) -> PackMap | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @staticmethod
+    def _parse(key: str) -> tuple[str, int] | None:
+        if not key.startswith(DATA_PREFIX):
+            return None
+        backup_id, _, name = key[len(DATA_PREFIX):].partition("/")
+        n = pack_number(name)
+        return None if n is None else (backup_id, n)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        info = self._inner.stat(key)
+        parsed = None if info is not None else self._parse(key)
+        if parsed is None:
+            return info
+        m = self._load(*parsed, fresh=False)
+        to = None if m is None else self._inner.stat(data_key(parsed[0], m.to))
+        return None if m is None or to is None else ObjectInfo(key, m.size, to.modified)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            return bytes(self._inner.get_range(key, offset, length))
+        except ObjectNotFound:
+            parsed = self._parse(key)
+            if parsed is None:
+                raise
+        for fresh in (False, True):  # a later repack may have replaced the generation this client read
+            m = self._load(*parsed, fresh=fresh)
+            if m is None:
+                break
+            new = m.translate(offset, length, where=key)
+            with contextlib.suppress(ObjectNotFound):
+                return bytes(self._inner.get_range(data_key(parsed[0], m.to), new, length))
+        raise ObjectNotFound(key)
+
+
 class Repository:
     def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None, *,
                  key_checked: bool = True) -> None:
-        self._store = store
+        self._store: Store = _PackForwarding(store, self.pack_map)  # type: ignore[assignment]
+        self._pack_maps: dict[tuple[str, int], PackMap | None] = {}
         self._key_checked = key_checked
         self.kek = kek
         self.config = config
@@ -721,6 +779,65 @@ class Repository:
             raise IntegrityError(f"pack {key} is shorter than its index says (truncated)")
         return data
 
+    def pack_map(self, backup_id: str, n: int, *, fresh: bool = False) -> PackMap | None:
+        """The map of original pack ``n`` of ``backup_id`` after a repack, or None (never repacked);
+        cached (``fresh`` reads it again). IntegrityError if it does not open."""
+        if fresh or (backup_id, n) not in self._pack_maps:
+            key = data_key(backup_id, moved_name(n))
+            try:
+                m: PackMap | None = PackMap.from_json(self._get_sealed(key, "pack map"), where=key)
+            except ObjectNotFound:
+                m = None
+            self._pack_maps[(backup_id, n)] = m
+        return self._pack_maps[(backup_id, n)]
+
+    def repack(self, backup_id: str, n: int, live: dict[int, tuple[str, Location]], *,
+               lock: HeldLock | None = None) -> tuple[int, int]:
+        """Rewrite original pack ``n`` of ``backup_id`` with only its ``live`` frames (original byte
+        offset → (block id, location)); (bytes written, bytes freed). Prune calls it under the
+        exclusive lock for packs of removed backups that kept backups still read.
+
+        Steps: (1) read the pack's current object whole (the original, or the generation its map
+        names) and open every live frame (AEAD under its data key, keyed hash = id): a frame that
+        does not open stops the repack (IntegrityError) with nothing written; (2) put the frames,
+        byte for byte, as the next generation ``packs/<n>.r<g>.pack``; (3) put the map
+        ``packs/<n>.moved`` naming it (one atomic overwrite); (4) delete the object read in (1).
+        A kill -9 after (2) leaves an extra generation no map names (prune deletes it); after (3),
+        the old object beside the new one, both valid (reads of the original pack go to the original
+        while it exists); prune deletes the one no map names. No ``Location`` changes, so no manifest
+        or tree is rewritten.
+        """
+        check_backup_id(backup_id)
+        old = self.pack_map(backup_id, n, fresh=True)
+        current = pack_name(n) if old is None else old.to
+        where = data_key(backup_id, current)
+        if lock is not None:
+            lock.ensure_held()
+        data = self._store.get(where) if old is not None else self._read_original(backup_id, n)
+        spans = []
+        for offset, (bid, loc) in sorted(live.items()):
+            at = offset if old is None else old.translate(offset, loc.length, where=where)
+            self.open_block(data[at:at + loc.length], loc, bid)
+            spans.append((offset, at, loc.length))
+        packed, moved = compact(data, [(at, ln) for _o, at, ln in spans], where=where)
+        size = len(data) if old is None else old.size
+        new = PackMap(n, 1 if old is None else old.generation + 1, size,
+                      {o: (moved[at], ln) for o, at, ln in spans})
+        if lock is not None:
+            lock.ensure_held()
+        self._store.put(data_key(backup_id, new.to), packed)
+        self._put_sealed(data_key(backup_id, moved_name(n)), new.to_json())
+        self._pack_maps[(backup_id, n)] = new
+        self._delete_checked(where, lock)
+        return len(packed), len(data) - len(packed)
+
+    def _read_original(self, backup_id: str, n: int) -> bytes:
+        key = data_key(backup_id, pack_name(n))
+        try:
+            return bytes(self._store.get(key))
+        except ObjectNotFound:
+            raise IntegrityError(f"pack {key} is missing from the repository") from None
+
     def open_block(self, frame: bytes, loc: Location, bid: str) -> bytes:
         return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
                           dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
@@ -1034,7 +1151,13 @@ class Repository:
     def stored_objects(self, backup_id: str) -> dict[str, int]:
         """What the store holds under backup ``backup_id``'s data prefix: object name → stored size."""
         prefix = data_key(backup_id, "")
-        return {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
+        out = {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
+        for name in [k for k in out if k.startswith("packs/") and k.endswith(".moved")]:
+            n = int(name[6:12])  # a repacked original is present while its map names a stored generation
+            m = self.pack_map(backup_id, n)
+            if m is not None and m.to in out:
+                out.setdefault(pack_name(n), m.size)
+        return out
 
     def read_stored(self, backup_id: str, name: str) -> bytes | None:
         """The stored (sealed) bytes of object ``name`` of backup ``backup_id``, unchecked; None if absent."""
