@@ -1275,6 +1275,29 @@ class Repository:
         """Every byte the repository's store holds (one listing of the whole store)."""
         return sum(info.size for info in self._store.list(""))
 
+    def size_by_kind(self, kind_of: dict[str, str], dek_kind: dict[str, str]) -> dict[str, int]:
+        """Every byte the store holds, by kind (one listing): ``data/<b>/...`` and ``backups/<b>.json``
+        count for ``kind_of[b]`` (the backup's kind, from its manifest or its tombstone); a data key
+        ``keys/<dek>.json`` for ``dek_kind[dek]``; ``wal/`` for ``wal``; everything else (the
+        repository's own keys and config, tombstones, verify records, tags, restore points, job and
+        drill records, and data of a backup with neither manifest nor tombstone) for
+        ``unattributed``. Lock records (transient) are not counted."""
+        out: dict[str, int] = {}
+        for info in self._store.list(""):
+            key, kind = info.key, "unattributed"
+            if key.startswith("locks/"):
+                continue
+            if key.startswith(DATA_PREFIX):
+                kind = kind_of.get(key[len(DATA_PREFIX):].partition("/")[0], kind)
+            elif key.startswith(BACKUPS_PREFIX):
+                kind = kind_of.get(key[len(BACKUPS_PREFIX):].removesuffix(".json"), kind)
+            elif key.startswith(KEYS_PREFIX):
+                kind = dek_kind.get(key[len(KEYS_PREFIX):].removesuffix(".json"), kind)
+            elif key.startswith(WAL_PREFIX):
+                kind = "wal"
+            out[kind] = out.get(kind, 0) + info.size
+        return out
+
     # ---- drills ------------------------------------------------------------------------------------
     def put_drill(self, drill_id: str, record: dict[str, Any]) -> None:
         """Record a DR drill (``drills/<id>.json``, sealed like restore points and verify records),

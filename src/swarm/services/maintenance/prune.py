@@ -85,6 +85,9 @@ class PrunePlan:
     held_back: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
     budget: Budget = field(default_factory=lambda: Budget(percent=10.0))
+    kind_of: dict[str, str] = field(default_factory=dict)  # backup id -> kind (manifests and tombstones)
+    dek_kind: dict[str, str] = field(default_factory=dict)
+    size_before: dict[str, int] = field(default_factory=dict)
     repack: list[RepackItem] = field(default_factory=list)
     repack_choice: RepackChoice | None = None
 
@@ -103,6 +106,24 @@ class PrunePlan:
                 "unused_after": c.unused_after if c else 0, "limit": c.limit if c else 0,
                 "bytes_freed": c.freed if c else 0, "bytes_rewritten": c.rewritten if c else 0}
 
+    def size_after(self) -> dict[str, int]:
+        """What the repository would hold per kind after this plan: ``size_before`` less the files it
+        removes and the bytes repack frees (manifests and records it removes are not counted: small)."""
+        out = dict(self.size_before)
+        for r in self.removals:
+            if r.what == "data":
+                kind = self.kind_of.get(r.name.split("/", 1)[0], "unattributed")
+            elif r.what == "dek":
+                kind = self.dek_kind.get(r.name, "unattributed")
+            else:
+                kind = "wal"
+            out[kind] = max(0, out.get(kind, 0) - r.size)
+        for item in self.repack:
+            kind = self.kind_of.get(item.backup_id, "unattributed")
+            used = sum(loc.length for _bid, loc in item.live.values()) + 8
+            out[kind] = max(0, out.get(kind, 0) - (item.size - used))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         by_what: dict[str, dict[str, int]] = {}
         for r in self.removals:
@@ -113,7 +134,8 @@ class PrunePlan:
                 "backups": [d.to_dict() for d in self.decisions], "remove": [d.id for d in self.remove],
                 "finish": self.finish, "records": self.records,
                 "removals": [r.to_dict() for r in self.removals], "totals": by_what,
-                "bytes": self.bytes, "repack": self.repack_dict(), "held_back": self.held_back,
+                "bytes": self.bytes, "repack": self.repack_dict(), "size_before": self.size_before,
+                "size_after": self.size_after(), "held_back": self.held_back,
                 "damaged": self.damaged}
 
 
@@ -140,9 +162,13 @@ class PruneResult:
     repacked: list[str] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    size_after: dict[str, int] | None = None  # measured after a real run (a dry run reports the plan's)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, **self.plan.to_dict(), "removed_backups": self.removed_backups,
+        d = self.plan.to_dict()
+        if self.size_after is not None:
+            d["size_after"] = self.size_after
+        return {"dry_run": self.dry_run, **d, "removed_backups": self.removed_backups,
                 "removed_files": self.removed_files, "bytes_freed": self.bytes_freed,
                 "bytes_rewritten": self.bytes_rewritten, "repacked": self.repacked,
                 "temp_files": self.temp_files, "seconds": round(self.seconds, 3)}
@@ -204,6 +230,11 @@ def plan_prune(repo: Repository, policy: Policy, *, now: datetime | None = None,
     present = repo.manifest_ids()
     plan = PrunePlan(now, cutoff, policy, decisions, removed, damaged=damaged,
                      finish=sorted(present & set(tombs)), budget=budget or Budget(percent=10.0))
+    plan.kind_of = {**{b: str(t.get("kind") or "unattributed") for b, t in tombs.items()},
+                    **{m.id: m.kind for m in manifests}}
+    plan.dek_kind = {**{str(t["dek_id"]): plan.kind_of[b] for b, t in tombs.items() if t.get("dek_id")},
+                     **{m.dek_id: m.kind for m in manifests}}
+    plan.size_before = repo.size_by_kind(plan.kind_of, plan.dek_kind)
     bad: dict[str, str] = {}
     plan.records = sorted((set(repo.verifications(bad)) | set(repo.tags(bad))) - present)
     need = needed(kept)
@@ -377,5 +408,6 @@ def prune(repo: Repository, policy: Policy, *, dry_run: bool = False, wait: floa
     with lock:
         plan = plan_prune(repo, policy, reporter=reporter, budget=max_unused)
         result = execute_prune(repo, plan, lock, reporter=reporter)
+        result.size_after = repo.size_by_kind(plan.kind_of, plan.dek_kind)
     result.seconds = time.monotonic() - t0
     return result

@@ -90,6 +90,12 @@ def prune_result(d: dict[str, Any], *, as_json: bool) -> None:
     elif rp.get("unused_before"):
         render.out.print(f"repack: none; {render.human_bytes(rp['unused_before'])} unused in packs is within "
                          f"--max-unused {rp['max_unused']}", markup=False)
+    before, after = d.get("size_before") or {}, d.get("size_after") or {}
+    if before:
+        render.table(f"repository size by kind ({'now → after the plan' if dry else 'before → after'})",
+                     ["kind", "before", "after"],
+                     [[k, render.human_bytes(before.get(k, 0)), render.human_bytes(after.get(k, 0))]
+                      for k in sorted(set(before) | set(after))])
     for why in d["held_back"]:
         render.err.print(f"held back: {why}", markup=False)
     freed = d["bytes"] + rp.get("bytes_freed", 0) if dry else d["bytes_freed"]
