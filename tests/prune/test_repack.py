@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from swarm.model.repack import Budget
+from swarm.repo.tree import open_snapshot
 from swarm.services.maintenance.prune import prune
 from swarm.services.state.restore import execute_restore_state, plan_restore_state
 from swarm.storage.local import LocalStore
@@ -49,6 +50,8 @@ def test_repack_rewrites_a_half_dead_pack_and_keeps_every_block_readable(penv: P
     left = {k for k in repo_keys(penv.repo_dir) if k.startswith(f"data/{a}/")}
     assert left == {f"data/{a}/packs/000000.moved", f"data/{a}/packs/000000.r1.pack"}
     check_kept(penv, [b], tmp_path / "r1")
+    repo = penv.open()
+    assert open_snapshot(repo, repo.load_manifest(b)).check(read_data=True) == []  # what verify / check run
 
     # the next snapshot dedups against keep.bin's moved blocks, commits and restores
     repo = penv.open()
