@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,52 @@ def test_cli_max_unused(penv: PruneEnv) -> None:
     d = json.loads(r.stdout)
     assert d["repacked"] == [] and d["repack"]["max_unused"] == "50000000 bytes"
     assert d["repack"]["unused_before"] > 290_000
+
+
+def _frozen_writer(penv: PruneEnv, parent: str) -> tuple[Any, Any]:
+    """A state snapshot started before the prune (deduplicating against ``parent``), frozen before its commit."""
+    from swarm.repo.tree import Meta, TreeWriter
+    from swarm.services.state.backup import state_chunker
+
+    repo = penv.open()
+    known = repo.present_blocks(open_snapshot(repo, repo.load_manifest(parent)).referenced_blocks())
+    w = repo.begin_backup("state")
+    ch = state_chunker(repo)
+    tw = TreeWriter(repo, w, chunker=ch, known=known)
+    for name in ("keep.bin", "gone.bin"):  # gone.bin exists only in the parent's (soon dead) frames
+        tw.add_file(name, Meta(0o600, 0), ch.chunks([(penv.root / "saved" / name).read_bytes()]))
+    return w, tw.finish()
+
+
+def test_a_writer_frozen_across_a_repack_does_not_commit_dropped_frames(penv: PruneEnv) -> None:
+    """Regression: the commit check saw the repacked original as present (through its map) although the
+    frames the writer deduplicated against were dropped; it committed a backup that could not be read."""
+    from swarm.errors import IntegrityError
+    from swarm.model.refs import DataRef, Refs
+
+    (penv.root / "saved").mkdir()
+    repo = penv.open()
+    (penv.state / "keep.bin").write_bytes(os.urandom(300_000))
+    (penv.state / "gone.bin").write_bytes(os.urandom(300_000))
+    for name in ("keep.bin", "gone.bin"):
+        (penv.root / "saved" / name).write_bytes((penv.state / name).read_bytes())
+    a = penv.snapshot(repo)
+    frozen, root = _frozen_writer(penv, a)
+    (penv.state / "gone.bin").unlink()
+    penv.snapshot(repo)
+    a_blocks = open_snapshot(repo, repo.load_manifest(a)).referenced_blocks()
+    res = prune(penv.open(clock=future(1)), KEEP_ONE, max_unused=Budget(percent=0))
+    assert res.repacked == [f"{a}/packs/000000.pack"]
+    refs = Refs.of(packs=[DataRef(p.backup_id, p.name) for p in root.packs], deks={p.dek_id for p in root.packs})
+    with pytest.raises(IntegrityError, match="not committed") as err:
+        frozen.commit({"complete": True}, refs)
+    # (the writer's own objects were swept too: the prune's clock is a day ahead, past the safety age)
+    assert f"data/{a}/packs/000000.pack" in err.value.details["missing"], err.value.details
+    # a new writer's dedup leaves out the dropped frames and keeps the moved ones
+    repo = penv.open()
+    present = repo.present_blocks(a_blocks)
+    m = repo.pack_map(a, 0)
+    assert m is not None
+    in_pack = {b: loc for b, loc in a_blocks.items() if (loc.backup_id, loc.pack) == (a, 0)}
+    assert {b for b, loc in in_pack.items() if loc.offset in m.frames} == {b for b in present if b in in_pack}
+    assert 0 < len([b for b in present if b in in_pack]) < len(in_pack)

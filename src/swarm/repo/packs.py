@@ -111,6 +111,7 @@ class PackMap:
     generation: int
     size: int
     frames: dict[int, tuple[int, int]]
+    at: str = ""  # when the repack wrote it (UTC ISO), for the operator
 
     @property
     def to(self) -> str:
@@ -136,6 +137,7 @@ class PackMap:
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, "pack": self.number, "generation": self.generation, "size": self.size,
+                           "at": self.at,
                            "frames": [[o, n, ln] for o, (n, ln) in sorted(self.frames.items())]},
                           separators=(",", ":")).encode()
 
@@ -146,7 +148,7 @@ class PackMap:
             if d.get("version") != 1:
                 raise ValueError(f"version {d.get('version')!r}")
             return cls(int(d["pack"]), int(d["generation"]), int(d["size"]),
-                       {int(o): (int(n), int(ln)) for o, n, ln in d["frames"]})
+                       {int(o): (int(n), int(ln)) for o, n, ln in d["frames"]}, str(d["at"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{where}: the pack map is damaged ({exc})") from None
 

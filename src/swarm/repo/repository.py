@@ -251,6 +251,7 @@ class Repository:
                  key_checked: bool = True) -> None:
         self._store: Store = _PackForwarding(store, self.pack_map)  # type: ignore[assignment]
         self._pack_maps: dict[tuple[str, int], PackMap | None] = {}
+        self._seen_maps: dict[tuple[str, int], int] = {}  # generation of each map present_blocks used
         self._key_checked = key_checked
         self.kek = kek
         self.config = config
@@ -822,7 +823,7 @@ class Repository:
         packed, moved = compact(data, [(at, ln) for _o, at, ln in spans], where=where)
         size = len(data) if old is None else old.size
         new = PackMap(n, 1 if old is None else old.generation + 1, size,
-                      {o: (moved[at], ln) for o, at, ln in spans})
+                      {o: (moved[at], ln) for o, at, ln in spans}, utc_iso(self.clock.now()))
         if lock is not None:
             lock.ensure_held()
         self._store.put(data_key(backup_id, new.to), packed)
@@ -1149,14 +1150,27 @@ class Repository:
         return data_key(backup_id, name)
 
     def stored_objects(self, backup_id: str) -> dict[str, int]:
-        """What the store holds under backup ``backup_id``'s data prefix: object name → stored size."""
+        """What the store holds under backup ``backup_id``'s data prefix: object name → stored size.
+        An original pack that repack replaced counts as held (with its original size) while its map
+        names a stored generation."""
+        out = self._listing(backup_id)
+        for name, m in self._forwarded(backup_id, out).items():
+            out[name] = m.size
+        return out
+
+    def _listing(self, backup_id: str) -> dict[str, int]:
         prefix = data_key(backup_id, "")
-        out = {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
-        for name in [k for k in out if k.startswith("packs/") and k.endswith(".moved")]:
-            n = int(name[6:12])  # a repacked original is present while its map names a stored generation
-            m = self.pack_map(backup_id, n)
-            if m is not None and m.to in out:
-                out.setdefault(pack_name(n), m.size)
+        return {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
+
+    def _forwarded(self, backup_id: str, listing: dict[str, int]) -> dict[str, PackMap]:
+        """Original pack name → its map, for each original of ``backup_id`` that is gone while its map
+        names a generation in ``listing`` (reads then go through the map)."""
+        out = {}
+        for name in [k for k in listing if k.startswith("packs/") and k.endswith(".moved")]:
+            n = int(name[6:12])
+            m = self.pack_map(backup_id, n, fresh=True)
+            if m is not None and m.to in listing and pack_name(n) not in listing:
+                out[pack_name(n)] = m
         return out
 
     def read_stored(self, backup_id: str, name: str) -> bytes | None:
@@ -1179,11 +1193,21 @@ class Repository:
         return sorted(missing)
 
     def present_blocks(self, blocks: dict[str, Location]) -> dict[str, Location]:
-        """``blocks`` without those whose pack is gone, so a new backup never dedups against a missing pack."""
+        """``blocks`` without those whose pack is gone, and without those a repack dropped from a pack
+        (not in its map), so a new backup never dedups against a missing frame."""
         gone = set(self.missing_objects({(loc.backup_id, loc.pack_name()) for loc in blocks.values()}))
-        if not gone:
+        moved: dict[tuple[str, str], PackMap] = {}
+        for backup_id in {loc.backup_id for loc in blocks.values()}:
+            for name, m in self._forwarded(backup_id, self._listing(backup_id)).items():
+                moved[(backup_id, name)] = m
+                self._seen_maps[(backup_id, m.number)] = m.generation
+        if not gone and not moved:
             return blocks
-        return {bid: loc for bid, loc in blocks.items() if data_key(loc.backup_id, loc.pack_name()) not in gone}
+
+        def ok(loc: Location) -> bool:
+            m = moved.get((loc.backup_id, loc.pack_name()))
+            return data_key(loc.backup_id, loc.pack_name()) not in gone and (m is None or loc.offset in m.frames)
+        return {bid: loc for bid, loc in blocks.items() if ok(loc)}
 
     def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
         """Every reference of ``manifest`` that is not in the repository, as (where, problem):
@@ -1424,6 +1448,7 @@ class BackupWriter:
         gone = [data_key(self.id, e.name) for e in entries if e.name not in stored]
         gone += self.repo.missing_objects({(r.backup_id, r.name) for r in (*merged.packs, *merged.objects)
                                            if r.backup_id != self.id})
+        gone += self._repacked_unseen(merged)
         gone += [dek_key(d) for d in sorted(merged.deks) if d != self.dek_id
                  and self.repo._store.stat(dek_key(d)) is None]
         if gone:
@@ -1439,6 +1464,20 @@ class BackupWriter:
         self.repo._put_sealed(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest
+
+    def _repacked_unseen(self, refs: Refs) -> list[str]:
+        """Packs of other backups this backup names that a repack replaced by a generation this
+        client's ``present_blocks`` did not see: the frames it deduplicated against (the original's,
+        or an older generation's) may have been dropped (it was frozen past its lock while a prune
+        ran), so they count as missing. A backup that looked its known blocks up after the repack
+        dedups only against frames in that generation's map, which it saw."""
+        out = []
+        for backup_id in sorted({r.backup_id for r in refs.packs if r.backup_id != self.id}):
+            names = {r.name for r in refs.packs if r.backup_id == backup_id}
+            for name, m in self.repo._forwarded(backup_id, self.repo._listing(backup_id)).items():
+                if name in names and self.repo._seen_maps.get((backup_id, m.number)) != m.generation:
+                    out.append(data_key(backup_id, name))
+        return out
 
     def abort(self) -> None:
         """Best effort removal of what this backup wrote; never raises (prune sweeps the rest)."""
