@@ -251,7 +251,8 @@ class Repository:
                  key_checked: bool = True) -> None:
         self._store: Store = _PackForwarding(store, self.pack_map)  # type: ignore[assignment]
         self._pack_maps: dict[tuple[str, int], PackMap | None] = {}
-        self._seen_maps: dict[tuple[str, int], int] = {}  # generation of each map present_blocks used
+        # offsets of the frames ``present_blocks`` handed to a writer, per (backup, pack n): what it may reference
+        self._known_offsets: dict[tuple[str, int], set[int]] = {}
         self._key_checked = key_checked
         self.kek = kek
         self.config = config
@@ -1200,14 +1201,14 @@ class Repository:
         for backup_id in {loc.backup_id for loc in blocks.values()}:
             for name, m in self._forwarded(backup_id, self._listing(backup_id)).items():
                 moved[(backup_id, name)] = m
-                self._seen_maps[(backup_id, m.number)] = m.generation
-        if not gone and not moved:
-            return blocks
 
         def ok(loc: Location) -> bool:
             m = moved.get((loc.backup_id, loc.pack_name()))
             return data_key(loc.backup_id, loc.pack_name()) not in gone and (m is None or loc.offset in m.frames)
-        return {bid: loc for bid, loc in blocks.items() if ok(loc)}
+        out = {bid: loc for bid, loc in blocks.items() if ok(loc)}
+        for loc in out.values():
+            self._known_offsets.setdefault((loc.backup_id, loc.pack), set()).add(loc.offset)
+        return out
 
     def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
         """Every reference of ``manifest`` that is not in the repository, as (where, problem):
@@ -1466,16 +1467,17 @@ class BackupWriter:
         return manifest
 
     def _repacked_unseen(self, refs: Refs) -> list[str]:
-        """Packs of other backups this backup names that a repack replaced by a generation this
-        client's ``present_blocks`` did not see: the frames it deduplicated against (the original's,
-        or an older generation's) may have been dropped (it was frozen past its lock while a prune
-        ran), so they count as missing. A backup that looked its known blocks up after the repack
-        dedups only against frames in that generation's map, which it saw."""
+        """Packs of other backups this backup names that a repack replaced, and that no longer hold
+        every frame this client's ``present_blocks`` handed out from them (or that it never looked
+        up): the writer may reference a dropped frame (it was frozen past its lock while a prune
+        removed the backups that used it), so they count as missing. A pack whose map still holds
+        every such frame (the parent stayed kept, so repack kept its frames) is fine."""
         out = []
         for backup_id in sorted({r.backup_id for r in refs.packs if r.backup_id != self.id}):
             names = {r.name for r in refs.packs if r.backup_id == backup_id}
             for name, m in self.repo._forwarded(backup_id, self.repo._listing(backup_id)).items():
-                if name in names and self.repo._seen_maps.get((backup_id, m.number)) != m.generation:
+                offsets = self.repo._known_offsets.get((backup_id, m.number))
+                if name in names and (offsets is None or not offsets <= m.frames.keys()):
                     out.append(data_key(backup_id, name))
         return out
 
