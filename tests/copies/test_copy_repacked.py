@@ -3,6 +3,7 @@
 map and the generation, and every kept backup verifies and restores from the copy alone."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -90,3 +91,33 @@ def test_copy_made_before_the_repack_catches_up(penv: PruneEnv, tmp_path: Path) 
         execute_restore_state(copy, plan_restore_state(copy, bid, target))
         got = {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()}
         assert got == penv.snapshots[bid], bid
+
+
+def test_a_copy_gets_the_repacked_packs_feature_with_its_first_pack_map(penv: PruneEnv, tmp_path: Path) -> None:
+    """A copy made before the first repack has no ``repacked-packs``; the run that writes a pack map
+    there adds it first, so an older client refuses the copy too. A copy made after has it from the start."""
+    from swarm.repo.format import CONFIG_KEY, REPACKED_PACKS
+
+    def features(d: Path) -> list[str]:
+        return list(json.loads((d / CONFIG_KEY).read_bytes())["features"])
+
+    repo = penv.open()
+    (penv.state / "first.bin").write_bytes(os.urandom(5_000))
+    penv.snapshot(repo)
+    own = create_key_file(tmp_path / "far.key")
+    far = tmp_path / "far"
+    _copy(penv, far, own)  # the copy exists, without the feature
+    assert REPACKED_PACKS not in features(far)
+    (penv.state / "first.bin").unlink()
+    a, b = half_dead(penv)
+    prune(penv.open(clock=future(1)), KEEP_ONE, max_unused=Budget(percent=0))
+    assert REPACKED_PACKS in features(penv.repo_dir)
+    plan, result = _copy(penv, far, own)
+    assert plan.skipped == {} and result.backups == [b], (plan.skipped, result.problems)  # type: ignore[attr-defined]
+    assert f"data/{a}/packs/000000.moved" in repo_keys(far)
+    assert features(far).count(REPACKED_PACKS) == 1
+    copy = Repository.open(LocalStore(far), own)
+    assert REPACKED_PACKS in copy.config.features and copy.config.kek_id == own.key_id
+    late = tmp_path / "late"
+    _copy(penv, late, own)
+    assert REPACKED_PACKS in features(late)

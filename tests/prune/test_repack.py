@@ -186,3 +186,39 @@ def test_a_writer_frozen_across_a_repack_does_not_commit_dropped_frames(penv: Pr
     in_pack = {b: loc for b, loc in a_blocks.items() if (loc.backup_id, loc.pack) == (a, 0)}
     assert {b for b, loc in in_pack.items() if loc.offset in m.frames} == {b for b in present if b in in_pack}
     assert 0 < len([b for b in present if b in in_pack]) < len(in_pack)
+
+
+def test_the_first_repack_adds_the_repacked_packs_feature(penv: PruneEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older client (one that does not read through pack maps) refuses a repacked repository at open
+    (exit 5, "upgrade swarm") instead of failing on the reads of the backups that name a replaced pack."""
+    from swarm.errors import FormatUnsupported
+    from swarm.repo import repository as repository_module
+    from swarm.repo.format import CONFIG_KEY, REPACKED_PACKS, SUPPORTED_FEATURES
+    from swarm.repo.upgrade import upgrade_repository
+
+    def features() -> list[str]:
+        return list(json.loads((penv.repo_dir / CONFIG_KEY).read_bytes())["features"])
+
+    half_dead(penv)
+    assert REPACKED_PACKS not in features()  # not at creation
+    prune(penv.open(clock=future(1)), KEEP_ONE, dry_run=True, max_unused=Budget(percent=0))
+    prune(penv.open(clock=future(1)), KEEP_ONE, max_unused=Budget(percent=100))  # removes, repacks nothing
+    assert REPACKED_PACKS not in features()
+    old_client = SUPPORTED_FEATURES - {REPACKED_PACKS}
+    with monkeypatch.context() as m:
+        m.setattr(repository_module, "SUPPORTED_FEATURES", old_client)
+        penv.open()  # an older swarm still opens it: nothing is repacked yet
+
+    res = prune(penv.open(clock=future(1)), KEEP_ONE, max_unused=Budget(percent=0))
+    assert res.repacked
+    assert features().count(REPACKED_PACKS) == 1
+    assert REPACKED_PACKS in penv.open().config.features
+    with monkeypatch.context() as m:
+        m.setattr(repository_module, "SUPPORTED_FEATURES", old_client)
+        with pytest.raises(FormatUnsupported, match=REPACKED_PACKS):
+            penv.open()
+    # `admin repo upgrade` leaves a current repository (and its features) alone
+    from swarm.crypto.keys import load_key_file
+
+    assert not upgrade_repository(LocalStore(penv.repo_dir), load_key_file(penv.key)).sealing
+    assert REPACKED_PACKS in features()

@@ -17,7 +17,8 @@ copy already holds is left alone (incremental; contents are ``verify --repo NAME
 3. for every backup the copy lacks: its data keys, then its data objects (own objects, packs and
    objects of other backups its refs name); a pack its refs name that repack replaced on the source
    (``packs/<n>.pack`` gone, ``packs/<n>.moved`` listed) is copied as the generation the map names
-   (``Repository.pack_map(b, n).to``), then the map, unless the copy holds the original;
+   (``Repository.pack_map(b, n).to``), then the map, unless the copy holds the original; the
+   copy's ``swarm-repo.json`` gains the ``repacked-packs`` feature before its first map;
 4. WAL: history files, then segments and ``.backup`` files in name order, then ``.partial`` files;
 5. manifests, oldest first (backup sets after their parts), each only when everything it needs
    is on the copy;
@@ -63,6 +64,7 @@ from swarm.repo.format import (
     DEDUP_KEY,
     KEYS_PREFIX,
     META_KEY,
+    REPACKED_PACKS,
     RESTORE_POINTS_PREFIX,
     TAGS_PREFIX,
     TOMBSTONES_PREFIX,
@@ -265,7 +267,7 @@ def plan_copy(source: Repository, name: str, store: Store, kek: KeyProvider) -> 
     planned: set[str] = set()
     wanted_wal: set[str] = set()
     for m in todo:
-        missing = _needs(m, size, s_data, s_keys, s_wal, source)
+        missing = _needs(m, size, s_data, s_keys, s_wal, source=source)
         if missing:
             plan.skipped[m.id] = f"{missing[0]} is missing from the source" + (
                 f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
@@ -345,7 +347,7 @@ def _wal_names(m: Manifest, size: int) -> list[str]:
 
 
 def _needs(m: Manifest, size: int, data: dict[str, ObjectInfo], keys: dict[str, ObjectInfo],
-           wal: dict[str, ObjectInfo], source: Repository | None = None) -> list[str]:
+           wal: dict[str, ObjectInfo], *, source: Repository | None = None) -> list[str]:
     """What backup ``m`` needs that the listings do not hold (its keys). With ``source``, an original
     pack that repack replaced is needed as the map and the generation the source's map names."""
     want = [data_key(m.id, e.name) for e in m.objects]
@@ -428,11 +430,13 @@ def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvi
                     continue
                 if have is None:
                     have = (_listing(store, DATA_PREFIX), _listing(store, KEYS_PREFIX), _listing(store, WAL_PREFIX))
-                lacking = _needs(source.load_manifest(item.backup), size, *have, source)
+                lacking = _needs(source.load_manifest(item.backup), size, *have, source=source)
                 if lacking:  # something it needs did not reach the copy: never list it there
                     res.problems[item.backup] = (f"not copied: {lacking[0]}, which it needs, is not on the copy"
                                                  + (f" (and {len(lacking) - 1} more)" if len(lacking) > 1 else ""))
                     continue
+            if item.what == "data" and item.key.endswith(".moved") and REPACKED_PACKS not in target.config.features:
+                target.add_feature(REPACKED_PACKS)  # before the copy's first pack map, as repack does
             try:
                 _copy_one(source, target, item, store, kek, rid)
             except IntegrityError as exc:

@@ -22,7 +22,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -61,9 +61,10 @@ from swarm.repo.format import (
     FORMAT_VERSION,
     JOBS_PREFIX,
     KEYS_PREFIX,
+    LATER_FEATURES,
     META_KEY,
-    MULTI_KEK,
     NEVER_DELETED,
+    REPACKED_PACKS,
     REQUIRED_FEATURES,
     RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
@@ -275,7 +276,7 @@ class Repository:
         repo_id = str(uuid.uuid4())
         check = kek.wrap(secrets.token_bytes(32), _check_ctx(repo_id))
         cfg = RepoConfig(repo_id, FORMAT_VERSION, utc_iso(clock.now()), kek.key_id,
-                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES - {MULTI_KEK})))
+                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES - LATER_FEATURES)))
         try:
             store.put(CONFIG_KEY, cfg.to_json(), if_absent=True)
         except ObjectExists as exc:
@@ -781,6 +782,18 @@ class Repository:
             raise IntegrityError(f"pack {key} is shorter than its index says (truncated)")
         return data
 
+    def add_feature(self, feature: str) -> None:
+        """Record ``feature`` in ``swarm-repo.json`` (read again from the store, so what another client
+        wrote there is kept; one atomic overwrite) unless it is there already. A client that does not
+        know the feature refuses the repository from then on (``Repository.open``)."""
+        if feature not in SUPPORTED_FEATURES:
+            raise ValueError(f"unknown feature {feature!r}")
+        cfg = RepoConfig.from_json(self._store.get(CONFIG_KEY))
+        if feature not in cfg.features:
+            cfg = replace(cfg, features=(*cfg.features, feature))
+            self._store.put(CONFIG_KEY, cfg.to_json())
+        self.config = replace(self.config, features=cfg.features)
+
     def pack_map(self, backup_id: str, n: int, *, fresh: bool = False) -> PackMap | None:
         """The map of original pack ``n`` of ``backup_id`` after a repack, or None (never repacked);
         cached (``fresh`` reads it again). IntegrityError if it does not open."""
@@ -801,10 +814,13 @@ class Repository:
 
         Steps: (1) read the pack's current object whole (the original, or the generation its map
         names) and open every live frame (AEAD under its data key, keyed hash = id): a frame that
-        does not open stops the repack (IntegrityError) with nothing written; (2) put the frames,
+        does not open stops the repack (IntegrityError) with nothing written; (2) add the
+        ``repacked-packs`` feature to ``swarm-repo.json`` if it is not there (an older client then
+        refuses the repository instead of failing on reads of a replaced pack), then put the frames,
         byte for byte, as the next generation ``packs/<n>.r<g>.pack``; (3) put the map
         ``packs/<n>.moved`` naming it (one atomic overwrite); (4) delete the object read in (1).
-        A kill -9 after (2) leaves an extra generation no map names (prune deletes it); after (3),
+        A kill -9 after the feature leaves it with no pack replaced (harmless; it stays);
+        after (2), an extra generation no map names (prune deletes it); after (3),
         the old object beside the new one, both valid (reads of the original pack go to the original
         while it exists); prune deletes the one no map names. No ``Location`` changes, so no manifest
         or tree is rewritten.
@@ -827,6 +843,8 @@ class Repository:
                       {o: (moved[at], ln) for o, at, ln in spans}, utc_iso(self.clock.now()))
         if lock is not None:
             lock.ensure_held()
+        if REPACKED_PACKS not in self.config.features:
+            self.add_feature(REPACKED_PACKS)
         self._store.put(data_key(backup_id, new.to), packed)
         self._put_sealed(data_key(backup_id, moved_name(n)), new.to_json())
         self._pack_maps[(backup_id, n)] = new
