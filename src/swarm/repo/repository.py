@@ -897,7 +897,8 @@ class Repository:
         A damaged manifest never hides the others: with ``damaged`` given, it is recorded
         there (backup id → problem) and skipped; without, it raises IntegrityError. A manifest
         with a tombstone (deleted by prune: replayed, or a prune interrupted between its steps) is
-        not listed. With a ``watch``, what is listed is compared with what this client saw before;
+        not listed, nor one whose manifest is gone by the time it is read (a prune removed it after
+        the listing; a writer lists before it takes its lock). With a ``watch``, what is listed is compared with what this client saw before;
         signs of rollback or deletion are added to ``rollback``."""
         tombs = self.tombstones()
         out = []
@@ -910,6 +911,8 @@ class Repository:
                     continue
                 try:
                     out.append(self.load_manifest(name[:-5], tombstones=tombs))
+                except BackupNotFound:
+                    continue  # removed since the listing (a prune between the two): no longer a backup
                 except IntegrityError as exc:
                     if damaged is None:
                         raise
