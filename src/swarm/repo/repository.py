@@ -898,8 +898,9 @@ class Repository:
         there (backup id → problem) and skipped; without, it raises IntegrityError. A manifest
         with a tombstone (deleted by prune: replayed, or a prune interrupted between its steps) is
         not listed, nor one whose manifest is gone by the time it is read (a prune removed it after
-        the listing; a writer lists before it takes its lock). With a ``watch``, what is listed is compared with what this client saw before;
-        signs of rollback or deletion are added to ``rollback``."""
+        the listing; a writer lists before it takes its lock). With a ``watch``, what is listed is
+        compared with what this client saw before; signs of rollback or deletion are added to
+        ``rollback``."""
         tombs = self.tombstones()
         out = []
         present = set()
