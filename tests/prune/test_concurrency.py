@@ -99,7 +99,16 @@ def test_backups_and_prunes_at_once(env: PhysEnv, tmp_path: Path) -> None:
         time.sleep(2)
         repo = env.repo()
         victim = next(m for m in repo.list_backups() if m.kind == "state")
-        lock = repo.lock("backup-frozen", command="frozen writer", stale_after=1.0, refresh_every=0.2).acquire()
+        deadline = time.monotonic() + 120
+        while True:  # like any writer, it cannot start while a prune holds the exclusive lock: try again
+            try:
+                lock = repo.lock("backup-frozen", command="frozen writer", stale_after=1.0,
+                                 refresh_every=0.2).acquire()
+                break
+            except LockedError:
+                assert time.monotonic() < deadline, "the frozen writer never got its lock"
+                outcome["backup_locked"] += 1
+                time.sleep(0.2)
         w = repo.begin_backup("state", lock=lock)
         w.put_object("tree.json", [b"{}"])
         assert lock.named is not None

@@ -98,6 +98,8 @@ class Settings:
     # the primary repository as configured, before ``--repo NAME`` (or SWARM_BACKUP_REPO = a copy's URL) chose a copy
     primary: RepoPlace | None = None
     copy: str | None = None  # the name of the copy ``repo`` / ``key_url`` / ``repo_s3_*`` now point at
+    # [repository.storage_class]: S3 storage class per backup kind (and wal) for its data; none = server default
+    storage_class: dict[str, str] = field(default_factory=dict)
     # [schedule.<job>] tables, validated (swarm.model.schedule); the seed's default table when absent
     schedule: dict[str, Job] = field(default_factory=dict)
     schedule_source: str = "default"  # "file" when swarm.toml has [schedule] tables
@@ -189,6 +191,7 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
         elif isinstance(data.get(section), dict) and data[section].get(key) not in (None, ""):
             setattr(s, name, str(data[section][key]))
             s.sources[name] = "file"
+    s.storage_class = _storage_classes(data, path)
     # ---- [schedule] ----
     # `[schedule.<job>]` tables; an invalid one is a ConfigError (exit 3) naming the table and key.
     if "schedule" in data:
@@ -234,6 +237,36 @@ def _named(name: str, source: str, path: Path) -> tuple[str, str]:
     if source.startswith("env:"):
         return env, "env"
     return env, "default"
+
+
+# ---- [repository.storage_class] --------------------------------------------------------------------
+STORAGE_CLASS_KINDS = ("pg-logical", "pg-physical", "objects", "state", "set", "wal")
+S3_STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER",
+                      "DEEP_ARCHIVE", "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE", "OUTPOSTS", "SNOW")
+
+
+def _storage_classes(data: dict[str, Any], path: Path) -> dict[str, str]:
+    """``[repository.storage_class]``: kind → S3 storage class (``pg-logical = "STANDARD_IA"``). An
+    unknown kind or class is a ConfigError (exit 3) naming the key."""
+    section = data.get("repository")
+    raw = section.get("storage_class") if isinstance(section, dict) else None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"repository.storage_class in {path} must be a table",
+                          hint='Write [repository.storage_class] with lines like pg-logical = "STANDARD_IA".',
+                          details={"key": "repository.storage_class"})
+    out = {}
+    for kind, cls in raw.items():
+        key = f"repository.storage_class.{kind}"
+        if kind not in STORAGE_CLASS_KINDS:
+            raise ConfigError(f"{key} in {path}: unknown kind {kind!r}",
+                              hint=f"Kinds: {', '.join(STORAGE_CLASS_KINDS)}.", details={"key": key})
+        if not isinstance(cls, str) or cls.upper() not in S3_STORAGE_CLASSES:
+            raise ConfigError(f"{key} in {path}: unknown S3 storage class {cls!r}",
+                              hint=f"Classes: {', '.join(S3_STORAGE_CLASSES)}.", details={"key": key})
+        out[str(kind)] = cls.upper()
+    return out
 
 
 # ---- [[repository.copies]] -------------------------------------------------------------------------

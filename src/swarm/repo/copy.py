@@ -15,7 +15,10 @@ copy already holds is left alone (incremental; contents are ``verify --repo NAME
    the copy's shared lock beside the source's (prune of either waits);
 2. the repository's key files (``meta``, ``dedup``, ``wal``) and ``cluster.json``;
 3. for every backup the copy lacks: its data keys, then its data objects (own objects, packs and
-   objects of other backups its refs name);
+   objects of other backups its refs name); a pack its refs name that repack replaced on the source
+   (``packs/<n>.pack`` gone, ``packs/<n>.moved`` listed) is copied as the generation the map names
+   (``Repository.pack_map(b, n).to``), then the map, unless the copy holds the original; the
+   copy's ``swarm-repo.json`` gains the ``repacked-packs`` feature before its first map;
 4. WAL: history files, then segments and ``.backup`` files in name order, then ``.partial`` files;
 5. manifests, oldest first (backup sets after their parts), each only when everything it needs
    is on the copy;
@@ -41,7 +44,8 @@ What is checked on the copy, without moving any object's bytes a third time:
 * rewrapped key files are read back and unwrapped with the copy's key and compared.
 
 A kill -9 leaves, after 1: a repository with no backups (``backups list --repo NAME`` is empty);
-after 2-4: data the copy lists no manifest for (invisible; ``prune`` on the copy sweeps it once
+after 2-4: data the copy lists no manifest for (invisible; a generation without its map, or a map
+with its generation, never a map without its generation; ``prune`` on the copy sweeps it once
 older than the safety age, a re-run uses it), and during 4 perhaps a WAL segment without an
 earlier one (the lag counts from the oldest segment the copy lacks); during 5: some backups
 listed, each complete; during 6: some records missing. A re-run plans again from what is there and converges to what an
@@ -73,6 +77,7 @@ from swarm.repo.format import (
     DEDUP_KEY,
     KEYS_PREFIX,
     META_KEY,
+    REPACKED_PACKS,
     RESTORE_POINTS_PREFIX,
     TAGS_PREFIX,
     TOMBSTONES_PREFIX,
@@ -86,6 +91,7 @@ from swarm.repo.format import (
     wal_key,
 )
 from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata
+from swarm.repo.packs import moved_name, pack_number
 from swarm.repo.repository import RepoConfig, Repository, _check_ctx, _dek_ctx, unwrap_body
 from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
 
@@ -274,7 +280,7 @@ def plan_copy(source: Repository, name: str, store: Store, kek: KeyProvider) -> 
     planned: set[str] = set()
     wanted_wal: set[str] = set()
     for m in todo:
-        missing = _needs(m, size, s_data, s_keys, s_wal)
+        missing = _needs(m, size, s_data, s_keys, s_wal, source=source)
         if missing:
             plan.skipped[m.id] = f"{missing[0]} is missing from the source" + (
                 f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
@@ -294,7 +300,8 @@ def plan_copy(source: Repository, name: str, store: Store, kek: KeyProvider) -> 
         data = [data_key(m.id, e.name) for e in m.objects]
         if m.refs:
             data += [data_key(r.backup_id, r.name) for r in (*m.refs.packs, *m.refs.objects)]
-        for key in sorted(set(data)):
+        # a repacked original the copy lacks: the generation its map names, then the map (step 3)
+        for key in [k for d in sorted(set(data)) for k in (_stand_ins(source, d, s_data) if d not in t_data else [d])]:
             if key not in t_data and key not in planned:
                 planned.add(key)
                 plan.items.append(Item("data", key, s_data[key].size, sha256=sha_of.get(key, ""), backup=m.id))
@@ -353,11 +360,14 @@ def _wal_names(m: Manifest, size: int) -> list[str]:
 
 
 def _needs(m: Manifest, size: int, data: dict[str, ObjectInfo], keys: dict[str, ObjectInfo],
-           wal: dict[str, ObjectInfo]) -> list[str]:
-    """What backup ``m`` needs that the source does not hold (its keys, by listing)."""
+           wal: dict[str, ObjectInfo], *, source: Repository | None = None) -> list[str]:
+    """What backup ``m`` needs that the listings do not hold (its keys). With ``source``, an original
+    pack that repack replaced is needed as the map and the generation the source's map names."""
     want = [data_key(m.id, e.name) for e in m.objects]
     if m.refs:
         want += [data_key(r.backup_id, r.name) for r in (*m.refs.packs, *m.refs.objects)]
+    if source is not None:
+        want = [k for w in want for k in _stand_ins(source, w, data)]
     missing = [k for k in want if k not in data]
     missing += [dek_key(d) for d in sorted({m.dek_id, *(m.refs.deks if m.refs else ())}) if dek_key(d) not in keys]
     missing += [wal_key(n) for n in _wal_names(m, size) if wal_key(n) not in wal]
@@ -377,6 +387,24 @@ def verified_puts(store: Store) -> bool:
             return False
         store, seen = inner, seen + 1
     return False
+
+
+def _stand_ins(source: Repository, key: str, data: dict[str, ObjectInfo]) -> list[str]:
+    """``[key]``, or for an original pack ``data/<b>/packs/<n>.pack`` absent from the listing ``data``
+    while its map ``packs/<n>.moved`` is listed: the generation the source's map names, then the map
+    (the order they are copied in: a copy never holds a map whose generation it lacks). A map that
+    does not open on the source leaves ``[key]`` (the backup is skipped as missing it)."""
+    if key in data or not key.startswith(DATA_PREFIX):
+        return [key]
+    backup_id, _, name = key[len(DATA_PREFIX):].partition("/")
+    n = pack_number(name)
+    if n is None or data_key(backup_id, moved_name(n)) not in data:
+        return [key]
+    try:
+        m = source.pack_map(backup_id, n)
+    except IntegrityError:
+        return [key]
+    return [key] if m is None else [data_key(backup_id, m.to), data_key(backup_id, moved_name(n))]
 
 
 def _hashing(chunks: Iterable[bytes], sink: Any, expected: str, where: str,
@@ -495,11 +523,13 @@ def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvi
                     continue
                 if have is None:
                     have = (_listing(store, DATA_PREFIX), _listing(store, KEYS_PREFIX), _listing(store, WAL_PREFIX))
-                lacking = _needs(source.load_manifest(item.backup), size, *have)
+                lacking = _needs(source.load_manifest(item.backup), size, *have, source=source)
                 if lacking:  # something it needs did not reach the copy: never list it there
                     res.problems[item.backup] = (f"not copied: {lacking[0]}, which it needs, is not on the copy"
                                                  + (f" (and {len(lacking) - 1} more)" if len(lacking) > 1 else ""))
                     continue
+            if item.what == "data" and item.key.endswith(".moved") and REPACKED_PACKS not in target.config.features:
+                target.add_feature(REPACKED_PACKS)  # before the copy's first pack map, as repack does
             try:
                 _copy_one(source, target, item, store, kek, rid)
             except IntegrityError as exc:

@@ -29,8 +29,14 @@ SEALED_METADATA = "sealed-metadata"  # manifests, restore points, tombstones sea
 # than one key-encryption key ("also": [{"kek_id", "wrapped"}]) and swarm-repo.json its key check for
 # each ("also_keys"): a client that does not know this would misread the files, so it refuses.
 MULTI_KEK = "multi-kek"
+# Set by the first repack (prune --max-unused): an original pack may be gone, its live frames in
+# ``packs/<n>.r<g>.pack`` behind the map ``packs/<n>.moved``; a client that does not read through
+# maps would fail on reads of the backups that name it, so it refuses the repository instead.
+REPACKED_PACKS = "repacked-packs"
 # Features a reader must understand to read this repository; an old client refuses the rest.
-SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA, MULTI_KEK})
+SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA, MULTI_KEK, REPACKED_PACKS})
+# Features a repository gains by what is done to it later, never at creation.
+LATER_FEATURES: frozenset[str] = frozenset({MULTI_KEK, REPACKED_PACKS})
 # Features a repository of FORMAT_VERSION must have: without them it is a pre-release layout that
 # `swarm admin repo upgrade` converts (refused until then, never read as it is).
 REQUIRED_FEATURES: frozenset[str] = frozenset({SEALED_METADATA})

@@ -26,6 +26,7 @@ frames by byte range and never needs another backup's manifest.
 from __future__ import annotations
 
 import hmac
+import json
 import struct
 import threading
 from collections.abc import Callable
@@ -80,6 +81,91 @@ class Location:
 
 def pack_name(n: int) -> str:
     return f"packs/{n:06d}.pack"
+
+
+def pack_number(name: str) -> int | None:
+    """``n`` of an original pack name ``packs/<n>.pack`` (6 digits), else None."""
+    if name.startswith("packs/") and name.endswith(".pack") and len(name) == 17 and name[6:12].isdigit():
+        return int(name[6:12])
+    return None
+
+
+def moved_name(n: int) -> str:
+    """The pack map of original pack ``n`` (written by repack)."""
+    return f"packs/{n:06d}.moved"
+
+
+def repacked_name(n: int, generation: int) -> str:
+    """Generation ``generation`` (1, 2, ...) of original pack ``n``, rewritten by repack."""
+    return f"packs/{n:06d}.r{generation}.pack"
+
+
+@dataclass(frozen=True)
+class PackMap:
+    """Where the live frames of original pack ``number`` are now: ``to`` (a ``repacked_name``) holds
+    them; ``frames`` maps each frame's original byte offset to (offset in ``to``, stored length).
+    ``size`` is the original pack's stored size (a forwarded ``stat`` reports it, so checks that a
+    pack is long enough for its frames still hold)."""
+
+    number: int
+    generation: int
+    size: int
+    frames: dict[int, tuple[int, int]]
+    at: str = ""  # when the repack wrote it (UTC ISO), for the operator
+
+    @property
+    def to(self) -> str:
+        return repacked_name(self.number, self.generation)
+
+    def translate(self, offset: int, length: int, *, where: str) -> int:
+        """The offset in ``to`` of the span ``offset``..``offset + length`` of the original pack: the
+        span must start at a frame and cover whole live frames, adjacent in both (repack keeps their
+        order, and a reader's span covers frames its snapshot references, all live)."""
+        first = self.frames.get(offset)
+        if first is None:
+            raise IntegrityError(f"{where}: no live frame at byte {offset} of the repacked pack")
+        pos, new = offset, first[0]
+        while pos < offset + length:
+            hit = self.frames.get(pos)
+            if hit is None or hit[0] != new + (pos - offset):
+                raise IntegrityError(f"{where}: bytes {offset}..{offset + length} are not live frames of the "
+                                     "repacked pack")
+            pos += hit[1]
+        if pos != offset + length:
+            raise IntegrityError(f"{where}: bytes {offset}..{offset + length} end inside a frame")
+        return first[0]
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": 1, "pack": self.number, "generation": self.generation, "size": self.size,
+                           "at": self.at,
+                           "frames": [[o, n, ln] for o, (n, ln) in sorted(self.frames.items())]},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str) -> PackMap:
+        try:
+            d = json.loads(raw)
+            if d.get("version") != 1:
+                raise ValueError(f"version {d.get('version')!r}")
+            return cls(int(d["pack"]), int(d["generation"]), int(d["size"]),
+                       {int(o): (int(n), int(ln)) for o, n, ln in d["frames"]}, str(d["at"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{where}: the pack map is damaged ({exc})") from None
+
+
+def compact(current: bytes, live: list[tuple[int, int]], *, where: str) -> tuple[bytes, dict[int, int]]:
+    """A new pack holding, byte for byte and in order, the frames of ``current`` at the
+    (offset in ``current``, stored length) pairs of ``live``; and old offset → new offset.
+    Each frame's length prefix must agree with its length (IntegrityError otherwise)."""
+    out = bytearray(PACK_HEADER)
+    moved: dict[int, int] = {}
+    for offset, length in sorted(set(live)):
+        frame = current[offset:offset + length]
+        if len(frame) != length or length < 4 or struct.unpack(">I", frame[:4])[0] != length - 4:
+            raise IntegrityError(f"{where}: no frame of {length} bytes at byte {offset}")
+        moved[offset] = len(out)
+        out += frame
+    return bytes(out), moved
 
 
 @dataclass

@@ -22,7 +22,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -61,9 +61,10 @@ from swarm.repo.format import (
     FORMAT_VERSION,
     JOBS_PREFIX,
     KEYS_PREFIX,
+    LATER_FEATURES,
     META_KEY,
-    MULTI_KEK,
     NEVER_DELETED,
+    REPACKED_PACKS,
     REQUIRED_FEATURES,
     RESTORE_POINTS_PREFIX,
     SUPPORTED_FEATURES,
@@ -98,7 +99,16 @@ from swarm.repo.locks import (
 )
 from swarm.repo.metadata import MetadataUnreadable, metadata_key, open_metadata, seal_metadata
 from swarm.repo.objects import WriteStats, decode_stream, encode_stream
-from swarm.repo.packs import Location, PackUpload, open_frame, pack_name
+from swarm.repo.packs import (
+    Location,
+    PackMap,
+    PackUpload,
+    compact,
+    moved_name,
+    open_frame,
+    pack_name,
+    pack_number,
+)
 from swarm.repo.watch import CatalogueWatch
 from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
 
@@ -189,10 +199,61 @@ class HeldLock(Protocol):
     def ensure_held(self, *, check_store: bool = False) -> None: ...
 
 
+class _PackForwarding:
+    """The repository's view of its store: an original pack that repack replaced
+    (``data/<b>/packs/<n>.pack`` gone, its map ``packs/<n>.moved`` present) still answers ``stat``
+    (with its original size) and ``get_range`` (translated through the map into the repacked pack),
+    so every reader that locates blocks by ``Location`` (restore, verify, check, dedup) is unchanged.
+    Everything else goes to the store as it is; listings show what is really stored."""
+
+    def __init__(self, inner: Store, load: Any) -> None:
+        self._inner = inner
+        self._load = load  # (backup_id, n, fresh) -> PackMap | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @staticmethod
+    def _parse(key: str) -> tuple[str, int] | None:
+        if not key.startswith(DATA_PREFIX):
+            return None
+        backup_id, _, name = key[len(DATA_PREFIX):].partition("/")
+        n = pack_number(name)
+        return None if n is None else (backup_id, n)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        info = self._inner.stat(key)
+        parsed = None if info is not None else self._parse(key)
+        if parsed is None:
+            return info
+        m = self._load(*parsed, fresh=False)
+        to = None if m is None else self._inner.stat(data_key(parsed[0], m.to))
+        return None if m is None or to is None else ObjectInfo(key, m.size, to.modified)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            return bytes(self._inner.get_range(key, offset, length))
+        except ObjectNotFound:
+            parsed = self._parse(key)
+            if parsed is None:
+                raise
+        for fresh in (False, True):  # a later repack may have replaced the generation this client read
+            m = self._load(*parsed, fresh=fresh)
+            if m is None:
+                break
+            new = m.translate(offset, length, where=key)
+            with contextlib.suppress(ObjectNotFound):
+                return bytes(self._inner.get_range(data_key(parsed[0], m.to), new, length))
+        raise ObjectNotFound(key)
+
+
 class Repository:
     def __init__(self, store: Store, kek: KeyProvider, config: RepoConfig, clock: Clock | None = None, *,
                  key_checked: bool = True) -> None:
-        self._store = store
+        self._store: Store = _PackForwarding(store, self.pack_map)  # type: ignore[assignment]
+        self._pack_maps: dict[tuple[str, int], PackMap | None] = {}
+        # offsets of the frames ``present_blocks`` handed to a writer, per (backup, pack n): what it may reference
+        self._known_offsets: dict[tuple[str, int], set[int]] = {}
         self._key_checked = key_checked
         self.kek = kek
         self.config = config
@@ -215,7 +276,7 @@ class Repository:
         repo_id = str(uuid.uuid4())
         check = kek.wrap(secrets.token_bytes(32), _check_ctx(repo_id))
         cfg = RepoConfig(repo_id, FORMAT_VERSION, utc_iso(clock.now()), kek.key_id,
-                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES - {MULTI_KEK})))
+                         base64.b64encode(check).decode(), tuple(sorted(SUPPORTED_FEATURES - LATER_FEATURES)))
         try:
             store.put(CONFIG_KEY, cfg.to_json(), if_absent=True)
         except ObjectExists as exc:
@@ -721,6 +782,82 @@ class Repository:
             raise IntegrityError(f"pack {key} is shorter than its index says (truncated)")
         return data
 
+    def add_feature(self, feature: str) -> None:
+        """Record ``feature`` in ``swarm-repo.json`` (read again from the store, so what another client
+        wrote there is kept; one atomic overwrite) unless it is there already. A client that does not
+        know the feature refuses the repository from then on (``Repository.open``)."""
+        if feature not in SUPPORTED_FEATURES:
+            raise ValueError(f"unknown feature {feature!r}")
+        cfg = RepoConfig.from_json(self._store.get(CONFIG_KEY))
+        if feature not in cfg.features:
+            cfg = replace(cfg, features=(*cfg.features, feature))
+            self._store.put(CONFIG_KEY, cfg.to_json())
+        self.config = replace(self.config, features=cfg.features)
+
+    def pack_map(self, backup_id: str, n: int, *, fresh: bool = False) -> PackMap | None:
+        """The map of original pack ``n`` of ``backup_id`` after a repack, or None (never repacked);
+        cached (``fresh`` reads it again). IntegrityError if it does not open."""
+        if fresh or (backup_id, n) not in self._pack_maps:
+            key = data_key(backup_id, moved_name(n))
+            try:
+                m: PackMap | None = PackMap.from_json(self._get_sealed(key, "pack map"), where=key)
+            except ObjectNotFound:
+                m = None
+            self._pack_maps[(backup_id, n)] = m
+        return self._pack_maps[(backup_id, n)]
+
+    def repack(self, backup_id: str, n: int, live: dict[int, tuple[str, Location]], *,
+               lock: HeldLock | None = None) -> tuple[int, int]:
+        """Rewrite original pack ``n`` of ``backup_id`` with only its ``live`` frames (original byte
+        offset → (block id, location)); (bytes written, bytes freed). Prune calls it under the
+        exclusive lock for packs of removed backups that kept backups still read.
+
+        Steps: (1) read the pack's current object whole (the original, or the generation its map
+        names) and open every live frame (AEAD under its data key, keyed hash = id): a frame that
+        does not open stops the repack (IntegrityError) with nothing written; (2) add the
+        ``repacked-packs`` feature to ``swarm-repo.json`` if it is not there (an older client then
+        refuses the repository instead of failing on reads of a replaced pack), then put the frames,
+        byte for byte, as the next generation ``packs/<n>.r<g>.pack``; (3) put the map
+        ``packs/<n>.moved`` naming it (one atomic overwrite); (4) delete the object read in (1).
+        A kill -9 after the feature leaves it with no pack replaced (harmless; it stays);
+        after (2), an extra generation no map names (prune deletes it); after (3),
+        the old object beside the new one, both valid (reads of the original pack go to the original
+        while it exists); prune deletes the one no map names. No ``Location`` changes, so no manifest
+        or tree is rewritten.
+        """
+        check_backup_id(backup_id)
+        old = self.pack_map(backup_id, n, fresh=True)
+        current = pack_name(n) if old is None else old.to
+        where = data_key(backup_id, current)
+        if lock is not None:
+            lock.ensure_held()
+        data = self._store.get(where) if old is not None else self._read_original(backup_id, n)
+        spans = []
+        for offset, (bid, loc) in sorted(live.items()):
+            at = offset if old is None else old.translate(offset, loc.length, where=where)
+            self.open_block(data[at:at + loc.length], loc, bid)
+            spans.append((offset, at, loc.length))
+        packed, moved = compact(data, [(at, ln) for _o, at, ln in spans], where=where)
+        size = len(data) if old is None else old.size
+        new = PackMap(n, 1 if old is None else old.generation + 1, size,
+                      {o: (moved[at], ln) for o, at, ln in spans}, utc_iso(self.clock.now()))
+        if lock is not None:
+            lock.ensure_held()
+        if REPACKED_PACKS not in self.config.features:
+            self.add_feature(REPACKED_PACKS)
+        self._store.put(data_key(backup_id, new.to), packed)
+        self._put_sealed(data_key(backup_id, moved_name(n)), new.to_json())
+        self._pack_maps[(backup_id, n)] = new
+        self._delete_checked(where, lock)
+        return len(packed), len(data) - len(packed)
+
+    def _read_original(self, backup_id: str, n: int) -> bytes:
+        key = data_key(backup_id, pack_name(n))
+        try:
+            return bytes(self._store.get(key))
+        except ObjectNotFound:
+            raise IntegrityError(f"pack {key} is missing from the repository") from None
+
     def open_block(self, frame: bytes, loc: Location, bid: str) -> bytes:
         return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
                           dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
@@ -760,8 +897,10 @@ class Repository:
         A damaged manifest never hides the others: with ``damaged`` given, it is recorded
         there (backup id → problem) and skipped; without, it raises IntegrityError. A manifest
         with a tombstone (deleted by prune: replayed, or a prune interrupted between its steps) is
-        not listed. With a ``watch``, what is listed is compared with what this client saw before;
-        signs of rollback or deletion are added to ``rollback``."""
+        not listed, nor one whose manifest is gone by the time it is read (a prune removed it after
+        the listing; a writer lists before it takes its lock). With a ``watch``, what is listed is
+        compared with what this client saw before; signs of rollback or deletion are added to
+        ``rollback``."""
         tombs = self.tombstones()
         out = []
         present = set()
@@ -773,6 +912,8 @@ class Repository:
                     continue
                 try:
                     out.append(self.load_manifest(name[:-5], tombstones=tombs))
+                except BackupNotFound:
+                    continue  # removed since the listing (a prune between the two): no longer a backup
                 except IntegrityError as exc:
                     if damaged is None:
                         raise
@@ -1032,9 +1173,28 @@ class Repository:
         return data_key(backup_id, name)
 
     def stored_objects(self, backup_id: str) -> dict[str, int]:
-        """What the store holds under backup ``backup_id``'s data prefix: object name → stored size."""
+        """What the store holds under backup ``backup_id``'s data prefix: object name → stored size.
+        An original pack that repack replaced counts as held (with its original size) while its map
+        names a stored generation."""
+        out = self._listing(backup_id)
+        for name, m in self._forwarded(backup_id, out).items():
+            out[name] = m.size
+        return out
+
+    def _listing(self, backup_id: str) -> dict[str, int]:
         prefix = data_key(backup_id, "")
         return {i.key[len(prefix):]: i.size for i in self._store.list(prefix)}
+
+    def _forwarded(self, backup_id: str, listing: dict[str, int]) -> dict[str, PackMap]:
+        """Original pack name → its map, for each original of ``backup_id`` that is gone while its map
+        names a generation in ``listing`` (reads then go through the map)."""
+        out = {}
+        for name in [k for k in listing if k.startswith("packs/") and k.endswith(".moved")]:
+            n = int(name[6:12])
+            m = self.pack_map(backup_id, n, fresh=True)
+            if m is not None and m.to in listing and pack_name(n) not in listing:
+                out[pack_name(n)] = m
+        return out
 
     def read_stored(self, backup_id: str, name: str) -> bytes | None:
         """The stored (sealed) bytes of object ``name`` of backup ``backup_id``, unchecked; None if absent."""
@@ -1056,11 +1216,21 @@ class Repository:
         return sorted(missing)
 
     def present_blocks(self, blocks: dict[str, Location]) -> dict[str, Location]:
-        """``blocks`` without those whose pack is gone, so a new backup never dedups against a missing pack."""
+        """``blocks`` without those whose pack is gone, and without those a repack dropped from a pack
+        (not in its map), so a new backup never dedups against a missing frame."""
         gone = set(self.missing_objects({(loc.backup_id, loc.pack_name()) for loc in blocks.values()}))
-        if not gone:
-            return blocks
-        return {bid: loc for bid, loc in blocks.items() if data_key(loc.backup_id, loc.pack_name()) not in gone}
+        moved: dict[tuple[str, str], PackMap] = {}
+        for backup_id in {loc.backup_id for loc in blocks.values()}:
+            for name, m in self._forwarded(backup_id, self._listing(backup_id)).items():
+                moved[(backup_id, name)] = m
+
+        def ok(loc: Location) -> bool:
+            m = moved.get((loc.backup_id, loc.pack_name()))
+            return data_key(loc.backup_id, loc.pack_name()) not in gone and (m is None or loc.offset in m.frames)
+        out = {bid: loc for bid, loc in blocks.items() if ok(loc)}
+        for loc in out.values():
+            self._known_offsets.setdefault((loc.backup_id, loc.pack), set()).add(loc.offset)
+        return out
 
     def missing_refs(self, manifest: Manifest) -> list[tuple[str, str]]:
         """Every reference of ``manifest`` that is not in the repository, as (where, problem):
@@ -1151,6 +1321,29 @@ class Repository:
     def stored_bytes(self) -> int:
         """Every byte the repository's store holds (one listing of the whole store)."""
         return sum(info.size for info in self._store.list(""))
+
+    def size_by_kind(self, kind_of: dict[str, str], dek_kind: dict[str, str]) -> dict[str, int]:
+        """Every byte the store holds, by kind (one listing): ``data/<b>/...`` and ``backups/<b>.json``
+        count for ``kind_of[b]`` (the backup's kind, from its manifest or its tombstone); a data key
+        ``keys/<dek>.json`` for ``dek_kind[dek]``; ``wal/`` for ``wal``; everything else (the
+        repository's own keys and config, tombstones, verify records, tags, restore points, job and
+        drill records, and data of a backup with neither manifest nor tombstone) for
+        ``unattributed``. Lock records (transient) are not counted."""
+        out: dict[str, int] = {}
+        for info in self._store.list(""):
+            key, kind = info.key, "unattributed"
+            if key.startswith("locks/"):
+                continue
+            if key.startswith(DATA_PREFIX):
+                kind = kind_of.get(key[len(DATA_PREFIX):].partition("/")[0], kind)
+            elif key.startswith(BACKUPS_PREFIX):
+                kind = kind_of.get(key[len(BACKUPS_PREFIX):].removesuffix(".json"), kind)
+            elif key.startswith(KEYS_PREFIX):
+                kind = dek_kind.get(key[len(KEYS_PREFIX):].removesuffix(".json"), kind)
+            elif key.startswith(WAL_PREFIX):
+                kind = "wal"
+            out[kind] = out.get(kind, 0) + info.size
+        return out
 
     # ---- drills ------------------------------------------------------------------------------------
     def put_drill(self, drill_id: str, record: dict[str, Any]) -> None:
@@ -1278,6 +1471,7 @@ class BackupWriter:
         gone = [data_key(self.id, e.name) for e in entries if e.name not in stored]
         gone += self.repo.missing_objects({(r.backup_id, r.name) for r in (*merged.packs, *merged.objects)
                                            if r.backup_id != self.id})
+        gone += self._repacked_unseen(merged)
         gone += [dek_key(d) for d in sorted(merged.deks) if d != self.dek_id
                  and self.repo._store.stat(dek_key(d)) is None]
         if gone:
@@ -1293,6 +1487,21 @@ class BackupWriter:
         self.repo._put_sealed(manifest_key(self.id), manifest.to_json(), if_absent=True)
         self.committed = True
         return manifest
+
+    def _repacked_unseen(self, refs: Refs) -> list[str]:
+        """Packs of other backups this backup names that a repack replaced, and that no longer hold
+        every frame this client's ``present_blocks`` handed out from them (or that it never looked
+        up): the writer may reference a dropped frame (it was frozen past its lock while a prune
+        removed the backups that used it), so they count as missing. A pack whose map still holds
+        every such frame (the parent stayed kept, so repack kept its frames) is fine."""
+        out = []
+        for backup_id in sorted({r.backup_id for r in refs.packs if r.backup_id != self.id}):
+            names = {r.name for r in refs.packs if r.backup_id == backup_id}
+            for name, m in self.repo._forwarded(backup_id, self.repo._listing(backup_id)).items():
+                offsets = self.repo._known_offsets.get((backup_id, m.number))
+                if name in names and (offsets is None or not offsets <= m.frames.keys()):
+                    out.append(data_key(backup_id, name))
+        return out
 
     def abort(self) -> None:
         """Best effort removal of what this backup wrote; never raises (prune sweeps the rest)."""

@@ -15,6 +15,8 @@ class S3Options:
     access_key: str | None = None
     secret_key: str | None = None
     region: str | None = None
+    # backup kind (and "wal") -> S3 storage class for that kind's data objects ([repository.storage_class])
+    storage_class: tuple[tuple[str, str], ...] = ()
 
 
 def open_store(url: str, s3: S3Options | None = None, *, create: bool = True, retry: bool = True) -> Store:
@@ -35,5 +37,5 @@ def open_store(url: str, s3: S3Options | None = None, *, create: bool = True, re
 
         o = s3 or S3Options()
         inner = S3Store(parsed.bucket, parsed.prefix, endpoint=o.endpoint, access_key=o.access_key,
-                        secret_key=o.secret_key, region=o.region)
+                        secret_key=o.secret_key, region=o.region, storage_class=dict(o.storage_class))
     return RetryingStore(inner) if retry else inner

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -105,14 +106,31 @@ def sha256_b64(body: bytes | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
+_DATA_KIND = re.compile(r"^data/\d{8}T\d{6}Z-([a-z][a-z0-9-]*)-[0-9a-f]{6}/")
+
+
+def kind_of_key(key: str) -> str | None:
+    """The backup kind a repository key's bytes belong to, for the storage class: a data object
+    ``data/<backup id>/...`` (the id names its kind) or ``wal/...``; None for metadata (manifests,
+    keys, records, locks), which stay in the default class."""
+    m = _DATA_KIND.match(key)
+    if m:
+        return m.group(1)
+    return "wal" if key.startswith("wal/") else None
+
+
 class S3Store:
+    """``storage_class``: backup kind (or ``wal``) → S3 storage class sent with every put of that
+    kind's data (``kind_of_key``); other objects get the server's default class."""
+
     # every put's bytes are checked by the server against the SHA-256 sent with them (module docstring)
     VERIFIED_PUTS = True
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  access_key: str | None = None, secret_key: str | None = None, region: str | None = None,
-                 client: Any = None) -> None:
+                 client: Any = None, storage_class: dict[str, str] | None = None) -> None:
         self.bucket = bucket
+        self.storage_class = dict(storage_class or {})
         self.prefix = prefix.strip("/")
         self.endpoint = endpoint
         self.client = client or make_client(endpoint, access_key, secret_key, region)
@@ -145,6 +163,7 @@ class S3Store:
                 return self._multipart(full, key, buf, chunks, if_absent)
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
         body = bytes(buf)
+        extra.update(self._class(key))
         try:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=body, ChecksumSHA256=sha256_b64(body), **extra)
         except (ClientError, BotoCoreError) as exc:
@@ -154,7 +173,8 @@ class S3Store:
     def _multipart(self, full: str, key: str, first: bytearray, rest: Iterator[bytes], if_absent: bool) -> int:
         try:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full,
-                                                            ChecksumAlgorithm="SHA256")["UploadId"]
+                                                            ChecksumAlgorithm="SHA256",
+                                                            **self._class(key))["UploadId"]
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"put {key}", self.endpoint) from exc
         parts: list[dict[str, Any]] = []
@@ -185,6 +205,11 @@ class S3Store:
             if isinstance(exc, ClientError | BotoCoreError):
                 raise translate(exc, f"put {key}", self.endpoint) from exc
             raise
+
+    def _class(self, key: str) -> dict[str, str]:
+        kind = kind_of_key(key)
+        cls = self.storage_class.get(kind) if kind else None
+        return {"StorageClass": cls} if cls else {}
 
     def _upload_part(self, full: str, upload_id: str, parts: list[dict[str, Any]], body: bytes) -> int:
         n = len(parts) + 1

@@ -17,6 +17,11 @@ def prune(ctx: typer.Context,
           wait: float = typer.Option(0.0, "--wait", min=0.0, metavar="SECONDS",
                                      help="Wait this long for running backups and WAL archiving to stop writing "
                                           "(a WAL lease stays live 600 s after its last refresh)."),
+          max_unused: str = typer.Option("10%", "--max-unused", metavar="SHARE|SIZE",
+                                         help="Unused space left in packs after the prune: a share of the packs' "
+                                              "bytes (10%, 0%) or a size (50MB). Packs of removed backups that "
+                                              "kept backups still read are rewritten, most unused bytes first, "
+                                              "until the rest is within it."),
           as_json: bool = JSON_OPT) -> None:
     """Remove the backups the retention policy no longer keeps, then the packs, data keys, data objects and
     WAL no kept backup needs, and what interrupted backups left.
@@ -30,15 +35,17 @@ def prune(ctx: typer.Context,
 
     Exit status:
     0 done (or planned, with --dry-run);
-    3 invalid retention table (the key is named); 4 wrong key;
+    3 invalid retention table (the key is named) or --max-unused; 4 wrong key;
     5 the repository is damaged; 6 another prune or a writer holds
       the repository (named); 7 the repository cannot be reached.
     """
+    from swarm.model.repack import parse_budget
     from swarm.services.context import open_repository
     from swarm.services.maintenance.prune import prune as run
 
+    budget = parse_budget(max_unused)
     s = settings(ctx)
     repo = open_repository(s)
     with progress(as_json) as reporter:
-        result = run(repo, s.retention, dry_run=dry_run, wait=wait, reporter=reporter)
+        result = run(repo, s.retention, dry_run=dry_run, wait=wait, reporter=reporter, max_unused=budget)
     catalog.prune_result(result.to_dict(), as_json=as_json)

@@ -80,9 +80,25 @@ def prune_result(d: dict[str, Any], *, as_json: bool) -> None:
         reasons[f"{r['what']}: {r['reason']}"] = reasons.get(f"{r['what']}: {r['reason']}", 0) + 1
     for why, n in sorted(reasons.items()):
         render.out.print(f"  {n} × {why}", markup=False)
+    rp = d.get("repack") or {}
+    if rp.get("packs"):
+        render.out.print(f"repack (--max-unused {rp['max_unused']}): {'would rewrite' if dry else 'rewrote'} "
+                         f"{len(rp['packs'])} pack(s), {render.human_bytes(rp['bytes_rewritten'])} written to free "
+                         f"{render.human_bytes(rp['bytes_freed'])}; unused space "
+                         f"{render.human_bytes(rp['unused_before'])} → {render.human_bytes(rp['unused_after'])}",
+                         markup=False)
+    elif rp.get("unused_before"):
+        render.out.print(f"repack: none; {render.human_bytes(rp['unused_before'])} unused in packs is within "
+                         f"--max-unused {rp['max_unused']}", markup=False)
+    before, after = d.get("size_before") or {}, d.get("size_after") or {}
+    if before:
+        render.table(f"repository size by kind ({'now → after the plan' if dry else 'before → after'})",
+                     ["kind", "before", "after"],
+                     [[k, render.human_bytes(before.get(k, 0)), render.human_bytes(after.get(k, 0))]
+                      for k in sorted(set(before) | set(after))])
     for why in d["held_back"]:
         render.err.print(f"held back: {why}", markup=False)
-    freed = d["bytes"] if dry else d["bytes_freed"]
+    freed = d["bytes"] + rp.get("bytes_freed", 0) if dry else d["bytes_freed"]
     render.out.print(f"{'would free' if dry else 'freed'} {render.human_bytes(freed)} in {d['seconds']:.1f} s"
                      + (" (dry run: nothing was changed)" if dry else ""), markup=False)
 
