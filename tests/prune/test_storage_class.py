@@ -65,3 +65,22 @@ def test_puts_carry_the_kind_storage_class(seaweed: Any, kek: LocalKeyFile) -> N
     assert client.head_object(Bucket=name, Key=data_s).get("StorageClass") in (None, "STANDARD")
     meta = client.head_object(Bucket=name, Key=f"repo/backups/{logical}.json")
     assert meta.get("StorageClass") in (None, "STANDARD")
+
+
+def test_the_configured_table_reaches_the_repositorys_puts(seaweed: Any, kek: LocalKeyFile, tmp_path: Path) -> None:
+    """From swarm.toml to the stored object: a repository opened the way every command opens it
+    (``open_repository``) writes a logical backup's data with the configured class."""
+    from swarm.services.context import open_repository
+
+    client = make_client(seaweed.endpoint, seaweed.access_key, seaweed.secret_key)
+    name = "sc-" + secrets.token_hex(6)
+    client.create_bucket(Bucket=name)
+    cfg = tmp_path / "swarm.toml"
+    cfg.write_text(f'[repository]\nurl = "s3://{name}/repo"\nkey = "file://{kek.path}"\n'
+                   f's3_endpoint = "{seaweed.endpoint}"\ns3_access_key = "{seaweed.access_key}"\n'
+                   f's3_secret_key = "{seaweed.secret_key}"\n'
+                   '[repository.storage_class]\npg-logical = "STANDARD_IA"\n')
+    repo = open_repository(load_settings(cfg), create=True, remember=False)
+    logical = fake_backup(repo, "pg-logical")
+    head = client.head_object(Bucket=name, Key=f"repo/data/{logical}/data.bin")
+    assert head.get("StorageClass") == "STANDARD_IA", head.get("StorageClass")

@@ -155,9 +155,11 @@ def rotate(store: Store, old: KeyProvider, new: KeyProvider, *, dry_run: bool = 
                                 "also": [{"kek_id": k, "wrapped": c} for k, c in cfg.also]}, old_id)
             kept: tuple[tuple[str, str], ...] = (
                 (cfg.kek_id, cfg.key_check), *((k, c) for k, c in cfg.also if k not in (new_id, cfg.kek_id)))
+            # features added since the start (a repack's ``repacked-packs``) are kept: read them again
+            features = _config(store).features
             cfg = RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, new_id,
                              base64.b64encode(rewrap(old, new, check, _check_ctx(cfg.repo_id))).decode(),
-                             tuple(dict.fromkeys((*cfg.features, MULTI_KEK))), kept)
+                             tuple(dict.fromkeys((*cfg.features, *features, MULTI_KEK))), kept)
             store.put(CONFIG_KEY, cfg.to_json())
     result.seconds = time.monotonic() - started
     return result
@@ -196,6 +198,7 @@ def retire(store: Store, kek: KeyProvider, old_id: str) -> RetireResult:
         raise NotFoundError(f"no key {old_id} in the repository at {store.url}",
                             hint="See `swarm admin keys status` for the keys it holds.")
     if in_config:
+        cfg = _config(store)  # as it is now: a feature added meanwhile (a repack's) is kept
         store.put(CONFIG_KEY, RepoConfig(cfg.repo_id, cfg.format_version, cfg.created_at, cfg.kek_id,
                                          cfg.key_check, cfg.features,
                                          tuple((k, c) for k, c in cfg.also if k != old_id)).to_json())

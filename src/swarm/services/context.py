@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 def repo_s3_options(settings: Settings) -> S3Options:
     return S3Options(endpoint=settings.repo_s3_endpoint, access_key=settings.repo_s3_access_key,
-                     secret_key=settings.repo_s3_secret_key, region=settings.repo_s3_region)
+                     secret_key=settings.repo_s3_secret_key, region=settings.repo_s3_region,
+                     storage_class=tuple(sorted(settings.storage_class.items())))
 
 
 def open_repository(settings: Settings, *, create: bool = False, clock: Clock | None = None,

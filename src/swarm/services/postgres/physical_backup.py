@@ -259,13 +259,14 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
     pos = wal_position(db_url)
     repo.bind_cluster(facts.system_identifier, server_version=facts.server_version,
                       segment_size=pos.segment_size)
-    previous = physical_backups(repo, facts.system_identifier)
     chunker = FixedChunker(block_size)
     known: dict[str, Location] = {}
-    if previous:
-        reporter.stage(f"loading the blocks of {previous[-1].id}")
-        known = repo.present_blocks(known_blocks(repo, previous[-1]))
     with repo.lock(LOCK) as lock:
+        # the parent is read under the shared lock: a prune cannot remove or repack it meanwhile
+        previous = physical_backups(repo, facts.system_identifier)
+        if previous:
+            reporter.stage(f"loading the blocks of {previous[-1].id}")
+            known = repo.present_blocks(known_blocks(repo, previous[-1]))
         writer = repo.begin_backup(KIND, lock=lock)
         tree = TreeWriter(repo, writer, chunker=chunker, known=known, workers=max(1, jobs))
         try:

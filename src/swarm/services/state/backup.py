@@ -403,21 +403,22 @@ def backup_state(repo: Repository, scope: StateScope, *, reporter: Reporter | No
         what = "is not a directory" if d.exists() else "does not exist"
         raise StateDirMissing(f"the state directory {d} {what}",
                               hint="Set SWARM_STATE_DIR (or [state] dir in swarm.toml) to the directory to back up.")
-    if parent is True:
-        previous = state_snapshots(repo)
-        parent = previous[-1] if previous else None
-    elif parent is False:
-        parent = None
-    known: dict[str, Location] = {}
-    files: dict[str, Entry] = {}
-    if parent is not None:
-        reporter.stage(f"loading the change cache of {parent.id}")
-        try:
-            known, files = parent_facts(repo, parent)
-        except IntegrityError:
-            known, files, parent = {}, {}, None  # a damaged parent: a full snapshot, deduplicated against nothing
     chunker = state_chunker(repo)
     with repo.lock(LOCK) as lock:
+        # the parent is read under the shared lock: a prune cannot remove or repack it meanwhile
+        if parent is True:
+            previous = state_snapshots(repo)
+            parent = previous[-1] if previous else None
+        elif parent is False:
+            parent = None
+        known: dict[str, Location] = {}
+        files: dict[str, Entry] = {}
+        if parent is not None:
+            reporter.stage(f"loading the change cache of {parent.id}")
+            try:
+                known, files = parent_facts(repo, parent)
+            except IntegrityError:
+                known, files, parent = {}, {}, None  # a damaged parent: a full snapshot, deduplicated against nothing
         writer = repo.begin_backup(KIND, lock=lock)
         tree = TreeWriter(repo, writer, chunker=chunker, known=known, workers=max(1, workers))
         try:
