@@ -155,9 +155,13 @@ def prune_demo(first: str) -> None:
     if dry["remove"] != [first]:
         raise SystemExit(f"the dry run should remove {first} only: {dry['remove']}")
     steps[-1] = (steps[-1][0], steps[-1][1], f"would remove {', '.join(dry['remove'])}: {mb(dry['bytes'])}")
-    p = step("prune", "admin", "prune", env_extra=env)
+    p = step("prune (--max-unused 0%: repack every pack with a dead block)", "admin", "prune", "--max-unused", "0%",
+             env_extra=env)
+    rp = p.get("repack") or {}
+    total = sum((p.get("size_after") or {}).values()) if isinstance(p.get("size_after"), dict) else 0
     steps[-1] = (steps[-1][0], steps[-1][1], f"removed {', '.join(p['removed_backups'])}, freed "
-                                             f"{mb(p['bytes_freed'])} in {p['seconds']:.1f} s")
+                                             f"{mb(p['bytes_freed'])} in {p['seconds']:.1f} s; repacked "
+                                             f"{len(rp.get('packs') or [])} pack(s); repository now {mb(total)}")
 
 
 def rotation_demo(info: dict[str, Any]) -> None:

@@ -399,13 +399,17 @@ def test_an_interrupted_materialize_stops_at_once(repo: Repository, tmp_path: Pa
     monkeypatch.setattr(reader, "_read_refs", slow)
     dest = tmp_path / "dest"
     dest.mkdir()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the test runner set
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        reader.materialize(dest, jobs=1)
-    took = time.monotonic() - t0
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reader.materialize(dest, jobs=1)
+    finally:
+        took = time.monotonic() - t0
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     blocks = len(next(e for e in reader.walk() if e.path == "big.bin").chunks)
     assert blocks * 0.05 > 20  # the whole file would take this long
     assert took < 5, f"materialize returned {took:.1f}s after start, the interrupt came at 0.5s"
