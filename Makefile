@@ -75,7 +75,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: setup
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 test: setup lint typecheck contracts pytest
 

@@ -198,7 +198,7 @@ def dr_copy_demo(info: dict[str, Any]) -> None:
     out = step("copy the repository off site (own key)", "admin", "repo", "copy", "--to", "offsite")
     c = out["copies"][0]["result"]
     steps[-1] = (steps[-1][0], steps[-1][1], f"{len(c['copied_backups'])} backups, {mb(c['copied_bytes'])}, "
-                                             "every object read back")
+                                             "every object checked by the copy's server")
     repo_dir = Path(urlparse(info["repo"]).path)  # the dev stack's repository is file://
     shutil.move(str(repo_dir), str(repo_dir) + ".lost")  # the primary region is gone
     listed = step("backups on the copy alone", "--repo", "offsite", "admin", "backups", "list")

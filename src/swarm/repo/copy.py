@@ -427,10 +427,13 @@ _PARALLEL = frozenset({"data", "wal"})
 
 
 def _runs(items: list[Item]) -> Iterator[list[Item]]:
-    """``items`` in order, cut into runs: consecutive data / WAL items together, every other item alone."""
+    """``items`` in order, cut into runs: consecutive data / WAL items together, every other item alone.
+    A pack map (``packs/<n>.moved``) is alone too, so the generation planned before it is stored
+    first (a copy never holds a map without its generation) and the ``repacked-packs`` feature is
+    added before it."""
     run: list[Item] = []
     for item in items:
-        if item.what in _PARALLEL:
+        if item.what in _PARALLEL and not (item.what == "data" and item.key.endswith(".moved")):
             run.append(item)
             continue
         if run:
