@@ -3,7 +3,7 @@ SHA-256 the server verifies on every put and never downloads what it wrote (coun
 botocore event hook on the real SeaweedFS); any other store gets its stored size compared."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ from swarm.crypto.keys import LocalKeyFile, create_key_file
 from swarm.repo import Repository
 from swarm.repo.copy import execute_copy, plan_copy, verified_puts
 from swarm.repo.format import BACKUPS_PREFIX, DATA_PREFIX, WAL_PREFIX
-from swarm.storage.base import ObjectInfo
 from swarm.storage.memory import MemoryStore
 from swarm.storage.s3 import S3Store
 from swarm.storage.wrappers import RetryingStore
 from tests.copies.test_copy_crash import make_source
+from tests.stores import PassThroughStore
 
 
 @pytest.fixture
@@ -54,12 +54,9 @@ def test_an_s3_copy_does_not_read_objects_back(keys: tuple[LocalKeyFile, LocalKe
         assert c.missing_refs(m) == []
 
 
-class ShortStore:
+class ShortStore(PassThroughStore):
     """Stores data objects one byte short, as if a write were lost (its ``put`` still returns the
     length it was given): the copy must notice without reading the object back."""
-
-    def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
 
     @property
     def url(self) -> str:
@@ -71,24 +68,6 @@ class ShortStore:
             self.inner.put(key, body[:-1], if_absent=if_absent)
             return len(body)
         return self.inner.put(key, body, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def iter_get(self, key: str) -> Iterator[bytes]:
-        return self.inner.iter_get(key)
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        return self.inner.get_range(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 def test_a_short_object_on_an_unverified_store_is_caught_by_its_size(keys: tuple[LocalKeyFile, LocalKeyFile]) -> None:

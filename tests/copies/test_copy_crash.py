@@ -4,7 +4,7 @@ kill -9 before any of its puts; it never lists a backup it cannot restore."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -15,51 +15,10 @@ from swarm.model.refs import DataRef, Refs, WalRange
 from swarm.repo import Repository
 from swarm.repo.copy import copy_lag, execute_copy, plan_copy
 from swarm.repo.format import BACKUPS_PREFIX, CONFIG_KEY, KEYS_PREFIX, LOCKS_PREFIX, data_key
-from swarm.storage.base import ObjectInfo
 from swarm.storage.memory import MemoryStore
+from tests.stores import DyingStore, Killed
 
 SEGS = ["000000010000000000000001", "000000010000000000000002", "000000010000000000000003"]
-
-
-class Killed(BaseException):
-    """kill -9: nothing after it runs (not an Exception, so no handler cleans up)."""
-
-
-class DyingStore:
-    """A store that dies (raises Killed) instead of performing its ``die_at``-th put."""
-
-    def __init__(self, inner: MemoryStore, die_at: int) -> None:
-        self.inner = inner
-        self.die_at = die_at
-        self.puts = 0
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
-
-    def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
-        self.puts += 1
-        if self.puts == self.die_at:
-            raise Killed(key)
-        return self.inner.put(key, data, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def iter_get(self, key: str) -> Iterator[bytes]:
-        return self.inner.iter_get(key)
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        return self.inner.get_range(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 def make_source(kek: LocalKeyFile) -> tuple[Repository, list[str]]:

@@ -4,7 +4,7 @@ what the copy wrote is intact afterwards. ``--follow`` repeats the copy every in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -16,45 +16,24 @@ from swarm.repo import Repository
 from swarm.repo.copy import CopyTarget
 from swarm.services.copies.copy import copy_lags, copy_repository
 from swarm.services.maintenance.prune import prune
-from swarm.storage.base import ObjectInfo, Store
+from swarm.storage.base import Store
 from swarm.storage.factory import open_store
+from tests.stores import PassThroughStore
 
 
-class GatedStore:
+class GatedStore(PassThroughStore):
     """A store whose first put under ``keys/`` waits for ``gate`` (a copy paused while it holds its lock)."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.gate = threading.Event()
         self.paused = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
 
     def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
         if key.startswith("keys/") and not self.gate.is_set():
             self.paused.set()
             assert self.gate.wait(60)
         return self.inner.put(key, data, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def iter_get(self, key: str) -> Iterator[bytes]:
-        return self.inner.iter_get(key)
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        return self.inner.get_range(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 @pytest.fixture

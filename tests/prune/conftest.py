@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,19 +18,15 @@ from swarm.model.refs import Refs, WalRange
 from swarm.model.retention import Policy, policy_from_toml
 from swarm.repo import Repository
 from swarm.services.state.backup import StateScope, backup_state
-from swarm.storage.base import ObjectInfo
 from swarm.storage.local import LocalStore
+from tests.stores import Killed, PassThroughStore
 
 
-class Killed(BaseException):
-    """The process 'died' (kill -9): not an Exception, so nothing catches it on the way out."""
-
-
-class DyingStore:
+class DyingStore(PassThroughStore):
     """A store that dies (raises Killed) instead of performing its ``die_at``-th put or delete; counts them."""
 
     def __init__(self, inner: Any, die_at: int = 0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.die_at = die_at
         self.ops = 0
         self.root = getattr(inner, "root", None)
@@ -40,32 +36,13 @@ class DyingStore:
         if self.ops == self.die_at:
             raise Killed(key)
 
-    @property
-    def url(self) -> str:
-        return str(self.inner.url)
-
     def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
         self._tick(key)
-        return int(self.inner.put(key, data, if_absent=if_absent))
+        return super().put(key, data, if_absent=if_absent)
 
     def delete(self, key: str) -> None:
         self._tick(key)
-        self.inner.delete(key)
-
-    def get(self, key: str) -> bytes:
-        return bytes(self.inner.get(key))
-
-    def iter_get(self, key: str) -> Iterator[bytes]:
-        return iter(self.inner.iter_get(key))
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        return bytes(self.inner.get_range(key, offset, length))
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)  # type: ignore[no-any-return]
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return iter(self.inner.list(prefix))
+        super().delete(key)
 
 
 SYSID = "7311000000000000001"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,52 +22,11 @@ from swarm.repo.format import CONFIG_KEY, FORMAT_VERSION, manifest_key
 from swarm.repo.repository import BackupWriter, RepoConfig
 from swarm.repo.tree import open_snapshot
 from swarm.repo.upgrade import upgrade_repository
-from swarm.storage.base import ObjectInfo
 from swarm.storage.memory import MemoryStore
 from tests.legacy_physical import write_legacy_physical
+from tests.stores import DyingStore, Killed
 
 SEG = 16 << 20
-
-
-class Killed(BaseException):
-    """kill -9: nothing after it runs (not an Exception, so no handler cleans up)."""
-
-
-class DyingStore:
-    """A store that dies (raises Killed) instead of performing its ``die_at``-th put."""
-
-    def __init__(self, inner: MemoryStore, die_at: int) -> None:
-        self.inner = inner
-        self.die_at = die_at
-        self.puts = 0
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
-
-    def put(self, key: str, data: bytes | Iterable[bytes], *, if_absent: bool = False) -> int:
-        self.puts += 1
-        if self.puts == self.die_at:
-            raise Killed(key)
-        return self.inner.put(key, data, if_absent=if_absent)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def iter_get(self, key: str) -> Iterator[bytes]:
-        return self.inner.iter_get(key)
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        return self.inner.get_range(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 def commit_v1(repo: Repository, w: BackupWriter, source: dict[str, Any]) -> Manifest:
