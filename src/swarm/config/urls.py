@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from swarm.errors import ConfigError, InvalidUrl
+from swarm.model.aws import region_and_endpoint
 
 
 class UrlProblem(ValueError):
@@ -308,24 +309,10 @@ def check_kms_url(url: str) -> KmsUrl:
     key = unquote(p.path.lstrip("/"))
     if not key or any(c.isspace() for c in key):
         raise UrlProblem("it names no key (write awskms:///<key id, key ARN or alias/name>?region=R)")
-    params: dict[str, str] = {}
-    for item in p.query.split("&") if p.query else []:
-        name, eq, value = item.partition("=")
-        name, value = unquote(name), unquote(value)
-        if not eq or not value:
-            raise UrlProblem(f"query parameter {name!r} has no value (write {name}=...)")
-        if name not in ("region", "endpoint"):
-            raise UrlProblem(f"unknown parameter {name!r} (an awskms:/// URL takes region and endpoint)")
-        params[name] = value
-    region = params.get("region")
-    if region is None and key.startswith("arn:"):
-        parts = key.split(":")
-        region = parts[3] if len(parts) > 3 and parts[3] else None
-    if region is None:
-        raise UrlProblem("it names no region (add ?region=us-east-1, or give the key's ARN)")
-    if not re.fullmatch(r"[a-z0-9-]+", region):
-        raise UrlProblem(f"the region {region!r} is not an AWS region name")
-    endpoint = params.get("endpoint")
+    try:
+        region, endpoint = region_and_endpoint(p.query, key, what="an awskms:/// URL", subject="it", arn_of="key")
+    except ValueError as exc:
+        raise UrlProblem(str(exc)) from None
     if endpoint is not None:
         check_endpoint_url(endpoint)
     return KmsUrl(key, region, endpoint)

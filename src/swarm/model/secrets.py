@@ -33,6 +33,8 @@ import secrets as _random
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from swarm.model.aws import region_and_endpoint
+
 # ---- secrets by name --------------------------------------------------------------------------------
 # (pattern, applies to directories, applies to files)
 SECRET_NAMES: tuple[tuple[str, bool, bool], ...] = (
@@ -296,24 +298,11 @@ def parse_source(text: str) -> SecretSource:
     ref = unquote(ref)
     if not ref or any(c.isspace() for c in ref):
         raise SourceProblem("aws-secretsmanager: names no secret (write aws-secretsmanager:<secret id>?region=R)")
-    params: dict[str, str] = {}
-    for item in query.split("&") if query else []:
-        name, eq, value = item.partition("=")
-        name, value = unquote(name), unquote(value)
-        if not eq or not value:
-            raise SourceProblem(f"query parameter {name!r} has no value (write {name}=...)")
-        if name not in ("region", "endpoint"):
-            raise SourceProblem(f"unknown parameter {name!r} (aws-secretsmanager: takes region and endpoint)")
-        params[name] = value
-    region = params.get("region")
-    if region is None and ref.startswith("arn:"):
-        parts = ref.split(":")
-        region = parts[3] if len(parts) > 3 and parts[3] else None
-    if region is None:
-        raise SourceProblem("aws-secretsmanager: names no region (add ?region=us-east-1, or give the secret's ARN)")
-    if not re.fullmatch(r"[a-z0-9-]+", region):
-        raise SourceProblem(f"the region {region!r} is not an AWS region name")
-    endpoint = params.get("endpoint")
+    try:
+        region, endpoint = region_and_endpoint(query, ref, what="aws-secretsmanager:", subject="aws-secretsmanager:",
+                                               arn_of="secret")
+    except ValueError as exc:
+        raise SourceProblem(str(exc)) from None
     if endpoint is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", endpoint):
         raise SourceProblem(f"endpoint {endpoint!r} is not an http(s)://host[:port] URL")
     return SecretSource(AWS_SM, ref, region, endpoint)
