@@ -68,7 +68,7 @@ def test_damage_is_caught(repo: Repository) -> None:
     with pytest.raises(IntegrityError, match="fails authentication"):
         repo.read_block(loc0, b1)  # a frame served for another block id
     key = data_key(bid, loc0.pack_name())
-    store = repo._store
+    store = getattr(repo._store, "_inner", repo._store)  # under the repository's pack forwarding
     assert isinstance(store, MemoryStore)
     blob, t = store.objects[key]
     damaged = bytearray(blob)
@@ -108,7 +108,7 @@ def test_wal_objects_duplicate_conflict_and_binding(repo: Repository) -> None:
     assert repo.get_wal(p) == b"ab"
     assert wal_key("00000002.history") == "wal/history/00000002.history"
     # a WAL object moved to another name does not open
-    store = repo._store
+    store = getattr(repo._store, "_inner", repo._store)  # under the repository's pack forwarding
     assert isinstance(store, MemoryStore)
     store.objects[wal_key("000000010000000000000004")] = store.objects[wal_key(name)]
     with pytest.raises(IntegrityError):

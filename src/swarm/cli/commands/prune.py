@@ -26,8 +26,9 @@ def prune(ctx: typer.Context,
     """Remove the backups the retention policy no longer keeps, then the packs, data keys, data objects and
     WAL no kept backup needs, and what interrupted backups left.
 
-    The policy is the retention tables of swarm.toml, or with `swarm --repo NAME`
-    that copy's own retention when it has one (docs/operations.md, docs/copies.md).
+    The policy is the retention tables of swarm.toml, or with
+    `swarm --repo NAME` that copy's own retention when it has one
+    (docs/operations.md, docs/copies.md).
     Manifests go first (through tombstones), data last: a prune killed
     at any point leaves only unreferenced data, and running it again
     converges. Never the newest good backup of a kind, never a tagged
