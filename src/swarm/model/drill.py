@@ -120,17 +120,20 @@ def judge(validated: bool, rto_s: float | None, rpo_s: float | None, targets: Ti
     if targets.rto_s is not None:
         rto_ok = rto_s is not None and rto_s <= targets.rto_s
         if not rto_ok:
-            reasons.append(f"RTO {_dur(rto_s)} exceeds the {targets.name} target {_dur(targets.rto_s)}")
+            reasons.append(f"RTO {human_duration(rto_s)} exceeds the {targets.name} target "
+                           f"{human_duration(targets.rto_s)}")
     if targets.rpo_s is not None:
         rpo_ok = rpo_s is not None and rpo_s <= targets.rpo_s
         if not rpo_ok:
-            reasons.append(f"RPO {_dur(rpo_s)} exceeds the {targets.name} target {_dur(targets.rpo_s)}")
+            reasons.append(f"RPO {human_duration(rpo_s)} exceeds the {targets.name} target "
+                           f"{human_duration(targets.rpo_s)}")
     return Verdict("pass" if not reasons else "fail", tuple(reasons), rto_ok, rpo_ok)
 
 
-def _dur(s: float | None) -> str:
+def human_duration(s: float | None, missing: str = "unmeasured") -> str:
+    """``s`` seconds as people read a drill's times: ``42.0 s``, ``3.5 min``, ``1.2 h``; ``missing`` for None."""
     if s is None:
-        return "unmeasured"
+        return missing
     s = float(s)
     if s < 120:
         return f"{s:.1f} s"

@@ -9,19 +9,12 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from swarm.model.drill import RUNGS
+from swarm.model.drill import RUNGS, human_duration
 from swarm.ui import render
 
 
 def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = float(s)
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
+    return human_duration(s, "-")
 
 
 def drill_result(d: dict[str, Any], *, as_json: bool) -> None:
