@@ -18,6 +18,7 @@ import tomli_w
 
 from swarm.config import Settings, load_settings
 from swarm.model.targets import RecoveryTarget
+from swarm.repo import rebuild
 from swarm.services.context import open_repository, server_access
 from swarm.services.postgres.logical_restore import execute_restore, plan_restore
 from swarm.services.postgres.pitr import execute_pitr, plan_pitr
@@ -75,9 +76,13 @@ def test_logical_backup_restores(compat: Settings, pg_cluster: LocalCluster) -> 
     assert "items_label" in " ".join(r[0] for r in plan)
 
 
-def test_physical_backup_restores_with_its_wal(compat: Settings, services_dir: Path) -> None:
+@pytest.mark.parametrize("engine", ["threads", "processes"])
+def test_physical_backup_restores_with_its_wal(compat: Settings, services_dir: Path, engine: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if engine == "processes":  # as a restore of 64 MiB or more does
+        monkeypatch.setattr(rebuild, "MIN_PROCESS_BYTES", 0)
     repo = open_repository(compat)
-    datadir = services_dir / "compat-restores" / "pg"
+    datadir = services_dir / "compat-restores" / engine / "pg"
     plan = plan_pitr(repo, RecoveryTarget("latest"), datadir, backup_id=EXPECTED["physical"], start=True)
     res = execute_pitr(repo, plan, server_access(compat), bindir=compat.pg_bindir, timeout=120)
     restored = LocalCluster(datadir.parent, port=res.port or 0, pgdata=datadir)

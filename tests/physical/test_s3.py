@@ -10,6 +10,7 @@ import pytest
 
 from swarm.devstack.seaweed import SeaweedServer
 from swarm.model.targets import RecoveryTarget
+from swarm.repo import rebuild
 from swarm.services.context import server_access
 from swarm.services.postgres.physical_backup import backup_postgres_physical
 from swarm.services.postgres.pitr import execute_pitr, plan_pitr
@@ -33,7 +34,8 @@ def s3env(services_dir: Path, seaweed: SeaweedServer) -> Iterator[PhysEnv]:
     env.cluster.destroy()
 
 
-def test_physical_backup_verify_restore_on_s3(s3env: PhysEnv) -> None:
+def test_physical_backup_verify_restore_on_s3(s3env: PhysEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rebuild, "MIN_PROCESS_BYTES", 0)  # the restore decodes in worker processes, as a big one
     c = s3env.cluster
     c.psql("CREATE TABLE sentinel (label text)")
     c.psql("INSERT INTO sentinel SELECT 'bulk-' || g FROM generate_series(1, 20000) g")

@@ -47,7 +47,6 @@ import stat as stat_mod
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,11 @@ from swarm.repo.chunker import Chunker, FastCDC, split
 from swarm.repo.format import data_key
 from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, pack_name, split_frames
 from swarm.repo.repository import BackupWriter, Repository
+from swarm.repo.treepaths import check_name, check_path
+from swarm.repo.treepaths import join as _join
+from swarm.repo.treepaths import open_dir as _open_dir
+from swarm.repo.treepaths import parent as _parent
+from swarm.repo.treepaths import parent_fd as _parent_fd
 from swarm.storage.base import ObjectNotFound
 
 INDEX_NAME = "tree.json"
@@ -232,30 +236,6 @@ class MaterializeStats:
     dirs: int = 0
     symlinks: int = 0
     bytes: int = 0
-
-
-# ---- paths ------------------------------------------------------------------------------------
-def check_path(path: str) -> str:
-    """``path`` if it is a safe relative tree path (``""`` = root); ValueError otherwise."""
-    if path == "":
-        return path
-    for part in path.split("/"):
-        check_name(part)
-    return path
-
-
-def check_name(name: str) -> str:
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise ValueError(f"unsafe name in a tree path: {name!r}")
-    return name
-
-
-def _parent(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ""
-
-
-def _join(parent: str, name: str) -> str:
-    return f"{parent}/{name}" if parent else name
 
 
 def _canonical(obj: Any) -> bytes:
@@ -667,7 +647,8 @@ class TreeReader:
 
     # -- materialize
     def materialize(self, dest: Path, *, jobs: int = 4, only: Callable[[str], bool] | None = None,
-                    progress: Callable[[int], None] | None = None, sync: bool = False) -> MaterializeStats:
+                    progress: Callable[[int], None] | None = None, sync: bool = False,
+                    processes: int = 0) -> MaterializeStats:
         """Write the snapshot's tree under ``dest`` (an existing directory); return what was written.
 
         ``only(path)`` selects entries (the directories above a selected entry are created
@@ -689,6 +670,11 @@ class TreeReader:
         ``sync``: each file is fsynced by the worker that wrote it, as soon as it is written, so
         the flush to disk overlaps the decoding of the next files (a PostgreSQL data directory
         is fsynced file by file, serially, by the server's start-up otherwise).
+
+        ``processes`` (> 1): blocks are decoded and written by that many worker processes, ``jobs``
+        reader threads feeding them (``swarm.repo.rebuild``: same checks, same safety; all-zero
+        blocks become holes of files created at their full size; worth it from about
+        ``rebuild.MIN_PROCESS_BYTES``). Otherwise threads do everything.
         """
         entries = [e for e in self.walk() if e.path]
         if only is not None:
@@ -716,6 +702,12 @@ class TreeReader:
                                                  hint="Restore into an empty directory.") from None
                 out.dirs += 1
             files = sorted((e for e in entries if e.type == FILE), key=lambda e: -e.size)
+            if processes > 1 and files:
+                from swarm.repo import rebuild
+
+                out.files, out.bytes = rebuild.write_files(self.repo, files, root_fd, processes=processes,
+                                                           readers=jobs, progress=progress, sync=sync)
+                files = []
             stop = threading.Event()  # set when the caller is interrupted: writers stop at their next block
             pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="materialize")
             try:
@@ -773,34 +765,6 @@ class TreeReader:
 
 class _Stopped(Exception):
     """A file write abandoned because the materialize it belongs to was interrupted."""
-
-
-def _open_dir(root_fd: int, path: str) -> int:
-    """A descriptor of directory ``path`` under ``root_fd``, following no symlink on the way."""
-    fd = os.dup(root_fd)
-    if not path:
-        return fd
-    try:
-        for part in path.split("/"):
-            nxt = os.open(check_name(part), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-    except OSError as exc:
-        os.close(fd)
-        raise IntegrityError(f"cannot enter {path} in the restore target: {exc.strerror}",
-                             hint="A symlink or file is in the way; restore into an empty directory.") from exc
-    return fd
-
-
-@contextmanager
-def _parent_fd(root_fd: int, path: str) -> Iterator[int]:
-    """A descriptor of ``path``'s parent directory under ``root_fd`` (closed on exit)."""
-    check_path(path)
-    fd = _open_dir(root_fd, _parent(path))
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 # ---- physical backups of the block-index format ---------------------------------------------------

@@ -53,7 +53,7 @@ from swarm.model import recovery, wal
 from swarm.model.manifest import Manifest
 from swarm.model.sources import Kind
 from swarm.model.targets import RecoveryTarget, parse_time
-from swarm.repo import Repository
+from swarm.repo import Repository, rebuild
 from swarm.repo.tree import open_snapshot
 from swarm.services.postgres.physical_backup import physical_backups
 from swarm.services.postgres.wal_ahead import WalAhead, prefetch_for_recovery
@@ -467,12 +467,15 @@ def materialize_physical(repo: Repository, manifest: Manifest, root: Path, *, jo
     one. Raises IntegrityError naming the file and pack on damage; what was written stays
     (the callers remove the directory). ``sync``: every file is fsynced as soon as it is
     written (``TreeReader.materialize``), so a server started on ``root`` finds little left
-    to flush in its start-up sync of the data directory.
+    to flush in its start-up sync of the data directory. Blocks are decoded by one worker
+    process per core for a backup of 64 MiB or more (``swarm.repo.rebuild``).
     """
     reporter = reporter or NullReporter()
     reader = open_snapshot(repo, manifest)
     reporter.total(int(manifest.physical.size or 0))
-    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance, sync=sync)
+    big = int(manifest.physical.size or 0) >= rebuild.MIN_PROCESS_BYTES
+    stats = reader.materialize(root, jobs=jobs, progress=reporter.advance, sync=sync,
+                               processes=(os.cpu_count() or 1) if big else 0)
     return stats.files, stats.bytes
 
 
@@ -678,7 +681,7 @@ def _wait_promoted(cluster: Any, timeout: float) -> None:
                 return
         except Exception:
             pass
-        time.sleep(0.3)
+        time.sleep(0.1)
     raise RecoveryFailed(f"recovery did not finish in {timeout:.0f} s: {_log_tail(cluster.logfile)}",
                       hint=f"Read {cluster.logfile}.")
 
