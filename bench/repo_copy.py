@@ -18,7 +18,7 @@ from the source (SHA-256, checked against the manifest) and sends the SHA-256 of
 bytes (``x-amz-checksum-sha256``), which the server verifies; rclone checks the MD5 the server
 returns for each upload.
 
-    .venv/bin/python bench/copy.py [--size-mb 1100] [--reuse]
+    .venv/bin/python bench/repo_copy.py [--size-mb 1100] [--reuse]
 
 ``--reuse`` keeps a source prepared by an earlier run (bench/.work/copy/prepared.json). Writes the
 `copy` section of bench/RESULTS.md.
@@ -265,7 +265,7 @@ def write(res: dict[str, Any], prep: dict[str, Any]) -> None:
     day = res["day"]
     src = res["source_bytes"]
     lines = [
-        "## Off-site copy of the repository (`bench/copy.py`)",
+        "## Off-site copy of the repository (`bench/repo_copy.py`)",
         "",
         machine_line(),
         "",
