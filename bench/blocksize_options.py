@@ -22,7 +22,7 @@ seen in this backup is stored once, as the backup does):
   compressed alone with it; the sample is drawn at random from all blocks ("random") or is the
   first blocks of the backup in stream order ("first", what a backup can train on before it
   writes), and the ratio is also given for the blocks outside the sample ("held out");
-* d: runs of up to N consecutive new blocks of one file as one frame (N = 4, 8, 32), dedup ids
+* d: runs of up to N consecutive new blocks of one file as one frame (N = 4, 8, 16, 32), dedup ids
   still per 32 KiB block; a read of one block must fetch the whole frame and decompress up to it;
 * cd: c and d together (a 112 KiB dictionary, runs of up to N blocks);
 * e: 128 KiB blocks compressed alone (the bound for "larger blocks for cold segments": every
@@ -367,7 +367,10 @@ def main() -> None:
             ("d: runs of up to 32, zstd 3", lambda: runs("", files, 3, 32)),
             ("d: runs of up to 64, zstd 3", lambda: runs("", files, 3, 64)),
             ("d: runs of up to 32, zstd 4", lambda: runs("", files, 4, 32)),
+            ("d: runs of up to 128, zstd 3", lambda: runs("", files, 3, 128)),
+            ("d: runs of up to 32, zstd 1", lambda: runs("", files, 1, 32)),
             ("d: runs of up to 32, zstd 5", lambda: runs("", files, 5, 32)),
+            ("d: runs of up to 32, zstd 6", lambda: runs("", files, 6, 32)),
             ("c+d: dict 112 KiB + runs of up to 32, zstd 3", lambda: runs("", files, 3, 32, d)),
             ("e: each 128 KiB block alone, zstd 3", lambda: blocks_alone("", distinct_blocks(files, 128 << 10), 3)[0]),
             ("b: whole file, zstd 3", lambda: whole_files(files, 3)),
