@@ -5,7 +5,7 @@ figures are sizes, not a consistent backup), the way a base backup sees them (``
 files ``pg_basebackup`` leaves out are skipped), and compresses them in memory. Nothing is written.
 
     .venv/bin/python bench/blocksize_options.py /path/to/data [--options a,c,d,cd,e,levels,more,online,final]
-        [--sample-mb 16] [--repeat 3] [--json out.json]
+        [--sample-mb 16] [--repeat 3] [--after /path/to/data-after-a-change] [--json out.json]
 
 For each option it prints the bytes stored (every frame's 32-byte overhead included: a 4-byte
 length, a 12-byte nonce and a 16-byte AES-GCM tag), that ÷ whole-file zstd level 3 (what
@@ -31,6 +31,9 @@ seen in this backup is stored once, as the backup does):
 * online: a first backup training its own dictionary from a reservoir sample as it goes, files in
   path order and shuffled (``pg_basebackup`` sends them in directory order);
 * levels: zstd levels 1, 3, 6 (and a dictionary at each) for the options that came close;
+* ``--after``: the next backup after a change (only its new blocks are stored), against
+  pgBackRest's incremental (changed files whole): today's single blocks, the previous backup's
+  dictionary, runs, both;
 * final: the rows of the table in docs/design/physical-backups.md, CPU the median of ``--repeat`` runs.
 """
 from __future__ import annotations
@@ -251,6 +254,45 @@ def online(files: list[tuple[str, bytes]], thresholds_mb: list[int], sample_bloc
     return stored, tcpu
 
 
+def second_backup(before: list[tuple[str, bytes]], after: list[tuple[str, bytes]], ref_dict_mb: int,
+                  emit: Any) -> None:
+    """The next backup of the same cluster after a change: only its blocks not in ``before`` are
+    stored. Compared with pgBackRest's incremental (every changed file whole, zstd 3)."""
+    old = {b for _, data in before for b in blocks_of(data, BLOCK)}
+    old_files = dict(before)
+    changed = [(n, d) for n, d in after if old_files.get(n) != d]
+    incr = whole_files(changed, 3)
+    ref = incr.stored
+    new_runs: list[list[bytes]] = []
+    seen = set(old)
+    for _, data in after:
+        cur: list[bytes] = []
+        for b in blocks_of(data, BLOCK):
+            if b in seen:
+                if cur:
+                    new_runs.append(cur)
+                    cur = []
+                continue
+            seen.add(b)
+            cur.append(b)
+        if cur:
+            new_runs.append(cur)
+    new = [b for r in new_runs for b in r]
+    lengths = sorted(len(r) for r in new_runs)
+    print(f"second backup: {len(changed)} files changed ({sum(len(d) for _, d in changed) / 1e6:.1f} MB), "
+          f"{len(new)} new blocks ({len(new) * BLOCK / 1e6:.1f} MB) in {len(new_runs)} runs; "
+          f"{sum(1 for x in lengths if x == 1)} runs of one block, longest {lengths[-1] if lengths else 0}", flush=True)
+    incr.name = "second backup, b: changed files whole, zstd 3 (pgBackRest incr)"
+    emit(incr.row(ref))
+    old_blocks = distinct_blocks(before, BLOCK)
+    d, _, _ = train(old_blocks, 112 << 10, 3, "random", ref_dict_mb)  # trained on the previous backup
+    emit(blocks_alone("second backup, a: new blocks alone, zstd 3", new, 3)[0].row(ref))
+    emit(blocks_alone("second backup, c: new blocks alone, previous backup's dictionary", new, 3, d)[0].row(ref))
+    only_new = [(f"run{i}", b"".join(r)) for i, r in enumerate(new_runs)]  # each run is its own "file"
+    emit(runs("second backup, d: runs of up to 32 new blocks", only_new, 3, 32).row(ref))
+    emit(runs("second backup, c+d: dictionary + runs of up to 32", only_new, 3, 32, d).row(ref))
+
+
 def fmt(row: dict[str, Any]) -> str:
     s = (f"{row['option']:<58} {row['stored'] / 1e6:9.1f} MB  {row['ratio']:5.3f}x  "
          f"c {row['compress_cpu_s_per_gb']:5.2f} s/GB  d {row['decompress_cpu_s_per_gb']:5.2f} s/GB  "
@@ -268,6 +310,7 @@ def main() -> None:
     ap.add_argument("datadir", type=Path)
     ap.add_argument("--options", default="a,b,c,d,e")
     ap.add_argument("--sample-mb", type=int, default=16, help="training sample for the dictionaries (MB of blocks)")
+    ap.add_argument("--after", type=Path, help="a copy of the same cluster after a change: measure the next backup")
     ap.add_argument("--repeat", type=int, default=3, help="runs per row of --options final (CPU: the median)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -358,6 +401,8 @@ def main() -> None:
                       f"{got / ref:.3f}x, training {tcpu:.2f} s CPU", flush=True)
                 rows.append({"option": f"c online {oname} {ths}", "stored": got, "ratio": got / ref,
                              "train_cpu_s": tcpu})
+    if args.after is not None:
+        second_backup(files, load(args.after), args.sample_mb, emit)
     if "final" in opts:  # the rows of docs/design/physical-backups.md, CPU as the median of --repeat runs
         d, _, _ = train(blocks, 112 << 10, 3, "random", args.sample_mb)
         cases: list[tuple[str, Any]] = [
