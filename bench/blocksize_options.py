@@ -4,7 +4,7 @@ Read-only: reads the files of a PostgreSQL data directory (a copy, or a running 
 figures are sizes, not a consistent backup), the way a base backup sees them (``pg_wal`` and the
 files ``pg_basebackup`` leaves out are skipped), and compresses them in memory. Nothing is written.
 
-    .venv/bin/python bench/blocksize_options.py /path/to/data [--options a,c,d,cd,e,levels,more,online,final]
+    .venv/bin/python bench/blocksize_options.py /path/to/data [--options a,c,d,cd,e,levels,more,online,pipeline,final]
         [--sample-mb 16] [--repeat 3] [--after /path/to/data-after-a-change] [--json out.json]
 
 For each option it prints the bytes stored (every frame's 32-byte overhead included: a 4-byte
@@ -34,6 +34,9 @@ seen in this backup is stored once, as the backup does):
 * ``--after``: the next backup after a change (only its new blocks are stored), against
   pgBackRest's incremental (changed files whole): today's single blocks, the previous backup's
   dictionary, runs, both;
+* pipeline: the whole per-block CPU of a backup (keyed hash, compress, seal, open again and
+  compare) and of a restore (open, decompress, keyed hash again), one block per frame against
+  runs of 8 and 32 blocks;
 * final: the rows of the table in docs/design/physical-backups.md, CPU the median of ``--repeat`` runs.
 """
 from __future__ import annotations
@@ -49,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
+
+# bench/copy.py would shadow the standard library's copy module for the swarm imports below
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 BLOCK = 32 << 10
 FRAME_OVERHEAD = 4 + 12 + 16  # length:u32 | nonce:12 | ciphertext | tag:16
@@ -293,6 +299,63 @@ def second_backup(before: list[tuple[str, bytes]], after: list[tuple[str, bytes]
     emit(runs("second backup, c+d: dictionary + runs of up to 32", only_new, 3, 32, d).row(ref))
 
 
+def pipeline(files: list[tuple[str, bytes]], n: int, level: int = 3,
+             dictionary: zstandard.ZstdCompressionDict | None = None) -> dict[str, Any]:
+    """The whole per-block work of a backup and of a restore, as ``PackWriter.add`` and
+    ``open_frame`` do it, with runs of up to ``n`` new blocks per frame (1 = today): backup =
+    keyed hash of every block + compress + seal + open again and compare (verify after
+    encrypt); restore = open + decompress + keyed hash of every block again. CPU s/GB."""
+    from swarm.crypto.aead import open_sealed, seal
+    from swarm.repo.packs import block_id
+
+    key, dek, ad = os.urandom(32), os.urandom(32), b"swarm-blk/1\0repo\0id"
+    kw: dict[str, Any] = {"dict_data": dictionary} if dictionary is not None else {}
+    cctx = zstandard.ZstdCompressor(level=level, **kw)
+    dctx = zstandard.ZstdDecompressor(**kw)
+    seen: set[str] = set()
+    frames: list[tuple[bytes, list[str]]] = []
+    plain = stored = 0
+    t = time.process_time()
+    for _, data in files:
+        cur: list[bytes] = []
+        ids: list[str] = []
+
+        def flush(cur: list[bytes], ids: list[str]) -> None:
+            body = cctx.compress(b"".join(cur))
+            sealed = seal(dek, body, ad)
+            if open_sealed(dek, sealed, ad) != body:
+                raise AssertionError("self-check")
+            frames.append((sealed, ids))
+
+        for b in blocks_of(data, BLOCK):
+            bid = block_id(key, b)
+            if bid in seen:
+                if cur:
+                    flush(cur, ids)
+                    cur, ids = [], []
+                continue
+            seen.add(bid)
+            plain += len(b)
+            cur.append(b)
+            ids.append(bid)
+            if len(cur) == n:
+                flush(cur, ids)
+                cur, ids = [], []
+        if cur:
+            flush(cur, ids)
+    backup_cpu = time.process_time() - t
+    stored = sum(len(f) + 4 for f, _ in frames)
+    t = time.process_time()
+    for sealed, ids in frames:
+        out = dctx.decompress(open_sealed(dek, sealed, ad), max_output_size=n * BLOCK)
+        for i, bid in enumerate(ids):
+            if block_id(key, out[i * BLOCK:(i + 1) * BLOCK]) != bid:
+                raise AssertionError("id")
+    restore_cpu = time.process_time() - t
+    gb = plain / 1e9
+    return {"stored": stored, "backup_cpu_s_per_gb": backup_cpu / gb, "restore_cpu_s_per_gb": restore_cpu / gb}
+
+
 def fmt(row: dict[str, Any]) -> str:
     s = (f"{row['option']:<58} {row['stored'] / 1e6:9.1f} MB  {row['ratio']:5.3f}x  "
          f"c {row['compress_cpu_s_per_gb']:5.2f} s/GB  d {row['decompress_cpu_s_per_gb']:5.2f} s/GB  "
@@ -403,6 +466,17 @@ def main() -> None:
                              "train_cpu_s": tcpu})
     if args.after is not None:
         second_backup(files, load(args.after), args.sample_mb, emit)
+    if "pipeline" in opts:  # hash + compress + seal + verify, and open + decompress + hash: CPU s/GB
+        for n in (1, 8, 32):
+            got = [pipeline(files, n) for _ in range(args.repeat)]
+            bk = sorted(g["backup_cpu_s_per_gb"] for g in got)[len(got) // 2]
+            rs = sorted(g["restore_cpu_s_per_gb"] for g in got)[len(got) // 2]
+            name = "a: one block per frame" if n == 1 else f"d: runs of up to {n} new blocks per frame"
+            print(f"pipeline, {name}, zstd 3: stored {got[0]['stored'] / 1e6:.1f} MB "
+                  f"({got[0]['stored'] / ref:.3f}x); backup {bk:.2f} s/GB, restore {rs:.2f} s/GB CPU "
+                  f"(median of {len(got)})", flush=True)
+            rows.append({"option": f"pipeline {name}", "stored": got[0]["stored"], "ratio": got[0]["stored"] / ref,
+                         "backup_cpu_s_per_gb": bk, "restore_cpu_s_per_gb": rs})
     if "final" in opts:  # the rows of docs/design/physical-backups.md, CPU as the median of --repeat runs
         d, _, _ = train(blocks, 112 << 10, 3, "random", args.sample_mb)
         cases: list[tuple[str, Any]] = [
