@@ -267,6 +267,9 @@ def second_backup(before: list[tuple[str, bytes]], after: list[tuple[str, bytes]
     old = {b for _, data in before for b in blocks_of(data, BLOCK)}
     old_files = dict(before)
     changed = [(n, d) for n, d in after if old_files.get(n) != d]
+    if not changed:
+        print("second backup: no file changed, nothing to store", flush=True)
+        return
     incr = whole_files(changed, 3)
     ref = incr.stored
     new_runs: list[list[bytes]] = []
