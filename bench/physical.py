@@ -309,6 +309,14 @@ def main() -> None:
                        stderr=subprocess.DEVNULL, check=True)
         pg_password(url)
         pgbr(conf, "stanza-create")
+        # segments archived before the stanza existed failed on pgBackRest's side; a backup refuses
+        # to start while archiving is failing, so wait until a segment is archived after them
+        psql(url, "SELECT pg_switch_wal()")
+        deadline = time.monotonic() + 120
+        while psql(url, "SELECT coalesce(last_failed_time > last_archived_time, false) FROM pg_stat_archiver") == "t":
+            if time.monotonic() > deadline:
+                raise SystemExit("WAL archiving did not recover after stanza-create")
+            time.sleep(2)
         # 1. full backups
         ours = swarm("admin", "backup", "postgres", "--physical", "--json")
         b1 = json.loads(ours.stdout)
