@@ -3,11 +3,13 @@ through it (issue 10, finding 6)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from swarm.sources.postgres.cluster import hand_to_server_user, write_for_server_user
+from swarm.sources.postgres.cluster import hand_to_server_user, server_user_write_problem, write_for_server_user
 
 
 @pytest.mark.parametrize("planted", [".tmp-repo.key", "repo.key"])
@@ -33,3 +35,22 @@ def test_directory_replaced_by_a_symlink_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_for_server_user(link / "repo.key", b"x")
     assert not os.listdir(real)
+
+
+def test_write_problem_follows_a_repository_symlink() -> None:
+    """The dev stack's repository is a symlink in a closed directory to one the server user may
+    write: no access problem is invented (a backup refused for broken archiving named one)."""
+    base = Path(tempfile.mkdtemp(prefix="swarm-reach-", dir="/var/tmp"))  # the server user can reach it
+    try:
+        base.chmod(0o755)
+        closed = base / "closed"
+        closed.mkdir(mode=0o700)
+        real = base / "open-repo"
+        real.mkdir()
+        hand_to_server_user(real)
+        (closed / "repo").symlink_to(real)
+        assert server_user_write_problem(closed / "repo") is None
+        (closed / "elsewhere").mkdir()
+        assert f"cannot enter {closed}" in (server_user_write_problem(closed / "elsewhere") or "")
+    finally:
+        shutil.rmtree(base)

@@ -544,10 +544,13 @@ def run_as_server_user_check(args: list[str]) -> subprocess.CompletedProcess[str
 
 def server_user_write_problem(directory: Path) -> str | None:
     """Why the server user could not write into ``directory`` (it cannot enter a directory on the
-    way, or may not write there), with the fix; None when it can, or when we are not root."""
+    way, or may not write there), with the fix; None when it can, or when we are not root.
+    ``directory`` is resolved first, as the server user's archive_command is given the resolved
+    path (``server_access_for``)."""
     user = _server_user()
     if user is None:
         return None
+    directory = directory.resolve()
     blocked = first_unreachable_by_server_user(directory)
     if blocked is not None:
         return (f"the {user.pw_name} user cannot enter {blocked} (on the way to {directory}): "
