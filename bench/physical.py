@@ -263,6 +263,12 @@ def restore_pgbr(res: dict[str, Any], conf: Path) -> None:
     shutil.rmtree(d, ignore_errors=True)
 
 
+def _median_index(values: list[float]) -> int:
+    """The index of the run whose value is the median (the lower one of an even count)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    return order[(len(order) - 1) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=float, default=1100)
@@ -412,7 +418,7 @@ def main() -> None:
         "",
         f"Backups: one run of each tool. Restores: {len(R['ours_restore_runs'])} per tool, alternating which goes "
         f"first; median (range); load average (1 min) around them: {R['restore_load']}. swarm's restore phases "
-        f"(median run): {R['ours_restore_timings'][len(R['ours_restore_timings']) // 2]}.",
+        f"(the median run): {R['ours_restore_timings'][_median_index(R['ours_restore_runs'])]}.",
         *([f"Earlier: {args.history}", ""] if args.history else [""]),
         f"Workload between the backups: {R['changed_rows']:,} of {R['total_rows']:,} rows "
         f"({100 * R['changed_rows'] / R['total_rows']:.1f}%): `run_events` appended for the newest 1% of runs "
