@@ -178,3 +178,13 @@ def test_kill_9_of_the_restore_leaves_no_worker(tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_no_worker_can_start_and_the_threads_decode(repo: Repository, src: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    m, _ = snapshot(repo, src)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    TreeReader(repo, m).materialize(dest, processes=2)
+    assert listing(dest) == listing(src)

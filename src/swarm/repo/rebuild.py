@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 PIECE_BYTES = 4 << 20  # plaintext bytes of consecutive blocks one worker task writes
 MIN_PROCESS_BYTES = 64 << 20  # advice for callers: below this, worker start-up costs more than threads lose
+ZERO_PAGE = 8192  # all-zero blocks are recognized when their size is a multiple of this
 _PR_SET_PDEATHSIG = 1
 
 
@@ -180,7 +181,9 @@ def _split(chunks: Sequence[ChunkRef]) -> list[tuple[int, list[ChunkRef]]]:
 
 
 class _ZeroIds:
-    """The block id of ``size`` zero bytes, computed once per size."""
+    """The block id of ``size`` zero bytes, computed once per size; only for whole numbers of
+    PostgreSQL pages (the fixed blocks of a physical backup), so content-defined chunks, whose
+    sizes rarely repeat, cost no hashing here ("" never matches an id)."""
 
     def __init__(self, dedup_key: bytes) -> None:
         self._key = dedup_key
@@ -188,6 +191,8 @@ class _ZeroIds:
         self._lock = threading.Lock()
 
     def __call__(self, size: int) -> str:
+        if size % ZERO_PAGE:
+            return ""
         bid = self._ids.get(size)
         if bid is None:
             with self._lock:
@@ -277,9 +282,12 @@ class _Workers:
         self._all: list[subprocess.Popen[bytes]] = []
         src = str(Path(swarm.__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p))
-        for _ in range(n):
-            p = subprocess.Popen([sys.executable, "-m", "swarm.repo.rebuild", str(os.getpid())], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, pass_fds=(keys.root_fd,), env=env)
+        for _ in range(n if sys.executable else 0):
+            try:
+                p = subprocess.Popen([sys.executable, "-m", "swarm.repo.rebuild", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(keys.root_fd,), env=env)
+            except OSError:  # cannot start one: the reader threads decode themselves
+                break
             self._all.append(p)
             try:
                 assert p.stdin is not None
