@@ -11,10 +11,12 @@ Contracts:
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import accumulate
 from typing import Any
 
 from swarm.scrub import checksums as cs
@@ -73,6 +75,16 @@ def _cc_hint(text: str) -> bool:
 _CC_VALUE = re.compile(r'"(?:\+|00)?[0-9]{1,4}"')
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
+# Everything that can lead to an edit in a JSONL line, in one C-level pass over a whole batch
+# (raw text; a superset, so a line without a match comes out of scrub_line() unchanged):
+# * a REGION match (a digit cluster; its characters are never escapes, so it is in the raw text
+#   whenever it is in a decoded string, at any depth of JSON held in strings);
+# * "@" / "%40" (e-mails);
+# * "\u" (an escape may decode to a digit, "@" or a separator);
+# * a digit right before a (possibly escaped) quote: every split-field rule (SPLIT_NUM_RE,
+#   _SPLIT_HINT, _CC_VALUE / SPLIT_PHONE_RE) needs a string value that ends with a digit.
+_CANDIDATE = re.compile(REGION.pattern + r'|@|%40|\\u|[0-9\u0966-\u096f]\\*"')
+
 
 class Scrubber:
     """Deterministic PII redaction with one export key.
@@ -85,6 +97,11 @@ class Scrubber:
     def __init__(self, key: bytes) -> None:
         self._tokens = Tokenizer(key)
         self.report = ScrubReport()
+
+    @property
+    def key(self) -> bytes:
+        """The scrub key (worker processes need it to give the same tokens)."""
+        return self._tokens.key
 
     # ------------------------------------------------------------------ public API
 
@@ -133,6 +150,41 @@ class Scrubber:
             return self.scrub_text(line, path)
         self.report.documents += 1
         return apply_edits(line, self._doc_edits(body, path))
+
+    def scrub_lines(self, lines: Sequence[str]) -> str:
+        """``"".join(self.scrub_line(x) for x in lines)``, with the same report, but faster.
+
+        ``lines`` are JSONL lines as a text stream yields them (each with its line end, the last
+        one perhaps without).  One regex pass over the joined batch finds the lines that hold a
+        candidate (:data:`_CANDIDATE`); only those go through :meth:`scrub_line`.  Every other line
+        is copied through byte for byte, unparsed, and counted as a document unless it is blank,
+        which is exactly what :meth:`scrub_line` does with a line in which nothing is found.
+        """
+        text = "".join(lines)
+        search = _CANDIDATE.search
+        m = search(text)
+        if m is None:
+            self.report.documents += sum(1 for x in lines if x.strip())
+            return text
+        ends = list(accumulate(map(len, lines)))
+        out: list[str] = []
+        docs = 0
+        i = 0       # first line not yet written
+        pos = 0     # its offset in text
+        line_fn = self.scrub_line
+        while m is not None:
+            k = bisect.bisect_right(ends, m.start())  # the line holding the candidate
+            if k > i:
+                docs += sum(1 for x in lines[i:k] if x.strip())
+                out.append(text[pos:ends[k - 1]])
+            out.append(line_fn(lines[k]))
+            i, pos = k + 1, ends[k]
+            m = search(text, pos)
+        if i < len(lines):
+            docs += sum(1 for x in lines[i:] if x.strip())
+            out.append(text[pos:])
+        self.report.documents += docs
+        return "".join(out)
 
     def scrub_value(self, obj: Any, path: str = "$") -> Any:
         """A scrubbed copy of a decoded JSON value (e.g. a jsonb column).

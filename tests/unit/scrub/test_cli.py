@@ -55,13 +55,15 @@ def test_run_text_and_bad_format() -> None:
 def test_standalone_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     seen: dict[str, object] = {}
 
-    def fake_run(fmt: str, report: object, key_file: object) -> int:
-        seen.update(fmt=fmt, report=report, key_file=key_file)
+    def fake_run(fmt: str, report: object, key_file: object, jobs: int | None = None) -> int:
+        seen.update(fmt=fmt, report=report, key_file=key_file, jobs=jobs)
         return 0
 
     monkeypatch.setattr(cmd, "run", fake_run)
     assert cmd.main(["--format", "json"]) == 0
-    assert seen == {"fmt": "json", "report": None, "key_file": None}
+    assert seen == {"fmt": "json", "report": None, "key_file": None, "jobs": None}
+    assert cmd.main(["--jobs", "3"]) == 0
+    assert seen["jobs"] == 3
 
 
 def test_stream_auto_detects_jsonl_and_text() -> None:
