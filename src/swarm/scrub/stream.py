@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections import deque
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TextIO

@@ -91,7 +91,7 @@ def test_mixed_batch_keeps_order() -> None:
 
 
 line_pieces = st.one_of(
-    json_values.map(lambda v: json.dumps(v)),
+    json_values.map(json.dumps),
     json_values.map(lambda v: json.dumps(v, ensure_ascii=False)),
     json_values.map(lambda v: json.dumps({"args": json.dumps(v)})),
     texts,
