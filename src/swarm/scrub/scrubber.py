@@ -50,7 +50,7 @@ from swarm.scrub.jsontext import (
 from swarm.scrub.report import ScrubReport
 from swarm.scrub.tokens import Tokenizer
 
-__all__ = ["FORMATS", "Scrubber"]
+__all__ = ["FORMATS", "Scrubber", "next_candidate"]
 
 # A JSON path, or a thunk computing it (paths are only needed when something is found).
 PathRef = str | Callable[[], str]
@@ -81,9 +81,37 @@ _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 #   whenever it is in a decoded string, at any depth of JSON held in strings);
 # * "@" / "%40" (e-mails);
 # * "\u" (an escape may decode to a digit, "@" or a separator);
-# * a digit right before a (possibly escaped) quote: every split-field rule (SPLIT_NUM_RE,
-#   _SPLIT_HINT, _CC_VALUE / SPLIT_PHONE_RE) needs a string value that ends with a digit.
-_CANDIDATE = re.compile(REGION.pattern + r'|@|%40|\\u|[0-9\u0966-\u096f]\\*"')
+# * a string of 1-8 digits (perhaps led by "+" or "00"; its closing quote perhaps escaped, as in
+#   JSON held in a string): every split-field rule (SPLIT_NUM_RE, _SPLIT_HINT, _CC_VALUE /
+#   SPLIT_PHONE_RE) needs such a string value.
+_QUOTED_DIGITS = re.compile(r'"(?:\+|00)?[0-9\u0966-\u096f]{1,8}\\*"')
+_CANDIDATE = re.compile(REGION.pattern + r"|@|%40|\\u|" + _QUOTED_DIGITS.pattern)
+
+
+def next_candidate(text: str, pos: int, cache: list[int]) -> int:
+    """Start of the leftmost :data:`_CANDIDATE` match at or after ``pos`` (``len(text)``: none).
+
+    The same answer as ``_CANDIDATE.search(text, pos)``, about twice as fast: each alternative
+    is searched on its own (a charset-first regex, a quote-first regex, three ``str.find``), and
+    ``cache`` (5 slots, ``[-1] * 5`` at first) keeps the next hit of each for later calls with a
+    larger ``pos`` on the same text.
+    """
+    n = len(text)
+    for i in range(5):
+        c = cache[i]
+        if c < pos:
+            if i == 0:
+                m = REGION.search(text, pos)
+                c = m.start() if m else n
+            elif i == 1:
+                m = _QUOTED_DIGITS.search(text, pos)
+                c = m.start() if m else n
+            else:
+                c = text.find(("@", "%40", "\\u")[i - 2], pos)
+                if c < 0:
+                    c = n
+            cache[i] = c
+    return min(cache)
 
 
 class Scrubber:
@@ -155,15 +183,17 @@ class Scrubber:
         """``"".join(self.scrub_line(x) for x in lines)``, with the same report, but faster.
 
         ``lines`` are JSONL lines as a text stream yields them (each with its line end, the last
-        one perhaps without).  One regex pass over the joined batch finds the lines that hold a
-        candidate (:data:`_CANDIDATE`); only those go through :meth:`scrub_line`.  Every other line
+        one perhaps without).  One pass of C-level searches over the joined batch
+        (:func:`next_candidate`) finds the lines that hold a candidate (:data:`_CANDIDATE`); only
+        those go through :meth:`scrub_line`.  Every other line
         is copied through byte for byte, unparsed, and counted as a document unless it is blank,
         which is exactly what :meth:`scrub_line` does with a line in which nothing is found.
         """
         text = "".join(lines)
-        search = _CANDIDATE.search
-        m = search(text)
-        if m is None:
+        n = len(text)
+        cache = [-1] * 5
+        c = next_candidate(text, 0, cache)
+        if c == n:
             self.report.documents += sum(1 for x in lines if x.strip())
             return text
         ends = list(accumulate(map(len, lines)))
@@ -172,14 +202,14 @@ class Scrubber:
         i = 0       # first line not yet written
         pos = 0     # its offset in text
         line_fn = self.scrub_line
-        while m is not None:
-            k = bisect.bisect_right(ends, m.start())  # the line holding the candidate
+        while c < n:
+            k = bisect.bisect_right(ends, c)  # the line holding the candidate
             if k > i:
                 docs += sum(1 for x in lines[i:k] if x.strip())
                 out.append(text[pos:ends[k - 1]])
             out.append(line_fn(lines[k]))
             i, pos = k + 1, ends[k]
-            m = search(text, pos)
+            c = next_candidate(text, pos, cache)
         if i < len(lines):
             docs += sum(1 for x in lines[i:] if x.strip())
             out.append(text[pos:])

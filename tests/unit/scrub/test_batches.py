@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from swarm.scrub import Scrubber
+from swarm.scrub import scrubber as sc
 from swarm.scrub.stream import scrub_stream
 
 from .helpers import AADHAAR, KEY, VISA
@@ -54,6 +55,8 @@ DECODED_ONLY = [
     '{"args": "{\\"p1\\": \\"4111\\", \\"p2\\": \\"1111\\", \\"p3\\": \\"1111\\", \\"p4\\": \\"1111\\"}"}',
     json.dumps({"uid": [AADHAAR[:4], AADHAAR[4:8], AADHAAR[8:]]}),               # Aadhaar over array items
     '{"country_code": "+44", "number": "20 7946 0958"}',
+    '{"country_code": "+49", "number": "301234"}',                               # no 7-digit run at all
+    '{"args": "{\\"dial_code\\": \\"+49\\", \\"phone\\": \\"301234\\"}"}',
     "https://mail.example.net/r?to=a.b%40example.com",                           # not JSON: text
 ]
 # escapes that the scrubber never decodes (no candidate in the raw text): left as they are
@@ -171,3 +174,15 @@ def _state(pid: int) -> str:
     except OSError:
         return "gone zombie"
     return ""
+
+
+@SETTINGS
+@given(st.lists(st.one_of(texts, st.sampled_from(DECODED_ONLY + ESCAPED + CLEAN + ["\\u", "%4", "%40", '"+1"'])),
+                max_size=8).map("\n".join), st.lists(st.integers(0, 400), max_size=6))
+def test_next_candidate_same_as_one_pattern(text: str, steps: list[int]) -> None:
+    cache = [-1] * 5
+    pos = 0
+    for step in [0, *steps]:
+        pos = min(len(text), pos + step)
+        m = sc._CANDIDATE.search(text, pos)
+        assert sc.next_candidate(text, pos, cache) == (m.start() if m else len(text))
