@@ -179,8 +179,8 @@ class Scrubber:
         self.report.documents += 1
         return apply_edits(line, self._doc_edits(body, path))
 
-    def scrub_lines(self, lines: Sequence[str]) -> str:
-        """``"".join(self.scrub_line(x) for x in lines)``, with the same report, but faster.
+    def scrub_lines(self, lines: Sequence[str], path: str = "$") -> str:
+        """``"".join(self.scrub_line(x, path) for x in lines)``, with the same report, but faster.
 
         ``lines`` are JSONL lines as a text stream yields them (each with its line end, the last
         one perhaps without).  One pass of C-level searches over the joined batch
@@ -207,7 +207,7 @@ class Scrubber:
             if k > i:
                 docs += sum(1 for x in lines[i:k] if x.strip())
                 out.append(text[pos:ends[k - 1]])
-            out.append(line_fn(lines[k]))
+            out.append(line_fn(lines[k], path))
             i, pos = k + 1, ends[k]
             c = next_candidate(text, pos, cache)
         if i < len(lines):
@@ -380,8 +380,8 @@ class Scrubber:
                     continue
                 typ, digits, j = hit
                 tok = self._tokens.token(typ, digits)
-                for p in parts[i:j]:
-                    found.append((p[0], p[1], typ, tok, "1" if p is parts[i] else ""))
+                for n, p in enumerate(parts[i:j]):  # the first part is counted (by index, not identity)
+                    found.append((p[0], p[1], typ, tok, "" if n else "1"))
                 i = j
         for m in SPLIT_PHONE_RE.finditer(text):
             if m.group(1) is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -125,7 +126,12 @@ def _parallel(scrubber: Scrubber, head: list[list[str]], rest: Iterator[list[str
         write(text)
         report.merge(rep)
 
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(scrubber.key,)) as ex:
+    # a forked worker flushes the standard streams it inherited when it exits: leave nothing in them
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    ex = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(scrubber.key,))
+    try:
         for lines in head:
             pending.append(ex.submit(_scrub_batch, lines))
         for lines in rest:
@@ -134,3 +140,7 @@ def _parallel(scrubber: Scrubber, head: list[list[str]], rest: Iterator[list[str
             pending.append(ex.submit(_scrub_batch, lines))
         while pending:
             drain_one()
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown()

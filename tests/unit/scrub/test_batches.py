@@ -87,6 +87,14 @@ def test_clean_lines_are_copied_and_counted() -> None:
     assert (out, rep) == reference(lines)
 
 
+def test_path_is_passed_on() -> None:
+    lines = [x + "\n" for x in DECODED_ONLY + CLEAN]
+    a, b = Scrubber(KEY), Scrubber(KEY)
+    assert a.scrub_lines(lines, "$.artefact") == "".join(b.scrub_line(x, "$.artefact") for x in lines)
+    assert a.report.to_dict() == b.report.to_dict()
+    assert any(p.startswith("$.artefact") for p in a.report.to_dict()["by_path"])
+
+
 def test_mixed_batch_keeps_order() -> None:
     lines = stream_lines("".join(x + "\n" for pair in zip(CLEAN, DECODED_ONLY, strict=False) for x in pair)
                          + f"card {VISA}\r\nlast line {VISA}")
@@ -136,6 +144,20 @@ def test_worker_processes_give_the_same_output_and_report(fmt: str) -> None:
 def test_jobs_must_be_positive() -> None:
     with pytest.raises(ValueError, match="jobs"):
         scrub_stream(io.StringIO(""), io.StringIO(), Scrubber(KEY), "jsonl", jobs=0)
+
+
+def test_cli_jobs_through_real_pipes(tmp_path: Path) -> None:
+    """The command with workers writes to a real stdout exactly what one process writes."""
+    env = dict(os.environ, SWARM_SCRUB_KEY=KEY.hex(), PYTHONPATH=str(REPO / "src"))
+    payload = (_synthetic_payload(300) * 3).encode()  # more than one batch
+    outs = []
+    for jobs in ("1", "2"):
+        rep = tmp_path / f"report-{jobs}.json"
+        r = subprocess.run([sys.executable, "-m", "swarm.cli.commands.scrub", "--format", "jsonl", "--jobs", jobs,
+                            "--report", str(rep)], input=payload, capture_output=True, env=env, check=True)
+        outs.append((r.stdout, rep.read_text()))
+    assert outs[0] == outs[1]
+    assert outs[0][0].count(b"\n") == payload.count(b"\n")
 
 
 def test_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
