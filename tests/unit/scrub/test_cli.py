@@ -130,3 +130,11 @@ def test_tokens_carry_64_bits_and_do_not_collide_at_export_scale() -> None:
     body = tok[len("[SSN:"):-1]
     assert len(body) * 4 >= 64                       # 16 symbols of 4 bits each
     assert not any(c.isdigit() for c in body)         # never a digit run a detector could see again
+
+
+def test_jobs_below_one_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from swarm.errors import ExitCode
+
+    assert cmd.run("jsonl", None, None, io.StringIO("{}\n"), io.StringIO(), jobs=0) == int(ExitCode.USAGE)
+    assert "--jobs" in capsys.readouterr().err
+    assert cmd.default_jobs() >= 1
