@@ -49,19 +49,6 @@ sys.path.insert(0, str(HERE))
 from _results import machine_line, update_section  # noqa: E402
 
 
-def _stdlib(*names: str) -> None:
-    """Import the standard library's ``names`` with bench/ off sys.path (bench/copy.py shadows ``copy``)."""
-    import importlib
-
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-    try:
-        for name in names:
-            importlib.import_module(name)
-    finally:
-        sys.path[:] = saved
-
-
 def ensure_presidio() -> Path:
     py = BENCH_VENV / "bin" / "python"
     probe = [str(py), "-c", "import presidio_analyzer"]
@@ -249,7 +236,6 @@ def main() -> None:
         py = ensure_presidio()
         cmds.append(("presidio", f"{py} {HERE / 'presidio_scrub.py'}"))
     sys.path.insert(0, str(HERE))
-    _stdlib("copy", "dataclasses")
     import scrub_corpus
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,10 +6,7 @@ definitions (Luhn / Verhoeff check digits, SSA rules, numbering plans) and every
 gold span and hard negative is recorded at its exact offset, also when the
 value sits inside a JSON string that is itself JSON (tool-call arguments).
 
-    python -P bench/scrub_corpus.py --seed 7 --n 1000 --out /tmp/synth.jsonl
-
-(``-P`` keeps bench/ off the front of sys.path: bench/copy.py would shadow the
-standard library's ``copy``, which dataclasses imports.)
+    python bench/scrub_corpus.py --seed 7 --n 1000 --out /tmp/synth.jsonl
 """
 from __future__ import annotations
 
