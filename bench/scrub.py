@@ -9,14 +9,16 @@ corpus (bench/scrub_corpus.py, generated from the seed) for
 * presidio: bench/presidio_scrub.py in ``.venv-bench`` (created here if missing,
   ``pip install presidio-analyzer``; pattern/rule recognizers only, no model),
 
-both as commands, so throughput includes process start-up for both.  Then the
-CLI throughput on a large synthetic corpus (``--big-n`` records, at least
-20 MB of text) in ``--runs`` alternating runs of this tree's
-``swarm admin scrub`` and, with ``--baseline DIR``, of another source tree's
+both as commands, so throughput includes process start-up for both
+(``--no-presidio`` leaves Presidio out).  Then the CLI throughput on a large
+synthetic corpus (``--big-n`` records, at least 20 MB of text) in ``--runs``
+alternating runs of this tree's ``swarm admin scrub --jobs N`` (``--jobs``,
+default 2), of ``--jobs 1`` and, with ``--baseline DIR``, of another source tree's
 (``PYTHONPATH=DIR/src python -m swarm.cli.commands.scrub``), both with the
 same key so that their outputs can be compared byte for byte.  Each run
 records wall time less start-up (start-up: the same command on empty input,
-best of 2), the CPU time of the process and the load average; the medians
+best of 2), the CPU time of the process and its workers less that of the empty
+run, and the load average; the medians
 and ranges are reported.  Writes the figures into the ``scrub`` section of
 bench/RESULTS.md.
 
@@ -115,8 +117,9 @@ def cli_throughput(cmds: list[tuple[str, str]], inp: Path, mb: float, runs: int,
     for _ in range(runs):
         for name, cmd in cmds:
             r = res[name]
-            startup = min(_run_once(cmd, empty, None, env)[0] for _ in range(2))
-            base_cpu = min(_run_once(cmd, empty, None, env)[1] for _ in range(2))
+            idle = [_run_once(cmd, empty, None, env) for _ in range(2)]
+            startup = min(w for w, _ in idle)
+            base_cpu = min(c for _, c in idle)
             r["load"].append(os.getloadavg()[0])
             out = tmp / f"out-{name}.jsonl"
             wall, cpu = _run_once(cmd, inp, out, env)
@@ -146,9 +149,15 @@ def throughput_table(res: dict[str, Any], cmds: list[tuple[str, str]], corpus: s
     if len(cmds) > 1:
         a, b = (statistics.median(res[n]["wall"]) for n, _ in cmds[:2])
         c, d = (statistics.median(res[n]["cpu"]) for n, _ in cmds[:2])
-        L.append(f"\n{cmds[0][0]} ÷ {cmds[1][0]}: **{a / b:.2f}×** in wall time excl. start-up, "
-                 f"**{c / d:.2f}×** per CPU second. Outputs (same key) byte-identical: "
-                 f"**{'yes' if res['identical'] else 'NO'}**.")
+        base = cmds[-1][0]
+        b = statistics.median(res[base]["wall"])
+        d = statistics.median(res[base]["cpu"])
+        L.append("")
+        for name, _ in cmds[:-1]:
+            a, c = statistics.median(res[name]["wall"]), statistics.median(res[name]["cpu"])
+            L.append(f"{name} ÷ {base}: **{a / b:.2f}×** in wall time excl. start-up, **{c / d:.2f}×** per CPU "
+                     "second.")
+        L.append(f"Outputs (same key) byte-identical: **{'yes' if res['identical'] else 'NO'}**.")
     return "\n".join(L) + "\n"
 
 
@@ -169,7 +178,8 @@ def table(label: str, res: dict[str, Any], inproc: float) -> str:
     for t in TYPES:
         a = sw["per_entity"][t]
         b = pr["per_entity"][t] if pr and "per_entity" in pr else None
-        bs = f"{pct(b['precision'])} / {pct(b['recall'])} / {pct(b['f1'])}" if b else "error"
+        bs = f"{pct(b['precision'])} / {pct(b['recall'])} / {pct(b['f1'])}" if b else (
+            "error" if pr else "not run")
         bl = f"{b['leaks_verbatim']}/{b['leaks_normalized']}" if b else "-"
         L.append(f"| {t} (n={a['gold']}) | {pct(a['precision'])} / {pct(a['recall'])} / {pct(a['f1'])} | {bs} | "
                  f"{a['leaks_verbatim']}/{a['leaks_normalized']} | {bl} |")
@@ -181,7 +191,7 @@ def table(label: str, res: dict[str, Any], inproc: float) -> str:
         r = ""
         if better and b is not None and isinstance(a, float | int) and isinstance(b, float | int):
             r = ratio(a, b) if better == "high" else ratio(b, a) if a else "n/a"
-        L.append(f"| {name} | {fmt.format(a)} | {'-' if b is None else fmt.format(b)} | {r} |")
+        L.append(f"| {name} | {fmt.format(a)} | {('-' if pr else 'not run') if b is None else fmt.format(b)} | {r} |")
 
     row("overall F1 (%)", lambda x: round(100 * x["overall"]["f1"], 1), better="high")
     row("leaks verbatim / normalized", lambda x: f"{x['overall']['leaks_verbatim']} / "
@@ -214,12 +224,17 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="source tree to compare throughput and output with")
     ap.add_argument("--baseline-label", help="how to name the baseline tree (default: its git commit)")
     ap.add_argument("--history", default="", help="one line of earlier figures, written after the tables")
+    ap.add_argument("--no-presidio", action="store_true", help="leave Presidio out (its columns read 'not run')")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="the throughput table also runs `--jobs 1` when this is more than 1 (default 2)")
     a = ap.parse_args()
     dev = SHARED / "corpus_dev.jsonl"
     if not dev.exists():
         raise SystemExit(f"missing {dev}")
-    py = ensure_presidio()
-    cmds = [("swarm", swarm_cmd()), ("presidio", f"{py} {HERE / 'presidio_scrub.py'}")]
+    cmds = [("swarm", swarm_cmd())]
+    if not a.no_presidio:
+        py = ensure_presidio()
+        cmds.append(("presidio", f"{py} {HERE / 'presidio_scrub.py'}"))
     sys.path.insert(0, str(HERE))
     import scrub_corpus
 
@@ -239,7 +254,9 @@ def main() -> None:
         del big_recs
         if big_mb < 20:
             raise SystemExit(f"the throughput corpus has {big_mb:.1f} MB of text; raise --big-n")
-        tp_cmds = [("swarm", swarm_cmd())]
+        tp_cmds = [("swarm", f"{swarm_cmd()} --jobs {a.jobs}")]
+        if a.jobs > 1:
+            tp_cmds.append(("swarm, one process", f"{swarm_cmd()} --jobs 1"))
         if a.baseline:
             py = REPO / ".venv" / "bin" / "python"
             tp_cmds.append(("baseline", f"PYTHONPATH={a.baseline.resolve() / 'src'} "
@@ -256,7 +273,9 @@ def main() -> None:
         machine_line(),
         "",
         f"Produced by `bench/scrub.py` (evaluate.py from ../shared/pii, `--repeat {a.repeat}`, median wall time). "
-        f"swarm: `{cmds[0][1].replace(str(REPO) + '/', '')}`. presidio: presidio-analyzer's predefined "
+        f"swarm: `{cmds[0][1].replace(str(REPO) + '/', '')}`. presidio: "
+        + ("not run in this measurement (`--no-presidio`); " if a.no_presidio else "")
+        + "presidio-analyzer's predefined "
         "CreditCard, Email, UsSsn, Phone and InAadhaar recognizers called directly (no NLP engine, no spaCy "
         "model), every result replaced, run as a JSONL command like swarm. The synthetic corpus is "
         f"`bench/scrub_corpus.py --seed {a.seed} --n {a.n}` (own templates, held out from the dev corpus).",
@@ -266,6 +285,7 @@ def main() -> None:
         throughput_table(tp, [(n, c.replace(str(REPO) + "/", "")) for n, c in tp_cmds],
                          f"bench/scrub_corpus.py --seed {a.seed} --n {a.big_n}", big_mb, a.runs)
         + (f"\nbaseline: {base_label}. " if a.baseline else "\n")
+        + f"{os.cpu_count()} cores; `--jobs N` scrubs JSONL batches in N worker processes. "
         + "Presidio is left out of this table (at about 0.1 MB/s one run would take several minutes).\n",
         a.history,
     ])

@@ -2,7 +2,8 @@
 
 Owns pure, deterministic PII detection and redaction; imports only the
 standard library and :mod:`swarm.errors`.  No I/O besides the text streams
-handed to :func:`swarm.scrub.stream.scrub_stream`.
+handed to :func:`swarm.scrub.stream.scrub_stream` (which, with ``jobs > 1``,
+starts worker processes for JSONL and stops them before it returns).
 
 Entities: payment card numbers (PAN), Aadhaar, US SSN, email addresses and
 phone numbers, validated by checksum / numbering plan and, for bare numbers,

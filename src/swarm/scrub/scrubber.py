@@ -11,10 +11,12 @@ Contracts:
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import accumulate
 from typing import Any
 
 from swarm.scrub import checksums as cs
@@ -48,7 +50,7 @@ from swarm.scrub.jsontext import (
 from swarm.scrub.report import ScrubReport
 from swarm.scrub.tokens import Tokenizer
 
-__all__ = ["FORMATS", "Scrubber"]
+__all__ = ["FORMATS", "Scrubber", "next_candidate"]
 
 # A JSON path, or a thunk computing it (paths are only needed when something is found).
 PathRef = str | Callable[[], str]
@@ -73,6 +75,44 @@ def _cc_hint(text: str) -> bool:
 _CC_VALUE = re.compile(r'"(?:\+|00)?[0-9]{1,4}"')
 _SPLIT_HINT = re.compile(r'"[0-9\u0966-\u096f]{2,8}"\s*,')
 
+# Everything that can lead to an edit in a JSONL line, in one C-level pass over a whole batch
+# (raw text; a superset, so a line without a match comes out of scrub_line() unchanged):
+# * a REGION match (a digit cluster; its characters are never escapes, so it is in the raw text
+#   whenever it is in a decoded string, at any depth of JSON held in strings);
+# * "@" / "%40" (e-mails);
+# * "\u" (an escape may decode to a digit, "@" or a separator);
+# * a string of 1-8 digits (perhaps led by "+" or "00"; its closing quote perhaps escaped, as in
+#   JSON held in a string): every split-field rule (SPLIT_NUM_RE, _SPLIT_HINT, _CC_VALUE /
+#   SPLIT_PHONE_RE) needs such a string value.
+_QUOTED_DIGITS = re.compile(r'"(?:\+|00)?[0-9\u0966-\u096f]{1,8}\\*"')
+_CANDIDATE = re.compile(REGION.pattern + r"|@|%40|\\u|" + _QUOTED_DIGITS.pattern)
+
+
+def next_candidate(text: str, pos: int, cache: list[int]) -> int:
+    """Start of the leftmost :data:`_CANDIDATE` match at or after ``pos`` (``len(text)``: none).
+
+    The same answer as ``_CANDIDATE.search(text, pos)``, about twice as fast: each alternative
+    is searched on its own (a charset-first regex, a quote-first regex, three ``str.find``), and
+    ``cache`` (5 slots, ``[-1] * 5`` at first) keeps the next hit of each for later calls with a
+    larger ``pos`` on the same text.
+    """
+    n = len(text)
+    for i in range(5):
+        c = cache[i]
+        if c < pos:
+            if i == 0:
+                m = REGION.search(text, pos)
+                c = m.start() if m else n
+            elif i == 1:
+                m = _QUOTED_DIGITS.search(text, pos)
+                c = m.start() if m else n
+            else:
+                c = text.find(("@", "%40", "\\u")[i - 2], pos)
+                if c < 0:
+                    c = n
+            cache[i] = c
+    return min(cache)
+
 
 class Scrubber:
     """Deterministic PII redaction with one export key.
@@ -85,6 +125,11 @@ class Scrubber:
     def __init__(self, key: bytes) -> None:
         self._tokens = Tokenizer(key)
         self.report = ScrubReport()
+
+    @property
+    def key(self) -> bytes:
+        """The scrub key (worker processes need it to give the same tokens)."""
+        return self._tokens.key
 
     # ------------------------------------------------------------------ public API
 
@@ -133,6 +178,43 @@ class Scrubber:
             return self.scrub_text(line, path)
         self.report.documents += 1
         return apply_edits(line, self._doc_edits(body, path))
+
+    def scrub_lines(self, lines: Sequence[str], path: str = "$") -> str:
+        """``"".join(self.scrub_line(x, path) for x in lines)``, with the same report, but faster.
+
+        ``lines`` are JSONL lines as a text stream yields them (each with its line end, the last
+        one perhaps without).  One pass of C-level searches over the joined batch
+        (:func:`next_candidate`) finds the lines that hold a candidate (:data:`_CANDIDATE`); only
+        those go through :meth:`scrub_line`.  Every other line
+        is copied through byte for byte, unparsed, and counted as a document unless it is blank,
+        which is exactly what :meth:`scrub_line` does with a line in which nothing is found.
+        """
+        text = "".join(lines)
+        n = len(text)
+        cache = [-1] * 5
+        c = next_candidate(text, 0, cache)
+        if c == n:
+            self.report.documents += sum(1 for x in lines if x.strip())
+            return text
+        ends = list(accumulate(map(len, lines)))
+        out: list[str] = []
+        docs = 0
+        i = 0       # first line not yet written
+        pos = 0     # its offset in text
+        line_fn = self.scrub_line
+        while c < n:
+            k = bisect.bisect_right(ends, c)  # the line holding the candidate
+            if k > i:
+                docs += sum(1 for x in lines[i:k] if x.strip())
+                out.append(text[pos:ends[k - 1]])
+            out.append(line_fn(lines[k], path))
+            i, pos = k + 1, ends[k]
+            c = next_candidate(text, pos, cache)
+        if i < len(lines):
+            docs += sum(1 for x in lines[i:] if x.strip())
+            out.append(text[pos:])
+        self.report.documents += docs
+        return "".join(out)
 
     def scrub_value(self, obj: Any, path: str = "$") -> Any:
         """A scrubbed copy of a decoded JSON value (e.g. a jsonb column).
@@ -298,8 +380,8 @@ class Scrubber:
                     continue
                 typ, digits, j = hit
                 tok = self._tokens.token(typ, digits)
-                for p in parts[i:j]:
-                    found.append((p[0], p[1], typ, tok, "1" if p is parts[i] else ""))
+                for n, p in enumerate(parts[i:j]):  # the first part is counted (by index, not identity)
+                    found.append((p[0], p[1], typ, tok, "" if n else "1"))
                 i = j
         for m in SPLIT_PHONE_RE.finditer(text):
             if m.group(1) is not None:

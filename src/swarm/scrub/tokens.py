@@ -71,6 +71,11 @@ class Tokenizer:
         # the keyed state once; each token copies it (half the hashing of hmac.digest per call)
         self._mac = hmac.new(self._key, digestmod="sha256")
 
+    @property
+    def key(self) -> bytes:
+        """The key the tokens are made with."""
+        return self._key
+
     def token(self, typ: str, norm: str) -> str:
         """The replacement token for a value of type ``typ`` normalized as ``norm``."""
         k = (typ, norm)

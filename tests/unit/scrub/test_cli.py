@@ -55,13 +55,15 @@ def test_run_text_and_bad_format() -> None:
 def test_standalone_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     seen: dict[str, object] = {}
 
-    def fake_run(fmt: str, report: object, key_file: object) -> int:
-        seen.update(fmt=fmt, report=report, key_file=key_file)
+    def fake_run(fmt: str, report: object, key_file: object, jobs: int | None = None) -> int:
+        seen.update(fmt=fmt, report=report, key_file=key_file, jobs=jobs)
         return 0
 
     monkeypatch.setattr(cmd, "run", fake_run)
     assert cmd.main(["--format", "json"]) == 0
-    assert seen == {"fmt": "json", "report": None, "key_file": None}
+    assert seen == {"fmt": "json", "report": None, "key_file": None, "jobs": None}
+    assert cmd.main(["--jobs", "3"]) == 0
+    assert seen["jobs"] == 3
 
 
 def test_stream_auto_detects_jsonl_and_text() -> None:
@@ -128,3 +130,11 @@ def test_tokens_carry_64_bits_and_do_not_collide_at_export_scale() -> None:
     body = tok[len("[SSN:"):-1]
     assert len(body) * 4 >= 64                       # 16 symbols of 4 bits each
     assert not any(c.isdigit() for c in body)         # never a digit run a detector could see again
+
+
+def test_jobs_below_one_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from swarm.errors import ExitCode
+
+    assert cmd.run("jsonl", None, None, io.StringIO("{}\n"), io.StringIO(), jobs=0) == int(ExitCode.USAGE)
+    assert "--jobs" in capsys.readouterr().err
+    assert cmd.default_jobs() >= 1

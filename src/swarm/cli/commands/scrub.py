@@ -24,7 +24,7 @@ from swarm.errors import ConfigError, ExitCode, SwarmError
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["load_key", "main", "register", "run"]
+__all__ = ["default_jobs", "load_key", "main", "register", "run"]
 
 FORMATS = ("auto", "text", "json", "jsonl")
 
@@ -59,14 +59,31 @@ def load_key(key_file: Path | None) -> bytes:
     return secrets.token_bytes(MIN_KEY_BYTES)
 
 
+def default_jobs() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def run(fmt: str, report: Path | None, key_file: Path | None,
-        inp: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Scrub ``inp`` (default stdin) into ``out`` (default stdout); returns an exit code."""
+        inp: TextIO | None = None, out: TextIO | None = None, jobs: int | None = None) -> int:
+    """Scrub ``inp`` (default stdin) into ``out`` (default stdout); returns an exit code.
+
+    ``jobs`` worker processes scrub JSONL input (default: :func:`default_jobs`); the output
+    does not depend on it.
+    """
     from swarm.scrub import Scrubber
     from swarm.scrub.stream import scrub_stream
 
     if fmt not in FORMATS:
         print(f"scrub: unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    if jobs is None:
+        jobs = default_jobs()
+    if jobs < 1:
+        print(f"scrub: --jobs must be at least 1, not {jobs}", file=sys.stderr)
         return int(ExitCode.USAGE)
     try:
         scrubber = Scrubber(key=load_key(key_file))
@@ -82,7 +99,7 @@ def run(fmt: str, report: Path | None, key_file: Path | None,
         out = own_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape",
                                          newline="")
     try:
-        scrub_stream(inp, out, scrubber, fmt)
+        scrub_stream(inp, out, scrubber, fmt, jobs=jobs)
         out.flush()
     finally:
         # never close the process's own stdin/stdout when our wrappers go away
@@ -105,9 +122,11 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("auto", "--format", help="auto | text | json | jsonl"),
         report: Path | None = typer.Option(None, "--report", help="write redaction counts (JSON) here"),
         key_file: Path | None = typer.Option(None, "--key-file", help="scrub key file (>= 32 random bytes)"),
+        jobs: int | None = typer.Option(None, "--jobs", "-j",
+                                        help="worker processes for JSONL input (default: the number of cores)"),
     ) -> None:
         """Redact PII (cards, Aadhaar, SSN, email, phone) from stdin to stdout."""
-        code = run(fmt, report, key_file)
+        code = run(fmt, report, key_file, jobs=jobs)
         if code:
             raise typer.Exit(code)
 
@@ -120,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", dest="fmt", default="auto", choices=FORMATS)
     ap.add_argument("--report", type=Path)
     ap.add_argument("--key-file", type=Path)
+    ap.add_argument("--jobs", "-j", type=int)
     a = ap.parse_args(argv)
-    return run(a.fmt, a.report, a.key_file)
+    return run(a.fmt, a.report, a.key_file, jobs=a.jobs)
 
 
 if __name__ == "__main__":
