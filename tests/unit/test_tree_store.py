@@ -415,3 +415,39 @@ def test_an_interrupted_materialize_stops_at_once(repo: Repository, tmp_path: Pa
     assert took < 5, f"materialize returned {took:.1f}s after start, the interrupt came at 0.5s"
     assert (dest / "big.bin").stat().st_size < 4 << 20
     assert not any(dest.glob("small*")), "files not started were written after the interrupt"
+
+
+def test_batched_add_stores_each_block_once_across_batches_and_threads(repo: Repository, tmp_path: Path) -> None:
+    """``add_file`` hashes and compresses BATCH chunks at a time in a pool: a block repeated inside
+    a batch, across batches, or by two threads adding the same content at once is stored once,
+    and the file reads back whole."""
+    import threading
+
+    from swarm.repo import tree as tree_mod
+
+    distinct = [os.urandom(4096) for _ in range(tree_mod.BATCH + 7)]
+    blocks = distinct + distinct[:30] + [distinct[5]] * 3  # repeats within and across batches
+    bw = repo.begin_backup(KIND)
+    tw = TreeWriter(repo, bw, chunker=FixedChunker(4096), pack_target=64 << 10)
+    tw.add_dir("", Meta(0o755, 0))
+    errors: list[BaseException] = []
+
+    def add(name: str) -> None:
+        try:
+            tw.add_file(name, Meta(0o644, 0), iter(blocks))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(f"f{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    root = tw.finish()
+    assert root.stats.new_blocks == len(distinct)
+    assert root.stats.reused_blocks == 3 * len(blocks) - len(distinct)
+    reader = TreeReader(repo, root)
+    files = {e.path: e for e in reader.walk() if e.type == FILE}
+    for name in ("f0", "f1", "f2"):
+        assert b"".join(reader.read_file(files[name])) == b"".join(blocks)

@@ -214,7 +214,10 @@ class PackWriter:
         self.stats = PackStats()
 
     def add(self, bid: str, plain: bytes) -> Location:
-        compressed = self._cctx.compress(plain)
+        return self.add_compressed(bid, len(plain), self._cctx.compress(plain))
+
+    def add_compressed(self, bid: str, plain_size: int, compressed: bytes) -> Location:
+        """``add`` of a block the caller compressed already (``compress_block``, e.g. in a pool)."""
         ad = block_ad(self.repo_id, bid)
         sealed = seal(self._dek, compressed, ad)
         if open_sealed(self._dek, sealed, ad) != compressed:  # verify after encrypt
@@ -224,9 +227,9 @@ class PackWriter:
         loc = Location(self.backup_id, self._number, self._frames, len(self._buf), len(frame), self.dek_id)
         self._buf += frame
         self._frames += 1
-        self._plain += len(plain)
+        self._plain += plain_size
         self.stats.new_blocks += 1
-        self.stats.new_plain_bytes += len(plain)
+        self.stats.new_plain_bytes += plain_size
         self.stats.stored_bytes += len(frame)
         if len(self._buf) >= self._pack_target:
             self._flush()
@@ -275,6 +278,14 @@ class PackWriter:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def compress_block(plain: bytes) -> bytes:
+    """A block's compressed bytes as ``PackWriter.add`` stores them (a compressor per thread)."""
+    cctx = getattr(_local, "cctx", None)
+    if cctx is None:
+        cctx = _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return cctx.compress(plain)
 
 
 def open_frame(frame: bytes, *, dek: bytes, repo_id: str, bid: str, dedup_key: bytes, where: str) -> bytes:

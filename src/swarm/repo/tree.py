@@ -56,7 +56,7 @@ from swarm.model.ids import is_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.repo.chunker import Chunker, FastCDC, split
 from swarm.repo.format import data_key
-from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, pack_name, split_frames
+from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, compress_block, pack_name, split_frames
 from swarm.repo.repository import BackupWriter, Repository
 from swarm.repo.treepaths import check_name, check_path
 from swarm.repo.treepaths import join as _join
@@ -68,6 +68,7 @@ from swarm.storage.base import ObjectNotFound
 INDEX_NAME = "tree.json"
 INDEX_VERSION = 1
 NODE_VERSION = 1
+BATCH = 64  # data chunks of a file hashed, then compressed in the pool, at a time (2 MiB of 32 KiB blocks)
 MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
 # Node pieces: content-defined, so an entry added to a big directory re-stores only nearby pieces.
 NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
@@ -281,6 +282,7 @@ class TreeWriter:
                                  dek=backup.dek, upload=backup.put_pack, workers=max(1, workers), **kw)
         self._used: dict[str, Location] = {}
         self._pack_refs: set[PackRef] = set()
+        self._compress = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="compress")
         self._dirs: dict[str, _Dir] = {"": _Dir(DEFAULT_DIR_META, False)}
         self._mutex = threading.Lock()
         self.stats = TreeStats()
@@ -309,11 +311,25 @@ class TreeWriter:
             self._attach(path, Entry(path, SYMLINK, meta, target=target))
 
     def add_file(self, path: str, meta: Meta, chunks: Iterable[bytes]) -> FileEntry:
-        """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry."""
+        """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry.
+
+        Chunks are taken ``BATCH`` at a time: their ids are computed, and the new ones compressed
+        by the compression pool (zstd releases the interpreter, so the cores work together), then
+        added to the packs in order, as one at a time would have added them.
+        """
         if not path:
             raise ValueError("a file needs a name")
         check_path(path)
-        refs = tuple(self._put(c, node=False) for c in chunks)
+        out: list[ChunkRef] = []
+        batch: list[bytes] = []
+        for c in chunks:
+            batch.append(c)
+            if len(batch) == BATCH:
+                out += self._put_batch(batch)
+                batch = []
+        if batch:
+            out += self._put_batch(batch)
+        refs = tuple(out)
         entry = Entry(path, FILE, meta, size=sum(r.size for r in refs), chunks=refs)
         with self._mutex:
             self._attach(path, entry)
@@ -357,6 +373,44 @@ class TreeWriter:
                 self.stats.symlinks += 1
 
     # -- blocks
+    def _put_batch(self, plains: list[bytes]) -> list[ChunkRef]:
+        """``_put`` of each data chunk, in order; the new ones compressed in the pool first. A block
+        another thread stored meanwhile is not stored twice (checked again under the mutex)."""
+        for p in plains:
+            if len(p) > MAX_BLOCK:
+                raise ValueError(f"a chunk of {len(p)} bytes is larger than the {MAX_BLOCK} a reader accepts")
+        ids = [block_id(self._key, p) for p in plains]
+        with self._mutex:
+            fresh: dict[str, int] = {}
+            for i, bid in enumerate(ids):
+                if bid not in self._used and bid not in self._known and bid not in fresh:
+                    fresh[bid] = i
+        if len(fresh) > 1:
+            compressed = dict(zip(fresh, self._compress.map(compress_block, [plains[i] for i in fresh.values()]),
+                                  strict=True))
+        else:
+            compressed = {bid: compress_block(plains[i]) for bid, i in fresh.items()}
+        out = []
+        with self._mutex:
+            for bid, plain in zip(ids, plains, strict=True):
+                loc = self._used.get(bid)
+                new = False
+                if loc is None:
+                    loc = self._known.get(bid)
+                    if loc is None:
+                        loc = self._packs.add_compressed(bid, len(plain), compressed[bid])
+                        new = True
+                    self._used[bid] = loc
+                self._pack_refs.add(_pack_ref(loc))
+                if new:
+                    self.stats.new_blocks += 1
+                    self.stats.new_bytes += len(plain)
+                else:
+                    self.stats.reused_blocks += 1
+                    self.stats.reused_bytes += len(plain)
+                out.append(ChunkRef(bid, len(plain), loc))
+        return out
+
     def _put(self, plain: bytes, *, node: bool) -> ChunkRef:
         if len(plain) > MAX_BLOCK:
             raise ValueError(f"a chunk of {len(plain)} bytes is larger than the {MAX_BLOCK} a reader accepts")
@@ -417,6 +471,7 @@ class TreeWriter:
                 if path:
                     self.stats.dirs += 1
             self._packs.close()
+            self._compress.shutdown(wait=True)
             self.stats.stored_bytes = self._packs.stats.stored_bytes
             self.stats.packs = self._packs.stats.packs
             root = TreeRoot(built[""], self._dirs[""].meta, self.chunker.spec(),
@@ -425,11 +480,13 @@ class TreeWriter:
             return root
         except BaseException:
             self._packs.abort()
+            self._compress.shutdown(wait=True, cancel_futures=True)
             raise
 
     def abort(self) -> None:
         """Stop pack uploads (the caller aborts the backup, which removes what was written)."""
         self._packs.abort()
+        self._compress.shutdown(wait=True, cancel_futures=True)
 
 
 def _unprefixed(message: str, prefix: str) -> str:
