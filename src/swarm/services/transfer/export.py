@@ -227,9 +227,9 @@ def _scrub_object(s: Scrubber, chunks: Iterable[bytes], fmt: str, size: int, sin
                                 errors="surrogateescape", newline="")
     if fmt == "json" and size <= JSON_IN_MEMORY:
         text_out.write(s.scrub_json(text_in.read(), base))
-    elif fmt == "jsonl":
-        for line in text_in:
-            text_out.write(s.scrub_line(line, base))
+    elif fmt == "jsonl":  # batches of whole lines: lines without a candidate are copied through unparsed
+        while batch := text_in.readlines(_TEXT_BLOCK):
+            text_out.write(s.scrub_lines(batch, base))
     else:  # text, or a JSON document too big to hold: line blocks (detection never crosses a line)
         block: list[str] = []
         n = 0
