@@ -46,7 +46,7 @@ import os
 import stat as stat_mod
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +68,14 @@ from swarm.storage.base import ObjectNotFound
 INDEX_NAME = "tree.json"
 INDEX_VERSION = 1
 NODE_VERSION = 1
-BATCH = 64  # data chunks of a file hashed, then compressed in the pool, at a time (2 MiB of 32 KiB blocks)
+BATCH = 64  # data chunks of a file hashed and compressed in the pool at a time (2 MiB of 32 KiB blocks)
+AHEAD = 2  # batches of a file in the pool while the next is read
 MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
 # Node pieces: content-defined, so an entry added to a big directory re-stores only nearby pieces.
 NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
 assert NODE_MAX <= MAX_BLOCK
 DIR, FILE, SYMLINK = "d", "f", "l"
+_Slice = tuple[list[str], dict[str, bytes]]  # a slice's block ids, and the compressed new blocks by id
 
 
 # ---- values -----------------------------------------------------------------------------------
@@ -282,7 +284,8 @@ class TreeWriter:
                                  dek=backup.dek, upload=backup.put_pack, workers=max(1, workers), **kw)
         self._used: dict[str, Location] = {}
         self._pack_refs: set[PackRef] = set()
-        self._compress = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="compress")
+        self._compress_threads = max(1, os.cpu_count() or 1)
+        self._compress = ThreadPoolExecutor(self._compress_threads, thread_name_prefix="compress")
         self._dirs: dict[str, _Dir] = {"": _Dir(DEFAULT_DIR_META, False)}
         self._mutex = threading.Lock()
         self.stats = TreeStats()
@@ -313,22 +316,36 @@ class TreeWriter:
     def add_file(self, path: str, meta: Meta, chunks: Iterable[bytes]) -> FileEntry:
         """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry.
 
-        Chunks are taken ``BATCH`` at a time: their ids are computed, and the new ones compressed
-        by the compression pool (zstd releases the interpreter, so the cores work together), then
-        added to the packs in order, as one at a time would have added them.
+        Chunks are taken ``BATCH`` at a time, each batch cut into one slice per pool thread; a
+        slice's task computes the ids, looks them up, and compresses the new blocks (HMAC and zstd
+        release the interpreter, so the cores work together). While up to ``AHEAD`` batches are
+        in the pool this thread reads the next one; finished batches are added to the packs in
+        order, as one chunk at a time would have added them.
         """
         if not path:
             raise ValueError("a file needs a name")
         check_path(path)
         out: list[ChunkRef] = []
+        pending: collections.deque[tuple[list[bytes], list[Future[_Slice]]]] = collections.deque()
         batch: list[bytes] = []
-        for c in chunks:
-            batch.append(c)
-            if len(batch) == BATCH:
-                out += self._put_batch(batch)
-                batch = []
-        if batch:
-            out += self._put_batch(batch)
+        try:
+            for c in chunks:
+                if len(c) > MAX_BLOCK:
+                    raise ValueError(f"a chunk of {len(c)} bytes is larger than the {MAX_BLOCK} a reader accepts")
+                batch.append(c)
+                if len(batch) == BATCH:
+                    pending.append((batch, self._submit(batch)))
+                    batch = []
+                    if len(pending) > AHEAD:
+                        out += self._store_batch(*pending.popleft())
+            if batch:
+                pending.append((batch, self._submit(batch)))
+            while pending:
+                out += self._store_batch(*pending.popleft())
+        finally:
+            for _, futures in pending:  # an error: let the pool finish what it holds for this file
+                for f in futures:
+                    f.cancel()
         refs = tuple(out)
         entry = Entry(path, FILE, meta, size=sum(r.size for r in refs), chunks=refs)
         with self._mutex:
@@ -373,23 +390,35 @@ class TreeWriter:
                 self.stats.symlinks += 1
 
     # -- blocks
-    def _put_batch(self, plains: list[bytes]) -> list[ChunkRef]:
-        """``_put`` of each data chunk, in order; the new ones compressed in the pool first. A block
-        another thread stored meanwhile is not stored twice (checked again under the mutex)."""
-        for p in plains:
-            if len(p) > MAX_BLOCK:
-                raise ValueError(f"a chunk of {len(p)} bytes is larger than the {MAX_BLOCK} a reader accepts")
+    def _submit(self, plains: list[bytes]) -> list[Future[_Slice]]:
+        """One pool task per slice of ``plains``: ids, and the compressed bytes of the new blocks."""
+        n = self._compress_threads
+        step = max(1, -(-len(plains) // n)) if len(plains) >= 2 * n else len(plains)
+        return [self._compress.submit(self._hash_and_compress, plains[i:i + step])
+                for i in range(0, len(plains), step)]
+
+    def _hash_and_compress(self, plains: list[bytes]) -> _Slice:
         ids = [block_id(self._key, p) for p in plains]
         with self._mutex:
-            fresh: dict[str, int] = {}
-            for i, bid in enumerate(ids):
-                if bid not in self._used and bid not in self._known and bid not in fresh:
-                    fresh[bid] = i
-        if len(fresh) > 1:
-            compressed = dict(zip(fresh, self._compress.map(compress_block, [plains[i] for i in fresh.values()]),
-                                  strict=True))
-        else:
-            compressed = {bid: compress_block(plains[i]) for bid, i in fresh.items()}
+            new = {i for i, bid in enumerate(ids) if bid not in self._used and bid not in self._known}
+        seen: set[str] = set()
+        compressed: dict[str, bytes] = {}
+        for i in sorted(new):
+            if ids[i] not in seen:
+                seen.add(ids[i])
+                compressed[ids[i]] = compress_block(plains[i])
+        return ids, compressed
+
+    def _store_batch(self, plains: list[bytes], futures: list[Future[_Slice]]) -> list[ChunkRef]:
+        """Add a submitted batch to the packs, in order. A block found new by its task but stored
+        meanwhile (an earlier batch, another thread) is referenced, not stored twice; a block
+        stored by nobody was compressed by its task (``_used`` only grows, ``_known`` is fixed)."""
+        ids: list[str] = []
+        compressed: dict[str, bytes] = {}
+        for f in futures:
+            part_ids, part = f.result()
+            ids += part_ids
+            compressed.update(part)
         out = []
         with self._mutex:
             for bid, plain in zip(ids, plains, strict=True):

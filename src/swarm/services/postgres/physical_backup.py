@@ -69,6 +69,7 @@ KIND = Kind.PG_PHYSICAL
 TREE_INDEX = TREE_INDEX_NAME
 FORMAT_TREE = "tree"
 LOCK = "backup-postgres-physical"
+TAR_READ = 1 << 20  # bytes tarfile reads from pg_basebackup's stdout at a time
 WAL_WAIT_S = 60.0  # default of --wal-wait-timeout / [backup] wal_wait_timeout
 WAITING_PHASE = "waiting for wal archiving to finish"  # pg_stat_progress_basebackup.phase
 
@@ -279,7 +280,9 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
             with BaseBackupStream(db_url, bindir=bindir, application_name=app) as stream, \
                     ArchiveWatch(db_url, stream, repo.url, wal_wait_s) as watch:
                 try:
-                    with tarfile.open(fileobj=stream.stdout, mode="r|") as tar:
+                    # 1 MiB reads (tarfile's default is 10 KiB: one GIL round trip each, which the
+                    # compression threads then make the reader wait for)
+                    with tarfile.open(fileobj=stream.stdout, mode="r|", bufsize=TAR_READ) as tar:
                         for member in tar:
                             _add_member(tar, member, tree, chunker, special, reporter)
                     stream.finish()

@@ -58,6 +58,24 @@ def conninfo_args(db_url: str) -> list[str]:
     return ["-d", conninfo_without_password(db_url)]
 
 
+PIPE_BYTES = 4 << 20  # pg_basebackup's stdout pipe: room for it to run ahead while we hash and compress
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+
+
+def _widen_pipe(fd: int) -> None:
+    """Grow the pipe behind ``fd`` to ``PIPE_BYTES`` (Linux; the default 64 KiB holds two blocks, so
+    pg_basebackup and the reader take turns instead of overlapping). Best effort: a system that
+    refuses (a lower ``/proc/sys/fs/pipe-max-size`` for a non-root user) keeps the default."""
+    import fcntl
+
+    for size in (PIPE_BYTES, 1 << 20):
+        try:
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+            return
+        except OSError:
+            continue
+
+
 class BaseBackupStream:
     """``with BaseBackupStream(url) as s: for member in tarfile.open(fileobj=s.stdout, mode="r|")...``"""
 
@@ -85,6 +103,7 @@ class BaseBackupStream:
                                          env=env, bufsize=1 << 20)
         except OSError as exc:
             raise SourceError(f"cannot run pg_basebackup: {exc}") from exc
+        _widen_pipe(self.stdout.fileno())
         assert self.proc.stderr is not None
         err = self.proc.stderr
 
