@@ -129,7 +129,7 @@ def test_a_file_that_keeps_changing_is_listed_as_inconsistent(repo: Repository, 
     state.mkdir()
     (state / "steady.json").write_text("{}")
     busy = state / "busy.log"
-    busy.write_bytes(b"x" * 12_000_000)  # each read takes long enough for the writer to run, even on a busy machine
+    busy.write_bytes(b"x" * 48_000_000)  # each read takes long enough for the writer to run, even on a busy machine
     # another process appends all the time (a thread would mostly wait for the GIL)
     writer = subprocess.Popen([sys.executable, "-c", "import sys\nwith open(sys.argv[1], 'ab', buffering=0) as f:\n"
                                "    f.write(b'y'); print(flush=True)\n    while True: f.write(b'y')", str(busy)],
