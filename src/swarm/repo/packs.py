@@ -29,7 +29,7 @@ import hmac
 import json
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -46,6 +46,7 @@ PACK_TARGET = 32 << 20
 MAX_BLOCK_STORED = MAX_BLOCK + (MAX_BLOCK >> 4) + 4096
 ZSTD_LEVEL = 3
 _local = threading.local()  # one zstd decompression context per thread (they are not thread safe)
+MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
 
 
 def block_id(key: bytes, plain: bytes) -> str:
@@ -278,6 +279,26 @@ class PackWriter:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def frame_runs(locs: Sequence[Location], max_span: int, *,
+               alone: Callable[[int], bool] | None = None) -> Iterator[tuple[int, int, int]]:
+    """``(i, j, span)`` for each run ``locs[i:j]`` of frames stored back to back in one pack, read
+    in one request of ``span`` bytes (a run grows while it is under ``max_span``); an index for
+    which ``alone(index)`` holds is a run of its own and ends the one before it."""
+    i = 0
+    while i < len(locs):
+        first = locs[i]
+        j, span = i + 1, first.length
+        if alone is None or not alone(i):
+            while j < len(locs) and span < max_span and (alone is None or not alone(j)):
+                nxt = locs[j]
+                if (nxt.backup_id, nxt.pack) != (first.backup_id, first.pack) or nxt.offset != first.offset + span:
+                    break
+                span += nxt.length
+                j += 1
+        yield i, j, span
+        i = j
 
 
 def compress_block(plain: bytes) -> bytes:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 from swarm.errors import IntegrityError
 from swarm.repo.format import data_key
-from swarm.repo.packs import block_id, open_frame
+from swarm.repo.packs import MAX_SPAN, block_id, frame_runs, open_frame
 from swarm.repo.treepaths import parent_fd
 
 if TYPE_CHECKING:
@@ -89,11 +89,9 @@ class Piece:
 # the keys and the destination's descriptor number, then pieces) and answers each piece on stdout.
 def _die_with_parent(parent: int) -> None:
     """SIGKILL this worker when its parent ends (Linux); exit now if it already has."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # elsewhere: the end of stdin still ends the worker
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # elsewhere: the parent's end of stdin closing still ends the worker
-        pass
     if os.getppid() != parent:
         os._exit(1)
 
@@ -206,22 +204,12 @@ def _read_piece(repo: Repository, path: str, refs: list[ChunkRef], zero_id: Call
     parts: list[bytes] = []
     frames: list[tuple[int, int, str, str, int, str]] = []
     blob_len = 0
-    i = 0
-    while i < len(refs):
+    zero = [r.id == zero_id(r.size) for r in refs]
+    for i, j, span in frame_runs([r.loc for r in refs], MAX_SPAN, alone=zero.__getitem__):
         first = refs[i]
-        if first.id == zero_id(first.size):
+        if zero[i]:
             frames.append((0, 0, first.id, first.loc.dek_id, first.size, ""))
-            i += 1
             continue
-        j, span = i + 1, first.loc.length
-        while j < len(refs) and refs[j].id != zero_id(refs[j].size):
-            nxt = refs[j].loc
-            if (nxt.backup_id, nxt.pack) == (first.loc.backup_id, first.loc.pack) \
-                    and nxt.offset == first.loc.offset + span:
-                span += nxt.length
-                j += 1
-            else:
-                break
         try:
             data = repo.read_span(first.loc, span)
         except IntegrityError as exc:
@@ -233,7 +221,6 @@ def _read_piece(repo: Repository, path: str, refs: list[ChunkRef], zero_id: Call
             at += r.loc.length
         parts.append(data)
         blob_len += len(data)
-        i = j
     return b"".join(parts), tuple(frames)
 
 

@@ -56,7 +56,17 @@ from swarm.model.ids import is_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.repo.chunker import Chunker, FastCDC, split
 from swarm.repo.format import data_key
-from swarm.repo.packs import MAX_BLOCK, Location, PackWriter, block_id, compress_block, pack_name, split_frames
+from swarm.repo.packs import (
+    MAX_BLOCK,
+    MAX_SPAN,
+    Location,
+    PackWriter,
+    block_id,
+    compress_block,
+    frame_runs,
+    pack_name,
+    split_frames,
+)
 from swarm.repo.repository import BackupWriter, Repository
 from swarm.repo.treepaths import check_name, check_path
 from swarm.repo.treepaths import join as _join
@@ -70,7 +80,6 @@ INDEX_VERSION = 1
 NODE_VERSION = 1
 BATCH = 64  # data chunks of a file hashed and compressed in the pool at a time (2 MiB of 32 KiB blocks)
 AHEAD = 2  # batches of a file in the pool while the next is read
-MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
 # Node pieces: content-defined, so an entry added to a big directory re-stores only nearby pieces.
 NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
 assert NODE_MAX <= MAX_BLOCK
@@ -550,18 +559,8 @@ class TreeReader:
     def _read_refs(self, refs: Iterable[ChunkRef], where: str) -> Iterator[bytes]:
         """Plaintext of ``refs`` in order; adjacent frames of one pack are read in one request."""
         refs = list(refs)
-        i = 0
-        while i < len(refs):
+        for i, j, span in frame_runs([r.loc for r in refs], MAX_SPAN):
             first = refs[i]
-            j, span = i + 1, first.loc.length
-            while j < len(refs) and span < MAX_SPAN:
-                nxt = refs[j].loc
-                if (nxt.backup_id, nxt.pack) == (first.loc.backup_id, first.loc.pack) \
-                        and nxt.offset == first.loc.offset + span:
-                    span += nxt.length
-                    j += 1
-                else:
-                    break
             try:
                 data = self.repo.read_span(first.loc, span)
             except IntegrityError as exc:
@@ -576,7 +575,6 @@ class TreeReader:
                     raise IntegrityError(f"{where}: block {r.id[:16]} has {len(plain)} bytes, the tree says {r.size}")
                 yield plain
                 pos += r.loc.length
-            i = j
 
     def _node(self, refs: tuple[ChunkRef, ...], path: str) -> list[Entry]:
         """The entries of the directory at ``path`` whose node is ``refs``; IntegrityError naming it."""
