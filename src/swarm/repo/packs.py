@@ -209,7 +209,8 @@ class PackWriter:
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         self._pack_target = pack_target
         self._number = 0
-        self._buf = bytearray(PACK_HEADER)
+        self._parts: list[bytes] = [PACK_HEADER]
+        self._size = len(PACK_HEADER)
         self._frames = 0
         self._plain = 0
         self.stats = PackStats()
@@ -219,28 +220,38 @@ class PackWriter:
 
     def add_compressed(self, bid: str, plain_size: int, compressed: bytes) -> Location:
         """``add`` of a block the caller compressed already (``compress_block``, e.g. in a pool)."""
+        return self.add_frame(bid, plain_size, self.frame(bid, compressed))
+
+    def frame(self, bid: str, compressed: bytes) -> bytes:
+        """Block ``bid``'s stored frame (``length:u32 | sealed``), checked to open again. Touches no
+        state of the writer: the tree store calls it from its compression pool."""
         ad = block_ad(self.repo_id, bid)
         sealed = seal(self._dek, compressed, ad)
         if open_sealed(self._dek, sealed, ad) != compressed:  # verify after encrypt
             raise IntegrityError("encryption self-check failed while sealing a block",
                                  hint="This points to a hardware (memory) or library fault; nothing was stored.")
-        frame = struct.pack(">I", len(sealed)) + sealed
-        loc = Location(self.backup_id, self._number, self._frames, len(self._buf), len(frame), self.dek_id)
-        self._buf += frame
+        return struct.pack(">I", len(sealed)) + sealed
+
+    def add_frame(self, bid: str, plain_size: int, frame: bytes) -> Location:
+        """Append a frame made by ``frame`` to the pack being filled; upload the pack once full."""
+        loc = Location(self.backup_id, self._number, self._frames, self._size, len(frame), self.dek_id)
+        self._parts.append(frame)
+        self._size += len(frame)
         self._frames += 1
         self._plain += plain_size
         self.stats.new_blocks += 1
         self.stats.new_plain_bytes += plain_size
         self.stats.stored_bytes += len(frame)
-        if len(self._buf) >= self._pack_target:
+        if self._size >= self._pack_target:
             self._flush()
-        self._raise_failed()
+        if self._futures and self._futures[0].done():
+            self._raise_failed()
         return loc
 
     def _flush(self) -> None:
         if not self._frames:
             return
-        item = PackUpload(self._number, bytes(self._buf), self._plain)
+        item = PackUpload(self._number, b"".join(self._parts), self._plain)
         self._slots.acquire()
 
         def run() -> None:
@@ -252,7 +263,8 @@ class PackWriter:
         self._futures.append(self._pool.submit(run))
         self.stats.packs += 1
         self._number += 1
-        self._buf = bytearray(PACK_HEADER)
+        self._parts = [PACK_HEADER]  # frames are kept apart until the pack is full: one copy, at the join
+        self._size = len(PACK_HEADER)
         self._frames = 0
         self._plain = 0
 
@@ -266,8 +278,14 @@ class PackWriter:
         self._raise_failed()
 
     def _raise_failed(self) -> None:
-        for f in [f for f in self._futures if f.done()]:
-            f.result()
+        """Raise the first upload error; forget uploads that finished well."""
+        pending = []
+        for f in self._futures:
+            if f.done():
+                f.result()
+            else:
+                pending.append(f)
+        self._futures = pending
 
     def close(self) -> None:
         try:

@@ -84,7 +84,7 @@ AHEAD = 2  # batches of a file in the pool while the next is read
 NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
 assert NODE_MAX <= MAX_BLOCK
 DIR, FILE, SYMLINK = "d", "f", "l"
-_Slice = tuple[list[str], dict[str, bytes]]  # a slice's block ids, and the compressed new blocks by id
+_Slice = tuple[list[str], dict[str, bytes]]  # a slice's block ids, and the sealed frames of its new blocks by id
 
 
 # ---- values -----------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ class TreeWriter:
 
     # -- blocks
     def _submit(self, plains: list[bytes]) -> list[Future[_Slice]]:
-        """One pool task per slice of ``plains``: ids, and the compressed bytes of the new blocks."""
+        """One pool task per slice of ``plains``: ids, and the sealed frames of the new blocks."""
         n = self._compress_threads
         step = max(1, -(-len(plains) // n)) if len(plains) >= 2 * n else len(plains)
         return [self._compress.submit(self._hash_and_compress, plains[i:i + step])
@@ -415,7 +415,7 @@ class TreeWriter:
         for i in sorted(new):
             if ids[i] not in seen:
                 seen.add(ids[i])
-                compressed[ids[i]] = compress_block(plains[i])
+                compressed[ids[i]] = self._packs.frame(ids[i], compress_block(plains[i]))
         return ids, compressed
 
     def _store_batch(self, plains: list[bytes], futures: list[Future[_Slice]]) -> list[ChunkRef]:
@@ -436,7 +436,7 @@ class TreeWriter:
                 if loc is None:
                     loc = self._known.get(bid)
                     if loc is None:
-                        loc = self._packs.add_compressed(bid, len(plain), compressed[bid])
+                        loc = self._packs.add_frame(bid, len(plain), compressed[bid])
                         new = True
                     self._used[bid] = loc
                 self._pack_refs.add(_pack_ref(loc))

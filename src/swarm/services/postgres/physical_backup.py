@@ -1,7 +1,7 @@
 """Physical PostgreSQL backup: ``pg_basebackup`` streamed into the repository's tree store.
 
 Nothing of the cluster is staged on local disk. The tar stream pg_basebackup writes to
-stdout is parsed as it arrives (``tarfile`` mode ``r|``); every member goes into a
+stdout is parsed as it arrives (``sources.postgres.tarstream``, one read per block); every member goes into a
 ``TreeWriter`` (``swarm.repo.tree``): regular files cut by ``FixedChunker(block_size)``
 (32 KiB: pages change in place), directories and symlinks with their modes and mtimes.
 Blocks the previous physical backup of the cluster already stored (its tree's
@@ -53,8 +53,9 @@ from swarm.repo.packs import BLOCK_SIZE, Location
 from swarm.repo.tree import INDEX_NAME as TREE_INDEX_NAME
 from swarm.repo.tree import Meta, TreeRoot, TreeWriter, open_snapshot
 from swarm.services.reporting import NullReporter, Reporter
-from swarm.sources.postgres.basebackup import BaseBackupStream, read_exact
+from swarm.sources.postgres.basebackup import BaseBackupStream
 from swarm.sources.postgres.conn import connect, redact, server_facts
+from swarm.sources.postgres.tarstream import TarStream
 from swarm.sources.postgres.wal import (
     ArchiverState,
     archiver_state,
@@ -69,7 +70,6 @@ KIND = Kind.PG_PHYSICAL
 TREE_INDEX = TREE_INDEX_NAME
 FORMAT_TREE = "tree"
 LOCK = "backup-postgres-physical"
-TAR_READ = 1 << 20  # bytes tarfile reads from pg_basebackup's stdout at a time
 WAL_WAIT_S = 60.0  # default of --wal-wait-timeout / [backup] wal_wait_timeout
 WAITING_PHASE = "waiting for wal archiving to finish"  # pg_stat_progress_basebackup.phase
 
@@ -184,7 +184,7 @@ def physical_refs(repo: Repository, root: TreeRoot, timeline: int, first_wal: st
     return Refs.of(packs=packs, deks=deks, wal=[WalRange(timeline, first_wal, last_wal)])
 
 
-def _add_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tree: TreeWriter, chunker: FixedChunker,
+def _add_member(tar: TarStream, member: tarfile.TarInfo, tree: TreeWriter, chunker: FixedChunker,
                 special: dict[str, bytes], reporter: Reporter) -> None:
     """One tar member of pg_basebackup's stream into the tree (``backup_label`` and
     ``backup_manifest`` are also kept in ``special``)."""
@@ -197,13 +197,11 @@ def _add_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tree: TreeWriter,
     elif member.issym():
         tree.add_symlink(path, member.linkname, meta)
     elif member.isfile():
-        fh = tar.extractfile(member)
-        assert fh is not None
         keep = path in ("backup_label", "backup_manifest", "tablespace_map")
         kept = bytearray()
 
         def pieces() -> Iterator[bytes]:
-            for plain in read_exact(fh, member.size, chunker.size):  # type: ignore[arg-type]
+            for plain in tar.data(member, chunker.size):
                 if keep:
                     kept.extend(plain)
                 reporter.advance(len(plain))
@@ -280,11 +278,9 @@ def backup_postgres_physical(repo: Repository, db_url: str, *, jobs: int = 2, re
             with BaseBackupStream(db_url, bindir=bindir, application_name=app) as stream, \
                     ArchiveWatch(db_url, stream, repo.url, wal_wait_s) as watch:
                 try:
-                    # 1 MiB reads (tarfile's default is 10 KiB: one GIL round trip each, which the
-                    # compression threads then make the reader wait for)
-                    with tarfile.open(fileobj=stream.stdout, mode="r|", bufsize=TAR_READ) as tar:
-                        for member in tar:
-                            _add_member(tar, member, tree, chunker, special, reporter)
+                    tar = TarStream(stream.stdout)
+                    for member in tar:
+                        _add_member(tar, member, tree, chunker, special, reporter)
                     stream.finish()
                 except (SwarmError, tarfile.TarError, OSError, ValueError) as exc:
                     if watch.failure is not None:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from typing import IO, Any
 
 from swarm.errors import SourceError, UnavailableError
@@ -100,7 +99,7 @@ class BaseBackupStream:
         try:
             env = {**libpq_env(self.db_url), "PGAPPNAME": self.application_name}
             self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         env=env, bufsize=1 << 20)
+                                         env=env, bufsize=0)  # TarStream reads whole blocks itself
         except OSError as exc:
             raise SourceError(f"cannot run pg_basebackup: {exc}") from exc
         _widen_pipe(self.stdout.fileno())
@@ -150,17 +149,3 @@ class BaseBackupStream:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 
-
-def read_exact(fh: IO[bytes], size: int, block: int) -> Iterator[bytes]:
-    """Yield ``size`` bytes from ``fh`` in pieces of ``block`` (the last may be shorter)."""
-    left = size
-    while left > 0:
-        want = min(block, left)
-        buf = bytearray()
-        while len(buf) < want:
-            piece = fh.read(want - len(buf))
-            if not piece:
-                raise SourceError("pg_basebackup's tar stream ended in the middle of a file")
-            buf += piece
-        left -= want
-        yield bytes(buf)
