@@ -16,18 +16,20 @@ from swarm.crypto.keys import KeyProvider, LocalKeyFile, create_key_file, key_pa
 from swarm.crypto.providers import is_key_file_url, load_provider
 from swarm.errors import ConfigError, UnavailableError
 from swarm.repo import CatalogueWatch, Repository
-from swarm.repo.copy import CopyTarget
-from swarm.repo.rotate import RetireResult, RotationResult, retire, rotate
-from swarm.repo.rotate import status as key_status
-from swarm.repo.upgrade import UpgradeResult, upgrade_repository
-from swarm.services.repository.verify import RestoreTestEnv
-from swarm.services.state.backup import StateScope
-from swarm.services.wal.server_access import ServerAccess, server_access_for
-from swarm.sources.objects import BucketConfig
 from swarm.storage.factory import S3Options, open_store
 
+# What only some commands need is imported where it is used: the server's archive_command
+# (``wal push``, once per WAL segment) opens a repository and nothing else, and every module
+# imported here is paid for at each segment (psycopg and boto3 alone cost ~0.4 s of start-up).
 if TYPE_CHECKING:
+    from swarm.repo.copy import CopyTarget
+    from swarm.repo.rotate import RetireResult, RotationResult
+    from swarm.repo.upgrade import UpgradeResult
     from swarm.services.drill import DrillEnv
+    from swarm.services.repository.verify import RestoreTestEnv
+    from swarm.services.state.backup import StateScope
+    from swarm.services.wal.server_access import ServerAccess
+    from swarm.sources.objects import BucketConfig
 
 
 def repo_s3_options(settings: Settings) -> S3Options:
@@ -78,6 +80,8 @@ def copy_targets(settings: Settings, name: str | None = None) -> list[CopyTarget
     (ConfigError naming the configured ones if there is none, or no such copy). Each gets its store
     (its own S3 endpoint and credentials, else the primary's) and its key provider (its own key file,
     else the primary's). The source is the primary: refused when ``--repo`` chose a copy."""
+    from swarm.repo.copy import CopyTarget
+
     if settings.copy is not None:
         raise ConfigError(f"`repo copy` copies the primary repository to its copies; --repo {settings.copy} "
                           "(or SWARM_BACKUP_REPO pointed at a copy) does not apply",
@@ -106,6 +110,8 @@ def copy_targets(settings: Settings, name: str | None = None) -> list[CopyTarget
 def upgrade(settings: Settings, *, clock: Clock | None = None) -> UpgradeResult:
     """Upgrade the configured repository to the current format (``swarm admin repo upgrade``); the key
     is loaded and proven first. The work, and what a kill -9 leaves, is ``swarm.repo.upgrade``."""
+    from swarm.repo.upgrade import upgrade_repository
+
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     kek = load_provider(settings.key_url)
@@ -128,6 +134,8 @@ def rotate_keys(settings: Settings, to_url: str | None, *, dry_run: bool = False
     beside it (``<name>-<UTC time>.key``, not written on a dry run); a KMS key needs ``--to`` (KMS
     rotates key material under the same key id by itself). The work, and what a kill -9 leaves, is
     ``swarm.repo.rotate``; the caller points SWARM_KEY_URL at ``to_url`` afterwards."""
+    from swarm.repo.rotate import rotate
+
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     old = load_provider(settings.key_url)
@@ -152,6 +160,8 @@ def rotate_keys(settings: Settings, to_url: str | None, *, dry_run: bool = False
 def retire_key(settings: Settings, key_id: str) -> RetireResult:
     """``swarm admin keys retire KEY_ID``: drop a rotated-away key from the configured repository
     (``swarm.repo.rotate.retire``); the configured key must open it."""
+    from swarm.repo.rotate import retire
+
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     assert settings.key_url is not None
     kek = load_provider(settings.key_url)
@@ -161,6 +171,8 @@ def retire_key(settings: Settings, key_id: str) -> RetireResult:
 def keys_status(settings: Settings) -> dict[str, Any]:
     """``swarm admin keys status``: the repository's keys and what each wraps (no provider call), plus
     the configured key URL."""
+    from swarm.repo.rotate import status as key_status
+
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     out = key_status(open_store(url, repo_s3_options(settings), create=False))
     out["configured_key_url"] = settings.key_url
@@ -172,6 +184,8 @@ def server_access(settings: Settings) -> ServerAccess:
     (written or refreshed) plus a WAL read grant of its own. The caller revokes the grant when its
     restore ends (``ServerAccess.revoke``); the restored server also removes it at the end of recovery
     (``recovery_end_command``)."""
+    from swarm.services.wal.server_access import server_access_for
+
     url = settings.require("repo", "the backup repository (SWARM_BACKUP_REPO)")
     repo = open_repository(settings, remember=False)
     extra: dict[str, str] = {}
@@ -186,12 +200,16 @@ def server_access(settings: Settings) -> ServerAccess:
 
 def primary_config(s: Settings, bucket: str | None = None) -> BucketConfig:
     """The artefact bucket (or ``bucket`` on the same endpoint and account)."""
+    from swarm.sources.objects import BucketConfig
+
     name = bucket or s.require("objects_bucket", "the object storage bucket (SWARM_OBJECTS_BUCKET)")
     return BucketConfig(name, s.objects_endpoint, s.objects_access_key, s.objects_secret_key, s.objects_region)
 
 
 def dr_config(s: Settings, bucket: str | None = None) -> BucketConfig:
     """The DR bucket: its own endpoint and account if configured, else the primary's."""
+    from swarm.sources.objects import BucketConfig
+
     name = bucket or s.require("dr_objects_bucket", "the DR bucket (SWARM_DR_OBJECTS_BUCKET)")
     if not s.dr_objects_endpoint and not s.dr_objects_access_key:
         # same account as the primary unless told otherwise
@@ -204,6 +222,8 @@ def dr_config(s: Settings, bucket: str | None = None) -> BucketConfig:
 def restore_test_env(settings: Settings) -> RestoreTestEnv:
     """What ``verify --restore-test`` needs of the deployment: the server user's access (physical)
     and the bucket configuration (objects), resolved only when a test needs them."""
+    from swarm.services.repository.verify import RestoreTestEnv
+
     return RestoreTestEnv(server_access=lambda: server_access(settings),
                           bucket_config=lambda name: primary_config(settings, name),
                           bindir=settings.pg_bindir)
@@ -219,6 +239,7 @@ def state_scope(settings: Settings) -> StateScope:
 
     from swarm.crypto.keys import key_path_from_url
     from swarm.model.state import tool_paths_for
+    from swarm.services.state.backup import StateScope
 
     state_dir = Path(settings.state_dir or settings.home).expanduser()
     real = Path(os.path.realpath(state_dir))
