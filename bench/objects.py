@@ -345,7 +345,9 @@ source's version listing stays one sequential stream, one page read ahead.
 
 History (ratio of medians, rclone / swarm; full, nothing changed, incremental, PITR): 2026-11-24
 `836a77f` 1.03×, 1.13×, 1.01×, 1.62×; a later rerun before this change 0.97×, 0.79× (3.6 s against
-2.8 s), 0.98×, –.
+2.8 s), 0.98×, – (10,000 objects); 2026-11-27 19:08 `9aa719c`, 2,000 objects at load 15–24: 0.95×,
+1.07×, 0.92×, 2.02×; 2026-11-28 00:16 `2d76f51`, 2,000 objects, 5 runs each at load 3.7–6.7: 1.13×,
+1.74×, 1.13×, 1.69× (swarm 6.6 s, 0.8 s, 1.7 s, 5.1 s).
 """
     print(md)
     if not a.no_write:
