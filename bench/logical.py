@@ -117,6 +117,21 @@ def measure(db_url: str, label: str, reps: int) -> dict[str, Any]:
                       "ours_restore": [round(m.seconds, 1) for m in ours_restores]}}
 
 
+# What profiling the restore showed (2026-11-28, 2,156 MB, `top` sampled every 3 s during the data
+# phase of one restore at load 3): kept with the table so the next run of this script keeps it.
+WHAT_IS_LEFT = (
+    "Where the restore's time goes (2026-11-28, one restore of the 2,156 MB backup profiled): the data phase "
+    "(23.4 s) is bound by CPU on the 2 cores, shared by four consumers: the two COPY backends (25-40 % of a "
+    "core each), swarm's process (40-60 %: reading, authenticating and decompressing frames, feeding COPY) and "
+    "the cluster's archiver (up to 40 %: the restore writes about its data volume again as WAL, and "
+    "`wal_level = replica` with archiving on, which the seed procedure pays for as well, archives every "
+    "segment). A second COPY stream into the one large table (`run_events`) gains little for that reason and "
+    "because PostgreSQL 15 serialises relation extension. Post-data (8.1 s) is the indexes of that table. Left: "
+    "overlapping those index builds with the rest of the data phase pays only with more than one large table; "
+    "the archive_command's start-up was halved on 2026-11-28 (`wal push` no longer loads the PostgreSQL driver "
+    "or, for a local repository, the S3 library), which lowers the archiver's share, but was not re-measured here."
+)
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=float, default=1100)
@@ -185,6 +200,8 @@ def main() -> None:
         f"swarm's restore phases (median run, large database, seconds): {L['ours_restore_phases']}; the process's "
         "wall time also holds the CLI's start (imports) and the plan.",
         *([f"Earlier: {args.history}"] if args.history else []),
+        "",
+        WHAT_IS_LEFT,
     ]
     update_section("logical", "\n".join(md))
     print("\n".join(md))
