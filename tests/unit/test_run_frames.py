@@ -263,3 +263,33 @@ def test_the_feature_is_added_before_the_first_run_frame_and_an_old_client_refus
         mp.setattr(repository_module, "SUPPORTED_FEATURES", old_client)
         with pytest.raises(FormatUnsupported, match=RUN_FRAMES):
             Repository.open(repo._store, repo.kek)
+
+
+def test_a_copy_gets_the_feature_before_its_first_pack_that_may_hold_run_frames(
+        repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarm.repo.copy import execute_copy, plan_copy
+
+    class Watched(MemoryStore):
+        watch = False
+
+        def put(self, key: str, data: bytes, **kw: object) -> object:  # type: ignore[override]
+            if self.watch and key.endswith(".pack"):
+                assert RUN_FRAMES in json.loads(self.get(CONFIG_KEY))["features"], f"{key} copied first"
+            return super().put(key, data, **kw)  # type: ignore[arg-type]
+
+    backup(repo, {"one": [page(1)]})
+    far, own = Watched(), create_key_file(tmp_path / "far.key")
+    execute_copy(repo, plan_copy(repo, "far", far, own), far, own)  # the copy exists, without the feature
+    assert RUN_FRAMES not in json.loads(far.get(CONFIG_KEY))["features"]
+    m, _ = backup(repo, {"a": [page(i) for i in range(10)]})
+    far.watch = True
+    res = execute_copy(repo, plan_copy(repo, "far", far, own), far, own)
+    assert res.backups == [m.id] and res.problems == {}
+    assert json.loads(far.get(CONFIG_KEY))["features"].count(RUN_FRAMES) == 1
+    copy = Repository.open(far, own)
+    a = files_of(copy, m)["a"]
+    assert b"".join(TreeReader(copy, m).read_file(a)) == b"".join(page(i) for i in range(10))
+    with monkeypatch.context() as mp:
+        mp.setattr(repository_module, "SUPPORTED_FEATURES", SUPPORTED_FEATURES - {RUN_FRAMES})
+        with pytest.raises(FormatUnsupported, match=RUN_FRAMES):
+            Repository.open(far, own)
