@@ -301,6 +301,7 @@ class TreeWriter:
         self._pack_refs: set[PackRef] = set()
         self._compress_threads = max(1, os.cpu_count() or 1)
         self._compress = ThreadPoolExecutor(self._compress_threads, thread_name_prefix="compress")
+        self._ahead = max(AHEAD, -(-self._compress_threads * RUN_BLOCKS // BATCH))  # a slice per thread
         self._dirs: dict[str, _Dir] = {"": _Dir(DEFAULT_DIR_META, False)}
         self._mutex = threading.Lock()
         self.stats = TreeStats()
@@ -331,11 +332,12 @@ class TreeWriter:
     def add_file(self, path: str, meta: Meta, chunks: Iterable[bytes]) -> FileEntry:
         """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry.
 
-        Chunks are taken ``BATCH`` at a time, each batch cut into one slice per pool thread; a
-        slice's task computes the ids, looks them up, and compresses the new blocks (HMAC and zstd
-        release the interpreter, so the cores work together). While up to ``AHEAD`` batches are
-        in the pool this thread reads the next one; finished batches are added to the packs in
-        order, as one chunk at a time would have added them.
+        Chunks are taken ``BATCH`` at a time, each batch cut into slices of ``RUN_BLOCKS``; a
+        slice's task computes the ids, looks them up, and compresses and seals the new blocks, in
+        runs (HMAC and zstd release the interpreter, so the cores work together). While up to
+        ``AHEAD`` batches (more with more pool threads, so each thread has a slice) are in the
+        pool this thread reads the next one; finished batches are added to the packs in order,
+        as one chunk at a time would have added them.
         """
         if not path:
             raise ValueError("a file needs a name")
@@ -351,7 +353,7 @@ class TreeWriter:
                 if len(batch) == BATCH:
                     pending.append((batch, self._submit(batch)))
                     batch = []
-                    if len(pending) > AHEAD:
+                    if len(pending) > self._ahead:
                         out += self._store_batch(*pending.popleft())
             if batch:
                 pending.append((batch, self._submit(batch)))
