@@ -63,7 +63,7 @@ _local = threading.local()  # one zstd decompression context per thread (they ar
 MAX_SPAN = 8 << 20  # adjacent frames of one pack are read in one range request of up to this size
 # Runs: consecutive new blocks of one file stored as one frame (at most RUN_BLOCKS blocks and
 # RUN_BYTES plaintext bytes; a reader refuses a run frame that holds more).
-RUN_BLOCKS = 32
+RUN_BLOCKS = 64
 RUN_BYTES = RUN_BLOCKS * BLOCK_SIZE
 assert RUN_BYTES >= MAX_BLOCK  # any one block fits in a run
 _RUN_COUNT = struct.Struct(">H")

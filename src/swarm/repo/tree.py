@@ -31,7 +31,9 @@ writes the nodes (in packs of their own, after the data packs), then the index o
 The caller commits the backup's manifest last. A kill -9 at any point before that commit
 leaves packs, maybe the index object, and the data key under ``data/<id>/`` and
 ``keys/``, but no manifest: the snapshot does not exist, no later snapshot references those
-packs (``known`` comes only from committed snapshots), and ``prune`` sweeps them.
+packs (``known`` comes only from committed snapshots), and ``prune`` sweeps them. The first
+run frame a repository gets adds its ``run-frames`` feature before the pack holding it is
+uploaded: a kill -9 in between leaves the feature and no run frame (harmless; it stays).
 
 Reading (``TreeReader``): ``walk`` yields every entry, ``materialize`` writes the tree
 under a directory (adjacent blocks read in one range request, several files at once, never
