@@ -118,10 +118,6 @@ class Location:
         b, p, f, o, n, d = v
         return cls(str(b), int(str(p)), int(str(f)), int(str(o)), int(str(n)), str(d))
 
-    @property
-    def in_run(self) -> bool:
-        return self.sub is not None
-
     def same_frame(self, other: Location) -> bool:
         """Whether ``other`` is stored in the same frame (another block of the same run, or the same block)."""
         return (self.backup_id, self.pack, self.offset, self.length) == \
@@ -286,7 +282,7 @@ class PackWriter:
         return struct.pack(">I", len(sealed)) + sealed
 
     def run_frame(self, blocks: Sequence[bytes]) -> tuple[int, bytes]:
-        """(number, stored frame) of a new run frame holding ``blocks`` (2..``RUN_BLOCKS`` blocks of
+        """(number, stored frame) of a new run frame holding ``blocks`` (up to ``RUN_BLOCKS`` blocks of
         at most ``RUN_BYTES`` together, in file order), checked to open again. Thread safe: the
         tree store calls it from its compression pool; ``number`` (unique in this backup, bound
         into the frame's associated data) is taken here, so numbers follow sealing order, not

@@ -68,7 +68,7 @@ ZERO_PAGE = 8192  # all-zero blocks are recognized when their size is a multiple
 _PR_SET_PDEATHSIG = 1
 
 
-_Frame = tuple[int, int, str, str, int, str, "tuple[str, int, int] | None"]
+_Frame = tuple[int, int, str, str, int, str, "tuple[str, int, int, int, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ class Piece:
 
     ``frames``: per block ``(position in blob, stored length, block id, data key id, plain
     size, pack key, run)``; a stored length of 0 marks an all-zero block that is not written;
-    ``run`` is None for a one-block frame, else ``(backup id, run number, index in the run)``
-    of a block in a run frame (blocks of one run frame share its position: it is opened once).
+    ``run`` is None for a one-block frame, else ``(backup id, pack, run number, byte offset,
+    index in the run)`` of a block in a run frame, its ``Location`` but the stored length and
+    the data key (blocks of one run frame share its position in the blob: it is opened once).
     ``create``: this is the file's only piece; create (truncate) it at ``size`` first.
     """
 
@@ -138,7 +139,7 @@ def _write_piece(k: _Keys, piece: Piece) -> tuple[int, str | None]:
                         plain = open_frame(bytes(view[at:at + length]), dek=k.deks[dek_id], repo_id=k.repo_id,
                                            bid=bid, dedup_key=k.dedup_key, where=where)
                     else:
-                        loc = Location(run[0], 0, run[1], 0, length, dek_id, run[2])
+                        loc = Location(run[0], run[1], run[2], run[3], length, dek_id, run[4])
                         if opened is None or opened[0] != at:
                             opened = (at, open_run(bytes(view[at:at + length]), dek=k.deks[dek_id], repo_id=k.repo_id,
                                                    loc=loc, bid=bid, where=where))
@@ -232,7 +233,7 @@ def _read_piece(repo: Repository, path: str, refs: list[ChunkRef], zero_id: Call
         where = data_key(first.loc.backup_id, first.loc.pack_name())
         for r in refs[i:j]:
             at = blob_len + r.loc.offset - first.loc.offset
-            run = None if r.loc.sub is None else (r.loc.backup_id, r.loc.frame, r.loc.sub)
+            run = None if r.loc.sub is None else (r.loc.backup_id, r.loc.pack, r.loc.frame, r.loc.offset, r.loc.sub)
             frames.append((at, r.loc.length, r.id, r.loc.dek_id, r.size, where, run))
         parts.append(data)
         blob_len += len(data)
