@@ -108,6 +108,26 @@ def test_runs_are_consecutive_new_blocks_of_one_file_at_most_run_blocks(repo: Re
     assert root.stats.stored_bytes < 0.7 * sum(len(_alone(repo, p)) for p in a + b[:1] + b[2:4] + b[5:])
 
 
+def test_a_block_repeated_in_a_later_batch_splits_that_run_and_is_stored_once(repo: Repository) -> None:
+    """Both batches of the file are sealed in the pool before the first is stored: the second's run
+    holds a repeat of a block of the first; it is referenced, and the rest of that run sealed again."""
+    from swarm.repo.tree import BATCH
+
+    blocks = [page(i) for i in range(2 * BATCH)]
+    blocks[BATCH + 10] = blocks[5]
+    m, root = backup(repo, {"f": blocks})
+    f = files_of(repo, m)["f"]
+    assert root.stats.new_blocks == 2 * BATCH - 1 and root.stats.reused_blocks == 1
+    assert f.chunks[BATCH + 10].loc == f.chunks[5].loc
+    stored = {(r.loc.pack, r.loc.offset, r.loc.sub): r.id for r in f.chunks}  # each block stored once
+    assert len(stored) == 2 * BATCH - 1 and len(set(stored.values())) == 2 * BATCH - 1
+    # after the repeat: the rest of the run is one frame, never a frame holding the repeated block again
+    assert f.chunks[BATCH + 11].loc.sub == 0 and f.chunks[2 * BATCH - 1].loc.same_frame(f.chunks[BATCH + 11].loc)
+    assert f.chunks[BATCH + 9].loc.same_frame(f.chunks[BATCH].loc)
+    assert b"".join(TreeReader(repo, m).read_file(f)) == b"".join(blocks)
+    assert TreeReader(repo, m).check(read_data=True) == []
+
+
 def _alone(repo: Repository, plain: bytes) -> bytes:
     from swarm.repo.packs import compress_block
 
