@@ -18,7 +18,8 @@ copy already holds is left alone (incremental; contents are ``verify --repo NAME
    objects of other backups its refs name); a pack its refs name that repack replaced on the source
    (``packs/<n>.pack`` gone, ``packs/<n>.moved`` listed) is copied as the generation the map names
    (``Repository.pack_map(b, n).to``), then the map, unless the copy holds the original; the
-   copy's ``swarm-repo.json`` gains the ``repacked-packs`` feature before its first map;
+   copy's ``swarm-repo.json`` gains the ``repacked-packs`` feature before its first map, and the
+   ``run-frames`` feature (when the source has it) before its first data object;
 4. WAL: history files, then segments and ``.backup`` files in name order, then ``.partial`` files;
 5. manifests, oldest first (backup sets after their parts), each only when everything it needs
    is on the copy;
@@ -79,6 +80,7 @@ from swarm.repo.format import (
     META_KEY,
     REPACKED_PACKS,
     RESTORE_POINTS_PREFIX,
+    RUN_FRAMES,
     TAGS_PREFIX,
     TOMBSTONES_PREFIX,
     VERIFICATIONS_PREFIX,
@@ -503,6 +505,9 @@ def execute_copy(source: Repository, plan: CopyPlan, store: Store, kek: KeyProvi
 
     with slock, tlock, ThreadPoolExecutor(max(1, workers), thread_name_prefix="repo-copy") as pool:
         for run in _runs(items):
+            if RUN_FRAMES in source.config.features and RUN_FRAMES not in target.config.features \
+                    and any(item.what == "data" for item in run):
+                target.add_feature(RUN_FRAMES)  # before the copy's first pack, which may hold run frames
             if len(run) > 1:  # data objects or WAL files: ``workers`` at a time, all done before what follows
                 futures = [(item, pool.submit(one, item)) for item in run if item.backup not in bad]
                 try:

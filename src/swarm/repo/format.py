@@ -33,10 +33,16 @@ MULTI_KEK = "multi-kek"
 # ``packs/<n>.r<g>.pack`` behind the map ``packs/<n>.moved``; a client that does not read through
 # maps would fail on reads of the backups that name it, so it refuses the repository instead.
 REPACKED_PACKS = "repacked-packs"
+# Set before the first run frame is written (a tree writer storing consecutive new blocks of a
+# file as one frame, swarm.repo.packs; or a copy receiving packs of a repository that has it):
+# a location may then name a block inside a run frame (a 7th element), which a client that
+# opens one-block frames only would fail on mid-restore, so it refuses the repository instead.
+RUN_FRAMES = "run-frames"
 # Features a reader must understand to read this repository; an old client refuses the rest.
-SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA, MULTI_KEK, REPACKED_PACKS})
+SUPPORTED_FEATURES: frozenset[str] = frozenset({"framed-zstd-aesgcm", SEALED_METADATA, MULTI_KEK, REPACKED_PACKS,
+                                                RUN_FRAMES})
 # Features a repository gains by what is done to it later, never at creation.
-LATER_FEATURES: frozenset[str] = frozenset({MULTI_KEK, REPACKED_PACKS})
+LATER_FEATURES: frozenset[str] = frozenset({MULTI_KEK, REPACKED_PACKS, RUN_FRAMES})
 # Features a repository of FORMAT_VERSION must have: without them it is a pre-release layout that
 # `swarm admin repo upgrade` converts (refused until then, never read as it is).
 REQUIRED_FEATURES: frozenset[str] = frozenset({SEALED_METADATA})

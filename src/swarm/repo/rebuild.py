@@ -14,12 +14,13 @@ one thread. ``write_files`` splits that work the way pgBackRest's ``process-max`
 * **Worker processes** (``processes`` of them, ``python -m swarm.repo.rebuild``: fresh
   interpreters, so they inherit no thread, lock or connection of this process) open each
   block (``open_frame``: the frame is authenticated, decompressed and proven to be its block
-  id) and ``pwrite`` it at its offset. A worker inherits the caller's descriptor of the
-  destination (and no other descriptor) and reaches every file from it component by
-  component with ``O_NOFOLLOW`` (``treepaths.parent_fd``), as the thread path does. The keys
-  it needs (the repository id, the dedup key, the data keys the files use) come over its
-  stdin pipe and stay in its memory only. A worker that dies is dropped and its piece is
-  decoded by the reader thread itself.
+  id; a run frame is opened once for the blocks of it in the piece, each block proven) and
+  ``pwrite`` it at its offset. A worker inherits the caller's descriptor of the destination
+  (and no other descriptor) and reaches every file from it component by component with
+  ``O_NOFOLLOW`` (``treepaths.parent_fd``), as the thread path does. The keys it needs (the
+  repository id, the dedup key, the data keys the files use) come over its stdin pipe and
+  stay in its memory only. A worker that dies is dropped and its piece is decoded by the
+  reader thread itself.
 * **All-zero blocks** (new relation extents, zeroed pages) are recognized by id (the id of
   a run of zeros is computed once per size) and not written: each file is created at its
   full size first, so the hole reads as zeros. Their frames are not read either.
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING
 
 from swarm.errors import IntegrityError
 from swarm.repo.format import data_key
-from swarm.repo.packs import MAX_SPAN, block_id, frame_runs, open_frame
+from swarm.repo.packs import MAX_SPAN, Location, block_id, frame_runs, open_frame, open_run, run_block
 from swarm.repo.treepaths import parent_fd
 
 if TYPE_CHECKING:
@@ -67,12 +68,18 @@ ZERO_PAGE = 8192  # all-zero blocks are recognized when their size is a multiple
 _PR_SET_PDEATHSIG = 1
 
 
+_Frame = tuple[int, int, str, str, int, str, "tuple[str, int, int, int, int] | None"]
+
+
 @dataclass(frozen=True)
 class Piece:
     """One worker task: consecutive blocks of one file, from byte ``offset``.
 
     ``frames``: per block ``(position in blob, stored length, block id, data key id, plain
-    size, pack key)``; a stored length of 0 marks an all-zero block that is not written.
+    size, pack key, run)``; a stored length of 0 marks an all-zero block that is not written;
+    ``run`` is None for a one-block frame, else ``(backup id, pack, run number, byte offset,
+    index in the run)`` of a block in a run frame, its ``Location`` but the stored length and
+    the data key (blocks of one run frame share its position in the blob: it is opened once).
     ``create``: this is the file's only piece; create (truncate) it at ``size`` first.
     """
 
@@ -81,7 +88,7 @@ class Piece:
     size: int
     create: bool
     blob: bytes
-    frames: tuple[tuple[int, int, str, str, int, str], ...]
+    frames: tuple[_Frame, ...]
 
 
 # ---- worker side ---------------------------------------------------------------------------------
@@ -124,11 +131,19 @@ def _write_piece(k: _Keys, piece: Piece) -> tuple[int, str | None]:
             os.ftruncate(fd, piece.size)
         pos = piece.offset
         view = memoryview(piece.blob)
-        for at, length, bid, dek_id, size, where in piece.frames:
+        opened: tuple[int, list[bytes]] | None = None  # (position, blocks) of the run frame opened last
+        for at, length, bid, dek_id, size, where, run in piece.frames:
             if length:
                 try:
-                    plain = open_frame(bytes(view[at:at + length]), dek=k.deks[dek_id], repo_id=k.repo_id, bid=bid,
-                                       dedup_key=k.dedup_key, where=where)
+                    if run is None:
+                        plain = open_frame(bytes(view[at:at + length]), dek=k.deks[dek_id], repo_id=k.repo_id,
+                                           bid=bid, dedup_key=k.dedup_key, where=where)
+                    else:
+                        loc = Location(run[0], run[1], run[2], run[3], length, dek_id, run[4])
+                        if opened is None or opened[0] != at:
+                            opened = (at, open_run(bytes(view[at:at + length]), dek=k.deks[dek_id], repo_id=k.repo_id,
+                                                   loc=loc, bid=bid, where=where))
+                        plain = run_block(opened[1], loc, bid, dedup_key=k.dedup_key, where=where)
                 except IntegrityError as exc:
                     return 0, f"{piece.path}: {exc.message}"
                 if len(plain) != size:
@@ -199,26 +214,27 @@ class _ZeroIds:
 
 
 def _read_piece(repo: Repository, path: str, refs: list[ChunkRef], zero_id: Callable[[int], str]) -> tuple[
-        bytes, tuple[tuple[int, int, str, str, int, str], ...]]:
-    """The stored frames of ``refs`` (adjacent frames of a pack in one request) and their table."""
+        bytes, tuple[_Frame, ...]]:
+    """The stored frames of ``refs`` (adjacent frames of a pack in one request; a run frame that
+    consecutive refs point into once) and their table."""
     parts: list[bytes] = []
-    frames: list[tuple[int, int, str, str, int, str]] = []
+    frames: list[_Frame] = []
     blob_len = 0
     zero = [r.id == zero_id(r.size) for r in refs]
     for i, j, span in frame_runs([r.loc for r in refs], MAX_SPAN, alone=zero.__getitem__):
         first = refs[i]
         if zero[i]:
-            frames.append((0, 0, first.id, first.loc.dek_id, first.size, ""))
+            frames.append((0, 0, first.id, first.loc.dek_id, first.size, "", None))
             continue
         try:
             data = repo.read_span(first.loc, span)
         except IntegrityError as exc:
             raise IntegrityError(f"{path}: {exc.message}", hint=exc.hint) from exc
         where = data_key(first.loc.backup_id, first.loc.pack_name())
-        at = blob_len
         for r in refs[i:j]:
-            frames.append((at, r.loc.length, r.id, r.loc.dek_id, r.size, where))
-            at += r.loc.length
+            at = blob_len + r.loc.offset - first.loc.offset
+            run = None if r.loc.sub is None else (r.loc.backup_id, r.loc.pack, r.loc.frame, r.loc.offset, r.loc.sub)
+            frames.append((at, r.loc.length, r.id, r.loc.dek_id, r.size, where, run))
         parts.append(data)
         blob_len += len(data)
     return b"".join(parts), tuple(frames)

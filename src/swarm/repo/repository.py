@@ -105,9 +105,11 @@ from swarm.repo.packs import (
     PackUpload,
     compact,
     moved_name,
-    open_frame,
+    open_located,
+    open_run,
     pack_name,
     pack_number,
+    run_block,
 )
 from swarm.repo.watch import CatalogueWatch
 from swarm.storage.base import ObjectExists, ObjectInfo, ObjectNotFound, Store
@@ -768,8 +770,8 @@ class Repository:
             frame = self._store.get_range(key, loc.offset, loc.length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {key} is missing from the repository") from None
-        return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
-                          dedup_key=self.dedup_key(), where=key)
+        return open_located(frame, loc, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
+                            dedup_key=self.dedup_key(), where=key)
 
     def read_span(self, loc: Location, length: int) -> bytes:
         """``length`` stored bytes of ``loc``'s pack from ``loc.offset`` (several adjacent frames at once)."""
@@ -824,6 +826,11 @@ class Repository:
         the old object beside the new one, both valid (reads of the original pack go to the original
         while it exists); prune deletes the one no map names. No ``Location`` changes, so no manifest
         or tree is rewritten.
+
+        A run frame (several blocks in one frame) is live, and kept whole, byte for byte, when any
+        of its blocks is: ``live`` names it once, by its offset, with any one of its live blocks
+        (which is opened and proven, so the frame is). Its dead blocks stay inside it; re-encoding
+        a partly live run to drop them is not done.
         """
         check_backup_id(backup_id)
         old = self.pack_map(backup_id, n, fresh=True)
@@ -859,8 +866,21 @@ class Repository:
             raise IntegrityError(f"pack {key} is missing from the repository") from None
 
     def open_block(self, frame: bytes, loc: Location, bid: str) -> bytes:
-        return open_frame(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
-                          dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
+        """Block ``bid``'s plaintext from ``frame``, the stored frame ``loc`` names (a one-block frame or
+        a run frame), proven to be ``bid``; IntegrityError naming the pack and the block otherwise."""
+        return open_located(frame, loc, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, bid=bid,
+                            dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
+
+    def open_run(self, frame: bytes, loc: Location, bid: str) -> list[bytes]:
+        """Every block of the run frame ``frame`` that ``loc`` (a location of block ``bid`` inside it)
+        names: authenticated and decompressed, not yet proven (``prove_in_run``). A reader of several
+        blocks of one run opens the frame once."""
+        return open_run(frame, dek=self.dek(loc.dek_id), repo_id=self.config.repo_id, loc=loc, bid=bid,
+                        where=data_key(loc.backup_id, loc.pack_name()))
+
+    def prove_in_run(self, blocks: list[bytes], loc: Location, bid: str) -> bytes:
+        """Block ``loc.sub`` of ``blocks`` (from ``open_run``), proven to be ``bid``."""
+        return run_block(blocks, loc, bid, dedup_key=self.dedup_key(), where=data_key(loc.backup_id, loc.pack_name()))
 
     # ---- writing ---------------------------------------------------------------------------
     def begin_backup(self, kind: str, *, lock: HeldLock | None = None) -> BackupWriter:

@@ -7,7 +7,9 @@ docs/design/tree-store.md; in short:
 
 * **Blocks.** A file's bytes are cut by a chunker (``swarm.repo.chunker``); each chunk is a
   block named ``HMAC-SHA256(dedup_key, plaintext)`` (``packs.block_id``) and stored once, as
-  a sealed frame in a pack of the backup that first wrote it (``data/<id>/packs/*.pack``).
+  a sealed frame in a pack of the backup that first wrote it (``data/<id>/packs/*.pack``);
+  consecutive new blocks of one file share one *run frame* (up to ``packs.RUN_BLOCKS``,
+  compressed together; each block keeps its own id and location, with its index in the run).
 * **Nodes.** Each directory is a *node*: the canonical JSON of its entries sorted by name
   (name, type, mode, mtime, and for a file its size and chunk references, for a symlink its
   target, for a subdirectory the references of the subdirectory's node). A node is stored
@@ -29,7 +31,9 @@ writes the nodes (in packs of their own, after the data packs), then the index o
 The caller commits the backup's manifest last. A kill -9 at any point before that commit
 leaves packs, maybe the index object, and the data key under ``data/<id>/`` and
 ``keys/``, but no manifest: the snapshot does not exist, no later snapshot references those
-packs (``known`` comes only from committed snapshots), and ``prune`` sweeps them.
+packs (``known`` comes only from committed snapshots), and ``prune`` sweeps them. The first
+run frame a repository gets adds its ``run-frames`` feature before the pack holding it is
+uploaded: a kill -9 in between leaves the feature and no run frame (harmless; it stays).
 
 Reading (``TreeReader``): ``walk`` yields every entry, ``materialize`` writes the tree
 under a directory (adjacent blocks read in one range request, several files at once, never
@@ -55,10 +59,12 @@ from swarm.errors import IntegrityError, SwarmError
 from swarm.model.ids import is_backup_id
 from swarm.model.manifest import Manifest, ObjectEntry
 from swarm.repo.chunker import Chunker, FastCDC, split
-from swarm.repo.format import data_key
+from swarm.repo.format import RUN_FRAMES, data_key
 from swarm.repo.packs import (
     MAX_BLOCK,
     MAX_SPAN,
+    RUN_BLOCKS,
+    RUN_BYTES,
     Location,
     PackWriter,
     block_id,
@@ -79,12 +85,14 @@ INDEX_NAME = "tree.json"
 INDEX_VERSION = 1
 NODE_VERSION = 1
 BATCH = 64  # data chunks of a file hashed and compressed in the pool at a time (2 MiB of 32 KiB blocks)
+assert BATCH % RUN_BLOCKS == 0  # a batch is cut into slices of RUN_BLOCKS chunks, one pool task each
 AHEAD = 2  # batches of a file in the pool while the next is read
 # Node pieces: content-defined, so an entry added to a big directory re-stores only nearby pieces.
 NODE_MIN, NODE_AVG, NODE_MAX = 16 << 10, 64 << 10, 512 << 10
 assert NODE_MAX <= MAX_BLOCK
 DIR, FILE, SYMLINK = "d", "f", "l"
-_Slice = tuple[list[str], dict[str, bytes]]  # a slice's block ids, and the sealed frames of its new blocks by id
+_Run = tuple[int, int, int | None, bytes]  # blocks [start:end) of a slice, run number (None: one block), sealed frame
+_Slice = tuple[list[str], list[_Run]]  # a slice's block ids, and the sealed frames of its new blocks
 
 
 # ---- values -----------------------------------------------------------------------------------
@@ -132,8 +140,8 @@ class ChunkRef:
 
     @classmethod
     def from_list(cls, v: object) -> ChunkRef:
-        if not isinstance(v, list) or len(v) != 8:
-            raise ValueError("a chunk reference has 8 fields")
+        if not isinstance(v, list) or len(v) not in (8, 9):
+            raise ValueError("a chunk reference has 8 fields (9 for a block in a run frame)")
         bid, size, *loc = v
         if not isinstance(bid, str) or len(bid) != 64 or not isinstance(size, int) or not 0 <= size <= MAX_BLOCK:
             raise ValueError("bad chunk id or size")
@@ -295,6 +303,7 @@ class TreeWriter:
         self._pack_refs: set[PackRef] = set()
         self._compress_threads = max(1, os.cpu_count() or 1)
         self._compress = ThreadPoolExecutor(self._compress_threads, thread_name_prefix="compress")
+        self._ahead = max(AHEAD, -(-self._compress_threads * RUN_BLOCKS // BATCH))  # a slice per thread
         self._dirs: dict[str, _Dir] = {"": _Dir(DEFAULT_DIR_META, False)}
         self._mutex = threading.Lock()
         self.stats = TreeStats()
@@ -325,11 +334,12 @@ class TreeWriter:
     def add_file(self, path: str, meta: Meta, chunks: Iterable[bytes]) -> FileEntry:
         """Store a regular file's content (``chunks`` in order, as cut by the chunker); return its entry.
 
-        Chunks are taken ``BATCH`` at a time, each batch cut into one slice per pool thread; a
-        slice's task computes the ids, looks them up, and compresses the new blocks (HMAC and zstd
-        release the interpreter, so the cores work together). While up to ``AHEAD`` batches are
-        in the pool this thread reads the next one; finished batches are added to the packs in
-        order, as one chunk at a time would have added them.
+        Chunks are taken ``BATCH`` at a time, each batch cut into slices of ``RUN_BLOCKS``; a
+        slice's task computes the ids, looks them up, and compresses and seals the new blocks, in
+        runs (HMAC and zstd release the interpreter, so the cores work together). While up to
+        ``AHEAD`` batches (more with more pool threads, so each thread has a slice) are in the
+        pool this thread reads the next one; finished batches are added to the packs in order,
+        as one chunk at a time would have added them.
         """
         if not path:
             raise ValueError("a file needs a name")
@@ -345,7 +355,7 @@ class TreeWriter:
                 if len(batch) == BATCH:
                     pending.append((batch, self._submit(batch)))
                     batch = []
-                    if len(pending) > AHEAD:
+                    if len(pending) > self._ahead:
                         out += self._store_batch(*pending.popleft())
             if batch:
                 pending.append((batch, self._submit(batch)))
@@ -400,54 +410,99 @@ class TreeWriter:
 
     # -- blocks
     def _submit(self, plains: list[bytes]) -> list[Future[_Slice]]:
-        """One pool task per slice of ``plains``: ids, and the sealed frames of the new blocks."""
-        n = self._compress_threads
-        step = max(1, -(-len(plains) // n)) if len(plains) >= 2 * n else len(plains)
-        return [self._compress.submit(self._hash_and_compress, plains[i:i + step])
-                for i in range(0, len(plains), step)]
+        """One pool task per slice of ``RUN_BLOCKS`` chunks of ``plains``: ids, and the sealed frames of
+        the new blocks (a run never spans two slices, so a slice's task forms its runs alone)."""
+        return [self._compress.submit(self._hash_and_compress, plains[i:i + RUN_BLOCKS])
+                for i in range(0, len(plains), RUN_BLOCKS)]
 
     def _hash_and_compress(self, plains: list[bytes]) -> _Slice:
+        """The ids of ``plains``, and a sealed frame for each run of consecutive blocks that are new
+        (neither in ``known`` nor stored by this snapshot yet, and not repeating an earlier block of
+        the slice): at most ``RUN_BLOCKS`` blocks and ``RUN_BYTES`` bytes; a run of one block is a
+        one-block frame."""
         ids = [block_id(self._key, p) for p in plains]
         with self._mutex:
             new = {i for i, bid in enumerate(ids) if bid not in self._used and bid not in self._known}
         seen: set[str] = set()
-        compressed: dict[str, bytes] = {}
-        for i in sorted(new):
-            if ids[i] not in seen:
+        runs: list[_Run] = []
+        cur: list[int] = []
+        size = 0
+        for i in range(len(plains)):
+            if i in new and ids[i] not in seen:
                 seen.add(ids[i])
-                compressed[ids[i]] = self._packs.frame(ids[i], compress_block(plains[i]))
-        return ids, compressed
+                if len(cur) == RUN_BLOCKS or size + len(plains[i]) > RUN_BYTES:
+                    runs.append(self._seal_run(ids, plains, cur))
+                    cur, size = [], 0
+                cur.append(i)
+                size += len(plains[i])
+            elif cur:
+                runs.append(self._seal_run(ids, plains, cur))
+                cur, size = [], 0
+        if cur:
+            runs.append(self._seal_run(ids, plains, cur))
+        return ids, runs
+
+    def _seal_run(self, ids: list[str], plains: list[bytes], at: list[int]) -> _Run:
+        """The frame of blocks ``at`` (consecutive indexes of ``plains``): a run frame, or for one block
+        a one-block frame (``number`` None). Thread safe."""
+        if len(at) == 1:
+            return at[0], at[0] + 1, None, self._packs.frame(ids[at[0]], compress_block(plains[at[0]]))
+        number, frame = self._packs.run_frame([plains[i] for i in at])
+        return at[0], at[-1] + 1, number, frame
 
     def _store_batch(self, plains: list[bytes], futures: list[Future[_Slice]]) -> list[ChunkRef]:
         """Add a submitted batch to the packs, in order. A block found new by its task but stored
-        meanwhile (an earlier batch, another thread) is referenced, not stored twice; a block
-        stored by nobody was compressed by its task (``_used`` only grows, ``_known`` is fixed)."""
-        ids: list[str] = []
-        compressed: dict[str, bytes] = {}
-        for f in futures:
-            part_ids, part = f.result()
-            ids += part_ids
-            compressed.update(part)
+        meanwhile (an earlier batch or slice, another thread) is referenced, not stored twice: its
+        run's frame is dropped and the run's other blocks are sealed again here, without it; a
+        block stored by nobody was sealed by its task (``_used`` only grows, ``_known`` is fixed).
+        The first run frame of a repository adds the ``run-frames`` feature before it is uploaded."""
+        slices = [f.result() for f in futures]
         out = []
+        base = 0
         with self._mutex:
-            for bid, plain in zip(ids, plains, strict=True):
-                loc = self._used.get(bid)
-                new = False
-                if loc is None:
-                    loc = self._known.get(bid)
+            for ids, runs in slices:
+                part = plains[base:base + len(ids)]
+                base += len(ids)
+                fresh: set[int] = set()
+                for start, end, number, frame in runs:
+                    if any(ids[k] in self._used for k in range(start, end)):
+                        todo = [k for k in range(start, end) if ids[k] not in self._used]
+                        while todo:  # what is left of the run, in runs of consecutive blocks
+                            cut = next((n for n in range(1, len(todo)) if todo[n] != todo[n - 1] + 1), len(todo))
+                            self._add_run(ids, part, self._seal_run(ids, part, todo[:cut]), fresh)
+                            todo = todo[cut:]
+                        continue
+                    self._add_run(ids, part, (start, end, number, frame), fresh)
+                for k, (bid, plain) in enumerate(zip(ids, part, strict=True)):
+                    loc = self._used.get(bid)
                     if loc is None:
-                        loc = self._packs.add_frame(bid, len(plain), compressed[bid])
-                        new = True
-                    self._used[bid] = loc
-                self._pack_refs.add(_pack_ref(loc))
-                if new:
-                    self.stats.new_blocks += 1
-                    self.stats.new_bytes += len(plain)
-                else:
-                    self.stats.reused_blocks += 1
-                    self.stats.reused_bytes += len(plain)
-                out.append(ChunkRef(bid, len(plain), loc))
+                        loc = self._known.get(bid)
+                        if loc is None:
+                            raise AssertionError(f"block {bid[:16]} was neither stored nor known")
+                        self._used[bid] = loc
+                    self._pack_refs.add(_pack_ref(loc))
+                    if k in fresh:
+                        self.stats.new_blocks += 1
+                        self.stats.new_bytes += len(plain)
+                    else:
+                        self.stats.reused_blocks += 1
+                        self.stats.reused_bytes += len(plain)
+                    out.append(ChunkRef(bid, len(plain), loc))
         return out
+
+    def _add_run(self, ids: list[str], plains: list[bytes], run: _Run, fresh: set[int]) -> None:
+        """Append a sealed run (or one-block frame) to the packs; record its blocks' locations. Caller
+        holds the mutex."""
+        start, end, number, frame = run
+        if number is None:
+            self._used[ids[start]] = self._packs.add_frame(ids[start], len(plains[start]), frame)
+        else:
+            if RUN_FRAMES not in self.repo.config.features:
+                self.repo.add_feature(RUN_FRAMES)  # before the pack holding this frame is uploaded
+            locs = self._packs.add_run(number, [len(p) for p in plains[start:end]], frame)
+            for k, loc in zip(range(start, end), locs, strict=True):
+                self._used[ids[k]] = loc
+        fresh.update(range(start, end))
 
     def _put(self, plain: bytes, *, node: bool) -> ChunkRef:
         if len(plain) > MAX_BLOCK:
@@ -531,6 +586,12 @@ def _unprefixed(message: str, prefix: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
+def _also(hit: list[tuple[str, Location]]) -> str:
+    """`` (and blocks b, c of the same run frame)`` when a frame holds more referenced blocks."""
+    rest = sorted(bid[:16] for bid, _ in hit[1:])
+    return f" (and block{'s' if len(rest) > 1 else ''} {', '.join(rest)} of the same run frame)" if rest else ""
+
+
 def _pack_ref(loc: Location) -> PackRef:
     return PackRef(loc.backup_id, pack_name(loc.pack), loc.dek_id)
 
@@ -557,7 +618,8 @@ class TreeReader:
         return self._read_refs(entry.chunks, entry.path)
 
     def _read_refs(self, refs: Iterable[ChunkRef], where: str) -> Iterator[bytes]:
-        """Plaintext of ``refs`` in order; adjacent frames of one pack are read in one request."""
+        """Plaintext of ``refs`` in order; adjacent frames of one pack are read in one request, and
+        a run frame that consecutive refs point into is opened once for all of them."""
         refs = list(refs)
         for i, j, span in frame_runs([r.loc for r in refs], MAX_SPAN):
             first = refs[i]
@@ -565,16 +627,21 @@ class TreeReader:
                 data = self.repo.read_span(first.loc, span)
             except IntegrityError as exc:
                 raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
-            pos = 0
+            run: tuple[int, list[bytes]] | None = None  # (offset, blocks) of the run frame opened last
             for r in refs[i:j]:
+                pos = r.loc.offset - first.loc.offset
                 try:
-                    plain = self.repo.open_block(data[pos:pos + r.loc.length], r.loc, r.id)
+                    if r.loc.sub is None:
+                        plain = self.repo.open_block(data[pos:pos + r.loc.length], r.loc, r.id)
+                    else:
+                        if run is None or run[0] != r.loc.offset:
+                            run = (r.loc.offset, self.repo.open_run(data[pos:pos + r.loc.length], r.loc, r.id))
+                        plain = self.repo.prove_in_run(run[1], r.loc, r.id)
                 except IntegrityError as exc:
                     raise IntegrityError(f"{where}: {exc.message}", hint=exc.hint) from exc
                 if len(plain) != r.size:
                     raise IntegrityError(f"{where}: block {r.id[:16]} has {len(plain)} bytes, the tree says {r.size}")
                 yield plain
-                pos += r.loc.length
 
     def _node(self, refs: tuple[ChunkRef, ...], path: str) -> list[Entry]:
         """The entries of the directory at ``path`` whose node is ``refs``; IntegrityError naming it."""
@@ -693,12 +760,15 @@ class TreeReader:
 
         For each pack, read whole: its stored bytes hash to the manifest's SHA-256, its frames
         lie end to end, every frame is one this snapshot references, and every frame opens
-        (AEAD under its data key, bound to its block id; keyed hash = id). Returns pack name →
+        (AEAD under its data key, bound to its block id, or for a run frame to its run; keyed hash
+        = id for every block of it the snapshot references; a run frame that does not open is
+        reported once, naming the blocks of it that the snapshot references). Returns pack name →
         problems (only damaged packs). Packs of other backups are ``check``'s business.
         """
-        by_place: dict[tuple[int, int], tuple[str, Location]] = {
-            (loc.pack, loc.offset): (bid, loc) for bid, loc in self.referenced_blocks().items()
-            if loc.backup_id == backup_id}
+        by_place: dict[tuple[int, int], list[tuple[str, Location]]] = {}  # a run frame: each block in it
+        for bid, loc in self.referenced_blocks().items():
+            if loc.backup_id == backup_id:
+                by_place.setdefault((loc.pack, loc.offset), []).append((bid, loc))
         out: dict[str, list[str]] = {}
         for entry in packs:
             key = data_key(backup_id, entry.name)
@@ -721,10 +791,23 @@ class TreeReader:
                 if hit is None:
                     found.append(f"frame at byte {offset} is not referenced by the index")
                     continue
+                frame = data[offset:offset + length]
+                if hit[0][1].sub is None:
+                    try:
+                        self.repo.open_block(frame, hit[0][1], hit[0][0])
+                    except SwarmError as exc:
+                        found.append(exc.message.removeprefix(f"{key}: "))
+                    continue
                 try:
-                    self.repo.open_block(data[offset:offset + length], hit[1], hit[0])
+                    blocks = self.repo.open_run(frame, hit[0][1], hit[0][0])
                 except SwarmError as exc:
-                    found.append(exc.message.removeprefix(f"{key}: "))
+                    found.append(exc.message.removeprefix(f"{key}: ") + _also(hit))
+                    continue
+                for bid, loc in sorted(hit, key=lambda h: h[1].sub or 0):
+                    try:
+                        self.repo.prove_in_run(blocks, loc, bid)
+                    except SwarmError as exc:
+                        found.append(exc.message.removeprefix(f"{key}: "))
             if found:
                 out[entry.name] = found
         return out
@@ -948,14 +1031,54 @@ def _check_packs(repo: Repository, read_refs: Callable[[list[ChunkRef], str], It
             continue
         if not read_data:
             continue
-        for r, where in sorted(items, key=lambda it: it[0].loc.offset):
-            if r.id in skip:
+        frames: dict[int, list[tuple[ChunkRef, str]]] = {}  # a run frame: the blocks of it to check
+        for r, where in sorted(items, key=lambda it: (it[0].loc.offset, it[0].loc.sub or 0)):
+            if r.id not in skip:
+                frames.setdefault(r.loc.offset, []).append((r, where))
+        for group in frames.values():
+            if group[0][0].loc.sub is not None:
+                problems += _check_run(repo, group)
                 continue
-            try:
-                collections.deque(read_refs([r], where), maxlen=0)  # read and verify, keep nothing
-            except SwarmError as exc:
-                problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
+            for r, where in group:
+                try:
+                    collections.deque(read_refs([r], where), maxlen=0)  # read and verify, keep nothing
+                except SwarmError as exc:
+                    problems.append(TreeProblem(where or "/", _unprefixed(exc.message, f"{where}: ")))
     return problems
+
+
+def _check_run(repo: Repository, group: list[tuple[ChunkRef, str]]) -> list[TreeProblem]:
+    """Check the blocks ``group`` of one run frame: the frame read and opened once; a frame that does
+    not open is one problem per path that needs it, naming that path's blocks in it; then each block
+    proven to be its id (one problem per block that is not)."""
+    first = group[0][0]
+    try:
+        blocks = repo.open_run(repo.read_span(first.loc, first.loc.length), first.loc, first.id)
+    except SwarmError:
+        out = []
+        by_path: dict[str, list[ChunkRef]] = {}
+        for r, where in group:
+            by_path.setdefault(where, []).append(r)
+        for where, refs in by_path.items():
+            try:  # the same failure again, named by this path's first block
+                repo.open_run(repo.read_span(refs[0].loc, refs[0].loc.length), refs[0].loc, refs[0].id)
+                message = "its run frame reads back only on the second attempt"
+            except SwarmError as exc:
+                message = exc.message
+            more = sorted(r.id[:16] for r in refs[1:])
+            if more:
+                message += f" (and block{'s' if len(more) > 1 else ''} {', '.join(more)} of the same frame)"
+            out.append(TreeProblem(where or "/", message))
+        return out
+    out = []
+    for r, where in group:
+        try:
+            plain = repo.prove_in_run(blocks, r.loc, r.id)
+            if len(plain) != r.size:
+                raise IntegrityError(f"block {r.id[:16]} has {len(plain)} bytes, the tree says {r.size}")
+        except SwarmError as exc:
+            out.append(TreeProblem(where or "/", exc.message))
+    return out
 
 
 def snapshot_index_name(manifest: Manifest) -> str:
