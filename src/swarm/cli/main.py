@@ -35,7 +35,6 @@ from swarm.cli.commands import (
     wal,
 )
 from swarm.errors import ExitCode, SwarmError
-from swarm.procs import keep_large_allocations
 
 app = typer.Typer(help="swarm: backup, restore and disaster recovery.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -104,7 +103,6 @@ def main() -> None:
     so files are 0600 and directories 0700 unless a place grants more on purpose (what the
     PostgreSQL server user must read or enter is chowned to it or chmod'ed explicitly)."""
     os.umask(0o077)
-    keep_large_allocations()  # packs and restore pieces reuse freed memory (swarm.procs)
     argv = sys.argv[1:]
     as_json = "--json" in argv
     renamed = _renamed(argv)

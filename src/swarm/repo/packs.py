@@ -51,6 +51,7 @@ import zstandard
 
 from swarm.crypto.aead import OpenFailed, open_sealed, seal
 from swarm.errors import IntegrityError
+from swarm.procs import keep_large_allocations
 
 PACK_MAGIC = b"SWPK"
 PACK_HEADER = PACK_MAGIC + struct.pack(">BBH", 1, 1, 0)
@@ -233,6 +234,15 @@ class PackUpload:
     plain_size: int
 
 
+_kept: list[bool] = []
+
+
+def _keep_large_allocations_once() -> None:
+    """Packs are assembled in ~33 MiB buffers: let the process reuse them (``swarm.procs``)."""
+    if not _kept:
+        _kept.append(keep_large_allocations())
+
+
 class PackWriter:
     """Seal blocks into frames and upload full packs in the background.
 
@@ -250,6 +260,7 @@ class PackWriter:
         self.dek_id = dek_id
         self._dek = dek
         self._upload = upload
+        _keep_large_allocations_once()
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="pack-upload")
         self._slots = threading.Semaphore(max(1, max_pending))
         self._futures: list[Future[None]] = []
