@@ -133,7 +133,7 @@ WHAT_IS_LEFT = (
     "change, and the run before it (commit 8848a1e), measured the restore at 0.93× and 0.90× (0.97× before the "
     "change). swarm's peak memory at 2 GB is lower than before this session (148 MB against 157 MB); it is the "
     "small database's that fell more (116 MB against 157 MB): commands no longer import what they do not use "
-    "(the S3 library and the object-storage and verify code are about 30 MB of a process), so the two now differ."
+    "(the S3 library and the object-storage and verify code are about 22 MB of a process), so the two now differ."
 )
 
 def main() -> None:
