@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,11 @@ print(json.dumps({"code": code, "heavy": heavy}))
 def test_wal_push_to_a_local_repository_imports_neither_psycopg_nor_boto3(tmp_path: Path) -> None:
     segment = tmp_path / "pg_wal" / "000000010000000000000003"
     segment.parent.mkdir()
-    segment.write_bytes(os.urandom(1 << 16) + bytes((16 << 20) - (1 << 16)))
+    # a segment's long page header (magic, XLP_LONG_HEADER, timeline 1, page address, rem_len,
+    # padding, system identifier, segment size, block size): what says which cluster it is from
+    header = struct.pack("<HHIQII QII", 0xD110, 0x0002, 1, 3 * (16 << 20), 0, 0, 7_300_000_000_000_000_001,
+                         16 << 20, 8192)
+    segment.write_bytes(header + os.urandom((1 << 16) - len(header)) + bytes((16 << 20) - (1 << 16)))
     create_key_file(tmp_path / "keys" / "repo.key")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "PG"))}
     env.update(SWARM_HOME=str(tmp_path / "home"), SWARM_BACKUP_REPO=f"file://{tmp_path / 'repo'}",
