@@ -271,11 +271,14 @@ def _median_index(values: list[float]) -> int:
 
 # What profiling showed (2026-11-28): kept with the table so the next run of this script keeps it.
 WHAT_IS_LEFT = (
-    "Against the aims of issue 16 (2026-11-28): restore ≤ 1.0× is met (0.99×), the 0.7× aim is not; a full "
-    "backup stores 1.01× pgBackRest's bytes (aim ≤ 1.0×: missed by about 1.4 %: the tree's nodes are 0.55 % of "
+    "Against the aims of issue 16 (2026-11-28, this run and the one at c255bb3): restore is level with "
+    "pgBackRest's (1.01× here, 0.99× before: the ≤ 1.0× aim is met within the noise of the pairs, the 0.7× aim "
+    "is not); a full backup stores 1.01× pgBackRest's bytes (aim ≤ 1.0×: missed by about 1.4 %: the tree's "
+    "nodes are 0.55 % of "
     "a backup, the rest is the zstd context a 2 MiB run of blocks has and a whole 1 GB segment file has more of; "
     "runs of 128 blocks measured 0.9 % smaller on a 500 MB cluster, at twice the bytes read for one block) and "
-    "takes 1.42× its time (aim: equal). Profile of a full backup of 2.6 GB (sampling every thread): the "
+    "takes 1.19× its time here and 1.42× in the run before (aim: equal). Profile of a full backup of 2.6 GB "
+    "(sampling every thread): the "
     "process used 13.2 CPU seconds in 10.1 s of streaming (5 s per GB) and the server's walsender about one "
     "more core-second per GB, so both cores are busy; the two compression threads are busy 71 % of the time "
     "(zstd 46 %, the keyed hash that names each block 15 %, sealing and the open-again check 6 %), the reader "
