@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 from swarm.errors import IntegrityError
 from swarm.repo.format import data_key
 from swarm.repo.packs import MAX_SPAN, Location, block_id, frame_runs, open_frame, open_run, run_block
-from swarm.repo.treepaths import parent_fd
+from swarm.repo.treepaths import finish_file, parent_fd
 
 if TYPE_CHECKING:
     from swarm.repo.repository import Repository
@@ -258,16 +258,11 @@ def _create(root_fd: int, e: Entry) -> None:
 
 
 def _finish(root_fd: int, e: Entry, written: int, sync: bool) -> None:
-    if written != e.size:
-        raise IntegrityError(f"restored {e.path} has {written} bytes, the snapshot says {e.size}")
     fd = _open_in(root_fd, e, os.O_RDONLY)
     try:
         if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
             raise IntegrityError(f"restored {e.path} is not a regular file")
-        os.fchmod(fd, e.meta.mode)
-        os.utime(fd, ns=(e.meta.mtime_ns, e.meta.mtime_ns))
-        if sync:
-            os.fsync(fd)
+        finish_file(fd, e.path, written, e.size, e.meta.mode, e.meta.mtime_ns, sync=sync)
     finally:
         os.close(fd)
 

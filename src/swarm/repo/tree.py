@@ -74,7 +74,7 @@ from swarm.repo.packs import (
     split_frames,
 )
 from swarm.repo.repository import BackupWriter, Repository
-from swarm.repo.treepaths import check_name, check_path
+from swarm.repo.treepaths import check_name, check_path, finish_file
 from swarm.repo.treepaths import join as _join
 from swarm.repo.treepaths import open_dir as _open_dir
 from swarm.repo.treepaths import parent as _parent
@@ -919,12 +919,7 @@ class TreeReader:
                         raise _Stopped(e.path)
                     fh.write(plain)
                     written += len(plain)
-            if written != e.size:
-                raise IntegrityError(f"restored {e.path} has {written} bytes, the snapshot says {e.size}")
-            os.fchmod(fd, e.meta.mode)
-            os.utime(fd, ns=(e.meta.mtime_ns, e.meta.mtime_ns))
-            if sync:
-                os.fsync(fd)
+            finish_file(fd, e.path, written, e.size, e.meta.mode, e.meta.mtime_ns, sync=sync)
         finally:
             os.close(fd)
         return written

@@ -64,3 +64,15 @@ def parent_fd(root_fd: int, path: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def finish_file(fd: int, path: str, written: int, size: int, mode: int, mtime_ns: int, *, sync: bool) -> None:
+    """Close out a restored file through its descriptor: ``written`` must be the snapshot's
+    ``size`` (else IntegrityError naming ``path``), then its mode and mtime, and with ``sync``
+    an fsync. The thread path (``TreeReader``) and the worker path (``rebuild``) both end here."""
+    if written != size:
+        raise IntegrityError(f"restored {path} has {written} bytes, the snapshot says {size}")
+    os.fchmod(fd, mode)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+    if sync:
+        os.fsync(fd)
