@@ -1318,8 +1318,10 @@ class Repository:
         return key
 
     def job_runs(self, job: str | None = None, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """The job history (of one ``job``, or all), oldest slot first. A record that does not open is
-        named in ``damaged`` (key → problem) and skipped when given, else raises IntegrityError."""
+        """The job history (of one ``job``, or all), oldest slot first; runs of the same slot (a job and
+        the job chained after it, both within one second) in the order they started. A record that
+        does not open is named in ``damaged`` (key → problem) and skipped when given, else raises
+        IntegrityError."""
         out = []
         for info in self._store.list(JOBS_PREFIX + (f"{job}/" if job else "")):
             if not info.key.endswith(".json"):
@@ -1336,7 +1338,8 @@ class Repository:
             except ObjectNotFound:
                 continue
             out.append(body)
-        return sorted(out, key=lambda r: (str(r["slot"]), int(r.get("attempt") or 0), str(r["job"])))
+        return sorted(out, key=lambda r: (str(r["slot"]), str(r.get("started_at") or ""), int(r.get("attempt") or 0),
+                                          str(r["job"])))
 
     def stored_bytes(self) -> int:
         """Every byte the repository's store holds (one listing of the whole store)."""
