@@ -197,9 +197,7 @@ def teardown(rec: ScratchRecord, bucket_config: Callable[[str], BucketConfig] | 
             except Exception:
                 exists = False
             if exists:
-                empty_bucket(b)
-                if rec.bucket_created:
-                    b.call("delete bucket", b.client.delete_bucket, Bucket=b.name)
+                _empty_and_delete(b, delete=rec.bucket_created)
         except SwarmError as exc:
             problems.append(f"scratch bucket {rec.bucket}: {exc.message}")
     if rec.state_dir and drill_id_of(Path(rec.state_dir).name) == rec.drill_id:
@@ -208,6 +206,24 @@ def teardown(rec: ScratchRecord, bucket_config: Callable[[str], BucketConfig] | 
     if not problems:
         shutil.rmtree(rec.directory, ignore_errors=True)
     return problems
+
+
+def _empty_and_delete(b: Bucket, *, delete: bool, attempts: int = 5, pause_s: float = 1.0) -> None:
+    """Empty the scratch bucket and (``delete``) remove it. An interrupted drill's object restore
+    may still have uploads in flight for a moment after the interrupt (its worker threads finish
+    the object they hold): an object that lands after the emptying makes the delete fail, so the
+    bucket is emptied and the delete tried again, ``attempts`` times ``pause_s`` apart."""
+    for attempt in range(1, attempts + 1):
+        empty_bucket(b)
+        if not delete:
+            return
+        try:
+            b.call("delete bucket", b.client.delete_bucket, Bucket=b.name)
+            return
+        except SwarmError:
+            if attempt == attempts:
+                raise
+            time.sleep(pause_s)
 
 
 # ---- leftovers of killed drills ---------------------------------------------------------------
